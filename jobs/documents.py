@@ -1,0 +1,160 @@
+"""Metric documents: one schema for every metric mlmon computes.
+
+Drift, data quality, performance (realised and estimated), explainability and
+fairness results are all written as documents of this one shape, so one index
+template, one DuckDB table, one set of Kibana panels and one alert rule engine
+serve them all.
+
+The document id is a hash of what identifies the measurement — model, version,
+metric, feature, class, segment and window — and nothing else, so re-running a
+window, a backfill, or a recomputation after late labels overwrites the
+previous value instead of adding a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+Status = Literal["ok", "warning", "alert", "insufficient_data", "no_threshold"]
+STATUSES: tuple[str, ...] = ("ok", "warning", "alert", "insufficient_data", "no_threshold")
+#: Severity order, for "worst status" roll-ups.
+SEVERITY: dict[str, int] = {"no_threshold": 0, "ok": 0, "insufficient_data": 1, "warning": 2, "alert": 3}
+Family = Literal["drift", "data_quality", "prediction_drift", "performance", "estimated_performance",
+                 "label_coverage", "explainability", "fairness", "volume"]
+Maturity = Literal["provisional", "final"]
+
+#: Index (Elasticsearch) / table (DuckDB) names of what the jobs write.
+METRICS_INDEX = "mlmon-metrics"
+ALERTS_INDEX = "mlmon-alerts"
+REFERENCES_INDEX = "mlmon-references"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """When a value is a warning or an alert, and where that rule came from."""
+
+    warning: float | None
+    alert: float | None
+    #: "above": larger is worse (drift); "below": smaller is worse (accuracy).
+    direction: Literal["above", "below"] = "above"
+    #: "default", "config", "calibrated" (on the reference) or "reference_relative".
+    source: str = "default"
+
+    def status(self, value: float | None) -> Status:
+        if value is None or (self.warning is None and self.alert is None):
+            return "no_threshold"
+        worse = (lambda v, t: v > t) if self.direction == "above" else (lambda v, t: v < t)
+        if self.alert is not None and worse(value, self.alert):
+            return "alert"
+        if self.warning is not None and worse(value, self.warning):
+            return "warning"
+        return "ok"
+
+
+@dataclass(frozen=True)
+class MetricDocument:
+    model: str
+    model_version: str
+    family: Family
+    metric: str                     # e.g. "wasserstein", "psi", "f1", "demographic_parity_difference"
+    window_start: datetime
+    window_end: datetime
+    value: float | None
+    status: Status
+    n_current: int
+    run_id: str
+    code_version: str
+    method: str = ""                # how it was computed, e.g. "binned:1000-quantiles"
+    feature: str = ""               # "" when the metric is not per feature
+    class_label: str = ""           # "" when not per class; "macro"/"weighted" for averages
+    segment_field: str = ""         # "" = all traffic
+    segment_value: str = ""
+    threshold: Threshold | None = None
+    n_reference: int | None = None
+    reference_id: str = ""
+    maturity: Maturity | None = None  # performance only: provisional until labels mature
+    details: dict[str, Any] = field(default_factory=dict)  # p-values, coverage, estimation error ...
+    computed_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def id(self) -> str:
+        return metric_id(self.model, self.model_version, self.family, self.metric, self.feature,
+                         self.class_label, self.segment_field, self.segment_value,
+                         self.window_start, self.window_end)
+
+    def to_source(self) -> dict[str, Any]:
+        """The document as stored (nested, ECS-style names; see METRIC_FIELDS)."""
+        th = self.threshold
+        return {
+            "@timestamp": _iso(self.window_end),
+            "mlmon": {"model": {"name": self.model, "version": self.model_version}},
+            "metric": {
+                "id": self.id,
+                "family": self.family,
+                "name": self.metric,
+                "feature": self.feature,
+                "class": self.class_label,
+                "segment": {"field": self.segment_field, "value": self.segment_value},
+                "value": self.value,
+                "status": self.status,
+                "maturity": self.maturity,
+                "method": self.method,
+                "threshold": None if th is None else {
+                    "warning": th.warning, "alert": th.alert, "direction": th.direction, "source": th.source},
+                "details": self.details,
+            },
+            "window": {"start": _iso(self.window_start), "end": _iso(self.window_end)},
+            "n": {"current": self.n_current, "reference": self.n_reference},
+            "reference": {"id": self.reference_id},
+            "job": {"run_id": self.run_id, "code_version": self.code_version,
+                    "computed_at": _iso(self.computed_at)},
+        }
+
+
+#: Field name -> type of a stored metric document (index template and DuckDB table derive from it).
+METRIC_FIELDS: dict[str, str] = {
+    "@timestamp": "date",
+    "mlmon.model.name": "keyword",
+    "mlmon.model.version": "keyword",
+    "metric.id": "keyword",
+    "metric.family": "keyword",
+    "metric.name": "keyword",
+    "metric.feature": "keyword",
+    "metric.class": "keyword",
+    "metric.segment.field": "keyword",
+    "metric.segment.value": "keyword",
+    "metric.value": "double",
+    "metric.status": "keyword",
+    "metric.maturity": "keyword",
+    "metric.method": "keyword",
+    "metric.threshold.warning": "double",
+    "metric.threshold.alert": "double",
+    "metric.threshold.direction": "keyword",
+    "metric.threshold.source": "keyword",
+    "metric.details": "flattened",
+    "window.start": "date",
+    "window.end": "date",
+    "n.current": "long",
+    "n.reference": "long",
+    "reference.id": "keyword",
+    "job.run_id": "keyword",
+    "job.code_version": "keyword",
+    "job.computed_at": "date",
+}
+
+
+def metric_id(model: str, version: str, family: str, metric: str, feature: str, class_label: str,
+              segment_field: str, segment_value: str, window_start: datetime, window_end: datetime) -> str:
+    """Deterministic id: same measurement, same id, whatever run computed it."""
+    key = "\x1f".join((model, version, family, metric, feature, class_label, segment_field, segment_value,
+                       _iso(window_start), _iso(window_end)))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+
+def _iso(ts: datetime) -> str:
+    if ts.tzinfo is None:
+        raise ValueError(f"naive datetime {ts!r}: mlmon works in UTC; pass an aware datetime")
+    return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

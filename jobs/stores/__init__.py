@@ -1,0 +1,1 @@
+"""Stores: the only code that knows Elasticsearch from DuckDB."""

@@ -1,0 +1,105 @@
+"""DuckDB tables of the embedded store, derived from the event contract.
+
+One table per event kind; its columns are the contract's dotted field names
+(quoted), so a DuckDB query and an Elasticsearch query name the same fields.
+User-named families (features, scores, segments, attributions, labels) become
+columns on first sight (``ALTER TABLE ... ADD COLUMN``), typed by their family:
+a column per feature keeps scans columnar and fast.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from mlmon.documents import METRIC_FIELDS
+from mlmon_logging import contract
+
+#: Version of the table layout; recorded in ``mlmon_meta`` and migrated on open.
+STORE_SCHEMA_VERSION = 1
+
+EVENT_TABLES: dict[contract.Kind, str] = {
+    "prediction": "predictions",
+    "feedback": "feedback",
+    "explanation": "explanations",
+    "emitter": "emitter_stats",
+}
+DEAD_LETTER_TABLE = "dead_letters"
+METRICS_TABLE = "metrics"
+
+_SQL_TYPES: dict[str, str] = {
+    "date": "TIMESTAMPTZ",
+    "keyword": "VARCHAR",
+    "text": "VARCHAR",
+    "double": "DOUBLE",
+    "long": "BIGINT",
+    "boolean": "BOOLEAN",
+    "flattened": "JSON",
+}
+
+
+def sql_type(es_type: str, array: bool = False) -> str:
+    base = _SQL_TYPES[es_type]
+    return f"{base}[]" if array else base
+
+
+def quote(name: str) -> str:
+    """Quote a dotted field name as a DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def event_table_ddl(kind: contract.Kind) -> str:
+    cols = [f"{quote(f.name)} {sql_type(f.type, f.array)}" for f in contract.fields_for(kind)]
+    cols.append(f"{quote('event.ingested')} TIMESTAMPTZ" if not any(
+        f.name == "event.ingested" for f in contract.fields_for(kind)) else "")
+    cols = [c for c in cols if c]
+    cols.append(f"PRIMARY KEY ({quote('event.id')})")
+    return f"CREATE TABLE IF NOT EXISTS {EVENT_TABLES[kind]} ({', '.join(cols)})"
+
+
+DEAD_LETTER_DDL = f"""CREATE TABLE IF NOT EXISTS {DEAD_LETTER_TABLE} (
+    {quote('@timestamp')} TIMESTAMPTZ NOT NULL,
+    {quote('event.id')} VARCHAR PRIMARY KEY,
+    {quote('error.type')} VARCHAR NOT NULL,
+    {quote('error.message')} VARCHAR NOT NULL,
+    {quote('event.original')} VARCHAR NOT NULL,
+    {quote('log.file.path')} VARCHAR,
+    {quote('log.offset')} BIGINT
+)"""
+
+METRICS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {METRICS_TABLE} ("
+    + ", ".join(f"{quote(n)} {sql_type(t)}" for n, t in METRIC_FIELDS.items())
+    + f", PRIMARY KEY ({quote('metric.id')}))"
+)
+
+META_DDL = "CREATE TABLE IF NOT EXISTS mlmon_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create (or migrate to) the current table layout. Idempotent."""
+    con.execute(META_DDL)
+    row = con.execute("SELECT value FROM mlmon_meta WHERE key = 'store_schema_version'").fetchone()
+    found = int(row[0]) if row else None
+    if found is not None and found > STORE_SCHEMA_VERSION:
+        raise RuntimeError(f"store schema version {found} is newer than this mlmon ({STORE_SCHEMA_VERSION}); upgrade mlmon")
+    for kind in EVENT_TABLES:
+        con.execute(event_table_ddl(kind))
+    con.execute(DEAD_LETTER_DDL)
+    con.execute(METRICS_DDL)
+    # Future migrations go here, keyed on `found`.
+    con.execute("INSERT OR REPLACE INTO mlmon_meta VALUES ('store_schema_version', ?)", [str(STORE_SCHEMA_VERSION)])
+
+
+def ensure_family_columns(con: duckdb.DuckDBPyConnection, kind: contract.Kind, names: list[str]) -> None:
+    """Add columns for user-named family fields not seen before (e.g. a new feature)."""
+    table = EVENT_TABLES[kind]
+    existing = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+    for name in names:
+        if name in existing:
+            continue
+        fam = contract.family_of(name)
+        if fam is None or kind not in fam.kinds:
+            raise ValueError(f"{name!r} is not a user-named field of a {kind} event")
+        con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {sql_type(fam.type)}")
+        existing.add(name)
