@@ -1,0 +1,1 @@
+"""Metric math: pure functions over sufficient statistics. No I/O here."""
