@@ -100,6 +100,7 @@ class MetricDocument:
                 "segment": {"field": self.segment_field, "value": self.segment_value},
                 "value": self.value,
                 "status": self.status,
+                "severity": SEVERITY[self.status],
                 "maturity": self.maturity,
                 "method": self.method,
                 "threshold": None if th is None else {
@@ -128,6 +129,7 @@ METRIC_FIELDS: dict[str, str] = {
     "metric.segment.value": "keyword",
     "metric.value": "double",
     "metric.status": "keyword",
+    "metric.severity": "byte",      # SEVERITY of the status: max() over it is the worst status
     "metric.maturity": "keyword",
     "metric.method": "keyword",
     "metric.threshold.warning": "double",

@@ -15,7 +15,10 @@ from mlmon.documents import METRIC_FIELDS
 from mlmon_logging import contract
 
 #: Version of the table layout; recorded in ``mlmon_meta`` and migrated on open.
-STORE_SCHEMA_VERSION = 1
+#: 1: first layout. 2: derived mlmon.prediction.latency_bucket; dead letters gain
+#: event.dataset and event.ingested. Migrations are additive (ADD COLUMN only), so
+#: queries written against an older layout keep working.
+STORE_SCHEMA_VERSION = 2
 
 EVENT_TABLES: dict[contract.Kind, str] = {
     "prediction": "predictions",
@@ -32,6 +35,7 @@ _SQL_TYPES: dict[str, str] = {
     "text": "VARCHAR",
     "double": "DOUBLE",
     "long": "BIGINT",
+    "byte": "TINYINT",
     "boolean": "BOOLEAN",
     "flattened": "JSON",
 }
@@ -47,24 +51,31 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def event_columns(kind: contract.Kind) -> dict[str, str]:
+    """Fixed columns of an event table: every contract field of the kind, plus event.ingested."""
+    cols = {f.name: sql_type(f.type, f.array) for f in contract.fields_for(kind)}
+    cols.setdefault("event.ingested", "TIMESTAMPTZ")
+    return cols
+
+
 def event_table_ddl(kind: contract.Kind) -> str:
-    cols = [f"{quote(f.name)} {sql_type(f.type, f.array)}" for f in contract.fields_for(kind)]
-    cols.append(f"{quote('event.ingested')} TIMESTAMPTZ" if not any(
-        f.name == "event.ingested" for f in contract.fields_for(kind)) else "")
-    cols = [c for c in cols if c]
+    cols = [f"{quote(n)} {t}" for n, t in event_columns(kind).items()]
     cols.append(f"PRIMARY KEY ({quote('event.id')})")
     return f"CREATE TABLE IF NOT EXISTS {EVENT_TABLES[kind]} ({', '.join(cols)})"
 
 
-DEAD_LETTER_DDL = f"""CREATE TABLE IF NOT EXISTS {DEAD_LETTER_TABLE} (
-    {quote('@timestamp')} TIMESTAMPTZ NOT NULL,
-    {quote('event.id')} VARCHAR PRIMARY KEY,
-    {quote('error.type')} VARCHAR NOT NULL,
-    {quote('error.message')} VARCHAR NOT NULL,
-    {quote('event.original')} VARCHAR NOT NULL,
-    {quote('log.file.path')} VARCHAR,
-    {quote('log.offset')} BIGINT
-)"""
+#: Dead-letter columns: the contract's DEAD_LETTER_FIELDS plus the line's byte offset in its file.
+DEAD_LETTER_COLUMNS: dict[str, str] = {
+    **{f.name: sql_type(f.type, f.array) for f in contract.DEAD_LETTER_FIELDS},
+    "log.offset": "BIGINT",
+}
+_DEAD_LETTER_NOT_NULL = {"@timestamp", "error.type", "error.message", "event.original"}
+DEAD_LETTER_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {DEAD_LETTER_TABLE} ("
+    + ", ".join(f"{quote(n)} {t}{' NOT NULL' if n in _DEAD_LETTER_NOT_NULL else ''}"
+                for n, t in DEAD_LETTER_COLUMNS.items())
+    + f", PRIMARY KEY ({quote('event.id')}))"
+)
 
 METRICS_DDL = (
     f"CREATE TABLE IF NOT EXISTS {METRICS_TABLE} ("
@@ -86,7 +97,11 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(event_table_ddl(kind))
     con.execute(DEAD_LETTER_DDL)
     con.execute(METRICS_DDL)
-    # Future migrations go here, keyed on `found`.
+    if found is not None and found < STORE_SCHEMA_VERSION:
+        # Additive migration: add what the current layout has and the old one lacks.
+        for kind, table in EVENT_TABLES.items():
+            _add_missing_columns(con, table, event_columns(kind))
+        _add_missing_columns(con, DEAD_LETTER_TABLE, DEAD_LETTER_COLUMNS)
     con.execute("INSERT OR REPLACE INTO mlmon_meta VALUES ('store_schema_version', ?)", [str(STORE_SCHEMA_VERSION)])
 
 
@@ -103,3 +118,17 @@ def ensure_family_columns(con: duckdb.DuckDBPyConnection, kind: contract.Kind, n
             raise ValueError(f"{name!r} is not a user-named field of a {kind} event")
         con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {sql_type(fam.type)}")
         existing.add(name)
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """Column name -> DuckDB type of ``table`` as it is in the file now."""
+    return {r[0]: r[1] for r in con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        [table]).fetchall()}
+
+
+def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, wanted: dict[str, str]) -> None:
+    existing = table_columns(con, table)
+    for name, sql in wanted.items():
+        if name not in existing:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {sql}")
