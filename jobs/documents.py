@@ -89,7 +89,7 @@ class MetricDocument:
         """The document as stored (nested, ECS-style names; see METRIC_FIELDS)."""
         th = self.threshold
         return {
-            "@timestamp": _iso(self.window_end),
+            "@timestamp": iso(self.window_end),
             "mlmon": {"model": {"name": self.model, "version": self.model_version}},
             "metric": {
                 "id": self.id,
@@ -107,11 +107,11 @@ class MetricDocument:
                     "warning": th.warning, "alert": th.alert, "direction": th.direction, "source": th.source},
                 "details": self.details,
             },
-            "window": {"start": _iso(self.window_start), "end": _iso(self.window_end)},
+            "window": {"start": iso(self.window_start), "end": iso(self.window_end)},
             "n": {"current": self.n_current, "reference": self.n_reference},
             "reference": {"id": self.reference_id},
             "job": {"run_id": self.run_id, "code_version": self.code_version,
-                    "computed_at": _iso(self.computed_at)},
+                    "computed_at": iso(self.computed_at)},
         }
 
 
@@ -152,11 +152,12 @@ def metric_id(model: str, version: str, family: str, metric: str, feature: str, 
               segment_field: str, segment_value: str, window_start: datetime, window_end: datetime) -> str:
     """Deterministic id: same measurement, same id, whatever run computed it."""
     key = "\x1f".join((model, version, family, metric, feature, class_label, segment_field, segment_value,
-                       _iso(window_start), _iso(window_end)))
+                       iso(window_start), iso(window_end)))
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
-def _iso(ts: datetime) -> str:
+def iso(ts: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and 'Z', the one timestamp format of stored documents."""
     if ts.tzinfo is None:
         raise ValueError(f"naive datetime {ts!r}: mlmon works in UTC; pass an aware datetime")
     return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,114 @@
+"""Local alerting on a real embedded (DuckDB) store, with a real webhook receiver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from mlmon.alerts.local import alert_round, alert_store_for
+from mlmon.alerts.rules import AlertsConfig, Rule, WebhookConfig, parse_alerts_config
+from mlmon.alerts.schema import ALERTS_TABLE
+from mlmon.alerts.store import DuckDBAlertStore
+from mlmon.documents import MetricDocument
+from mlmon.stores.duckdb_schema import quote
+from mlmon.stores.duckdb_store import DuckDBStore
+from tests.alerts.conftest import T0, Receiver, make_metric
+
+NOW = T0 + timedelta(days=60)
+
+
+@pytest.fixture
+def metric_store(tmp_path: Path) -> Iterator[DuckDBStore]:
+    store = DuckDBStore(tmp_path / "mlmon.duckdb")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def con(metric_store: DuckDBStore) -> duckdb.DuckDBPyConnection:
+    return metric_store.con
+
+
+def run_days(metric_store: DuckDBStore, days: dict[int, str], configs: dict[str, AlertsConfig],
+             **kwargs: object) -> list[list[str]]:
+    """One job round per day: store that day's metric, then alert. Returns actions per round."""
+    store = DuckDBAlertStore(metric_store.con)
+    out = []
+    for day, status in sorted(days.items()):
+        docs = [make_metric(day, status), make_metric(day, "ok", feature="income")]
+        metric_store.write_metrics(docs)
+        report = alert_round(store, docs, configs, now=NOW, **kwargs)  # type: ignore[arg-type]
+        out.append([a.action for a in report.written])
+    return out
+
+
+def test_round_by_round_alerts_are_stored_once_with_default_rules(metric_store: DuckDBStore,
+                                                                 con: duckdb.DuckDBPyConnection) -> None:
+    statuses = {0: "ok", 1: "alert", 2: "alert", 3: "alert", 4: "ok", 5: "ok"}
+    rounds = run_days(metric_store, statuses, {})
+    # default drift rule: 2 of 3, so day 2 fires; still bad a day later: the daily reminder;
+    # day 4 is ok (no reminder on an ok window) and recovery needs 3-2+1 = 2 ok windows in a row
+    assert rounds == [[], [], ["fired"], ["renotified"], [], ["recovered"]]
+    rows = con.execute(
+        f"SELECT {quote('alert.action')}, {quote('alert.status.previous')}, {quote('alert.status.new')}, "
+        f"{quote('metric.feature')}, {quote('metric.value')}, {quote('metric.threshold.alert')}, "
+        f"{quote('window.end')} FROM {ALERTS_TABLE} ORDER BY {quote('window.end')}").fetchall()
+    assert [r[:6] for r in rows] == [("fired", "alert", "alert", "age", 0.3, 0.25),
+                                     ("renotified", "alert", "alert", "age", 0.3, 0.25),
+                                     ("recovered", "ok", "ok", "age", 0.3, 0.25)]
+    assert rows[0][6] == T0 + timedelta(days=3)
+
+
+def test_rerunning_a_round_writes_and_sends_nothing_new(metric_store: DuckDBStore, con: duckdb.DuckDBPyConnection,
+                                                        receiver: Receiver) -> None:
+    configs = {"churn": AlertsConfig(rules=(Rule("drift", ("drift",), renotify_every=None),),
+                                     webhook=WebhookConfig(url=receiver.url))}
+    store = DuckDBAlertStore(con)
+    docs = [make_metric(0, "alert")]
+    metric_store.write_metrics(docs)
+    first = alert_round(store, docs, configs, now=NOW)
+    again = alert_round(store, docs, configs, now=NOW + timedelta(hours=1))
+    assert [a.action for a in first.written] == ["fired"] and again.written == []
+    assert len(receiver.requests) == 1 and first.delivered == 1
+    assert con.execute(f"SELECT count(*) FROM {ALERTS_TABLE}").fetchone() == (1,)
+
+
+def test_renotify_and_recovery_reach_the_webhook_unless_recovery_is_muted(
+        metric_store: DuckDBStore, receiver: Receiver) -> None:
+    config = parse_alerts_config(
+        {"use_default_rules": False, "webhook": {"url": receiver.url},
+         "rules": [{"id": "drift", "families": ["drift"], "renotify_every": "2d", "notify_recovery": False}]},
+        source="mlmon.yaml", key="models.churn.alerts")
+    rounds = run_days(metric_store, {0: "alert", 1: "alert", 2: "alert", 3: "ok"}, {"churn": config})
+    assert rounds == [["fired"], [], ["renotified"], ["recovered"]]
+    sent = [body["alert"]["alert"]["action"] for _, body in receiver.requests]
+    assert sent == ["fired", "renotified"]  # the recovery is stored, not sent
+
+
+def test_webhook_down_never_fails_the_round(metric_store: DuckDBStore, con: duckdb.DuckDBPyConnection) -> None:
+    def broken(alerts: object, config: object) -> object:
+        from mlmon.alerts.webhook import DeliveryReport
+        return DeliveryReport(0, 1)
+
+    config = AlertsConfig(rules=(Rule("drift", ("drift",)),), webhook=WebhookConfig(url="http://127.0.0.1:1/"))
+    rounds = run_days(metric_store, {0: "alert"}, {"churn": config}, post=broken)
+    assert rounds == [["fired"]]
+    assert con.execute(f"SELECT count(*) FROM {ALERTS_TABLE}").fetchone() == (1,)
+
+
+def test_disabled_model_raises_nothing(metric_store: DuckDBStore) -> None:
+    assert run_days(metric_store, {0: "alert", 1: "alert"}, {"churn": AlertsConfig(enabled=False)}) == [[], []]
+
+
+def test_metric_documents_round_trip_through_the_store(metric_store: DuckDBStore) -> None:
+    doc = make_metric(4, "warning", value=0.12)
+    metric_store.write_metrics([doc])
+    adapter = alert_store_for(metric_store)
+    assert isinstance(adapter, DuckDBAlertStore)
+    [back] = adapter.metric_history("churn", "3", T0)
+    assert back.id == doc.id and back.status == "warning" and back.threshold == doc.threshold
+    assert back.window_end == doc.window_end and back.value == pytest.approx(0.12)
