@@ -69,6 +69,18 @@ _X: tuple[Kind, ...] = ("explanation",)
 _E: tuple[Kind, ...] = ("emitter",)
 _MODEL_EVENTS: tuple[Kind, ...] = ("prediction", "feedback", "explanation")
 
+#: Upper bounds (exclusive, ms) of the latency buckets Logstash / mlmon ingest derive
+#: into ``mlmon.prediction.latency_bucket``; the last bucket is open-ended.
+LATENCY_BUCKETS_MS: tuple[float, ...] = (5, 10, 25, 50, 100, 250, 500, 1000)
+
+
+def _latency_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    lows = (0,) + bounds
+    return tuple(f"{lo:g}-{hi:g}ms" for lo, hi in zip(lows, bounds)) + (f"{bounds[-1]:g}ms+",)
+
+
+LATENCY_BUCKET_LABELS: tuple[str, ...] = _latency_labels(LATENCY_BUCKETS_MS)
+
 FIELDS: tuple[Field, ...] = (
     # --- ECS base and event ------------------------------------------------
     Field("@timestamp", "date", "When the event happened in the model service (UTC, ISO 8601, ms).",
@@ -106,6 +118,9 @@ FIELDS: tuple[Field, ...] = (
           kinds=_MODEL_EVENTS, array=True),
     Field("mlmon.quality.redacted_fields", "keyword", "Fields dropped or replaced by a keyed hash before leaving the process.",
           kinds=_MODEL_EVENTS, array=True),
+    Field("mlmon.quality.invalid_names", "keyword",
+          "User names (features, segments, scores, attributions, labels) that do not match NAME_PATTERN; "
+          "their entries were left out of the event.", kinds=_MODEL_EVENTS, array=True),
     Field("mlmon.quality.truncated", "boolean", "The event exceeded the size limit and fields were dropped or shortened.",
           kinds=_MODEL_EVENTS),
     # --- prediction ----------------------------------------------------------
@@ -114,6 +129,9 @@ FIELDS: tuple[Field, ...] = (
     Field("mlmon.prediction.score", "double", "Model score: probability of the predicted class (binary: of the positive class).",
           kinds=_P),
     Field("mlmon.prediction.latency_ms", "double", "Time the model took for this prediction, in milliseconds.", kinds=_P),
+    Field("mlmon.prediction.latency_bucket", "keyword",
+          "Derived downstream from latency_ms (never emitted): its LATENCY_BUCKETS_MS bucket, for dashboard terms splits.",
+          kinds=_P, allowed=LATENCY_BUCKET_LABELS),
     # --- feedback -------------------------------------------------------------
     Field("mlmon.feedback.actual", "keyword", "Ground-truth class (classification), as a string.", kinds=_F),
     Field("mlmon.feedback.actual_value", "double", "Ground-truth value (regression).", kinds=_F),
@@ -125,6 +143,8 @@ FIELDS: tuple[Field, ...] = (
     Field("mlmon.emitter.dropped", "long", "Events dropped (queue full or sink down) since it started.", kinds=_E, required_in=_E),
     Field("mlmon.emitter.errors", "long", "Sink write errors since it started.", kinds=_E, required_in=_E),
     Field("mlmon.emitter.queued", "long", "Events waiting in the queue when this was reported.", kinds=_E, required_in=_E),
+    Field("mlmon.emitter.sampled_out", "long", "Predictions (with their feedback and explanations) not logged because of "
+          "sampling, since it started.", kinds=_E),
 )
 
 FAMILIES: tuple[FieldFamily, ...] = (
@@ -197,3 +217,26 @@ def data_stream(kind: Kind | Literal["deadletter"], namespace: str = DEFAULT_NAM
     """Target data stream of an event kind, e.g. ``logs-mlmon.prediction-default``."""
     dataset = DEAD_LETTER_DATASET if kind == "deadletter" else DATASETS[kind]
     return f"{DATA_STREAM_TYPE}-{dataset}-{namespace}"
+
+
+# --- dead letters -----------------------------------------------------------------
+#: Fields of a dead-letter document (``data_stream("deadletter")``): a line that
+#: failed validation, kept whole with the reason, never silently dropped.
+DEAD_LETTER_FIELDS: tuple[Field, ...] = (
+    Field("@timestamp", "date", "When the line was rejected (ingest time)."),
+    Field("event.id", "keyword", "SHA-256 of event.original: re-ingesting the same bad line adds no second dead letter."),
+    Field("event.dataset", "keyword", "Always 'mlmon.deadletter'.", allowed=(DEAD_LETTER_DATASET,)),
+    Field("event.ingested", "date", "When Logstash / mlmon ingest received the line."),
+    Field("event.original", "keyword", "The rejected line (invalid UTF-8 bytes replaced by U+FFFD; oversized lines cut to the size limit)."),
+    Field("error.type", "keyword", "Why the line was rejected, one of DEAD_LETTER_REASONS."),
+    Field("error.message", "text", "Human-readable reason naming the offending field."),
+    Field("log.file.path", "keyword", "File the line was read from, when it came from a file."),
+)
+#: Closed vocabulary of ``error.type`` in dead letters.
+DEAD_LETTER_REASONS: tuple[str, ...] = (
+    "oversized_line", "invalid_utf8", "not_json", "not_json_object", "duplicate_field", "missing_field",
+    "unknown_dataset", "unsupported_schema_version", "unknown_field", "invalid_field_name", "too_many_fields",
+    "wrong_type", "non_finite_number", "invalid_value", "invalid_timestamp", "future_timestamp",
+    # Logstash only: the ruby filter raised, or Elasticsearch refused the document (DLQ replay).
+    "pipeline_error", "rejected_by_elasticsearch",
+)

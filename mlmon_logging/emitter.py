@@ -1,0 +1,313 @@
+"""The non-blocking hand-off: a bounded queue drained by one background thread.
+
+The caller thread only appends a tuple to a deque (atomic in CPython) after a
+length check, which keeps it to a fraction of a microsecond; everything else
+(building the event, coercion, redaction, orjson, I/O) happens on the
+background thread. When the queue is full the event is dropped and counted
+under a lock, so the count is exact; concurrent callers can overshoot the
+bound by at most one item each, which keeps memory bounded without a lock on
+the fast path.
+
+The worker takes batches, renders them, and writes each batch to the sink as
+one chunk. A failed write keeps the chunk and retries with exponential
+backoff; meanwhile the queue fills up to its bound and further events are
+dropped and counted. ``flush()`` waits until everything queued before it is
+written; ``close()`` (also run at interpreter exit) drains the queue, writes
+a last telemetry event and closes the sink, giving up on a dead sink after
+``close_timeout`` seconds (what is then lost is counted as dropped).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from mlmon_logging.sinks import Sink
+
+_log = logging.getLogger("mlmon_logging")
+
+#: A worker with nothing to do still wakes this often to send telemetry.
+_IDLE_WAKE_S: Final = 0.5
+#: At most one warning per this many seconds while a sink stays down.
+_WARN_EVERY_S: Final = 60.0
+
+
+@dataclass(frozen=True)
+class EmitterStats:
+    """Counts since the emitter started."""
+
+    emitted: int       # events written to the sink
+    dropped: int       # events lost: queue full, render failure, sink given up on close
+    queued: int        # events accepted and not written yet
+    errors: int        # sink write failures and render failures
+    sampled_out: int   # predictions (and their feedback/explanations) not logged by sampling
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+Renderer = Callable[[Any], "bytes | None"]
+TelemetryRenderer = Callable[[EmitterStats], bytes]
+
+
+class Emitter:
+    def __init__(self, render: Renderer, sink: Sink, *, queue_size: int = 10_000, batch_size: int = 512,
+                 stats_interval: float | None = 60.0, telemetry: TelemetryRenderer | None = None,
+                 close_timeout: float = 5.0, retry_initial: float = 0.1, retry_max: float = 10.0,
+                 name: str = "mlmon-emitter", start: bool = True) -> None:
+        if queue_size < 1 or batch_size < 1:
+            raise ValueError("queue_size and batch_size must be >= 1")
+        if stats_interval is not None and stats_interval <= 0:
+            raise ValueError("stats_interval must be positive (or None for no telemetry)")
+        self._render = render
+        self.sink = sink
+        self._maxsize = queue_size
+        self._batch_size = batch_size
+        self._stats_interval = stats_interval
+        self._telemetry = telemetry
+        self._close_timeout = close_timeout
+        self._retry_initial = retry_initial
+        self._retry_max = retry_max
+        self._name = name
+        self._init_state()
+        _live.add(self)
+        if start:
+            self.start()
+
+    def _init_state(self) -> None:
+        self._queue: deque[Any] = deque()
+        self._drop_lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
+        self._wake = threading.Event()
+        self._idle = False
+        self._closing = False
+        self._closed = False
+        self._give_up_at: float | None = None
+        self._last_warning = float("-inf")
+        self._thread: threading.Thread | None = None
+        # Counters: the drop counters under _drop_lock, the rest written by the worker only.
+        self._dropped_full = 0
+        self._sampled_out = 0
+        self._popped = 0
+        self._handled = 0
+        self._emitted = 0
+        self._dropped_late = 0
+        self._errors = 0
+
+    # --- caller side --------------------------------------------------------------
+    def submit(self, item: Any) -> bool:
+        """Queue an item (never blocks). False if it was dropped."""
+        queue = self._queue
+        if len(queue) < self._maxsize and not self._closing:
+            queue.append(item)
+            if self._idle:
+                self._wake.set()
+            return True
+        with self._drop_lock:
+            self._dropped_full += 1
+        return False
+
+    def count_sampled_out(self) -> None:
+        with self._drop_lock:
+            self._sampled_out += 1
+
+    @property
+    def stats(self) -> EmitterStats:
+        with self._cond:
+            in_flight = self._popped - self._handled
+            queued = len(self._queue) + in_flight
+            emitted, late, errors = self._emitted, self._dropped_late, self._errors
+        with self._drop_lock:
+            dropped, sampled_out = self._dropped_full, self._sampled_out
+        return EmitterStats(emitted=emitted, dropped=dropped + late, queued=queued, errors=errors,
+                            sampled_out=sampled_out)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is written (True) or ``timeout`` passes (False)."""
+        with self._cond:
+            target = self._popped + len(self._queue)
+            if self._thread is None or not self._thread.is_alive():
+                return self._handled >= target
+            self._wake.set()
+            return self._cond.wait_for(lambda: self._handled >= target, timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write everything queued, then close the sink. Idempotent."""
+        if self._closed:
+            return
+        self._closing = True
+        limit = self._close_timeout if timeout is None else timeout
+        self._give_up_at = time.monotonic() + limit
+        thread = self._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            self._wake.set()
+            thread.join(limit + 1.0)
+        elif thread is None:
+            self._run()  # never started: drain on this thread
+        self._closed = True
+        _live.discard(self)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    # --- worker side -------------------------------------------------------------
+    def _run(self) -> None:
+        next_stats = time.monotonic() + (self._stats_interval or 0.0)
+        try:
+            while True:
+                batch = self._take_batch()
+                if batch:
+                    self._process(batch)
+                    if not self._queue:
+                        self._flush_sink()
+                    continue
+                if self._closing:
+                    break
+                now = time.monotonic()
+                if self._stats_interval is not None and now >= next_stats:
+                    self._write_telemetry()
+                    self._flush_sink()
+                    next_stats = now + self._stats_interval
+                self._sleep_until_woken(min(_IDLE_WAKE_S, self._stats_interval or _IDLE_WAKE_S))
+            if self._stats_interval is not None and (self._handled or self._dropped_full):
+                self._write_telemetry()
+        finally:
+            self._flush_sink()
+            try:
+                self.sink.close()
+            except OSError as exc:
+                _log.warning("mlmon: closing sink %r failed: %s", self.sink, exc)
+
+    def _take_batch(self) -> list[Any]:
+        queue = self._queue
+        n = min(len(queue), self._batch_size)
+        if not n:
+            return []
+        batch = [queue.popleft() for _ in range(n)]
+        with self._cond:
+            self._popped += n
+        return batch
+
+    def _sleep_until_woken(self, timeout: float) -> None:
+        # Callers set _wake only when _idle is set; re-check the queue after
+        # announcing idleness so an append racing with it is never missed.
+        self._idle = True
+        if not self._queue and not self._closing:
+            self._wake.wait(timeout)
+        self._idle = False
+        self._wake.clear()
+
+    def _process(self, batch: list[Any]) -> None:
+        lines: list[bytes] = []
+        failed = 0
+        render = self._render
+        for item in batch:
+            try:
+                line = render(item)
+            except Exception:
+                failed += 1
+                _log.exception("mlmon: could not render an event; it is dropped")
+                continue
+            if line is not None:
+                lines.append(line)
+        written = self._write(b"".join(lines)) if lines else True
+        with self._cond:
+            self._errors += failed
+            self._dropped_late += failed
+            if written:
+                self._emitted += len(lines)
+            else:
+                self._dropped_late += len(lines)
+            self._handled += len(batch)
+            self._cond.notify_all()
+
+    def _write(self, chunk: bytes) -> bool:
+        """Write with retries; False once closing and past the close deadline."""
+        delay = self._retry_initial
+        failures = 0
+        while True:
+            try:
+                self.sink.write(chunk)
+                if failures:
+                    _log.warning("mlmon: writing to %r works again after %d failed attempts", self.sink, failures)
+                return True
+            except OSError as exc:
+                with self._cond:
+                    self._errors += 1
+                failures += 1
+                now = time.monotonic()
+                if failures == 1 or now - self._last_warning >= _WARN_EVERY_S:  # one line per outage and minute
+                    self._last_warning = now
+                    _log.warning("mlmon: writing to %r failed (%s); keeping the events and retrying with backoff",
+                                 self.sink, exc)
+            if self._closing and self._give_up_at is not None and time.monotonic() >= self._give_up_at:
+                return False
+            # The wait ends early on close(), whose deadline is then checked above.
+            pause = delay * (0.5 + random.random() / 2)
+            if self._give_up_at is not None:
+                pause = max(0.0, min(pause, self._give_up_at - time.monotonic()))
+            if self._closing:
+                time.sleep(pause)  # _wake stays set once closing: waiting on it would spin
+            else:
+                self._wake.wait(pause)
+                self._wake.clear()
+            delay = min(delay * 2, self._retry_max)
+
+    def _write_telemetry(self) -> None:
+        if self._telemetry is None:
+            return
+        try:
+            chunk = self._telemetry(self.stats)
+            self.sink.write(chunk)
+        except Exception as exc:  # telemetry must never take the emitter down
+            with self._cond:
+                self._errors += 1
+            _log.warning("mlmon: writing emitter telemetry failed: %s", exc)
+
+    def _flush_sink(self) -> None:
+        try:
+            self.sink.flush()
+        except OSError as exc:
+            with self._cond:
+                self._errors += 1
+            _log.warning("mlmon: flushing %r failed: %s", self.sink, exc)
+
+    def _after_fork_in_child(self) -> None:
+        """A forked child has no worker thread: start afresh with an empty queue.
+
+        The parent still owns and writes the events queued before the fork.
+        """
+        self.sink.after_fork()
+        closed = self._closing
+        self._init_state()
+        self._closing = self._closed = closed
+        if not closed:
+            self.start()
+
+
+_live: weakref.WeakSet[Emitter] = weakref.WeakSet()
+
+
+def _close_all() -> None:
+    for emitter in list(_live):
+        emitter.close()
+
+
+def _reinit_all_after_fork() -> None:
+    for emitter in list(_live):
+        emitter._after_fork_in_child()
+
+
+atexit.register(_close_all)
+os.register_at_fork(after_in_child=_reinit_all_after_fork)

@@ -1,0 +1,144 @@
+"""mlmon through the standard library's ``logging``, configurable with ``dictConfig``.
+
+The log message names the event kind and ``extra=`` carries the arguments of
+the matching :class:`~mlmon_logging.ModelLogger` method::
+
+    log = logging.getLogger("mlmon.events")
+    log.info("prediction", extra={"prediction_id": pid, "features": {"age": 41}, "prediction": 1})
+    log.info("feedback", extra={"prediction_id": pid, "actual": 0})
+
+Two pieces, use either:
+
+* :class:`ModelEventHandler` - a handler that hands records to a non-blocking
+  ``ModelLogger`` (queue, background thread, stdout/file/TCP sink);
+* :class:`ModelEventFormatter` - a python-json-logger formatter that renders
+  a record as a contract event line, for any handler (``FileHandler``,
+  ``QueueHandler`` ...). It runs on the logging thread; pair it with
+  :class:`SampleFilter` for sampling.
+
+Example ``dictConfig``::
+
+    {"version": 1,
+     "handlers": {"mlmon": {"()": "mlmon_logging.stdlib.ModelEventHandler",
+                            "model": "churn", "version": "3", "sink": "file:///var/log/mlmon/events.jsonl"}},
+     "loggers": {"mlmon.events": {"handlers": ["mlmon"], "level": "INFO", "propagate": False}}}
+
+Records whose message is not a model event kind are ignored by the handler
+and rendered as plain JSON by the formatter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.orjson import OrjsonFormatter
+
+from mlmon_logging.events import EventBuilder, ModelIdentity, Task
+from mlmon_logging.logger import ModelLogger
+from mlmon_logging.processors import ARGUMENTS, DEFAULT_MAX_EVENT_BYTES, MODEL_KINDS, ModelEvents
+from mlmon_logging.redaction import Action, Redactor
+from mlmon_logging.render import check_limit, render
+from mlmon_logging.sampling import check_rate, keep
+from mlmon_logging.sinks import Sink
+
+_RESERVED = frozenset(RESERVED_ATTRS) | {"message", "asctime"}
+
+
+def _record_arguments(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in record.__dict__.items() if k not in _RESERVED}
+
+
+class ModelEventHandler(logging.Handler):
+    """A logging handler in front of a non-blocking :class:`~mlmon_logging.ModelLogger`.
+
+    Takes the ``ModelLogger`` arguments (``model``, ``version``, ``sink`` ...).
+    ``emit`` only queues: it never blocks the logging thread on I/O.
+    """
+
+    def __init__(self, model: str, version: str, sink: str | Sink = "stdout", level: int | str = logging.NOTSET,
+                 **options: Any) -> None:
+        super().__init__(level)
+        self.model_logger = ModelLogger(model, version, sink, **options)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        kind = record.msg
+        if kind not in MODEL_KINDS:
+            return
+        try:
+            args = _record_arguments(record)
+            pid = args.get("prediction_id")
+            when = record.created
+            mlog = self.model_logger
+            if kind == "prediction":
+                mlog.log_prediction(**{k: args.get(k) for k in ARGUMENTS["prediction"]},
+                                    prediction_id=pid, timestamp=when)
+            elif pid is None:
+                raise ValueError(f"a {kind} record needs extra={{'prediction_id': ...}}")
+            elif kind == "feedback":
+                mlog.log_feedback(pid, args.get("actual"), timestamp=when)
+            else:
+                mlog.log_explanation(pid, args.get("attributions"), method=args.get("method"),
+                                     base_value=args.get("base_value"), timestamp=when)
+        except Exception:
+            self.handleError(record)  # logging's own policy: report on stderr, never raise
+
+    def flush(self) -> None:
+        self.model_logger.flush()
+
+    def close(self) -> None:
+        try:
+            self.model_logger.close()
+        finally:
+            super().close()
+
+
+class ModelEventFormatter(OrjsonFormatter):
+    """python-json-logger formatter: a model-event record -> one contract JSON line."""
+
+    def __init__(self, model: str, version: str, *, task: Task = "classification", service: str | None = None,
+                 service_version: str | None = None, environment: str | None = None, host: str | None = None,
+                 labels: Mapping[str, str] | None = None, categorical: Iterable[str] = (),
+                 redact: Mapping[str, Action] | None = None, redaction_key: bytes | str | None = None,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, **json_options: Any) -> None:
+        super().__init__(**json_options)
+        identity = ModelIdentity(model=model, version=version, task=task, service=service,
+                                 service_version=service_version, environment=environment, host=host,
+                                 labels=dict(labels or {}), categorical=frozenset(categorical))
+        self._events = ModelEvents(EventBuilder(identity))
+        self._redactor = Redactor(redact or {}, redaction_key)
+        self._max_event_bytes = check_limit(max_event_bytes)
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
+        if record.msg in MODEL_KINDS:
+            for key in _RESERVED:
+                log_data.pop(key, None)
+            log_data["event"] = record.msg
+            log_data.setdefault("timestamp", record.created)
+        else:
+            log_data.setdefault("message", record.getMessage())
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        if log_data.get("event") not in MODEL_KINDS:
+            return log_data
+        return self._redactor(self._events(None, "info", log_data))
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        if "mlmon" not in log_data:
+            return super().jsonify_log_record(log_data)
+        return render(log_data, self._max_event_bytes)[:-1].decode("utf-8")
+
+
+class SampleFilter(logging.Filter):
+    """Keeps a record iff its ``prediction_id`` is in the sample (records without one pass)."""
+
+    def __init__(self, rate: float, name: str = "") -> None:
+        super().__init__(name)
+        self.rate = check_rate(rate)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        pid = getattr(record, "prediction_id", None)
+        return pid is None or keep(pid, self.rate)
