@@ -8,13 +8,24 @@ under a lock, so the count is exact; concurrent callers can overshoot the
 bound by at most one item each, which keeps memory bounded without a lock on
 the fast path.
 
-The worker takes batches, renders them, and writes each batch to the sink as
-one chunk. A failed write keeps the chunk and retries with exponential
-backoff; meanwhile the queue fills up to its bound and further events are
-dropped and counted. ``flush()`` waits until everything queued before it is
-written; ``close()`` (also run at interpreter exit) drains the queue, writes
-a last telemetry event and closes the sink, giving up on a dead sink after
-``close_timeout`` seconds (what is then lost is counted as dropped).
+The worker shares the GIL with the request threads, so it is built to take
+it rarely and in short slices: it renders a batch with one call into the
+renderer and writes it as one chunk (the write releases the GIL), and once
+the queue is empty it naps for ``drain_interval`` seconds instead of being
+woken by every new event - so under steady traffic callers never pay for a
+wake-up and the worker wakes a few hundred times a second at most, each time
+taking everything queued meanwhile. A caller wakes it early only when the
+queue passes half its bound (so a burst is not dropped while it naps), or
+when it has gone idle (a nap found nothing to do: then the first new event
+wakes it). ``flush()`` and ``close()`` wake it at once.
+
+A failed write keeps the chunk and retries with exponential backoff;
+meanwhile the queue fills up to its bound and further events are dropped and
+counted. ``flush()`` waits until everything queued before it is written and
+the sink flushed; ``close()`` (also run at interpreter exit) drains the
+queue, writes a last telemetry event and closes the sink, giving up on a
+dead sink after ``close_timeout`` seconds (what is then lost is counted as
+dropped).
 """
 
 from __future__ import annotations
@@ -37,6 +48,9 @@ _log = logging.getLogger("mlmon_logging")
 
 #: A worker with nothing to do still wakes this often to send telemetry.
 _IDLE_WAKE_S: Final = 0.5
+#: Default nap of a worker that just emptied the queue: the most an event waits
+#: before it is written under steady traffic.
+DEFAULT_DRAIN_INTERVAL_S: Final = 0.005
 #: At most one warning per this many seconds while a sink stays down.
 _WARN_EVERY_S: Final = 60.0
 
@@ -55,7 +69,9 @@ class EmitterStats:
         return asdict(self)
 
 
-Renderer = Callable[[Any], "bytes | None"]
+#: Renders a batch of queued items: (newline-terminated lines, number of items that failed).
+#: It must not raise: an item it cannot render is counted as failed and left out.
+BatchRenderer = Callable[[list[Any]], tuple[list[bytes], int]]
 TelemetryRenderer = Callable[[EmitterStats], bytes]
 
 

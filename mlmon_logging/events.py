@@ -18,14 +18,18 @@ from __future__ import annotations
 import logging
 import math
 import re
-from operator import itemgetter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from mlmon_logging import contract
 from mlmon_logging.clock import TimestampFormatter
 from mlmon_logging.ids import uuid7_from_ns
+from mlmon_logging.plans import CATEGORICAL as _CATEGORICAL
+from mlmon_logging.plans import INVALID as _INVALID
+from mlmon_logging.plans import MAX_CACHED_NAMES as _MAX_CACHED_NAMES
+from mlmon_logging.plans import NUMERIC as _NUMERIC
+from mlmon_logging.plans import FeatureSplitter
 from mlmon_logging.values import (
     MISSING,
     NOT_FINITE,
@@ -42,32 +46,8 @@ EventDict = dict[str, Any]
 
 _log = logging.getLogger("mlmon_logging")
 _NAME = re.compile(contract.NAME_PATTERN)
-#: Names remembered per builder; past this, names are checked every time
-#: (a service logging unbounded names must not grow memory without bound).
-_MAX_CACHED_NAMES: Final = 10_000
 #: abs() bound under which an int is converted to float on the fast path.
 _FLOAT_SAFE_INT: Final = 2**53
-
-#: Feature shapes (names + value types) remembered with their split plan.
-_MAX_PLANS: Final = 1024
-
-_NUMERIC: Final = 0
-_CATEGORICAL: Final = 1
-_INVALID: Final = 2
-
-
-#: (numeric names, their values getter, categorical names, their values getter)
-_Plan = tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]], tuple[str, ...], Callable[[Any], tuple[Any, ...]]]
-
-
-def _getter(keys: list[str]) -> Callable[[Any], tuple[Any, ...]]:
-    """itemgetter that returns a tuple for any number of keys (itemgetter('a') returns a scalar)."""
-    if not keys:
-        return lambda mapping: ()
-    if len(keys) == 1:
-        only = keys[0]
-        return lambda mapping: (mapping[only],)
-    return itemgetter(*keys)
 
 
 def valid_name(name: object) -> bool:
@@ -129,12 +109,23 @@ class _Quality:
 class EventBuilder:
     """Builds the contract's nested event dicts for one model.
 
+    Each model event has two paths. The *plain* path covers what a service
+    logs on almost every request - ``str`` / ``int`` / finite ``float``
+    values under valid names, nothing to flag - and builds the final nested
+    dict in one pass around sub-dicts that never change (``ecs``,
+    ``service``, ``host``, ``labels``, ``mlmon.model``, built once here and
+    shared by every event: orjson only reads them). Anything else returns
+    None from the plain path and takes the *careful* path, which coerces,
+    cleans and flags value by value. Both give the same event for the inputs
+    the plain path accepts.
+
     Not thread-safe: each emitter thread (or formatter) owns one.
     """
 
     def __init__(self, identity: ModelIdentity, sample_rate: float = 1.0) -> None:
         self.identity = identity
         self.sample_rate = sample_rate
+        self._classification = identity.task == "classification"
         self._timestamp = TimestampFormatter()
         self._ecs = {"version": contract.ECS_VERSION}
         service: dict[str, str] = {"name": identity.service or identity.model}
@@ -149,8 +140,11 @@ class EventBuilder:
         self._emitter_model = {"name": identity.model, "version": identity.version}
         # feature name -> _NUMERIC/_CATEGORICAL (kind of its first non-missing value, or declared) /_INVALID
         self._routes: dict[object, int] = {name: _CATEGORICAL for name in identity.categorical}
+        self._features_plain = FeatureSplitter(self._routes, valid_name)
+        # Attributions are numbers whatever the feature's kind: their own splitter, no shared routes.
+        self._attributions_plain = FeatureSplitter({}, valid_name)
+        self._valid_names: set[str] = set()
         self._warned: set[str] = set()
-        self._plans: dict[tuple[tuple[Any, ...], tuple[type, ...]], _Plan] = {}
 
     # --- the common envelope ----------------------------------------------------
     def _envelope(self, kind: contract.Kind, ts_ns: int, mlmon: EventDict) -> EventDict:
@@ -185,9 +179,85 @@ class EventBuilder:
     # --- the three model events --------------------------------------------------
     def prediction(self, ts_ns: int, prediction_id: object, features: Any, prediction: Any = None,
                    score: Any = None, latency_ms: Any = None, segment: Any = None, scores: Any = None) -> EventDict:
+        event = self._plain_prediction(ts_ns, prediction_id, features, prediction, score, latency_ms, segment,
+                                       scores)
+        if event is None:
+            event = self._careful_prediction(ts_ns, prediction_id, features, prediction, score, latency_ms,
+                                             segment, scores)
+        return event
+
+    def _plain_prediction(self, ts_ns: int, prediction_id: object, features: Any, prediction: Any,
+                          score: Any, latency_ms: Any, segment: Any, scores: Any) -> EventDict | None:
+        # Exact type checks on purpose: bool is an int subclass and numpy floats are float
+        # subclasses; both need the careful path's coercion.
+        if type(prediction_id) is not str or scores is not None:
+            return None
+        pred: EventDict
+        if prediction is None:
+            pred = {}
+        elif self._classification:
+            if type(prediction) is str:
+                pred = {"label": prediction}
+            elif type(prediction) is int:
+                pred = {"label": str(prediction)}
+            else:
+                return None
+        elif type(prediction) is float and prediction - prediction == 0.0:  # False for NaN and +-inf
+            pred = {"value": prediction}
+        else:
+            return None
+        if score is not None:
+            if type(score) is not float or score - score != 0.0:
+                return None
+            pred["score"] = score
+        if latency_ms is not None:
+            if type(latency_ms) is not float or latency_ms - latency_ms != 0.0:
+                return None
+            pred["latency_ms"] = latency_ms
+        pred["id"] = prediction_id
+        mlmon: EventDict = {"schema_version": contract.SCHEMA_VERSION, "model": self._model, "prediction": pred}
+        if features is not None:
+            if type(features) is not dict:
+                return None
+            split = self._features_plain.split(features)
+            if split is None:
+                return None
+            numeric, categorical = split
+            if numeric and categorical:
+                mlmon["features"] = {"numeric": numeric, "categorical": categorical}
+            elif numeric:
+                mlmon["features"] = {"numeric": numeric}
+            elif categorical:
+                mlmon["features"] = {"categorical": categorical}
+        if segment is not None:
+            if type(segment) is not dict or not self._plain_labels(segment):
+                return None
+            if segment:
+                mlmon["segment"] = dict(segment)
+        if self.sample_rate != 1.0:
+            mlmon["sample_rate"] = self.sample_rate
+        return self._envelope("prediction", ts_ns, mlmon)
+
+    def _plain_labels(self, mapping: dict[Any, Any]) -> bool:
+        """True if every value is a str under a valid name: the mapping goes out as it is."""
+        if len(mapping) > contract.MAX_FAMILY_FIELDS:
+            return False
+        known = self._valid_names
+        for name, value in mapping.items():
+            if type(value) is not str:
+                return False
+            if name not in known:
+                if not valid_name(name):
+                    return False
+                if len(known) < _MAX_CACHED_NAMES:
+                    known.add(name)
+        return True
+
+    def _careful_prediction(self, ts_ns: int, prediction_id: object, features: Any, prediction: Any,
+                            score: Any, latency_ms: Any, segment: Any, scores: Any) -> EventDict:
         q = _Quality()
         pred: EventDict = {}
-        if self.identity.task == "classification":
+        if self._classification:
             self._put_label(pred, "label", prediction, "mlmon.prediction.label", q)
         else:
             self._put_number(pred, "value", prediction, "mlmon.prediction.value", q)
@@ -198,7 +268,7 @@ class EventBuilder:
             if class_scores:
                 pred["scores"] = class_scores
         body: EventDict = {"prediction": pred}
-        numeric, categorical = self._features(features, q)
+        numeric, categorical = self._features_one_by_one(features, q)
         feats: EventDict = {}
         if numeric:
             feats["numeric"] = numeric
@@ -215,7 +285,7 @@ class EventBuilder:
     def feedback(self, ts_ns: int, prediction_id: object, actual: Any) -> EventDict:
         q = _Quality()
         fb: EventDict = {}
-        if self.identity.task == "classification":
+        if self._classification:
             self._put_label(fb, "actual", actual, "mlmon.feedback.actual", q)
         else:
             self._put_number(fb, "actual_value", actual, "mlmon.feedback.actual_value", q)
@@ -228,7 +298,12 @@ class EventBuilder:
         if method is not None:
             self._put_label(expl, "method", method, "mlmon.explanation.method", q)
         self._put_number(expl, "base_value", base_value, "mlmon.explanation.base_value", q)
-        body: EventDict = {"attributions": self._numbers_by_name(attributions, "mlmon.attributions.", q)}
+        plain = self._attributions_plain.split(attributions) if type(attributions) is dict else None
+        if plain is not None and not plain[1]:  # all numbers: no string to flag
+            values = plain[0]
+        else:
+            values = self._numbers_by_name(attributions, "mlmon.attributions.", q)
+        body: EventDict = {"attributions": values}
         if expl:
             body["explanation"] = expl
         return self._model_event("explanation", ts_ns, prediction_id, q, body)
@@ -241,51 +316,7 @@ class EventBuilder:
             "emitter": dict(counts),
         })
 
-    # --- features: the hot path -------------------------------------------------------
-    def _features(self, features: Any, q: _Quality) -> tuple[EventDict, EventDict]:
-        if type(features) is dict and len(features) <= contract.MAX_FAMILY_FIELDS:
-            shape = (tuple(features), tuple(map(type, features.values())))
-            plan = self._plans.get(shape)
-            if plan is None:
-                plan = self._plan(shape)
-            if plan is not None:
-                num_keys, num_values, cat_keys, cat_values = plan
-                try:
-                    numeric = dict(zip(num_keys, map(float, num_values(features)))) if num_keys else {}
-                    finite = math.isfinite(math.fsum(numeric.values()))
-                except OverflowError:  # an int beyond float range, or finite values whose sum overflows
-                    finite = False
-                if finite:
-                    return numeric, (dict(zip(cat_keys, cat_values(features))) if cat_keys else {})
-        return self._features_one_by_one(features, q)
-
-    def _plan(self, shape: tuple[tuple[Any, ...], tuple[type, ...]]) -> _Plan | None:
-        """How to split features of this shape (names and value types) with C-level calls only.
-
-        Only shapes of valid names with plain float/int/str values get a plan;
-        anything else (bools, numpy values, bad names) goes one by one.
-        """
-        names, types = shape
-        num_keys: list[str] = []
-        cat_keys: list[str] = []
-        for name, t in zip(names, types):
-            if not valid_name(name):
-                return None
-            if self._routes.get(name) == _CATEGORICAL:
-                if t is not str:
-                    return None
-                cat_keys.append(name)
-            elif t is float or t is int:
-                num_keys.append(name)
-            elif t is str:
-                cat_keys.append(name)
-            else:
-                return None
-        plan = (tuple(num_keys), _getter(num_keys), tuple(cat_keys), _getter(cat_keys))
-        if len(self._plans) < _MAX_PLANS:
-            self._plans[shape] = plan
-        return plan
-
+    # --- features: the careful path -----------------------------------------------------
     def _features_one_by_one(self, features: Any, q: _Quality) -> tuple[EventDict, EventDict]:
         numeric: EventDict = {}
         categorical: EventDict = {}

@@ -34,6 +34,12 @@ def metric_history_search(model: str, model_version: str, since: datetime) -> di
     }
 
 
+def recent_alerts_search(model: str | None, limit: int) -> dict[str, Any]:
+    """Newest alert documents, optionally of one model."""
+    query: dict[str, Any] = {"term": {"mlmon.model.name": model}} if model else {"match_all": {}}
+    return {"query": query, "size": limit, "sort": [{"@timestamp": {"order": "desc"}}]}
+
+
 def last_notifications_search(series_ids: Sequence[str]) -> dict[str, Any]:
     """Search body: the newest jobs-engine alert per ``alert.series_id`` (field collapsing)."""
     return {
@@ -96,6 +102,10 @@ class ElasticsearchAlertStore:
             raise StoreError(f"{len(failures)} of {len(actions)} alerts could not be written to "
                              f"{self.alerts_index}; first: {failures[0]}")
         return created
+
+    def recent_alerts(self, model: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        hits = self._search("recent alerts", self.alerts_index, recent_alerts_search(model, limit))
+        return [dict(hit["_source"]) for hit in hits]
 
     def _search(self, what: str, index: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         try:

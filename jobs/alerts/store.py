@@ -17,8 +17,8 @@ import duckdb
 
 from mlmon.alerts.model import Alert, LastNotification
 from mlmon.alerts.schema import ALERT_FIELDS, ALERTS_TABLE
-from mlmon.documents import METRIC_FIELDS, MetricDocument, Threshold
-from mlmon.stores.base import flatten_source
+from mlmon.documents import METRIC_FIELDS, MetricDocument, Threshold, iso
+from mlmon.stores.base import flatten_source, nest
 from mlmon.stores.duckdb_schema import METRICS_TABLE, quote, sql_type
 
 
@@ -33,6 +33,10 @@ class AlertStore(Protocol):
 
     def write_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
         """Store alerts not stored yet (by id); return those newly written."""
+        ...
+
+    def recent_alerts(self, model: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Stored alert documents (nested, as written), newest first; for reports and `mlmon alerts`."""
         ...
 
 
@@ -88,6 +92,20 @@ class DuckDBAlertStore:
                 f"VALUES ({', '.join('?' for _ in cols)})",
                 [[flatten_source(a.to_source()).get(c) for c in cols] for a in fresh])
         return fresh
+
+
+    def recent_alerts(self, model: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        cols = list(ALERT_FIELDS)
+        where = f"WHERE {quote('mlmon.model.name')} = ?" if model else ""
+        rows = self.con.execute(
+            f"SELECT {', '.join(quote(c) for c in cols)} FROM {ALERTS_TABLE} {where} "
+            f"ORDER BY {quote('@timestamp')} DESC, {quote('alert.fired_at')} DESC LIMIT ?",
+            [model, limit] if model else [limit]).fetchall()
+        return [nest({c: _iso_if_date(v) for c, v in zip(cols, row)}) for row in rows]
+
+
+def _iso_if_date(value: Any) -> Any:
+    return iso(value) if isinstance(value, datetime) else value
 
 
 def metric_from_row(row: dict[str, Any]) -> MetricDocument:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from mlmon.alerts import assets
-from mlmon.alerts.es_store import last_notifications_search, metric_history_search
+from mlmon.alerts.es_store import last_notifications_search, metric_history_search, recent_alerts_search
 from mlmon.alerts.schema import ALERT_FIELDS
 from mlmon.documents import METRIC_FIELDS
 from mlmon.stores.base import flatten_source
@@ -280,4 +280,5 @@ def test_all_alerting_bodies_typecheck_against_the_elasticsearch_api_types() -> 
     items.append(("search", metric_history_search("churn", "3", datetime(2025, 1, 1, tzinfo=timezone.utc)),
                   "alert adapter: metric history"))
     items.append(("search", last_notifications_search(["a", "b"]), "alert adapter: last notifications"))
+    items.append(("search", recent_alerts_search("churn", 50), "alert adapter: recent alerts"))
     assert_bodies_typecheck(items)

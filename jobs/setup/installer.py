@@ -1,0 +1,264 @@
+"""Install ``elasticsearch/`` into a cluster through the official client, idempotently.
+
+Each asset's body is fingerprinted (SHA-256 of its canonical JSON) and the
+fingerprint travels inside the body, in the metadata field every one of these
+APIs keeps verbatim (``_meta`` of templates and ILM policies, ``metadata`` of
+roles and watches). Comparing fingerprints is exact where comparing bodies is
+not: Elasticsearch normalises what it returns (settings as strings, defaults
+filled in). So a second run reads, finds every fingerprint equal and writes
+nothing; a hand edit in the cluster or a changed file is re-installed.
+
+Order matters and is fixed: ILM policies, component templates, index templates,
+roles, then the namespace's data streams and the document indices (templates
+must exist before those are created), then watches (licence permitting).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import elasticsearch
+
+from mlmon.documents import ALERTS_INDEX, METRICS_INDEX, REFERENCES_INDEX
+from mlmon.paths import ELASTICSEARCH
+from mlmon.setup.assets import CHECKPOINTS_INDEX, RETENTION, ilm_policy_name
+from mlmon_logging import contract
+
+Body = dict[str, Any]
+AssetKind = Literal["ilm_policy", "component_template", "index_template", "role", "watch"]
+Action = Literal["created", "updated", "unchanged", "skipped", "would create", "would update"]
+
+FINGERPRINT_KEY = "mlmon_fingerprint"
+#: Licences that include Watcher.
+WATCHER_LICENCES = ("gold", "platinum", "enterprise", "trial")
+DOCUMENT_INDICES = (METRICS_INDEX, ALERTS_INDEX, REFERENCES_INDEX, CHECKPOINTS_INDEX)
+
+#: Asset kind -> (directory under elasticsearch/, Elasticsearch API name for the type check).
+ASSET_DIRS: dict[AssetKind, tuple[str, str]] = {
+    "ilm_policy": ("ilm", "ilm.put_lifecycle"),
+    "component_template": ("component_templates", "cluster.put_component_template"),
+    "index_template": ("index_templates", "indices.put_index_template"),
+    "role": ("roles", "security.put_role"),
+    "watch": ("watcher", "watcher.put_watch"),
+}
+
+
+class SetupError(RuntimeError):
+    """An asset is malformed or Elasticsearch refused it; the message names the asset."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    kind: AssetKind
+    name: str
+    body: Body  # exactly what is sent, fingerprint included
+    source: Path
+
+    @property
+    def api(self) -> str:
+        return ASSET_DIRS[self.kind][1]
+
+    @property
+    def fingerprint(self) -> str:
+        found = _metadata(self.kind, self.body).get(FINGERPRINT_KEY)
+        assert isinstance(found, str)
+        return found
+
+
+@dataclass(frozen=True)
+class Outcome:
+    what: str    # "component template", "data stream", ...
+    name: str
+    action: Action
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.action:>12}  {self.what} {self.name}" + (f" ({self.detail})" if self.detail else "")
+
+
+# --- loading -------------------------------------------------------------------------------
+
+def _metadata(kind: AssetKind, body: Body) -> Body:
+    """The metadata object of a body (created if absent): where the fingerprint lives."""
+    if kind == "ilm_policy":
+        return body.setdefault("policy", {}).setdefault("_meta", {})
+    if kind in ("role", "watch"):
+        return body.setdefault("metadata", {})
+    return body.setdefault("_meta", {})
+
+
+def fingerprint(body: Body) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:20]
+
+
+def _with_fingerprint(kind: AssetKind, body: Body) -> Body:
+    out = copy.deepcopy(body)
+    _metadata(kind, out).pop(FINGERPRINT_KEY, None)
+    digest = fingerprint(out)
+    _metadata(kind, out)[FINGERPRINT_KEY] = digest
+    return out
+
+
+def apply_retention(body: Body, retention: str) -> Body:
+    out = copy.deepcopy(body)
+    phases = out.get("policy", {}).get("phases", {})
+    if "delete" not in phases:
+        raise SetupError("this ILM policy has no delete phase to set the retention of")
+    phases["delete"]["min_age"] = retention
+    return out
+
+
+def load_assets(root: Path = ELASTICSEARCH, kinds: Iterable[AssetKind] = ASSET_DIRS,
+                retention: Mapping[str, str] | None = None) -> list[Asset]:
+    """Every asset file under ``root`` (in install order), bodies ready to send."""
+    retention = dict(retention or {})
+    unknown = set(retention) - set(RETENTION)
+    if unknown:
+        raise SetupError(f"unknown retention policy {sorted(unknown)}; known: {sorted(RETENTION)}")
+    by_policy_name = {ilm_policy_name(p): age for p, age in retention.items()}
+    assets: list[Asset] = []
+    for kind in kinds:
+        directory = root / ASSET_DIRS[kind][0]
+        for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+            try:
+                body = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise SetupError(f"{path}: not valid JSON: {exc}") from exc
+            if not isinstance(body, dict):
+                raise SetupError(f"{path}: expected a JSON object (the API's request body)")
+            if kind == "ilm_policy" and path.stem in by_policy_name:
+                body = apply_retention(body, by_policy_name.pop(path.stem))
+            assets.append(Asset(kind, path.stem, _with_fingerprint(kind, body), path))
+    if by_policy_name:
+        raise SetupError(f"no ILM policy file for retention of {sorted(by_policy_name)} in {root / 'ilm'}")
+    return assets
+
+
+# --- talking to Elasticsearch ----------------------------------------------------------------
+
+def installed_fingerprint(es: elasticsearch.Elasticsearch, asset: Asset) -> str | None:
+    """The fingerprint of what is installed under the asset's name; None when absent (or not ours)."""
+    try:
+        if asset.kind == "component_template":
+            found = es.cluster.get_component_template(name=asset.name)["component_templates"][0]["component_template"]
+        elif asset.kind == "index_template":
+            found = es.indices.get_index_template(name=asset.name)["index_templates"][0]["index_template"]
+        elif asset.kind == "ilm_policy":
+            found = es.ilm.get_lifecycle(name=asset.name)[asset.name]["policy"]
+        elif asset.kind == "role":
+            found = es.security.get_role(name=asset.name).body.get(asset.name)
+            if found is None:
+                return None
+        else:
+            found = es.watcher.get_watch(id=asset.name)["watch"]
+    except elasticsearch.NotFoundError:
+        return None
+    meta = found.get("metadata" if asset.kind in ("role", "watch") else "_meta") or {}
+    value = meta.get(FINGERPRINT_KEY)
+    return value if isinstance(value, str) else None
+
+
+def _put(es: elasticsearch.Elasticsearch, asset: Asset) -> None:
+    body = copy.deepcopy(asset.body)
+    puts: dict[AssetKind, Callable[[], Any]] = {
+        "ilm_policy": lambda: es.ilm.put_lifecycle(name=asset.name, body=body),
+        "component_template": lambda: es.cluster.put_component_template(name=asset.name, body=body),
+        "index_template": lambda: es.indices.put_index_template(name=asset.name, body=body),
+        "role": lambda: es.security.put_role(name=asset.name, body=body),
+        "watch": lambda: es.watcher.put_watch(id=asset.name, body=body),
+    }
+    puts[asset.kind]()
+
+
+_WHAT: dict[AssetKind, str] = {"ilm_policy": "ILM policy", "component_template": "component template",
+                               "index_template": "index template", "role": "role", "watch": "watch"}
+
+
+def sync_asset(es: elasticsearch.Elasticsearch, asset: Asset, *, dry_run: bool = False) -> Outcome:
+    installed = installed_fingerprint(es, asset)
+    what = _WHAT[asset.kind]
+    if installed == asset.fingerprint:
+        return Outcome(what, asset.name, "unchanged")
+    action: Action = "created" if installed is None else "updated"
+    if dry_run:
+        return Outcome(what, asset.name, "would create" if installed is None else "would update")
+    try:
+        _put(es, asset)
+    except elasticsearch.ApiError as exc:
+        from mlmon.es_client import error_reason
+
+        raise SetupError(f"Elasticsearch refused {what} {asset.name} ({asset.source}): "
+                         f"{exc.meta.status} {error_reason(exc)}") from exc
+    return Outcome(what, asset.name, action)
+
+
+def ensure_data_streams(es: elasticsearch.Elasticsearch, namespace: str, *, dry_run: bool = False) -> list[Outcome]:
+    """Create the namespace's data streams (so Kibana's data views and roles see them before traffic)."""
+    out: list[Outcome] = []
+    for kind in (*contract.KINDS, "deadletter"):
+        name = contract.data_stream(kind, namespace)  # type: ignore[arg-type]
+        try:
+            es.indices.get_data_stream(name=name)
+            out.append(Outcome("data stream", name, "unchanged"))
+            continue
+        except elasticsearch.NotFoundError:
+            pass
+        if dry_run:
+            out.append(Outcome("data stream", name, "would create"))
+            continue
+        es.indices.create_data_stream(name=name)
+        out.append(Outcome("data stream", name, "created"))
+    return out
+
+
+def ensure_document_indices(es: elasticsearch.Elasticsearch, *, dry_run: bool = False) -> list[Outcome]:
+    out: list[Outcome] = []
+    for index in DOCUMENT_INDICES:
+        if es.indices.exists(index=index):
+            out.append(Outcome("index", index, "unchanged"))
+        elif dry_run:
+            out.append(Outcome("index", index, "would create"))
+        else:
+            try:
+                es.indices.create(index=index)
+            except elasticsearch.BadRequestError as exc:
+                # Another setup (or a job's first write) created it between our check and now.
+                if "resource_already_exists_exception" not in str(exc):
+                    raise
+            out.append(Outcome("index", index, "created"))
+    return out
+
+
+def licence_allows_watcher(es: elasticsearch.Elasticsearch) -> tuple[bool, str]:
+    lic = es.license.get()["license"]
+    kind, status = str(lic.get("type", "")), str(lic.get("status", ""))
+    if status != "active":
+        return False, f"licence {kind} is {status}"
+    if kind not in WATCHER_LICENCES:
+        return False, f"Watcher needs a Gold, Platinum or Enterprise licence (or a trial); this cluster has {kind!r}"
+    return True, kind
+
+
+def install(es: elasticsearch.Elasticsearch, *, root: Path = ELASTICSEARCH, namespace: str = contract.DEFAULT_NAMESPACE,
+            retention: Mapping[str, str] | None = None, dry_run: bool = False) -> list[Outcome]:
+    """Install everything under ``root``; returns one outcome per asset, in order."""
+    outcomes: list[Outcome] = []
+    core: list[AssetKind] = ["ilm_policy", "component_template", "index_template", "role"]
+    for asset in load_assets(root, core, retention):
+        outcomes.append(sync_asset(es, asset, dry_run=dry_run))
+    outcomes += ensure_data_streams(es, namespace, dry_run=dry_run)
+    outcomes += ensure_document_indices(es, dry_run=dry_run)
+    watches = load_assets(root, ["watch"])
+    if watches:
+        allowed, why = licence_allows_watcher(es)
+        for asset in watches:
+            outcomes.append(sync_asset(es, asset, dry_run=dry_run) if allowed
+                            else Outcome("watch", asset.name, "skipped", why))
+    return outcomes

@@ -1,0 +1,251 @@
+"""Explainability and fairness statistics from the embedded DuckDB store.
+
+Each answer is one SQL statement whose result size depends on features or
+groups, never on rows:
+
+- attribution sums per feature over a window of explanation events: one scan
+  with ``count / sum(abs) / sum / sum of squares`` per ``mlmon.attributions.<f>`` column;
+- per-group binary counts of a sensitive attribute over a window of
+  predictions, with the feedback joined by prediction id (latest feedback
+  wins, as in the performance job);
+- a reproducible sample of labelled rows (for the optional permutation importance);
+- the ``attribution_references`` table: reference attribution sums, one JSON document per reference.
+
+The fairness join here is the minimal one the fairness job needs; it should
+be merged with the performance job's per-segment label join once that exists
+(same join, same "latest feedback wins" rule).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+
+from mlmon.perf_stats import AttributionSums, GroupCounts
+from mlmon.stores.base import StoreError
+from mlmon.stores.duckdb_schema import EVENT_TABLES, quote, table_columns
+
+EXPLANATIONS = EVENT_TABLES["explanation"]
+PREDICTIONS = EVENT_TABLES["prediction"]
+FEEDBACK = EVENT_TABLES["feedback"]
+ATTRIBUTIONS_PREFIX = "mlmon.attributions."
+SEGMENT_PREFIX = "mlmon.segment."
+NUMERIC_PREFIX = "mlmon.features.numeric."
+CATEGORICAL_PREFIX = "mlmon.features.categorical."
+ATTRIBUTION_REFERENCES_TABLE = "attribution_references"
+
+_REFERENCES_DDL = f"""CREATE TABLE IF NOT EXISTS {ATTRIBUTION_REFERENCES_TABLE} (
+    {quote('reference.id')} VARCHAR PRIMARY KEY,
+    {quote('mlmon.model.name')} VARCHAR NOT NULL,
+    {quote('mlmon.model.version')} VARCHAR NOT NULL,
+    {quote('reference.created_at')} TIMESTAMPTZ NOT NULL,
+    {quote('reference.source')} VARCHAR,
+    {quote('reference.rows')} BIGINT,
+    document JSON NOT NULL)"""
+
+# Order of feedback events of one prediction: the latest wins, ties broken by event id (so re-runs agree).
+_LATEST = f"struct_pack(t := {quote('@timestamp')}, i := {quote('event.id')})"
+# Each logged prediction stands for 1 / sample_rate predictions (the emitter samples by prediction id).
+_WEIGHT = f"1.0 / coalesce(nullif(p.{quote('mlmon.sample_rate')}, 0), 1.0)"
+
+
+class DuckDBExplainStore:
+    """Explainability / fairness queries on an open DuckDB connection (e.g. ``DuckDBStore.con``)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self._ensured = False
+
+    # --- attributions -------------------------------------------------------------------------------
+
+    def attribution_features(self, model: str, version: str | None = None) -> list[str]:
+        """Feature names with an attribution column (features some explanation event carried)."""
+        return sorted(c[len(ATTRIBUTIONS_PREFIX):] for c in table_columns(self.con, EXPLANATIONS)
+                      if c.startswith(ATTRIBUTIONS_PREFIX))
+
+    def attribution_sums(self, model: str, start: datetime, end: datetime, *, version: str | None = None,
+                         method: str | None = None,
+                         features: Sequence[str] = ()) -> dict[str, AttributionSums]:
+        """Count, sum |a|, sum a and sum a² per feature over explanation events in ``[start, end)``.
+
+        Unweighted by sample rate on purpose: importance is a mean, which the
+        emitter's id-based sampling leaves unbiased, and the drift z-score
+        needs the real number of explanations. Features never logged get empty sums.
+        """
+        wanted = list(features) or self.attribution_features(model, version)
+        present = set(table_columns(self.con, EXPLANATIONS))
+        columns = [f for f in wanted if ATTRIBUTIONS_PREFIX + f in present]
+        out = {f: AttributionSums.empty() for f in wanted}
+        if not columns:
+            return out
+        selects = []
+        for f in columns:
+            col = quote(ATTRIBUTIONS_PREFIX + f)
+            selects += [f"count({col})::DOUBLE", f"coalesce(sum(abs({col})), 0)", f"coalesce(sum({col}), 0)",
+                        f"coalesce(sum({col} * {col}), 0)"]
+        where, params = _window_where(model, start, end, version)
+        if method is not None:
+            where += f" AND {quote('mlmon.explanation.method')} = $method"
+            params["method"] = method
+        row = self._one(f"SELECT {', '.join(selects)} FROM {EXPLANATIONS} WHERE {where}", params, "attribution sums")
+        for i, f in enumerate(columns):
+            n, sum_abs, total, sum_sq = (float(v) for v in row[4 * i: 4 * i + 4])
+            out[f] = AttributionSums(n, sum_abs, total, sum_sq)
+        return out
+
+    # --- fairness: per-group counts with the label join --------------------------------------------------
+
+    def group_counts(self, model: str, start: datetime, end: datetime, *, attribute: str,
+                     positive_label: str, version: str | None = None, groups: Sequence[str] = (),
+                     max_groups: int = 50) -> tuple[dict[str, GroupCounts], GroupCounts]:
+        """Per group of ``mlmon.segment.<attribute>``: predictions, predicted positives, labelled confusion cells.
+
+        Returns ``(groups, left_out)``: the compared groups (``groups`` if given,
+        else the ``max_groups`` largest) and the summed counts of every other
+        prediction of the window (attribute missing, or a group not compared),
+        so nothing disappears unreported. Counts are weighted by ``1 / mlmon.sample_rate``.
+        """
+        column = SEGMENT_PREFIX + attribute
+        # No event ever carried the attribute: its column does not exist and everything is left out.
+        grp_expr = f"p.{quote(column)}" if column in table_columns(self.con, PREDICTIONS) else "NULL::VARCHAR"
+        where, params = _window_where(model, start, end, version, prefix="p.")
+        params["positive"] = positive_label
+        if groups:
+            params["groups"] = list(groups)
+            keep = "CASE WHEN grp IN (SELECT unnest($groups)) THEN grp END"
+        else:
+            params["max_groups"] = max_groups
+            keep = "CASE WHEN grp IS NOT NULL AND grp_rank <= $max_groups THEN grp END"
+        pid = quote("mlmon.prediction.id")
+        sql = f"""
+        WITH fb AS (
+            SELECT {pid} AS pid, arg_max({quote('mlmon.feedback.actual')}, {_LATEST}) AS actual
+            FROM {FEEDBACK} WHERE {quote('mlmon.model.name')} = $model GROUP BY {pid}),
+        joined AS (
+            SELECT {grp_expr} AS grp, {_WEIGHT} AS w,
+                   coalesce(p.{quote('mlmon.prediction.label')} = $positive, FALSE) AS pred_pos,
+                   fb.actual IS NOT NULL AS labelled,
+                   coalesce(fb.actual = $positive, FALSE) AS actual_pos
+            FROM {PREDICTIONS} p LEFT JOIN fb ON fb.pid = p.{pid}
+            WHERE {where}),
+        per_group AS (
+            SELECT grp, sum(w) AS n, sum(w) FILTER (WHERE pred_pos) AS n_pos,
+                   sum(w) FILTER (WHERE labelled AND pred_pos AND actual_pos) AS tp,
+                   sum(w) FILTER (WHERE labelled AND pred_pos AND NOT actual_pos) AS fp,
+                   sum(w) FILTER (WHERE labelled AND NOT pred_pos AND actual_pos) AS fn,
+                   sum(w) FILTER (WHERE labelled AND NOT pred_pos AND NOT actual_pos) AS tn
+            FROM joined GROUP BY grp),
+        ranked AS (
+            SELECT *, row_number() OVER (ORDER BY (grp IS NULL), n DESC, grp) AS grp_rank FROM per_group)
+        SELECT {keep} AS kept, sum(n), sum(n_pos), sum(tp), sum(fp), sum(fn), sum(tn)
+        FROM ranked GROUP BY kept ORDER BY kept NULLS LAST"""
+        try:
+            rows = self.con.execute(sql, params).fetchall()
+        except duckdb.Error as err:
+            raise StoreError(f"fairness group counts for {attribute!r} failed: {err}") from err
+        out: dict[str, GroupCounts] = {}
+        left_out = GroupCounts.empty()
+        for kept, *cells in rows:
+            counts = GroupCounts(*(float(c or 0.0) for c in cells))
+            if kept is None:
+                left_out = counts
+            else:
+                out[str(kept)] = counts
+        for g in groups:  # a configured group with no predictions in the window is still reported
+            out.setdefault(g, GroupCounts.empty())
+        return out, left_out
+
+    # --- labelled rows for permutation importance ---------------------------------------------------------
+
+    def labelled_sample(self, model: str, start: datetime, end: datetime, *, features: Sequence[str],
+                        size: int, seed: int, version: str | None = None) -> Any:
+        """Up to ``size`` labelled predictions of the window: feature columns (plain names) + ``actual``.
+
+        A uniform reservoir sample with a fixed seed, so a re-run of the window
+        draws the same rows. Returns a pandas DataFrame.
+        """
+        present = table_columns(self.con, PREDICTIONS)
+        cols = []
+        for f in features:
+            for prefix in (NUMERIC_PREFIX, CATEGORICAL_PREFIX):
+                if prefix + f in present:
+                    cols.append(f"p.{quote(prefix + f)} AS {quote(f)}")
+                    break
+            else:
+                raise StoreError(f"feature {f!r} was never logged for any model in this store")
+        where, params = _window_where(model, start, end, version, prefix="p.")
+        pid = quote("mlmon.prediction.id")
+        sql = f"""
+        WITH fb AS (
+            SELECT {pid} AS pid, arg_max({quote('mlmon.feedback.actual')}, {_LATEST}) AS actual,
+                   arg_max({quote('mlmon.feedback.actual_value')}, {_LATEST}) AS actual_value
+            FROM {FEEDBACK} WHERE {quote('mlmon.model.name')} = $model GROUP BY {pid}),
+        labelled AS (
+            SELECT {', '.join(cols)}, coalesce(fb.actual, CAST(fb.actual_value AS VARCHAR)) AS actual,
+                   fb.actual_value AS actual_value, p.{pid} AS pid
+            FROM {PREDICTIONS} p JOIN fb ON fb.pid = p.{pid}
+            WHERE {where} AND (fb.actual IS NOT NULL OR fb.actual_value IS NOT NULL))
+        SELECT * EXCLUDE (pid) FROM labelled ORDER BY hash(pid || $seed::VARCHAR) LIMIT $size"""
+        params.update(size=size, seed=seed)
+        try:
+            return self.con.execute(sql, params).df()
+        except duckdb.Error as err:
+            raise StoreError(f"labelled sample query failed: {err}") from err
+
+    # --- attribution references ---------------------------------------------------------------------------
+
+    def put_attribution_reference(self, reference_id: str, model: str, version: str, created_at: datetime,
+                                  source: str, rows: int, document: Mapping[str, Any]) -> str:
+        self._ensure_tables()
+        self.con.execute(f"INSERT OR REPLACE INTO {ATTRIBUTION_REFERENCES_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         [reference_id, model, version, created_at, source, rows, json.dumps(document)])
+        return reference_id
+
+    def get_attribution_reference(self, model: str, version: str | None = None,
+                                  reference_id: str | None = None) -> dict[str, Any] | None:
+        """The stored document by id, or the newest for model (and version); None if there is none."""
+        self._ensure_tables()
+        clauses, params = [f"{quote('mlmon.model.name')} = ?"], [model]
+        if reference_id is not None:
+            clauses.append(f"{quote('reference.id')} = ?")
+            params.append(reference_id)
+        if version is not None:
+            clauses.append(f"{quote('mlmon.model.version')} = ?")
+            params.append(version)
+        row = self.con.execute(
+            f"SELECT document FROM {ATTRIBUTION_REFERENCES_TABLE} WHERE {' AND '.join(clauses)} "
+            f"ORDER BY {quote('reference.created_at')} DESC LIMIT 1", params).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _ensure_tables(self) -> None:
+        if not self._ensured:
+            self.con.execute(_REFERENCES_DDL)
+            self._ensured = True
+
+    def _one(self, sql: str, params: Mapping[str, Any], what: str) -> tuple[Any, ...]:
+        try:
+            row = self.con.execute(sql, dict(params)).fetchone()
+        except duckdb.Error as err:
+            raise StoreError(f"{what} query failed: {err}") from err
+        if row is None:
+            raise StoreError(f"{what} query returned no row")
+        return row
+
+
+def _window_where(model: str, start: datetime, end: datetime, version: str | None,
+                  prefix: str = "") -> tuple[str, dict[str, Any]]:
+    for t in (start, end):
+        if t.tzinfo is None:
+            raise ValueError(f"naive datetime {t!r}: window bounds must be timezone-aware (UTC)")
+    clauses = [f"{prefix}{quote('mlmon.model.name')} = $model", f"{prefix}{quote('@timestamp')} >= $start",
+               f"{prefix}{quote('@timestamp')} < $end"]
+    params: dict[str, Any] = {"model": model, "start": start.astimezone(timezone.utc),
+                              "end": end.astimezone(timezone.utc)}
+    if version is not None:
+        clauses.append(f"{prefix}{quote('mlmon.model.version')} = $version")
+        params["version"] = version
+    return " AND ".join(clauses), params

@@ -1,0 +1,211 @@
+"""Stateful fakes of the Elasticsearch and Kibana APIs ``mlmon setup`` uses, for :class:`FakeServer`.
+
+They keep what was PUT and answer GETs with the response shapes of Elastic's API
+documentation (9.x): ``{"component_templates": [{"name", "component_template"}]}``,
+``{"<policy>": {"version", "modified_date", "policy"}}``, 404 error bodies, etc.
+Elasticsearch normalises stored settings (numbers come back as strings); the fake
+does too, so code that compares bodies naively would see a difference.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from email.parser import BytesParser
+from email.policy import HTTP
+from typing import Any
+
+from tests.support.fake_http import Reply, Request, es_error, es_reply
+
+INFO = {"name": "es01", "cluster_name": "docker-cluster", "cluster_uuid": "Aq2x",
+        "version": {"number": "9.4.4", "build_flavor": "default", "lucene_version": "10.3.2",
+                    "minimum_wire_compatibility_version": "8.19.0"},
+        "tagline": "You Know, for Search"}
+
+_ACK = {"acknowledged": True}
+
+
+def _stringify_settings(value: Any) -> Any:
+    """Elasticsearch returns every index setting as a string."""
+    if isinstance(value, dict):
+        return {k: _stringify_settings(v) for k, v in value.items()}
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _normalised_template(body: dict[str, Any]) -> dict[str, Any]:
+    out = json.loads(json.dumps(body))
+    template = out.get("template", {})
+    if "settings" in template:
+        template["settings"] = _stringify_settings(template["settings"])
+    return out
+
+
+class FakeElasticsearch:
+    def __init__(self, licence: str = "basic") -> None:
+        self.licence = licence
+        self.component_templates: dict[str, dict[str, Any]] = {}
+        self.index_templates: dict[str, dict[str, Any]] = {}
+        self.policies: dict[str, dict[str, Any]] = {}
+        self.roles: dict[str, dict[str, Any]] = {}
+        self.watches: dict[str, dict[str, Any]] = {}
+        self.data_streams: set[str] = set()
+        self.indices: set[str] = set()
+
+    def __call__(self, req: Request) -> Reply:
+        m, p = req.method, req.path
+        if m == "GET" and p == "/":
+            return es_reply(INFO)
+        if m == "GET" and p == "/_license":
+            return es_reply({"license": {"status": "active", "uid": "x", "type": self.licence,
+                                         "issue_date_in_millis": 0, "max_nodes": 1000}})
+        if match := re.fullmatch(r"/_component_template/([^/]+)", p):
+            return self._store(req, self.component_templates, match[1], "component_templates", "component_template")
+        if match := re.fullmatch(r"/_index_template/([^/]+)", p):
+            return self._store(req, self.index_templates, match[1], "index_templates", "index_template")
+        if match := re.fullmatch(r"/_ilm/policy/([^/]+)", p):
+            return self._policy(req, match[1])
+        if match := re.fullmatch(r"/_security/role/([^/]+)", p):
+            return self._role(req, match[1])
+        if match := re.fullmatch(r"/_watcher/watch/([^/]+)", p):
+            return self._watch(req, match[1])
+        if match := re.fullmatch(r"/_data_stream/([^/]+)", p):
+            return self._data_stream(req, match[1])
+        if match := re.fullmatch(r"/([a-z][^/_]*)", p):
+            return self._index(req, match[1])
+        return es_error(400, "illegal_argument_exception", f"fake has no route for {m} {p}")
+
+    def _store(self, req: Request, store: dict[str, Any], name: str, plural: str, singular: str) -> Reply:
+        if req.method == "PUT":
+            store[name] = _normalised_template(req.json)
+            return es_reply(_ACK)
+        if name not in store:
+            return es_error(404, "resource_not_found_exception", f"{singular.replace('_', ' ')} matching [{name}] not found")
+        return es_reply({plural: [{"name": name, singular: store[name]}]})
+
+    def _policy(self, req: Request, name: str) -> Reply:
+        if req.method == "PUT":
+            version = self.policies.get(name, {}).get("version", 0) + 1
+            self.policies[name] = {"version": version, "modified_date": "2025-01-01T00:00:00.000Z",
+                                   "policy": req.json["policy"], "in_use_by": {"indices": [], "data_streams": [],
+                                                                               "composable_templates": []}}
+            return es_reply(_ACK)
+        if name not in self.policies:
+            return es_error(404, "resource_not_found_exception", f"Lifecycle policy not found: {name}")
+        return es_reply({name: self.policies[name]})
+
+    def _role(self, req: Request, name: str) -> Reply:
+        if req.method == "PUT":
+            created = name not in self.roles
+            # The GET shape adds defaults the PUT did not send.
+            self.roles[name] = {"cluster": [], "indices": [], "applications": [], "run_as": [],
+                                "transient_metadata": {"enabled": True}, **req.json}
+            return es_reply({"role": {"created": created}})
+        if name not in self.roles:
+            return es_reply({}, 404)
+        return es_reply({name: self.roles[name]})
+
+    def _watch(self, req: Request, watch_id: str) -> Reply:
+        if self.licence not in ("gold", "platinum", "enterprise", "trial"):
+            return es_error(403, "security_exception", "current license is non-compliant for [watcher]")
+        if req.method == "PUT":
+            created = watch_id not in self.watches
+            self.watches[watch_id] = req.json
+            return es_reply({"_id": watch_id, "_version": 1, "_seq_no": 0, "_primary_term": 1, "created": created})
+        if watch_id not in self.watches:
+            return es_reply({"found": False, "_id": watch_id}, 404)
+        return es_reply({"found": True, "_id": watch_id, "_version": 1, "watch": self.watches[watch_id],
+                         "status": {"state": {"active": True}, "version": 1}})
+
+    def _data_stream(self, req: Request, name: str) -> Reply:
+        if req.method == "PUT":
+            if not any(re.fullmatch(t["index_patterns"][0].replace(".", r"\.").replace("*", ".*"), name)
+                       and "data_stream" in t for t in self.index_templates.values()):
+                return es_error(400, "illegal_argument_exception", f"no matching index template found for data stream [{name}]")
+            self.data_streams.add(name)
+            return es_reply(_ACK)
+        if name not in self.data_streams:
+            return es_error(404, "index_not_found_exception", f"no such index [{name}]")
+        return es_reply({"data_streams": [{"name": name, "timestamp_field": {"name": "@timestamp"},
+                                           "generation": 1, "status": "GREEN", "template": name}]})
+
+    def _index(self, req: Request, name: str) -> Reply:
+        if req.method == "HEAD":
+            return es_reply(None, 200 if name in self.indices else 404)
+        if req.method == "PUT":
+            if name in self.indices:
+                return es_error(400, "resource_already_exists_exception", f"index [{name}] already exists")
+            self.indices.add(name)
+            return es_reply({"acknowledged": True, "shards_acknowledged": True, "index": name})
+        return es_error(400, "illegal_argument_exception", f"fake has no route for {req.method} /{name}")
+
+
+class FakeKibana:
+    """Saved objects export/import and the alerting rule API (Kibana 9.x shapes)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.rules: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, req: Request) -> Reply:
+        m, p = req.method, req.path
+        if req.method != "GET" and req.headers.get("kbn-xsrf") is None:
+            return Reply(400, {"statusCode": 400, "error": "Bad Request", "message": "Request must contain a kbn-xsrf header."})
+        if m == "GET" and p == "/api/status":
+            return Reply(200, {"name": "kibana", "version": {"number": "9.4.4"}, "status": {"overall": {"level": "available"}}})
+        if m == "POST" and p == "/api/saved_objects/_export":
+            wanted = [(o["type"], o["id"]) for o in req.json["objects"]]
+            missing = [w for w in wanted if w not in self.objects]
+            if missing:
+                return Reply(400, {"statusCode": 400, "error": "Bad Request",
+                                   "message": f"Error fetching objects to export: {missing}"})
+            lines = [json.dumps({**self.objects[w], "updated_at": "2025-01-01T00:00:00.000Z", "version": "WzEsMV0=",
+                                 "coreMigrationVersion": "8.8.0"}) for w in wanted]
+            return Reply(200, ("\n".join(lines) + "\n").encode(), {"Content-Type": "application/ndjson"})
+        if m == "POST" and p == "/api/saved_objects/_import":
+            if req.query.get("overwrite") != ["true"]:
+                return Reply(409, {"message": "conflict: import without overwrite"})
+            objects = [json.loads(line) for line in _multipart_file(req).decode().splitlines() if line.strip()]
+            for obj in objects:
+                self.objects[(obj["type"], obj["id"])] = obj
+            return Reply(200, {"success": True, "successCount": len(objects), "successResults": [
+                {"type": o["type"], "id": o["id"], "overwrite": True} for o in objects]})
+        if match := re.fullmatch(r"/api/alerting/rule/([^/]+)", p):
+            return self._rule(req, match[1])
+        return Reply(404, {"statusCode": 404, "error": "Not Found", "message": f"no route {m} {p}"})
+
+    def _rule(self, req: Request, rule_id: str) -> Reply:
+        if req.method == "GET":
+            if rule_id not in self.rules:
+                return Reply(404, {"statusCode": 404, "error": "Not Found", "message": f"Saved object [alert/{rule_id}] not found"})
+            return Reply(200, self.rules[rule_id])
+        if req.method == "POST":
+            if rule_id in self.rules:
+                return Reply(409, {"statusCode": 409, "error": "Conflict", "message": "rule exists"})
+            body = req.json
+            # Kibana's read shape: ids, defaults and per-action uuids added.
+            self.rules[rule_id] = {**body, "id": rule_id, "enabled": body.get("enabled", True), "mute_all": False,
+                                   "actions": [{**a, "uuid": f"u{i}", "connector_type_id": ".index"}
+                                               for i, a in enumerate(body.get("actions", []))]}
+            return Reply(200, self.rules[rule_id])
+        if req.method == "PUT":
+            forbidden = {"rule_type_id", "consumer", "enabled"} & set(req.json)
+            if forbidden or rule_id not in self.rules:
+                return Reply(400, {"statusCode": 400, "error": "Bad Request", "message": f"bad update {sorted(forbidden)}"})
+            self.rules[rule_id].update(req.json)
+            return Reply(200, self.rules[rule_id])
+        return Reply(404, {})
+
+
+def _multipart_file(req: Request) -> bytes:
+    head = f"Content-Type: {req.headers['content-type']}\r\n\r\n".encode()
+    message = BytesParser(policy=HTTP).parsebytes(head + req.raw_body)
+    for part in message.iter_parts():
+        if part.get_filename():
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload
+    raise AssertionError("multipart body without a file part")
