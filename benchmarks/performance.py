@@ -135,6 +135,14 @@ def run_nannyml(db: str) -> dict[str, float]:
     return {"seconds": time.perf_counter() - t}
 
 
+def _high_water_kib() -> int:
+    """Peak RSS of this process (VmHWM). Not ru_maxrss: Linux carries that over fork + exec from the parent."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: best effort
+
+
 def child(which: str, db: str) -> None:
     # Import what each contender needs first, so the figure is the round's memory, not the libraries'.
     import duckdb  # noqa: F401
@@ -145,10 +153,10 @@ def child(which: str, db: str) -> None:
         import sklearn.metrics  # noqa: F401
 
         import mlmon.metrics.cbpe  # noqa: F401
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _high_water_kib()
     result = {"mlmon": run_mlmon, "baseline": run_baseline, "nannyml": run_nannyml}[which](db)
-    # Peak RSS growth over the state after imports (ru_maxrss is in KiB on Linux).
-    result["peak_rss_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    # Peak RSS growth over the state after imports.
+    result["peak_rss_mb"] = (_high_water_kib() - before) / 1024
     print(json.dumps(result))
 
 

@@ -87,6 +87,7 @@ class Config:
 #: Parsers of the other sections: ``(raw mapping, Where) -> parsed object``. Raise ConfigError via ``where.fail``.
 SectionParser = Callable[[Mapping[str, Any], "Where"], Any]
 SECTION_PARSERS: dict[str, SectionParser] = {}
+_REGISTERED: list[bool] = []  # set once the jobs' section parsers are registered
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,9 @@ def _model(name: str, spec: Any, where: Where) -> ModelConfig:
     for section in SECTIONS[1:]:
         if section in body:
             raw = _mapping(body[section], where.at(section))
+            if not _REGISTERED:
+                _register_sections()
+                _REGISTERED.append(True)
             parser = SECTION_PARSERS.get(section)
             sections[section] = parser(raw, where.at(section)) if parser else raw
     window = parse_duration(body["window"], where.at("window")) if "window" in body else DEFAULT_WINDOW
@@ -277,3 +281,15 @@ def _bool(value: Any, where: Where) -> bool:
     if not isinstance(value, bool):
         raise where.fail(f"expected true or false, got {value!r}")
     return value
+
+
+def _register_sections() -> None:
+    """Each job validates its own section. They import this module, so they are registered
+    on first parse, not at import (that would be a circular import)."""
+    from mlmon import explain_config  # noqa: F401  (registers explainability and fairness)
+    from mlmon.alerts.rules import section_parser as alerts_section
+    from mlmon.performance_config import parse_performance
+
+    SECTION_PARSERS.setdefault("performance", parse_performance)
+    SECTION_PARSERS.setdefault("alerts", alerts_section)
+

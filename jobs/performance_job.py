@@ -249,6 +249,9 @@ class PerformanceReport:
     alerts: int = 0
     recomputed: int = 0
     final: int = 0
+    #: What this round wrote, for the alert engine and the jobs that follow the label schedule (fairness).
+    docs: list[MetricDocument] = field(default_factory=list)
+    spans: list[tuple[datetime, datetime]] = field(default_factory=list)
 
 
 @dataclass
@@ -314,6 +317,8 @@ class PerformanceJob:
         for start, end in self.due_windows(at):
             docs, maturity = self.window(start, end, at)
             self.store.write_metrics(docs)  # raises StoreError unless every document was written
+            report.docs.extend(docs)
+            report.spans.append((start, end))
             recomputed = computed_before is not None and end <= computed_before
             coverage = next((d for d in docs if d.metric == "label_coverage" and not d.segment_field), None)
             if recomputed:
@@ -380,7 +385,7 @@ class PerformanceJob:
 
     def documents(self, window: LabelledWindow, start: datetime, end: datetime, maturity: Maturity,
                   segment: tuple[str, str] | None, reference: PerformanceReference | None) -> list[MetricDocument]:
-        common = dict(segment=segment, reference=reference)
+        common: dict[str, Any] = dict(segment=segment, reference=reference)
         enough = window.labelled_rows >= self.cfg.min_labelled
         delay = window.delay_quantiles()
         maturity_reason = self._maturity_reason(window, end, maturity)

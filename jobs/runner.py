@@ -17,8 +17,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import FrameType
 
+from mlmon.alerts.local import alert_round, alert_store_for
+from mlmon.alerts.rules import AlertsConfig
 from mlmon.config import Config, ModelConfig
+from mlmon.documents import MetricDocument
 from mlmon.drift_job import DriftWindowJob
+from mlmon.explainability_job import ExplainabilityJob, explainability_job
+from mlmon.fairness_job import FairnessJob, fairness_job
+from mlmon.performance_job import run_performance
 from mlmon.reference import ReferenceProfile
 from mlmon.stores.base import Store
 
@@ -75,6 +81,9 @@ class Runner:
     store: Store
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     _references: dict[str, ReferenceProfile] = field(default_factory=dict)
+    #: Per model, built once (they load references and model files); run_id is set per round.
+    _explain: dict[str, ExplainabilityJob | None] = field(default_factory=dict)
+    _fairness: dict[str, FairnessJob | None] = field(default_factory=dict)
 
     def reference(self, model: ModelConfig) -> ReferenceProfile:
         if model.name not in self._references:
@@ -87,20 +96,65 @@ class Runner:
             self._references[model.name] = profile
         return self._references[model.name]
 
+    def _explain_job(self, model: ModelConfig, run_id: str) -> ExplainabilityJob | None:
+        if model.name not in self._explain:
+            self._explain[model.name] = explainability_job(
+                self.store, model, run_id, default_version=self.reference(model).version, file=self.config.path)
+        job = self._explain[model.name]
+        if job is not None:
+            job.run_id = run_id
+        return job
+
+    def _fairness_job(self, model: ModelConfig, run_id: str) -> FairnessJob | None:
+        if model.name not in self._fairness:
+            self._fairness[model.name] = fairness_job(
+                self.store, model, run_id, default_version=self.reference(model).version, file=self.config.path)
+        job = self._fairness[model.name]
+        if job is not None:
+            job.run_id = run_id
+        return job
+
+    def _alerts(self, docs: list[MetricDocument]) -> int:
+        """Evaluate the alert rules on freshly written documents; returns the alerts written."""
+        if not docs:
+            return 0
+        configs = {m.name: m.sections.get("alerts") or AlertsConfig() for m in self.config.models}
+        return len(alert_round(alert_store_for(self.store), docs, configs, now=self.clock()).written)
+
     def run_window(self, model: ModelConfig, start: datetime, end: datetime, run_id: str,
                    advance_checkpoint: bool = True) -> RoundReport:
-        """Compute and write one window; checkpoint it only once every document is written."""
-        job = DriftWindowJob(self.store, model, self.reference(model), run_id)
-        docs = job.run(start, end)
+        """Compute and write one window; checkpoint it only once every document is written.
+
+        Drift and explainability follow this (event-time) schedule; performance and
+        fairness depend on labels that arrive late and follow the look-back schedule
+        of :meth:`label_round`.
+        """
+        docs = DriftWindowJob(self.store, model, self.reference(model), run_id).run(start, end)
+        explain = self._explain_job(model, run_id)
+        if explain is not None:
+            docs += explain.run(start, end)
         self.store.write_metrics(docs)  # raises StoreError unless all were written
         if advance_checkpoint:
             done = self.store.get_checkpoint(checkpoint_key(model))
             if done is None or end > done:
                 self.store.set_checkpoint(checkpoint_key(model), end)
-        alerts = sum(1 for d in docs if d.status == "alert")
+        alerts = self._alerts(docs)
         log.info("window done", extra={"model": model.name, "start": start.isoformat(), "end": end.isoformat(),
                                        "documents": len(docs), "alerts": alerts})
         return RoundReport(windows=1, documents=len(docs), alerts=alerts)
+
+    def label_round(self, model: ModelConfig, at: datetime, run_id: str) -> RoundReport:
+        """Performance (with late-label recomputation) and fairness over the same windows."""
+        perf = run_performance(self.store, model, at, run_id)
+        if perf is None:
+            return RoundReport()
+        docs = list(perf.docs)
+        fair = self._fairness_job(model, run_id)
+        if fair is not None:
+            fair_docs = [d for start, end in perf.spans for d in fair.run(start, end)]
+            self.store.write_metrics(fair_docs)
+            docs += fair_docs
+        return RoundReport(windows=perf.windows, documents=len(docs), alerts=self._alerts(docs))
 
     def due_windows(self, model: ModelConfig, at: datetime) -> list[tuple[datetime, datetime]]:
         """Complete windows not yet done: after the checkpoint (or just the latest) up to ``at - lateness``."""
@@ -128,6 +182,9 @@ class Runner:
                 total.windows += r.windows
                 total.documents += r.documents
                 total.alerts += r.alerts
+            r = self.label_round(model, at, run_id)
+            total.documents += r.documents
+            total.alerts += r.alerts
         return total
 
     def every(self, interval: timedelta, stop: threading.Event) -> int:

@@ -60,6 +60,130 @@ def bin_counts(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
     return np.bincount(idx, minlength=len(edges) + 1).astype(np.int64)
 
 
+class EdgeIndex:
+    """Exact bins of many values over fixed edges, the same answer as :func:`bin_counts`, ~5x faster.
+
+    ``np.searchsorted`` on unsorted values runs a branchy binary search per
+    value (~130 ns each here); a window of a million values per feature makes
+    that the drift job's whole cost. Instead a uniform grid of cells covers
+    ``[e[0], e[-1]]``; per cell we keep how many edges lie in earlier cells and
+    the (few) edges inside it, so a value's bin is one table lookup plus a
+    comparison or two. Exact, not approximate: the cell of a number is a
+    monotone function of it, computed the same way for edges and values, so
+    every edge in an earlier cell is <= the value and every edge in a later
+    cell is > it; only the edges sharing its cell need comparing.
+    """
+
+    #: Grid size bounds; the grid grows until no cell holds more than MAX_EDGES_PER_CELL edges.
+    MIN_CELLS = 1024
+    MAX_CELLS = 1 << 20
+    MAX_EDGES_PER_CELL = 3
+
+    def __init__(self, edges: Iterable[float]) -> None:
+        self.edges = np.asarray(tuple(edges), dtype=np.float64)
+        k = self.edges.size
+        self._lo = float(self.edges[0])
+        span = float(self.edges[-1] - self.edges[0])
+        cells = max(self.MIN_CELLS, 1 << int(4 * k - 1).bit_length())
+        while True:
+            self._cells = cells
+            self._scale = cells / span if span > 0 else 1.0
+            self._offset = self._lo * self._scale - 1.0
+            if not (math.isfinite(self._scale) and math.isfinite(self._offset)):
+                crowd = k
+                break
+            edge_cells = self.cell_of(self.edges)
+            crowd = int(np.bincount(edge_cells).max())
+            if crowd <= self.MAX_EDGES_PER_CELL or cells >= self.MAX_CELLS:
+                break
+            cells *= 4
+        #: Edges squeezed closer than the grid resolves (pathological data), or a span so small its
+        #: scale overflows: plain binary search instead.
+        self._exact_search = crowd > self.MAX_EDGES_PER_CELL or not (
+            math.isfinite(self._scale) and math.isfinite(self._offset))
+        if self._exact_search:
+            return
+        slots = np.arange(cells + 2)
+        # Non-decreasing because cell_of is monotone: searchsorted finds each cell's first edge.
+        self._before = np.searchsorted(edge_cells, slots, side="left")
+        # Edges inside each cell, padded with NaN (x >= NaN is False, even for x = +inf).
+        self._inside = np.full((max(crowd, 1), cells + 2), np.nan)
+        for m in range(self._inside.shape[0]):
+            j = self._before + m
+            ok = j < k
+            ok[ok] &= edge_cells[j[ok]] == slots[ok]
+            self._inside[m, ok] = self.edges[j[ok]]
+
+    def cell_of(self, values: np.ndarray) -> np.ndarray:
+        """Grid cell (0 .. cells + 1) of each value: monotone non-decreasing in the value."""
+        # (x - lo) * scale + 1, clipped to [0, cells + 1], truncated; every step is monotone.
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values overflow to inf, then clip
+            t = np.multiply(values, self._scale)
+            np.subtract(t, self._offset, out=t)
+        np.clip(t, 0.0, float(self._cells + 1), out=t)
+        return t.astype(np.intp)
+
+    def bins(self, values: np.ndarray) -> np.ndarray:
+        """Bin index of each value (no NaNs): ``np.searchsorted(edges, values, side="right")``."""
+        if self._exact_search:
+            return np.searchsorted(self.edges, values, side="right")
+        cell = self.cell_of(values)
+        idx = self._before.take(cell)
+        above = np.empty(values.shape, dtype=bool)
+        for row in self._inside:
+            np.greater_equal(values, row.take(cell), out=above)
+            np.add(idx, above, out=idx, casting="unsafe")
+        return idx
+
+    def counts(self, values: np.ndarray) -> np.ndarray:
+        """Counts in the ``len(edges) + 1`` bins: equal to :func:`bin_counts`."""
+        return np.bincount(self.bins(values), minlength=self.edges.size + 1).astype(np.int64)
+
+
+class NumericAccumulator:
+    """Builds :class:`NumericStats` from values arriving in batches (a store streaming a column)."""
+
+    def __init__(self, edges: tuple[float, ...], index: EdgeIndex | None = None) -> None:
+        self.edges = edges
+        self.index = index or EdgeIndex(edges)
+        self.counts = np.zeros(len(edges) + 1, dtype=np.int64)
+        self.missing = 0
+        self.minimum: float | None = None
+        self.maximum: float | None = None
+        self.total = 0.0
+        self.total_sq = 0.0
+        self.below_sum = 0.0
+        self.above_sum = 0.0
+
+    def add(self, values: np.ndarray, missing: int = 0) -> None:
+        """Add present values (NaN counts as missing, as in :meth:`NumericStats.from_values`) and a null count."""
+        x = np.asarray(values, dtype=np.float64)
+        nan = np.isnan(x)
+        if nan.any():
+            missing += int(nan.sum())
+            x = x[~nan]
+        self.missing += missing
+        if x.size == 0:
+            return
+        batch = self.index.counts(x)
+        self.counts += batch
+        lo, hi = float(x.min()), float(x.max())
+        self.minimum = lo if self.minimum is None else min(self.minimum, lo)
+        self.maximum = hi if self.maximum is None else max(self.maximum, hi)
+        self.total += float(x.sum())
+        # einsum, not np.dot: the same sum without OpenBLAS threads (10x slower on a busy 2-core host).
+        self.total_sq += float(np.einsum("i,i->", x, x))
+        if batch[0]:
+            self.below_sum += float(x[x < self.edges[0]].sum())
+        if batch[-1]:
+            self.above_sum += float(x[x >= self.edges[-1]].sum())
+
+    def result(self) -> NumericStats:
+        return NumericStats(edges=self.edges, counts=tuple(self.counts.tolist()), missing=self.missing,
+                            minimum=self.minimum, maximum=self.maximum, total=self.total, total_sq=self.total_sq,
+                            below_sum=self.below_sum, above_sum=self.above_sum)
+
+
 @dataclass(frozen=True)
 class NumericStats:
     """Histogram of one numeric field over given edges, plus moments and range."""
@@ -180,6 +304,11 @@ class CategoryStats:
                 continue
             key = str(v)
             tally[key] = tally.get(key, 0) + 1
+        return cls.from_counts(tally, missing, max_categories)
+
+    @classmethod
+    def from_counts(cls, tally: Mapping[str, int], missing: int = 0, max_categories: int | None = None) -> Self:
+        """Counts per value; beyond ``max_categories`` the rarest (ties: last by name) go to ``other``."""
         ranked = sorted(tally.items(), key=lambda kv: (-kv[1], kv[0]))
         kept = ranked if max_categories is None else ranked[:max_categories]
         other = sum(c for _, c in ranked[len(kept):])

@@ -69,30 +69,35 @@ class EmitterStats:
         return asdict(self)
 
 
-#: Renders a batch of queued items: (newline-terminated lines, number of items that failed).
-#: It must not raise: an item it cannot render is counted as failed and left out.
-BatchRenderer = Callable[[list[Any]], tuple[list[bytes], int]]
+#: Renders a batch of queued items into one chunk of newline-terminated lines:
+#: (chunk, number of lines in it, number of items that failed and were left out).
+BatchRenderer = Callable[[list[Any]], tuple[bytearray, int, int]]
 TelemetryRenderer = Callable[[EmitterStats], bytes]
 
 
 class Emitter:
-    def __init__(self, render: Renderer, sink: Sink, *, queue_size: int = 10_000, batch_size: int = 512,
+    def __init__(self, render: BatchRenderer, sink: Sink, *, queue_size: int = 10_000, batch_size: int = 512,
                  stats_interval: float | None = 60.0, telemetry: TelemetryRenderer | None = None,
                  close_timeout: float = 5.0, retry_initial: float = 0.1, retry_max: float = 10.0,
-                 name: str = "mlmon-emitter", start: bool = True) -> None:
+                 drain_interval: float = DEFAULT_DRAIN_INTERVAL_S, name: str = "mlmon-emitter",
+                 start: bool = True) -> None:
         if queue_size < 1 or batch_size < 1:
             raise ValueError("queue_size and batch_size must be >= 1")
         if stats_interval is not None and stats_interval <= 0:
             raise ValueError("stats_interval must be positive (or None for no telemetry)")
+        if not 0.0 <= drain_interval <= 1.0:
+            raise ValueError(f"drain_interval must be between 0 and 1 second, got {drain_interval!r}")
         self._render = render
         self.sink = sink
         self._maxsize = queue_size
+        self._high_water = max(1, queue_size // 2)
         self._batch_size = batch_size
         self._stats_interval = stats_interval
         self._telemetry = telemetry
         self._close_timeout = close_timeout
         self._retry_initial = retry_initial
         self._retry_max = retry_max
+        self._drain_interval = drain_interval
         self._name = name
         self._init_state()
         _live.add(self)
@@ -104,9 +109,13 @@ class Emitter:
         self._drop_lock = threading.Lock()
         self._cond = threading.Condition(threading.Lock())
         self._wake = threading.Event()
-        self._idle = False
+        # Callers accept an item while the queue is shorter than _limit (0 once closing),
+        # and wake the worker when the queue was at least _wake_at long (0: worker idle).
+        self._limit = self._maxsize
+        self._wake_at = self._high_water
         self._closing = False
         self._closed = False
+        self._flush_requested = False
         self._give_up_at: float | None = None
         self._last_warning = float("-inf")
         self._thread: threading.Thread | None = None
@@ -123,9 +132,10 @@ class Emitter:
     def submit(self, item: Any) -> bool:
         """Queue an item (never blocks). False if it was dropped."""
         queue = self._queue
-        if len(queue) < self._maxsize and not self._closing:
+        size = len(queue)
+        if size < self._limit:
             queue.append(item)
-            if self._idle:
+            if size >= self._wake_at:
                 self._wake.set()
             return True
         with self._drop_lock:
@@ -153,6 +163,7 @@ class Emitter:
             target = self._popped + len(self._queue)
             if self._thread is None or not self._thread.is_alive():
                 return self._handled >= target
+            self._flush_requested = True
             self._wake.set()
             return self._cond.wait_for(lambda: self._handled >= target, timeout)
 
@@ -161,6 +172,7 @@ class Emitter:
         if self._closed:
             return
         self._closing = True
+        self._limit = 0
         limit = self._close_timeout if timeout is None else timeout
         self._give_up_at = time.monotonic() + limit
         thread = self._thread
@@ -180,13 +192,13 @@ class Emitter:
     # --- worker side -------------------------------------------------------------
     def _run(self) -> None:
         next_stats = time.monotonic() + (self._stats_interval or 0.0)
+        worked = False
         try:
             while True:
                 batch = self._take_batch()
                 if batch:
                     self._process(batch)
-                    if not self._queue:
-                        self._flush_sink()
+                    worked = True
                     continue
                 if self._closing:
                     break
@@ -195,7 +207,11 @@ class Emitter:
                     self._write_telemetry()
                     self._flush_sink()
                     next_stats = now + self._stats_interval
-                self._sleep_until_woken(min(_IDLE_WAKE_S, self._stats_interval or _IDLE_WAKE_S))
+                if worked and self._drain_interval > 0:
+                    self._nap()
+                    worked = False
+                else:
+                    self._sleep_until_woken(min(_IDLE_WAKE_S, self._stats_interval or _IDLE_WAKE_S))
             if self._stats_interval is not None and (self._handled or self._dropped_full):
                 self._write_telemetry()
         finally:
@@ -210,45 +226,48 @@ class Emitter:
         n = min(len(queue), self._batch_size)
         if not n:
             return []
-        batch = [queue.popleft() for _ in range(n)]
+        popleft = queue.popleft
+        batch = [popleft() for _ in range(n)]
         with self._cond:
             self._popped += n
         return batch
 
+    def _nap(self) -> None:
+        # Traffic is flowing: let events gather rather than being woken per event.
+        # Callers still wake us past the high-water mark; flush()/close() always do.
+        self._wake.wait(self._drain_interval)
+        self._wake.clear()
+
     def _sleep_until_woken(self, timeout: float) -> None:
-        # Callers set _wake only when _idle is set; re-check the queue after
-        # announcing idleness so an append racing with it is never missed.
-        self._idle = True
+        # Callers wake us (from their first event on) only once _wake_at is 0; re-check
+        # the queue after announcing it so an append racing with it is never missed.
+        self._wake_at = 0
         if not self._queue and not self._closing:
             self._wake.wait(timeout)
-        self._idle = False
+        self._wake_at = self._high_water
         self._wake.clear()
 
     def _process(self, batch: list[Any]) -> None:
-        lines: list[bytes] = []
-        failed = 0
-        render = self._render
-        for item in batch:
-            try:
-                line = render(item)
-            except Exception:
-                failed += 1
-                _log.exception("mlmon: could not render an event; it is dropped")
-                continue
-            if line is not None:
-                lines.append(line)
-        written = self._write(b"".join(lines)) if lines else True
+        try:
+            chunk, rendered, failed = self._render(batch)
+        except Exception:  # a renderer bug must not kill the worker; the batch is lost and counted
+            _log.exception("mlmon: could not render a batch of %d events; they are dropped", len(batch))
+            chunk, rendered, failed = bytearray(), 0, len(batch)
+        written = self._write(chunk) if rendered else True
+        if self._flush_requested or not self._queue:
+            self._flush_requested = False
+            self._flush_sink()  # flush() returns only once the sink has the data
         with self._cond:
             self._errors += failed
             self._dropped_late += failed
             if written:
-                self._emitted += len(lines)
+                self._emitted += rendered
             else:
-                self._dropped_late += len(lines)
+                self._dropped_late += rendered
             self._handled += len(batch)
             self._cond.notify_all()
 
-    def _write(self, chunk: bytes) -> bool:
+    def _write(self, chunk: bytes | bytearray) -> bool:
         """Write with retries; False once closing and past the close deadline."""
         delay = self._retry_initial
         failures = 0
@@ -308,7 +327,9 @@ class Emitter:
         closed = self._closing
         self._init_state()
         self._closing = self._closed = closed
-        if not closed:
+        if closed:
+            self._limit = 0
+        else:
             self.start()
 
 

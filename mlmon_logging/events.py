@@ -16,7 +16,6 @@ the mapping) and its name, as ``repr`` if it is not a string, is listed in
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -46,7 +45,10 @@ EventDict = dict[str, Any]
 
 _log = logging.getLogger("mlmon_logging")
 _NAME = re.compile(contract.NAME_PATTERN)
-#: abs() bound under which an int is converted to float on the fast path.
+#: ``event.kind`` and ``event.dataset`` per event kind.
+_ECS_KIND_AND_DATASET: Final[dict[str, tuple[str, str]]] = {
+    kind: ("metric" if kind == "emitter" else "event", dataset) for kind, dataset in contract.DATASETS.items()}
+#: abs() bound under which an int is converted to float without the general coercion.
 _FLOAT_SAFE_INT: Final = 2**53
 
 
@@ -134,8 +136,12 @@ class EventBuilder:
         if identity.environment:
             service["environment"] = identity.environment
         self._service = service
-        self._host = {"name": identity.host} if identity.host else None
-        self._labels = {k: str(v) for k, v in identity.labels.items()}
+        host_and_labels: EventDict = {}
+        if identity.host:
+            host_and_labels["host"] = {"name": identity.host}
+        if identity.labels:
+            host_and_labels["labels"] = {k: str(v) for k, v in identity.labels.items()}
+        self._host_and_labels = host_and_labels
         self._model = {"name": identity.model, "version": identity.version, "task": identity.task}
         self._emitter_model = {"name": identity.model, "version": identity.version}
         # feature name -> _NUMERIC/_CATEGORICAL (kind of its first non-missing value, or declared) /_INVALID
@@ -148,23 +154,16 @@ class EventBuilder:
 
     # --- the common envelope ----------------------------------------------------
     def _envelope(self, kind: contract.Kind, ts_ns: int, mlmon: EventDict) -> EventDict:
-        event: EventDict = {
+        # One dict display: the constant sub-dicts are shared, only the event's own parts are new.
+        ecs_kind, dataset = _ECS_KIND_AND_DATASET[kind]
+        return {
             "@timestamp": self._timestamp(ts_ns),
             "ecs": self._ecs,
-            "event": {
-                "kind": "metric" if kind == "emitter" else "event",
-                "dataset": contract.DATASETS[kind],
-                "id": uuid7_from_ns(ts_ns),
-                "module": "mlmon",
-            },
+            "event": {"kind": ecs_kind, "dataset": dataset, "id": uuid7_from_ns(ts_ns), "module": "mlmon"},
             "service": self._service,
+            **self._host_and_labels,
+            "mlmon": mlmon,
         }
-        if self._host is not None:
-            event["host"] = self._host
-        if self._labels:
-            event["labels"] = self._labels
-        event["mlmon"] = mlmon
-        return event
 
     def _model_event(self, kind: contract.Kind, ts_ns: int, prediction_id: object, quality: _Quality,
                      body: EventDict) -> EventDict:
@@ -179,15 +178,13 @@ class EventBuilder:
     # --- the three model events --------------------------------------------------
     def prediction(self, ts_ns: int, prediction_id: object, features: Any, prediction: Any = None,
                    score: Any = None, latency_ms: Any = None, segment: Any = None, scores: Any = None) -> EventDict:
-        event = self._plain_prediction(ts_ns, prediction_id, features, prediction, score, latency_ms, segment,
-                                       scores)
-        if event is None:
-            event = self._careful_prediction(ts_ns, prediction_id, features, prediction, score, latency_ms,
-                                             segment, scores)
-        return event
+        return (self.plain_prediction(ts_ns, prediction_id, features, prediction, score, latency_ms, segment, scores)
+                or self.careful_prediction(ts_ns, prediction_id, features, prediction, score, latency_ms, segment,
+                                           scores))
 
-    def _plain_prediction(self, ts_ns: int, prediction_id: object, features: Any, prediction: Any,
-                          score: Any, latency_ms: Any, segment: Any, scores: Any) -> EventDict | None:
+    def plain_prediction(self, ts_ns: int, prediction_id: object, features: Any, prediction: Any,
+                         score: Any, latency_ms: Any, segment: Any, scores: Any) -> EventDict | None:
+        """The prediction event if every input is plain, else None (then call ``careful_prediction``)."""
         # Exact type checks on purpose: bool is an int subclass and numpy floats are float
         # subclasses; both need the careful path's coercion.
         if type(prediction_id) is not str or scores is not None:
@@ -253,7 +250,7 @@ class EventBuilder:
                     known.add(name)
         return True
 
-    def _careful_prediction(self, ts_ns: int, prediction_id: object, features: Any, prediction: Any,
+    def careful_prediction(self, ts_ns: int, prediction_id: object, features: Any, prediction: Any,
                             score: Any, latency_ms: Any, segment: Any, scores: Any) -> EventDict:
         q = _Quality()
         pred: EventDict = {}

@@ -2,9 +2,9 @@
 
 Most services log the same feature names with the same value types on every
 request. A *plan* per shape (the names in order and the exact value types)
-says which names are numeric and which categorical; applying it is a few
-``itemgetter`` / ``zip`` / ``dict`` calls that run in C, with no Python
-bytecode per feature. The shape key itself is two C-built tuples.
+says which names are categorical and which numeric values are ints; applying
+it is a dict copy in C plus a few bytecodes per categorical (and per int)
+value, with nothing per float. The shape key itself is two C-built tuples.
 
 Only shapes of valid names with plain ``float`` / ``int`` / ``str`` values
 get a plan; anything else (bools, numpy values, None, bad names, too many
@@ -17,7 +17,6 @@ accepts (``tests/emitter/test_plain_path.py`` checks it).
 from __future__ import annotations
 
 from collections.abc import Callable
-from operator import itemgetter
 from typing import Any, Final, NamedTuple
 
 from mlmon_logging import contract
@@ -35,26 +34,13 @@ MAX_CACHED_NAMES: Final = 10_000
 MAX_PLANS: Final = 1024
 
 Shape = tuple[tuple[Any, ...], tuple[type, ...]]
-Getter = Callable[[Any], tuple[Any, ...]]
 
 
 class Plan(NamedTuple):
-    numeric_names: tuple[str, ...]
-    numeric_values: Getter
-    #: Some numeric values are ints: they go through float() (JSON doubles downstream).
-    convert: bool
     categorical_names: tuple[str, ...]
-    categorical_values: Getter
-
-
-def _getter(keys: list[str]) -> Getter:
-    """itemgetter that returns a tuple for any number of keys (itemgetter('a') returns a scalar)."""
-    if not keys:
-        return lambda mapping: ()
-    if len(keys) == 1:
-        only = keys[0]
-        return lambda mapping: (mapping[only],)
-    return itemgetter(*keys)
+    #: Numeric names whose value is an int here: converted with float() (JSON doubles downstream).
+    int_names: tuple[str, ...]
+    has_numeric: bool
 
 
 class FeatureSplitter:
@@ -68,36 +54,53 @@ class FeatureSplitter:
     def __init__(self, routes: dict[object, int], is_valid_name: Callable[[object], bool]) -> None:
         self._routes = routes
         self._is_valid_name = is_valid_name
+        # names -> (value types, plan) of the shape last seen with those names: looking up
+        # the names alone and comparing the types costs less than hashing the whole shape.
+        self._latest: dict[tuple[Any, ...], tuple[tuple[type, ...], Plan | None]] = {}
         self._plans: dict[Shape, Plan | None] = {}
 
     def split(self, features: dict[Any, Any]) -> tuple[dict[str, float], dict[str, str]] | None:
         """(numeric, categorical) for a plain dict; None when the careful path must run."""
-        shape = (tuple(features), tuple(map(type, features.values())))
+        names = tuple(features)
+        types = tuple(map(type, features.values()))
+        latest = self._latest.get(names)
+        if latest is not None and latest[0] == types:
+            plan = latest[1]
+        else:
+            plan = self._plan(names, types)
+        if plan is None:
+            return None
+        categorical_names, int_names, has_numeric = plan
+        if not has_numeric:
+            return {}, features.copy()
+        # Copy, then move the categorical values out: a dict copy is one C call, and the
+        # names moved are usually few (measured 2x faster than two dict(zip(...)) calls).
+        numeric = features.copy()
+        pop = numeric.pop
+        categorical = {}
+        for name in categorical_names:  # a plain loop: a comprehension costs a call in 3.11
+            categorical[name] = pop(name)
+        if int_names:
+            try:
+                for name in int_names:
+                    numeric[name] = float(numeric[name])
+            except OverflowError:  # an int beyond the float range: the careful path flags it
+                return None
+        total = sum(numeric.values())
+        if total - total != 0.0:  # a NaN or inf somewhere (or a huge sum): the careful path names it
+            return None
+        return numeric, categorical
+
+    def _plan(self, names: tuple[Any, ...], types: tuple[type, ...]) -> Plan | None:
+        shape = (names, types)
         try:
             plan = self._plans[shape]
         except KeyError:
-            plan = self._plan(shape)
-        if plan is None:
-            return None
-        numeric: dict[str, float] = {}
-        if plan.numeric_names:
-            values = plan.numeric_values(features)
-            try:
-                numeric = dict(zip(plan.numeric_names, map(float, values) if plan.convert else values))
-            except OverflowError:  # an int beyond the float range: the careful path flags it
-                return None
-            total = sum(numeric.values())
-            if total - total != 0.0:  # a NaN or inf somewhere (or a huge sum): let the careful path name it
-                return None
-        categorical = dict(zip(plan.categorical_names, plan.categorical_values(features))) \
-            if plan.categorical_names else {}
-        return numeric, categorical
-
-    def _plan(self, shape: Shape) -> Plan | None:
-        names, types = shape
-        plan = self._make_plan(names, types)
-        if len(self._plans) < MAX_PLANS:
-            self._plans[shape] = plan
+            plan = self._make_plan(names, types)
+            if len(self._plans) < MAX_PLANS:
+                self._plans[shape] = plan
+        if len(self._latest) < MAX_PLANS or names in self._latest:
+            self._latest[names] = (types, plan)
         return plan
 
     def _make_plan(self, names: tuple[Any, ...], types: tuple[type, ...]) -> Plan | None:
@@ -127,4 +130,5 @@ class FeatureSplitter:
         for name, route in learned.items():
             if len(self._routes) < MAX_CACHED_NAMES:
                 self._routes[name] = route
-        return Plan(tuple(numeric), _getter(numeric), int in types, tuple(categorical), _getter(categorical))
+        int_names = tuple(name for name, t in zip(names, types) if t is int)
+        return Plan(tuple(categorical), int_names, bool(numeric))

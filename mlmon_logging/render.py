@@ -21,7 +21,7 @@ MIN_EVENT_BYTES: Final = 2048
 #: User-named families that may be cut, as paths under "mlmon".
 _CUTTABLE: Final = (("attributions",), ("features", "categorical"), ("features", "numeric"),
                     ("prediction", "scores"), ("segment",))
-_OPTIONS: Final = orjson.OPT_APPEND_NEWLINE
+JSON_OPTIONS: Final = orjson.OPT_APPEND_NEWLINE
 
 
 class EventTooLarge(ValueError):
@@ -37,10 +37,10 @@ def check_limit(max_event_bytes: int) -> int:
 def render(event: dict[str, Any], max_event_bytes: int) -> bytes:
     """One JSON line (newline-terminated) of at most ``max_event_bytes`` bytes."""
     try:
-        line = orjson.dumps(event, option=_OPTIONS)
+        line = orjson.dumps(event, option=JSON_OPTIONS)
     except (orjson.JSONEncodeError, TypeError):
         _repair_strings(event, event, "")
-        line = orjson.dumps(event, option=_OPTIONS)
+        line = orjson.dumps(event, option=JSON_OPTIONS)
     if len(line) <= max_event_bytes:
         return line
     return _truncate(event, max_event_bytes)
@@ -95,7 +95,7 @@ def _truncate(event: dict[str, Any], max_event_bytes: int) -> bytes:
         for key, value in family.items():
             if isinstance(value, str) and len(value) > cap:
                 family[key] = value[:cap]
-    line = orjson.dumps(event, option=_OPTIONS)
+    line = orjson.dumps(event, option=JSON_OPTIONS)
     # 2. leave out entries, from the end of the largest family, until it fits.
     while len(line) > max_event_bytes:
         excess = len(line) - max_event_bytes
@@ -106,7 +106,7 @@ def _truncate(event: dict[str, Any], max_event_bytes: int) -> bytes:
         while excess > 0 and largest:
             key, value = largest.popitem()
             excess -= len(key) + len(orjson.dumps(value)) + 4  # "key":value,
-        line = orjson.dumps(event, option=_OPTIONS)
+        line = orjson.dumps(event, option=JSON_OPTIONS)
     return line
 
 

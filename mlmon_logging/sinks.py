@@ -1,9 +1,11 @@
 """Where JSON lines go: stdout, a file (append, size-based rotation) or TCP.
 
-A sink is written only by the emitter's background thread. ``write`` either
-takes the whole chunk or raises ``OSError``; the emitter then keeps the
-chunk and retries with backoff, so events wait in memory (bounded by the
-queue) while a file system is full or Logstash is away.
+A sink is written only by the emitter's background thread. ``write`` gets
+one chunk of whole lines (``bytes`` or, from ``ModelLogger``, a
+``bytearray`` that is never changed afterwards) and either takes all of it
+or raises ``OSError``; the emitter then keeps the chunk and retries with
+backoff, so events wait in memory (bounded by the queue) while a file
+system is full or Logstash is away.
 
 Sink specs:
 
@@ -24,13 +26,13 @@ import select
 import socket
 import sys
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
 
 
 @runtime_checkable
 class Sink(Protocol):
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         """Write whole newline-terminated lines, or raise OSError having written nothing useful."""
 
     def flush(self) -> None: ...
@@ -44,7 +46,7 @@ class Sink(Protocol):
 class StdoutSink:
     """Writes to the process's current ``sys.stdout`` (looked up per write, so redirection works)."""
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         stream = sys.stdout
         buffer = getattr(stream, "buffer", None)
         if buffer is not None:
@@ -80,7 +82,7 @@ class FileSink:
         self.template = str(path)
         self.max_bytes = max_bytes
         self.backups = backups
-        self._file = None
+        self._file: BinaryIO | None = None
         self._size = 0
 
     @property
@@ -93,7 +95,7 @@ class FileSink:
         self._file = open(path, "ab")
         self._size = self._file.tell()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         if self._file is None:
             self._open()
         elif self.max_bytes is not None and self._size > 0 and self._size + len(data) > self.max_bytes:
@@ -173,7 +175,7 @@ class TcpSink:
             return False
         return True
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         sock = self._sock
         if sock is not None and self._peer_closed(sock):
             self.close()

@@ -80,7 +80,8 @@ class ModelEventHandler(logging.Handler):
             elif kind == "feedback":
                 mlog.log_feedback(pid, args.get("actual"), timestamp=when)
             else:
-                mlog.log_explanation(pid, args.get("attributions"), method=args.get("method"),
+                attributions = args.get("attributions")
+                mlog.log_explanation(pid, {} if attributions is None else attributions, method=args.get("method"),
                                      base_value=args.get("base_value"), timestamp=when)
         except Exception:
             self.handleError(record)  # logging's own policy: report on stderr, never raise

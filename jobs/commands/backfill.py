@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args.store or config.store or DEFAULT_STORE_URL)
     try:
         report = Runner(config, store).backfill(start, end, progress=not args.no_progress)
-    except (RunnerError, DriftJobError, StoreError) as err:
+    except (RunnerError, ValueError, StoreError) as err:  # job errors are ValueErrors naming the model
         print(f"mlmon backfill: {err}", file=sys.stderr)
         return 1
     finally:

@@ -22,7 +22,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     from mlmon.demo.run import run_demo, summary
+
+    # Alerts are summarised at the end; the per-alert log lines would drown the summary.
+    logging.getLogger("mlmon").setLevel(logging.ERROR)
 
     if args.days < 2 or not 0 < args.drift_day < args.days:
         raise SystemExit("mlmon demo: need --days >= 2 and 0 < --drift-day < --days")

@@ -21,6 +21,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from mlmon import config as cfg
     from mlmon.drift_job import DriftJobError
+    from mlmon.explainability_job import ExplainabilityJobError
+    from mlmon.fairness_job import FairnessJobError
+    from mlmon.performance_job import PerformanceJobError
     from mlmon.runner import Runner, RunnerError, parse_time, stop_on_signals
     from mlmon.stores.base import StoreError
     from mlmon.stores.url import DEFAULT_STORE_URL, open_store
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         rounds = runner.every(every, stop)
         print(f"stopped after {rounds} rounds")
         return 0
-    except (RunnerError, DriftJobError, StoreError) as err:
+    except (RunnerError, DriftJobError, PerformanceJobError, ExplainabilityJobError, FairnessJobError,
+            StoreError) as err:
         print(f"mlmon run: {err}", file=sys.stderr)
         return 1
     finally:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mlmon.config import Config, parse
+from mlmon.documents import iso
 from mlmon.demo.model import DemoModel, train
 from mlmon.demo.traffic import BIASED_SEGMENT, DRIFTED_CATEGORICAL, DRIFTED_NUMERIC, TrafficState, _day_rows, simulate_day
 from mlmon.ingest import ingest_lines
@@ -32,7 +33,11 @@ MODEL = "cancer-screen"
 VERSION = "1"
 WINDOW_HOURS = 6
 
-CONFIG_YAML = f"""
+def config_yaml(reference_start: datetime, reference_end: datetime) -> str:
+    """The demo's mlmon.yaml: every kind of monitoring on, thresholds left at their defaults."""
+    ref = f"{{start: {iso(reference_start)}, end: {iso(reference_end)}}}"
+    ref_window = f"{{from: {iso(reference_start)}, to: {iso(reference_end)}}}"
+    return f"""
 models:
   {MODEL}:
     version: "{VERSION}"
@@ -41,6 +46,25 @@ models:
     drift:
       min_rows: 300
       segments: {{region: [urban, rural]}}
+    performance:
+      task: classification
+      positive_label: "1"
+      segments: {{region: [urban, rural]}}
+      min_labelled: 100
+      maturity: {{coverage: 0.8, age: 3d}}
+      lookback: 3d
+      reference: {ref}
+      cbpe: true
+      thresholds:
+        accuracy: {{relative: true, warning: -0.03, alert: -0.06}}
+        f1: {{class: "1", relative: true, warning: -0.04, alert: -0.08}}
+    explainability:
+      reference_window: {ref_window}
+      min_explanations: 50
+    fairness:
+      attributes: {{region: [urban, rural]}}
+      positive_label: "1"
+      min_group_size: 50
 """
 
 
@@ -68,8 +92,7 @@ def reference_frame(model: DemoModel, rows: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def run_demo(out_dir: Path, days: int = 7, per_day: int = 3200, drift_day: int = 4, seed: int = 7,
-             config_yaml: str = CONFIG_YAML) -> DemoResult:
+def run_demo(out_dir: Path, days: int = 7, per_day: int = 3200, drift_day: int = 4, seed: int = 7) -> DemoResult:
     t0 = time.perf_counter()
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -82,7 +105,10 @@ def run_demo(out_dir: Path, days: int = 7, per_day: int = 3200, drift_day: int =
     start = today - timedelta(days=days)
 
     store = DuckDBStore(db)
-    config: Config = parse(_yaml(config_yaml), "demo config")
+    # The day before the week is a labelled validation day (labels known at once): the
+    # performance and attribution references are taken from it.
+    reference_start = start - timedelta(days=1)
+    config: Config = parse(_yaml(config_yaml(reference_start, start)), "demo config")
     store.put_reference(build_from_frame(reference_frame(model, _day_rows(model, 6000, False, rng)), MODEL, VERSION,
                                          source="demo: one clean day of traffic"))
     runner = Runner(config, store)
@@ -95,9 +121,13 @@ def run_demo(out_dir: Path, days: int = 7, per_day: int = 3200, drift_day: int =
                        service="cancer-screen-api", environment="demo",
                        queue_size=100_000)  # a simulated day arrives in one burst; real traffic is spread out
     try:
-        for day in range(days):
+        for day in range(-1, days):
             day_start = start + timedelta(days=day)
-            simulate_day(mlog, model, result.traffic, day_start, per_day, day >= drift_day, rng)
+            if day < 0:
+                simulate_day(mlog, model, result.traffic, day_start, per_day, False, rng, label_share=1.0,
+                             mean_label_delay_h=1e-6, explain_share=0.5)
+            else:
+                simulate_day(mlog, model, result.traffic, day_start, per_day, day >= drift_day, rng)
             mlog.flush()
             with events.open("rb") as fh:  # what the service wrote today, as a log shipper would read it
                 fh.seek(offset)
@@ -106,6 +136,8 @@ def run_demo(out_dir: Path, days: int = 7, per_day: int = 3200, drift_day: int =
             rep = ingest_lines(data.splitlines(), store.con, source_path=str(events))
             result.ingested.update(rep.stored)
             result.dead_letters += sum(rep.dead_lettered.values())
+            if day < 0:
+                continue
             r = runner.round(at=day_start + timedelta(days=1, minutes=2))
             result.windows += r.windows
             result.documents += r.documents

@@ -44,7 +44,7 @@ class TrafficState:
 def _day_rows(model: DemoModel, n: int, drifted: bool, rng: np.random.Generator) -> pd.DataFrame:
     rows = model.holdout.sample(n=n, replace=True, random_state=rng.integers(2**31)).reset_index(drop=True)
     std = model.train[model.numeric].std().to_numpy()
-    rows[model.numeric] = rows[model.numeric].to_numpy() + rng.normal(0, 0.05, size=(n, len(model.numeric))) * std
+    rows[model.numeric] = rows[model.numeric].to_numpy() + rng.normal(0, 0.15, size=(n, len(model.numeric))) * std
     rows["site"] = rng.choice(SITES, size=n, p=DRIFTED_SITE_SHARES if drifted else (0.4, 0.3, 0.2, 0.1))
     if drifted:
         rural = rows[BIASED_SEGMENT[0]] == BIASED_SEGMENT[1]

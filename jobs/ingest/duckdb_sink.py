@@ -1,8 +1,9 @@
 """Bulk writes of validated events into the embedded DuckDB store.
 
-Each batch becomes one Arrow table per event kind and one
-``INSERT OR IGNORE ... BY NAME`` statement: the primary key on ``event.id``
-makes re-ingesting a file a no-op, like ``op_type => create`` in Elasticsearch.
+Each batch becomes one Arrow table per event kind (rows from the columnar fast
+path and from the per-line checker together) and one insert statement. The
+primary key on ``event.id`` makes re-ingesting a file a no-op, like ``op_type
+=> create`` in Elasticsearch; within a batch the first copy of an id wins.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from mlmon.ingest.fast_checks import LINE_COLUMN
 from mlmon.ingest.validate import Accepted, Rejected
 from mlmon.stores import duckdb_schema as schema
 from mlmon_logging import contract
@@ -26,6 +29,7 @@ _ARROW: dict[str, pa.DataType] = {
     "boolean": pa.bool_(),
 }
 _DEAD_LETTER_DATES = ("@timestamp", "event.ingested")
+_BATCH_VIEW = "mlmon_ingest_batch"
 
 
 def _arrow_type(name: str) -> tuple[pa.DataType, bool]:
@@ -39,36 +43,67 @@ def _arrow_type(name: str) -> tuple[pa.DataType, bool]:
     return _ARROW[es_type], es_type == "date"
 
 
+def _column(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
+    if arrow_type == pa.float64():
+        # JSON integers in a double field: float() rounds them as the fast path's cast does;
+        # pyarrow would refuse one above 2**53 and fail the whole batch.
+        values = [float(x) if type(x) is int else x for x in values]
+    return pa.array(values, arrow_type)
+
+
+def accepted_table(events: Sequence[Accepted], positions: Sequence[int]) -> pa.Table:
+    """Per-line results as a table shaped like the fast path's (contract types, LINE_COLUMN)."""
+    names: dict[str, None] = {}
+    for e in events:
+        names.update(dict.fromkeys(e.fields))
+    arrays: dict[str, pa.Array] = {}
+    for name in names:
+        arrow_type, is_date = _arrow_type(name)
+        if is_date:
+            micros = [(i.micros if (i := e.instants.get(name)) is not None else None) for e in events]
+            arrays[name] = pa.array(micros, pa.int64()).cast(arrow_type)
+        else:
+            arrays[name] = _column([e.fields.get(name) for e in events], arrow_type)
+    arrays[LINE_COLUMN] = pa.array(list(positions), pa.int64())
+    return pa.table(arrays)
+
+
 class DuckDBSink:
-    """Writes batches of :class:`Accepted` / :class:`Rejected` into one DuckDB connection."""
+    """Writes batches into one DuckDB connection (the caller owns the transaction).
+
+    With ``skip_stored`` off, rows go in with a plain INSERT, which is about twice as
+    fast as ``INSERT OR IGNORE`` but fails on an id already stored: the caller then
+    rolls back and writes the batch again with it on (see ``core.ingest_batch``).
+    """
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
+        self.skip_stored = False
         schema.ensure_schema(con)
-        self._columns = {table: set(schema.table_columns(con, table)) for table in schema.EVENT_TABLES.values()}
+        self.reload_columns()
 
-    def write_events(self, kind: contract.Kind, events: Sequence[Accepted]) -> int:
-        """Insert events of one kind; returns how many were new (duplicates of stored ids are skipped)."""
-        unique = list({e.event_id: e for e in reversed(events)}.values())[::-1]  # first copy wins, as with create
-        if not unique:
+    def reload_columns(self) -> None:
+        """Re-read the tables' columns (after a rollback undid an ADD COLUMN)."""
+        self._columns = {table: set(schema.table_columns(self.con, table)) for table in schema.EVENT_TABLES.values()}
+
+    def write_events(self, kind: contract.Kind, tables: Sequence[pa.Table]) -> int:
+        """Insert the rows of ``tables`` (each with LINE_COLUMN); returns how many were new."""
+        tables = [t for t in tables if t.num_rows]
+        if not tables:
             return 0
-        names: dict[str, None] = {}
-        for e in unique:
-            names.update(dict.fromkeys(e.fields))
+        batch = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
         table = schema.EVENT_TABLES[kind]
-        new = [n for n in names if n not in self._columns[table]]
+        new = [n for n in batch.column_names if n != LINE_COLUMN and n not in self._columns[table]]
         if new:
             schema.ensure_family_columns(self.con, kind, new)
             self._columns[table].update(new)
-        arrays: dict[str, pa.Array] = {}
-        for name in names:
-            arrow_type, is_date = _arrow_type(name)
-            if is_date:
-                values: list[Any] = [(i.micros if (i := e.instants.get(name)) is not None else None) for e in unique]
-                arrays[name] = pa.array(values, pa.int64()).cast(arrow_type)
-            else:
-                arrays[name] = pa.array([e.fields.get(name) for e in unique], arrow_type)
-        return self._insert(table, pa.table(arrays))
+        ids = batch.column("event.id")
+        if pc.count_distinct(ids).as_py() == len(ids):
+            select = f"SELECT * EXCLUDE ({LINE_COLUMN}) FROM {_BATCH_VIEW}"
+        else:  # the same id twice in one batch: keep its first line, as op_type create does
+            select = (f"SELECT * EXCLUDE ({LINE_COLUMN}) FROM {_BATCH_VIEW} "
+                      f"QUALIFY row_number() OVER (PARTITION BY {schema.quote('event.id')} ORDER BY {LINE_COLUMN}) = 1")
+        return self._insert(table, batch, select)
 
     def write_dead_letters(self, rejected: Sequence[Rejected]) -> int:
         unique = list({r.event_id: r for r in reversed(rejected)}.values())[::-1]
@@ -80,16 +115,20 @@ class DuckDBSink:
                 cols[name] = pa.array([r.ingested.micros for r in unique], pa.int64()).cast(_ARROW["date"])
             else:
                 cols[name] = pa.array([r.fields.get(name) for r in unique], pa.string())
-        return self._insert(schema.DEAD_LETTER_TABLE, pa.table(cols))
+        return self._insert(schema.DEAD_LETTER_TABLE, pa.table(cols), f"SELECT * FROM {_BATCH_VIEW}")
 
-    def _insert(self, table: str, batch: pa.Table) -> int:
-        self.con.register("mlmon_ingest_batch", batch)
-        try:
-            row = self.con.execute(
-                f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM mlmon_ingest_batch").fetchone()
-        finally:
-            self.con.unregister("mlmon_ingest_batch")
+    def _insert(self, table: str, batch: pa.Table, select: str) -> int:
+        # Not unregistered on failure: an aborted transaction refuses even that (see after_rollback).
+        self.con.register(_BATCH_VIEW, batch)
+        verb = "INSERT OR IGNORE" if self.skip_stored else "INSERT"
+        row = self.con.execute(f"{verb} INTO {table} BY NAME {select}").fetchone()
+        self.con.unregister(_BATCH_VIEW)
         return int(row[0]) if row else 0
+
+    def after_rollback(self) -> None:
+        """Forget what the rolled-back transaction did: the batch view, columns it added."""
+        self.con.unregister(_BATCH_VIEW)
+        self.reload_columns()
 
 
 def contract_dead_letter_names() -> tuple[str, ...]:

@@ -133,18 +133,55 @@ def sync_saved_objects(kibana: KibanaClient, path: Path, *, dry_run: bool = Fals
 
 # --- rules -----------------------------------------------------------------------------------
 
-def read_rule(path: Path) -> tuple[str, dict[str, Any]]:
+def _read_json_object(path: Path) -> dict[str, Any]:
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise SetupError(f"{path}: not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise SetupError(f"{path}: expected a JSON object (the create-rule body)")
-    rule_id = str(body.pop("id", path.stem))
+    if not isinstance(obj, dict):
+        raise SetupError(f"{path}: expected a JSON object")
+    return obj
+
+
+def _id_and_body(path: Path) -> tuple[str, dict[str, Any]]:
+    """``{"id": ..., "body": {...}}`` (what ``python -m mlmon.alerts.assets`` writes) or a bare body with "id"."""
+    obj = _read_json_object(path)
+    if isinstance(obj.get("body"), dict):
+        return str(obj.get("id") or path.stem), dict(obj["body"])
+    return str(obj.pop("id", path.stem)), obj
+
+
+def read_rule(path: Path) -> tuple[str, dict[str, Any]]:
+    rule_id, body = _id_and_body(path)
     missing = [k for k in ("name", "rule_type_id", "consumer", "schedule", "params") if k not in body]
     if missing:
         raise SetupError(f"{path}: a rule needs {missing}")
     return rule_id, body
+
+
+def sync_connector(kibana: KibanaClient, path: Path, *, dry_run: bool = False) -> Outcome:
+    """Create the connector by id, or update its name/config when they differ (type is fixed at creation)."""
+    connector_id, body = _id_and_body(path)
+    missing = [k for k in ("name", "connector_type_id") if k not in body]
+    if missing:
+        raise SetupError(f"{path}: a connector needs {missing}")
+    resp = kibana.request("GET", f"/api/actions/connector/{connector_id}", ok=(200, 404))
+    if resp.status_code == 404:
+        if dry_run:
+            return Outcome("connector", connector_id, "would create")
+        kibana.request("POST", f"/api/actions/connector/{connector_id}", json=body)
+        return Outcome("connector", connector_id, "created")
+    installed = resp.json()
+    if installed.get("connector_type_id") != body["connector_type_id"]:
+        raise SetupError(f"connector {connector_id} exists with type {installed.get('connector_type_id')!r}, "
+                         f"{path.name} wants {body['connector_type_id']!r}: delete it in Kibana first")
+    if installed.get("name") == body["name"] and installed.get("config", {}) == body.get("config", {}):
+        return Outcome("connector", connector_id, "unchanged")
+    if dry_run:
+        return Outcome("connector", connector_id, "would update")
+    update = {k: body[k] for k in ("name", "config", "secrets") if k in body}
+    kibana.request("PUT", f"/api/actions/connector/{connector_id}", json=update)
+    return Outcome("connector", connector_id, "updated")
 
 
 def _updatable(rule: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +222,8 @@ def sync_rule(kibana: KibanaClient, path: Path, *, dry_run: bool = False) -> Out
 def install(kibana: KibanaClient, root: Path = KIBANA, *, dry_run: bool = False) -> list[Outcome]:
     kibana.request("GET", "/api/status")  # fail early and clearly when Kibana is unreachable / not ready
     outcomes = [sync_saved_objects(kibana, p, dry_run=dry_run) for p in sorted(root.glob("*.ndjson"))]
+    # Connectors before the rules whose actions name them.
+    outcomes += [sync_connector(kibana, p, dry_run=dry_run) for p in sorted((root / "rules" / "connectors").glob("*.json"))]
     outcomes += [sync_rule(kibana, p, dry_run=dry_run) for p in sorted((root / "rules").glob("*.json"))]
     return outcomes
 

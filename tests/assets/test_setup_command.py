@@ -210,3 +210,24 @@ def test_every_body_under_elasticsearch_and_every_body_setup_sends_typechecks(as
     items += [("search", golden_stack.ids_search(["a", "b"]), "golden_stack ids search"),
               ("count", golden_stack.count_body(), "golden_stack count")]
     assert_bodies_typecheck(items)
+
+
+def test_committed_rules_and_connectors_install_then_stay_unchanged(tmp_path: Path, trial_es, kibana) -> None:
+    """The files `python -m mlmon.alerts.assets` writes ({"id", "body"}) install as they are, connectors first."""
+    from mlmon.paths import KIBANA
+
+    shutil.copytree(ELASTICSEARCH, tmp_path / "elasticsearch")
+    shutil.copytree(KIBANA, tmp_path / "kibana")
+    es, _ = trial_es
+    kb, state = kibana
+    assert _setup(es, tmp_path, kibana=kb) == 0
+    rule_files = sorted((KIBANA / "rules").glob("*.json"))
+    connector_files = sorted((KIBANA / "rules" / "connectors").glob("*.json"))
+    assert rule_files and connector_files
+    assert set(state.rules) == {json.loads(p.read_text())["id"] for p in rule_files}
+    assert set(state.connectors) == {json.loads(p.read_text())["id"] for p in connector_files}
+    posts = [r.path for r in kb.requests if r.method == "POST" and "/api/" in r.path and "_import" not in r.path]
+    assert max(i for i, p in enumerate(posts) if "/connector/" in p) < min(i for i, p in enumerate(posts) if "/rule/" in p)
+    before = len(kb.requests)
+    assert _setup(es, tmp_path, kibana=kb) == 0
+    assert [r.path for r in kb.requests[before:] if r.method in ("PUT", "POST") and "/saved_objects/" not in r.path] == []

@@ -10,6 +10,7 @@ load exactly the window's events).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,23 +67,22 @@ class FakeElasticsearch:
         if "range" in spec:
             r = spec["range"]
             x = self.numeric[r["field"]][mask] if r["field"] in self.numeric else np.array([])
+            # Sorted values + prefix sums answer each range by binary search: a 1M-row fake stays fast.
+            xs = np.sort(x[~np.isnan(x)])
+            prefix = np.concatenate(([0.0], np.cumsum(xs)))
             buckets = []
             for rng in r["ranges"]:
-                sel = np.ones(x.size, dtype=bool) & ~np.isnan(x)
-                if "from" in rng:
-                    sel &= x >= rng["from"]
-                if "to" in rng:
-                    sel &= x < rng["to"]
-                b: dict[str, Any] = {"key": f"{rng.get('from', '*')}-{rng.get('to', '*')}",
-                                     "doc_count": int(sel.sum())}
+                lo = int(np.searchsorted(xs, rng["from"], side="left")) if "from" in rng else 0
+                hi = int(np.searchsorted(xs, rng["to"], side="left")) if "to" in rng else xs.size
+                hi = max(hi, lo)
+                b: dict[str, Any] = {"key": f"{rng.get('from', '*')}-{rng.get('to', '*')}", "doc_count": hi - lo}
                 if "from" in rng:
                     b["from"] = rng["from"]
                 if "to" in rng:
                     b["to"] = rng["to"]
                 for sub, sub_spec in spec.get("aggs", {}).items():
-                    vals = x[sel]
-                    b[sub] = {"value": float(vals.sum()) if vals.size else 0.0}
                     assert "sum" in sub_spec
+                    b[sub] = {"value": float(prefix[hi] - prefix[lo])}
                 buckets.append(b)
             return {"buckets": buckets}
         if "extended_stats" in spec:
@@ -100,13 +100,12 @@ class FakeElasticsearch:
             if f in self.numeric:
                 return {"doc_count": int(np.isnan(self.numeric[f][mask]).sum())}
             if f in self.keyword:
-                return {"doc_count": int(sum(v is None for v in self.keyword[f][mask]))}
+                return {"doc_count": int(np.equal(self.keyword[f][mask], None).sum())}
             return {"doc_count": int(mask.sum())}
         if "terms" in spec:
             t = spec["terms"]
             values = self.keyword.get(t["field"], np.array([], dtype=object))
-            uniq, counts = np.unique(np.array([v for v in values if v is not None], dtype=str), return_counts=True)
-            pairs = list(zip(uniq.tolist(), counts.tolist()))
+            pairs = list(Counter(str(v) for v in values[np.not_equal(values, None)].tolist()).items())
             if "include" in t:
                 pairs = [p for p in pairs if p[0] in set(t["include"])]
             if "exclude" in t:

@@ -126,3 +126,31 @@ def test_reference_document_round_trip(reference: ReferenceProfile, tmp_path: Pa
     assert back is not None and back.id == reference.id and back.numeric == reference.numeric
     assert len(s.list_references("churn")) == 1
     assert isinstance(back.categorical["mlmon.features.categorical.cat_0"], CategoryStats)
+
+
+def test_window_statistics_with_nulls_nan_and_many_batches(tmp_path: Path, reference: ReferenceProfile,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlmon.stores import duckdb_store
+    from tests.drift.synth import load, make_features, to_events
+
+    monkeypatch.setattr(duckdb_store, "ARROW_BATCH_ROWS", 700)  # several Arrow batches per window
+    rng = np.random.default_rng(3)
+    feats = make_features(rng, 3_000, missing=0.1)
+    feats.loc[5, "num_0"] = np.nan  # stored as NaN (not NULL): missing, like NumericStats.from_values
+    s = DuckDBStore(tmp_path / "n.duckdb")
+    load(s.con, to_events(feats, "churn", "1", T0, HOUR, rng,
+                          segment={"country": np.where(np.arange(3_000) % 3 == 0, "DE", "FR")}))
+    f, absent = "mlmon.features.numeric.num_0", "mlmon.features.numeric.never_logged"
+    edges = reference.numeric[f].edges
+    q = WindowQuery(model="churn", start=T0, end=T0 + HOUR, numeric={f: edges, absent: edges},
+                    segment=("country", "DE"))
+    got = s.window_statistics(q)
+    de = feats["num_0"].to_numpy()[::3]
+    want = NumericStats.from_values(de, edges)
+    assert got.rows == 1_000 and got.numeric[f].counts == want.counts and got.numeric[f].missing == want.missing
+    assert got.numeric[f].total == pytest.approx(want.total) and got.numeric[f].minimum == want.minimum
+    assert got.numeric[f].below_sum == pytest.approx(want.below_sum)
+    assert got.numeric[absent].missing == 1_000 and got.numeric[absent].present == 0
+    empty = s.window_statistics(WindowQuery(model="churn", start=T0 + HOUR, end=T0 + 2 * HOUR, numeric={f: edges}))
+    assert empty.rows == 0 and empty.numeric[f].present == 0
+    s.close()

@@ -23,12 +23,12 @@ class ListSink:
         self.closed = False
         self._lock = threading.Lock()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         with self._lock:
             self.writes += 1
             self.count += data.count(b"\n")
             if self.keep:
-                self.lines.extend(data.splitlines())
+                self.lines.extend(bytes(line) for line in data.splitlines())
 
     def flush(self) -> None:
         pass

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from mlmon_logging import ModelLogger
 
@@ -27,7 +28,7 @@ class SlowSink(ListSink):
         self.max_seen_queue = 0
         self.logger: ModelLogger | None = None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         if self.logger is not None:
             self.max_seen_queue = max(self.max_seen_queue, len(self.logger._emitter._queue))
         time.sleep(self.pause)
@@ -88,7 +89,7 @@ class FlakySink(ListSink):
         super().__init__()
         self.failures = failures
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         if self.failures > 0:
             self.failures -= 1
             raise OSError("disk full")
@@ -193,3 +194,55 @@ def test_a_forked_child_gets_its_own_worker_and_file(tmp_path: Path) -> None:
     child_lines = (tmp_path / f"events-{child}.jsonl").read_bytes().splitlines()
     assert [orjson.loads(x)["mlmon"]["features"]["categorical"]["who"] for x in parent_lines] == ["parent"]
     assert [orjson.loads(x)["mlmon"]["features"]["categorical"]["who"] for x in child_lines] == ["child"]
+
+
+def _wait_for(condition: Any, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
+    return True
+
+
+def test_steady_traffic_is_written_in_few_batches(make_logger: Any, sink: ListSink) -> None:
+    # The worker naps between drains instead of being woken per event: fewer GIL hand-offs.
+    mlog = make_logger(drain_interval=0.05)
+    for i in range(200):
+        mlog.log_prediction({"x": float(i)})
+        time.sleep(0.002)
+    assert mlog.flush(timeout=10)
+    assert len(sink.lines) == 200
+    assert sink.writes <= 30  # about one chunk per nap (0.4 s / 0.05 s), not one per event
+
+
+def test_a_burst_wakes_a_napping_worker_before_the_queue_fills(make_logger: Any, sink: ListSink) -> None:
+    mlog = make_logger(queue_size=100, drain_interval=1.0)
+    mlog.log_feedback("p", 1)  # wakes the idle worker; after writing it naps for a second
+    assert _wait_for(lambda: sink.count == 1)
+    started = time.monotonic()
+    for _ in range(99):
+        mlog.log_feedback("p", 1)  # passing half the bound wakes it early
+    assert _wait_for(lambda: sink.count >= 51, timeout=0.8)
+    assert time.monotonic() - started < 0.8
+    assert mlog.stats.dropped == 0
+
+
+def test_flush_wakes_a_napping_worker_and_flushes_the_sink(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    mlog = ModelLogger("m", "1", sink=f"file://{path}", stats_interval=None, drain_interval=1.0)
+    mlog.log_feedback("p", 1)
+    assert _wait_for(lambda: mlog.stats.emitted == 1)
+    for _ in range(3):
+        mlog.log_feedback("p", 1)  # a few small lines: they would sit in the file's buffer
+    started = time.monotonic()
+    assert mlog.flush(timeout=5)
+    assert time.monotonic() - started < 0.8
+    assert len(path.read_bytes().splitlines()) == 4  # readable by another process now, not at close
+    mlog.close()
+
+
+@pytest.mark.parametrize("bad", [-0.1, 2.0])
+def test_drain_interval_is_checked(bad: float) -> None:
+    with pytest.raises(ValueError, match="drain_interval"):
+        ModelLogger("m", "1", sink=ListSink(), stats_interval=None, drain_interval=bad)

@@ -136,16 +136,3 @@ def test_emit_sample_writes_every_kind_following_the_contract() -> None:
         _check(event)
     regression = [orjson.loads(line) for line in _mlmon("emit-sample", "--task", "regression").stdout.splitlines()]
     assert "value" in regression[0]["mlmon"]["prediction"]
-
-
-def test_demo_writes_events_under_out_and_reports(tmp_path: Path) -> None:
-    done = _mlmon("demo", "-n", "300", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    path = tmp_path / "out" / "events.jsonl"
-    assert str(path) in done.stdout and "dropped=0" in done.stdout
-    events = [orjson.loads(line) for line in path.read_bytes().splitlines()]
-    kinds = {e["event"]["dataset"] for e in events}
-    assert kinds >= {"mlmon.prediction", "mlmon.feedback", "mlmon.explanation", "mlmon.emitter"}
-    assert sum(e["event"]["dataset"] == "mlmon.prediction" for e in events) == 300
-
-

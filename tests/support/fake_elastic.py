@@ -149,6 +149,7 @@ class FakeKibana:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.rules: dict[str, dict[str, Any]] = {}
+        self.connectors: dict[str, dict[str, Any]] = {}
 
     def __call__(self, req: Request) -> Reply:
         m, p = req.method, req.path
@@ -175,7 +176,29 @@ class FakeKibana:
                 {"type": o["type"], "id": o["id"], "overwrite": True} for o in objects]})
         if match := re.fullmatch(r"/api/alerting/rule/([^/]+)", p):
             return self._rule(req, match[1])
+        if match := re.fullmatch(r"/api/actions/connector/([^/]+)", p):
+            return self._connector(req, match[1])
         return Reply(404, {"statusCode": 404, "error": "Not Found", "message": f"no route {m} {p}"})
+
+    def _connector(self, req: Request, connector_id: str) -> Reply:
+        if req.method == "GET":
+            if connector_id not in self.connectors:
+                return Reply(404, {"statusCode": 404, "error": "Not Found",
+                                   "message": f"Saved object [action/{connector_id}] not found"})
+            return Reply(200, self.connectors[connector_id])
+        if req.method == "POST":
+            if connector_id in self.connectors:
+                return Reply(409, {"statusCode": 409, "error": "Conflict", "message": "connector exists"})
+            body = {k: v for k, v in req.json.items() if k != "secrets"}  # secrets are never returned
+            self.connectors[connector_id] = {**body, "id": connector_id, "is_preconfigured": False,
+                                             "is_deprecated": False, "is_missing_secrets": False}
+            return Reply(200, self.connectors[connector_id])
+        if req.method == "PUT":
+            if connector_id not in self.connectors or "connector_type_id" in req.json:
+                return Reply(400, {"statusCode": 400, "error": "Bad Request", "message": "bad connector update"})
+            self.connectors[connector_id].update({k: v for k, v in req.json.items() if k != "secrets"})
+            return Reply(200, self.connectors[connector_id])
+        return Reply(404, {})
 
     def _rule(self, req: Request, rule_id: str) -> Reply:
         if req.method == "GET":

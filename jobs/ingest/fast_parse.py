@@ -1,0 +1,152 @@
+"""Parse a run of JSON lines into one flat Arrow table, or say it cannot be done faithfully.
+
+Arrow's JSON reader (C++, multi-threaded) reads a whole chunk of lines at once.
+It is not a drop-in for ``orjson.loads`` line by line, so every difference is
+caught here or in :mod:`mlmon.ingest.fast_checks`, and such lines go to the
+exact per-line checker instead:
+
+- Arrow reads ``NaN`` / ``Infinity`` literals (orjson refuses them): caught by
+  the finiteness check on every float column.
+- Two objects on one line become two rows; blank lines vanish: the row count
+  must equal the line count, else the chunk is :class:`Unprovable`.
+- Arrow cannot tell ``"k": null`` from an absent key: each line records whether
+  it holds the text ``null`` at all; only such lines need the distinction.
+- Arrow infers timestamps from date-like strings: those columns are learnt and
+  re-read as strings (``explicit_schema``), keeping the exact text.
+- Anything Arrow refuses (bad JSON, a type changing between lines, duplicate
+  keys, lone surrogates) raises, and the caller splits the chunk.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.json as pj
+
+#: Escaped UTF-16 surrogates: orjson and Arrow disagree on some, so such lines go per-line.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_PLAIN_LEAVES = (pa.types.is_string, pa.types.is_int64, pa.types.is_float64, pa.types.is_boolean,
+                 pa.types.is_null, pa.types.is_list)
+
+
+class Unprovable(Exception):
+    """This chunk cannot be read faithfully as a whole; split it or check its lines one by one."""
+
+
+@dataclass
+class FlatChunk:
+    """One parsed chunk: dotted leaf columns, struct null masks, and per-line facts."""
+
+    lines: list[bytes]
+    leaves: dict[str, pa.Array]
+    #: Dotted name of every object -> True where it (or a parent) is null or absent.
+    struct_nulls: dict[str, np.ndarray]
+    #: True where the line holds the text ``null`` (so a null column may be a present key).
+    has_null: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+def surrogate_escapes(text: bytes) -> bool:
+    return _SURROGATE_ESCAPE.search(text) is not None
+
+
+class ChunkParser:
+    """Reads chunks with Arrow, remembering which object paths must stay strings."""
+
+    def __init__(self) -> None:
+        self._string_paths: set[tuple[str, ...]] = {("@timestamp",)}
+        self._schema = _schema_for(self._string_paths)
+
+    def parse(self, lines: list[bytes], buffer: bytes) -> FlatChunk:
+        """Non-blank lines, UTF-8, free of ``\\r`` and surrogate escapes; ``buffer`` is them as
+        one newline-delimited text."""
+        table = self._read(buffer, len(lines))
+        learned = _timestamp_paths(table.schema)
+        if learned:
+            self._string_paths |= learned
+            self._schema = _schema_for(self._string_paths)
+            table = self._read(buffer, len(lines))
+            if _timestamp_paths(table.schema):
+                raise Unprovable("a date-like string column could not be kept as text")
+        leaves, struct_nulls = _flatten(table)
+        has_null = (np.fromiter((b"null" in line for line in lines), dtype=bool, count=len(lines))
+                    if b"null" in buffer else np.zeros(len(lines), dtype=bool))
+        return FlatChunk(lines, leaves, struct_nulls, has_null)
+
+    def _read(self, buffer: bytes, expected_rows: int) -> pa.Table:
+        try:
+            table = pj.read_json(io.BytesIO(buffer),
+                                 parse_options=pj.ParseOptions(explicit_schema=self._schema,
+                                                               unexpected_field_behavior="infer"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise Unprovable(str(exc)) from None
+        if table.num_rows != expected_rows:  # two objects on a line, or a line Arrow skipped
+            raise Unprovable(f"{table.num_rows} rows from {expected_rows} lines")
+        return table
+
+
+def _schema_for(paths: set[tuple[str, ...]]) -> pa.Schema:
+    """Nested explicit schema holding the given paths as strings; other fields are inferred."""
+    tree: dict[str, dict | None] = {}
+    for path in sorted(paths):
+        node = tree
+        for key in path[:-1]:
+            child = node.setdefault(key, {})
+            if child is None:  # a path is both a leaf and an object: keep the leaf
+                break
+            node = child
+        else:
+            node.setdefault(path[-1], None)
+
+    def fields(node: dict[str, dict | None]) -> list[pa.Field]:
+        return [pa.field(k, pa.string() if v is None else pa.struct(fields(v))) for k, v in node.items()]
+
+    return pa.schema(fields(tree))
+
+
+def _timestamp_paths(schema: pa.Schema) -> set[tuple[str, ...]]:
+    """Paths of leaves whose type is not one the checks know (e.g. an inferred timestamp)."""
+    found: set[tuple[str, ...]] = set()
+
+    def walk(field: pa.Field, path: tuple[str, ...]) -> None:
+        if pa.types.is_struct(field.type):
+            for child in field.type:
+                walk(child, (*path, child.name))
+        elif pa.types.is_timestamp(field.type) or pa.types.is_date(field.type):
+            found.add(path)
+
+    for field in schema:
+        walk(field, (field.name,))
+    return found
+
+
+def _flatten(table: pa.Table) -> tuple[dict[str, pa.Array], dict[str, np.ndarray]]:
+    """Dotted leaf columns (parent nulls merged in) and null masks of every object."""
+    leaves: dict[str, pa.Array] = {}
+    struct_nulls: dict[str, np.ndarray] = {}
+    pending: list[tuple[str, pa.Array]] = [(n, c.combine_chunks() if c.num_chunks != 1 else c.chunk(0))
+                                           for n, c in zip(table.column_names, table.columns)]
+    while pending:
+        name, array = pending.pop()
+        if pa.types.is_struct(array.type):
+            if name in struct_nulls or name in leaves:
+                raise Unprovable(f"field {name!r} appears both nested and dotted")
+            struct_nulls[name] = np.asarray(array.is_null(), dtype=bool)
+            children = array.flatten()  # StructArray.flatten merges the parent's validity
+            pending.extend((f"{name}.{array.type.field(i).name}", child) for i, child in enumerate(children))
+        elif name in leaves or name in struct_nulls:
+            raise Unprovable(f"field {name!r} appears both nested and dotted")
+        elif not any(test(array.type) for test in _PLAIN_LEAVES):
+            raise Unprovable(f"field {name!r} has type {array.type}")
+        else:
+            leaves[name] = array
+    for name in struct_nulls:
+        if name in leaves:
+            raise Unprovable(f"field {name!r} appears both nested and dotted")
+    return leaves, struct_nulls

@@ -1,0 +1,133 @@
+"""The plain (fast) path builds exactly the event the careful path builds, or declines.
+
+Two builders see the same sequence of predictions: one as ModelLogger's writer
+thread does (plain path, careful path when it declines), one careful only. Their
+events must be byte-for-byte the same JSON apart from ``event.id``, which is
+fresh per event. Names come from a small pool so that feature kinds learned by
+one path are exercised by the other.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlmon_logging import contract
+from mlmon_logging.events import EventBuilder, ModelIdentity
+from mlmon_logging.render import render
+
+TS = 1_800_000_000_123_456_789
+
+VALID = ["age", "plan", "zip", "income", "x"]
+BAD = ["has.dot", "", "x" * 130, 5]
+
+# Mostly what the plain path takes, with everything it must decline mixed in.
+plain_values = st.one_of(st.floats(allow_nan=False, allow_infinity=False),
+                         st.integers(min_value=-(2**60), max_value=2**60), st.text(max_size=4))
+odd_values = st.one_of(st.floats(), st.integers(min_value=-(2**70), max_value=2**70), st.booleans(), st.none(),
+                       st.builds(np.float64, st.floats()), st.builds(np.int64, st.integers(-5, 5)),
+                       st.just(10**400), st.just("a\udcffb"))
+
+def mostly(plain: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """plain nine times in ten: most calls then take the plain path, the rest test declining."""
+    return st.sampled_from([False] * 9 + [True]).flatmap(lambda is_odd: odd if is_odd else plain)
+
+
+values = mostly(plain_values, odd_values)
+names = mostly(st.sampled_from(VALID), st.sampled_from(BAD))
+feature_dicts = st.dictionaries(names, values, max_size=6)
+predictions = st.fixed_dictionaries({
+    "features": mostly(feature_dicts, st.none()),
+    "prediction": mostly(st.one_of(st.integers(0, 3), st.text(max_size=3), st.floats(-1, 1), st.none()), values),
+    "score": mostly(st.one_of(st.none(), st.floats(0, 1)), st.one_of(st.floats(), st.integers(0, 1))),
+    "latency_ms": mostly(st.one_of(st.none(), st.floats(0, 1e4)), st.floats()),
+    "segment": mostly(st.one_of(st.none(), st.dictionaries(st.just("country"), st.text(max_size=3), max_size=1)),
+                      st.dictionaries(st.sampled_from(["country", "bad/seg"]), values, max_size=2)),
+    "scores": mostly(st.none(), st.dictionaries(st.sampled_from([0, 1, "a"]), st.floats(0, 1), max_size=2)),
+})
+
+
+def _builders(task: str, sample_rate: float) -> tuple[EventBuilder, EventBuilder]:
+    def make() -> EventBuilder:
+        identity = ModelIdentity("churn", "3", task=task, host="h", labels={"team": "growth"},  # type: ignore[arg-type]
+                                 categorical=frozenset({"zip"}))
+        return EventBuilder(identity, sample_rate)
+    return make(), make()
+
+
+def _json_without_event_id(event: dict[str, Any]) -> bytes:
+    event["event"] = {k: v for k, v in event["event"].items() if k != "id"}
+    return render(event, 1 << 20)  # as the writer thread does: repairs what orjson refuses
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(calls=st.lists(predictions, min_size=1, max_size=8), task=st.sampled_from(["classification", "regression"]),
+       sample_rate=st.sampled_from([1.0, 0.25]))
+def test_plain_path_matches_the_careful_path_or_declines(calls: list[dict[str, Any]], task: str,
+                                                         sample_rate: float) -> None:
+    fast, reference = _builders(task, sample_rate)
+    for call in calls:
+        args = (TS, "pid-1", call["features"], call["prediction"], call["score"], call["latency_ms"],
+                call["segment"], call["scores"])
+        event = fast.prediction(*args)
+        expected = reference.careful_prediction(*args)
+        assert _json_without_event_id(event) == _json_without_event_id(expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(attributions=st.dictionaries(names, values, max_size=6))
+def test_plain_attributions_match_the_careful_ones(attributions: dict[str, Any]) -> None:
+    fast, reference = _builders("classification", 1.0)
+    event = fast.explanation(TS, "p", attributions, "shap", 0.5)
+    # The careful path is the one taken for anything that is not a dict.
+    expected = reference.explanation(TS, "p", _AsMapping(attributions), "shap", 0.5)
+    assert _json_without_event_id(event) == _json_without_event_id(expected)
+
+
+class _AsMapping:
+    """A mapping that is not a dict: forces the careful path for the same items."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def items(self) -> Any:
+        return self._data.items()
+
+
+def test_common_shapes_take_the_plain_path() -> None:
+    builder, _ = _builders("classification", 1.0)
+    features = {f"num_{i}": 0.5 * i for i in range(15)} | {"age": 41} | {f"cat_{i}": "DE" for i in range(4)}
+    event = builder.plain_prediction(TS, "p", features, 1, 0.83, 4.2, {"country": "DE"}, None)
+    assert event is not None
+    assert event["mlmon"]["features"]["numeric"]["age"] == 41.0
+    assert type(event["mlmon"]["features"]["numeric"]["age"]) is float
+    assert event["mlmon"]["features"]["categorical"] == {f"cat_{i}": "DE" for i in range(4)}
+    assert event["mlmon"]["prediction"] == {"label": "1", "score": 0.83, "latency_ms": 4.2, "id": "p"}
+    assert event["mlmon"]["segment"] == {"country": "DE"}
+
+
+def test_the_plain_path_declines_what_needs_a_flag_or_coercion() -> None:
+    builder, _ = _builders("classification", 1.0)
+    plain = {"a": 1.0, "b": "x"}
+    for features in ({"a": math.nan, "b": "x"}, {"a": True, "b": "x"}, {"a": np.float64(1.0), "b": "x"},
+                     {"a": 1.0, "b": None}, {"has.dot": 1.0}, {"zip": 10115},
+                     {f"f{i}": 1.0 for i in range(contract.MAX_FAMILY_FIELDS + 1)}, {"a": 10**400}):
+        assert builder.plain_prediction(TS, "p", features, 1, None, None, None, None) is None, features
+    assert builder.plain_prediction(TS, "p", plain, 1, None, None, None, None) is not None
+    assert builder.plain_prediction(TS, "p", plain, True, None, None, None, None) is None
+    assert builder.plain_prediction(TS, "p", plain, 1, math.inf, None, None, None) is None
+    assert builder.plain_prediction(TS, "p", plain, 1, None, None, {"country": 1}, None) is None
+
+
+def test_the_plain_path_does_not_touch_the_callers_dicts() -> None:
+    builder, _ = _builders("classification", 1.0)
+    features = {"a": 1, "b": "x"}
+    segment = {"country": "DE"}
+    event = builder.prediction(TS, "p", features, 1, segment=segment)
+    event["mlmon"]["features"]["numeric"]["a"] = 99.0
+    event["mlmon"]["segment"]["country"] = "FR"
+    assert features == {"a": 1, "b": "x"} and segment == {"country": "DE"}
