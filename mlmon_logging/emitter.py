@@ -9,15 +9,16 @@ bound by at most one item each, which keeps memory bounded without a lock on
 the fast path.
 
 The worker shares the GIL with the request threads, so it is built to take
-it rarely and in short slices: it renders a batch with one call into the
-renderer and writes it as one chunk (the write releases the GIL), and once
+it rarely: it renders a batch with one call into the renderer and writes it
+as one chunk (the write releases the GIL, so a slice lasts one batch at
+most), and once
 the queue is empty it naps for ``drain_interval`` seconds instead of being
 woken by every new event - so under steady traffic callers never pay for a
 wake-up and the worker wakes a few hundred times a second at most, each time
 taking everything queued meanwhile. A caller wakes it early only when the
 queue passes half its bound (so a burst is not dropped while it naps), or
-when it has gone idle (a nap found nothing to do: then the first new event
-wakes it). ``flush()`` and ``close()`` wake it at once.
+when it has gone idle (nothing to write for a fifth of a second: then the
+first new event wakes it). ``flush()`` and ``close()`` wake it at once.
 
 A failed write keeps the chunk and retries with exponential backoff;
 meanwhile the queue fills up to its bound and further events are dropped and
@@ -51,6 +52,9 @@ _IDLE_WAKE_S: Final = 0.5
 #: Default nap of a worker that just emptied the queue: the most an event waits
 #: before it is written under steady traffic.
 DEFAULT_DRAIN_INTERVAL_S: Final = 0.005
+#: A worker keeps napping (callers need not wake it) this long after its last
+#: batch, so that even ten events a second never pay for a wake-up on the caller.
+_KEEP_NAPPING_S: Final = 0.2
 #: At most one warning per this many seconds while a sink stays down.
 _WARN_EVERY_S: Final = 60.0
 
@@ -192,13 +196,13 @@ class Emitter:
     # --- worker side -------------------------------------------------------------
     def _run(self) -> None:
         next_stats = time.monotonic() + (self._stats_interval or 0.0)
-        worked = False
+        last_work = float("-inf")
         try:
             while True:
                 batch = self._take_batch()
                 if batch:
                     self._process(batch)
-                    worked = True
+                    last_work = time.monotonic()
                     continue
                 if self._closing:
                     break
@@ -207,9 +211,8 @@ class Emitter:
                     self._write_telemetry()
                     self._flush_sink()
                     next_stats = now + self._stats_interval
-                if worked and self._drain_interval > 0:
+                if self._drain_interval > 0 and now - last_work < _KEEP_NAPPING_S:
                     self._nap()
-                    worked = False
                 else:
                     self._sleep_until_woken(min(_IDLE_WAKE_S, self._stats_interval or _IDLE_WAKE_S))
             if self._stats_interval is not None and (self._handled or self._dropped_full):

@@ -8,7 +8,9 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("backfill", help="compute drift metrics for every window between two times")
+    parser = subparsers.add_parser(
+        "backfill", help="compute drift and explainability for every window between two times "
+                         "(performance and fairness follow their look-back in `mlmon run`)")
     parser.add_argument("--config", default="mlmon.yaml")
     parser.add_argument("--store", help="store URL (overrides the config's store)")
     parser.add_argument("--from", dest="start", required=True, help="ISO 8601 start (UTC)")

@@ -10,7 +10,9 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("run", help="compute drift metrics for the due windows of every configured model")
+    parser = subparsers.add_parser(
+        "run", help="compute the due windows of every configured model (drift, performance, explainability, "
+                    "fairness) and evaluate the alert rules")
     parser.add_argument("--config", default="mlmon.yaml", help="configuration file (default: mlmon.yaml)")
     parser.add_argument("--store", help="store URL (overrides the config's store)")
     parser.add_argument("--at", help="compute as if it were this time (ISO 8601, UTC; default: now)")

@@ -28,8 +28,13 @@ DEFAULT_BATCH_SIZE = 50_000
 Store = str | Path | duckdb.DuckDBPyConnection
 
 
-@lru_cache(maxsize=8)
 def validator_for(namespace: str = contract.DEFAULT_NAMESPACE) -> Validator:
+    """The compiled validator of ``namespace``: one object per namespace, however it is named."""
+    return _compiled_validator(namespace)
+
+
+@lru_cache(maxsize=8)
+def _compiled_validator(namespace: str) -> Validator:
     return Validator(load_spec(), namespace)
 
 

@@ -275,7 +275,7 @@ class ColumnarChecker:
 
 
 class _Mentions:
-    """Does a line mention a key? Only asked about lines holding ``null``, to tell null from absent."""
+    """Does a line mention a key? Only asked about lines holding a null, to tell null from absent."""
 
     def __init__(self, chunk: FlatChunk) -> None:
         self.lines = chunk.lines

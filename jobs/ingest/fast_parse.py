@@ -10,7 +10,7 @@ exact per-line checker instead:
 - Two objects on one line become two rows; blank lines vanish: the row count
   must equal the line count, else the chunk is :class:`Unprovable`.
 - Arrow cannot tell ``"k": null`` from an absent key: each line records whether
-  it holds the text ``null`` at all; only such lines need the distinction.
+  it holds a null value at all; only such lines need the distinction.
 - Arrow infers timestamps from date-like strings: those columns are learnt and
   re-read as strings (``explicit_schema``), keeping the exact text.
 - Anything Arrow refuses (bad JSON, a type changing between lines, duplicate
@@ -29,6 +29,8 @@ import pyarrow.json as pj
 
 #: Escaped UTF-16 surrogates: orjson and Arrow disagree on some, so such lines go per-line.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: A JSON null value (after ":", "," or "["); the text "null" inside a string does not count.
+_NULL_VALUE = re.compile(rb"[:,\[][ \t\r\n]*null")
 _PLAIN_LEAVES = (pa.types.is_string, pa.types.is_int64, pa.types.is_float64, pa.types.is_boolean,
                  pa.types.is_null, pa.types.is_list)
 
@@ -75,8 +77,9 @@ class ChunkParser:
             if _timestamp_paths(table.schema):
                 raise Unprovable("a date-like string column could not be kept as text")
         leaves, struct_nulls = _flatten(table)
-        has_null = (np.fromiter((b"null" in line for line in lines), dtype=bool, count=len(lines))
-                    if b"null" in buffer else np.zeros(len(lines), dtype=bool))
+        has_null = (np.fromiter((_NULL_VALUE.search(line) is not None for line in lines), dtype=bool,
+                                count=len(lines))
+                    if _NULL_VALUE.search(buffer) else np.zeros(len(lines), dtype=bool))
         return FlatChunk(lines, leaves, struct_nulls, has_null)
 
     def _read(self, buffer: bytes, expected_rows: int) -> pa.Table:

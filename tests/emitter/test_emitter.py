@@ -216,6 +216,28 @@ def test_steady_traffic_is_written_in_few_batches(make_logger: Any, sink: ListSi
     assert sink.writes <= 30  # about one chunk per nap (0.4 s / 0.05 s), not one per event
 
 
+def test_a_few_events_a_second_do_not_make_callers_wake_the_worker(make_logger: Any, sink: ListSink) -> None:
+    mlog = make_logger()
+    mlog.log_feedback("p", 1)  # the worker was idle: this one wakes it
+    assert _wait_for(lambda: sink.count == 1)
+    wake = mlog._emitter._wake
+    caller_wakes = 0
+    original_set = wake.set
+
+    def counting_set() -> None:
+        nonlocal caller_wakes
+        caller_wakes += 1
+        original_set()
+
+    wake.set = counting_set  # type: ignore[method-assign]
+    for _ in range(10):
+        time.sleep(0.02)
+        mlog.log_feedback("p", 1)
+    wakes_while_logging = caller_wakes
+    assert mlog.flush(timeout=10) and sink.count == 11
+    assert wakes_while_logging <= 2  # the worker keeps napping between events (a stall may cost one)
+
+
 def test_a_burst_wakes_a_napping_worker_before_the_queue_fills(make_logger: Any, sink: ListSink) -> None:
     mlog = make_logger(queue_size=100, drain_interval=1.0)
     mlog.log_feedback("p", 1)  # wakes the idle worker; after writing it naps for a second
