@@ -32,6 +32,7 @@ odd_values = st.one_of(st.floats(), st.integers(min_value=-(2**70), max_value=2*
                        st.builds(np.float64, st.floats()), st.builds(np.int64, st.integers(-5, 5)),
                        st.just(10**400), st.just("a\udcffb"))
 
+
 def mostly(plain: st.SearchStrategy[Any], odd: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """plain nine times in ten: most calls then take the plain path, the rest test declining."""
     return st.sampled_from([False] * 9 + [True]).flatmap(lambda is_odd: odd if is_odd else plain)
