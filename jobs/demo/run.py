@@ -170,7 +170,7 @@ def summary(result: DemoResult) -> str:
         what = metric.get("feature") or metric.get("name") or "?"
         seg = metric.get("segment", {})
         if seg.get("field"):
-            what = f"{what} [{seg['field']}={seg.get('value', '')}]"
+            what = f"{what} [{seg['field']}={seg['value']}]" if seg.get("value") else f"{what} [across {seg['field']}]"
         by_family.setdefault(str(metric.get("family")), set()).add(str(what))
     lines = [
         f"simulated traffic: {result.traffic.predictions} predictions, {result.traffic.feedback} labels "

@@ -6,7 +6,7 @@ service would. Ground truth arrives later, after a random delay, and is logged
 on the day it arrives — so the newest windows are always partly labelled.
 
 What goes wrong, from ``drift_day`` on:
-- a sensor fault adds +1.5 standard deviations to ``mean_texture`` and
+- a sensor fault adds +2.5 standard deviations to ``mean_texture`` and
   ``worst_texture`` for samples from the ``rural`` region only (data drift,
   a performance drop, and a fairness gap between regions);
 - ``area_error`` is reported 1.6x larger everywhere (a unit change upstream);
@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from mlmon.demo.model import SITES, DemoModel
+from mlmon.demo.model import REGIONS, SITES, DemoModel
 from mlmon_logging import ModelLogger
 
 DRIFTED_NUMERIC = ("mean_texture", "worst_texture", "area_error")
@@ -46,10 +46,13 @@ def _day_rows(model: DemoModel, n: int, drifted: bool, rng: np.random.Generator)
     std = model.train[model.numeric].std().to_numpy()
     rows[model.numeric] = rows[model.numeric].to_numpy() + rng.normal(0, 0.15, size=(n, len(model.numeric))) * std
     rows["site"] = rng.choice(SITES, size=n, p=DRIFTED_SITE_SHARES if drifted else (0.4, 0.3, 0.2, 0.1))
+    # Drawn per request, not inherited from the ~230 base rows: a fixed subset of them would
+    # differ from the reference by chance, and the monitor would (rightly) flag it.
+    rows["region"] = rng.choice(REGIONS, size=n, p=(0.6, 0.4))
     if drifted:
         rural = rows[BIASED_SEGMENT[0]] == BIASED_SEGMENT[1]
         for col in ("mean_texture", "worst_texture"):
-            rows.loc[rural, col] += 1.5 * model.train[col].std()
+            rows.loc[rural, col] += 2.5 * model.train[col].std()
         rows["area_error"] *= 1.6
     return rows
 
