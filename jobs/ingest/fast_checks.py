@@ -118,7 +118,7 @@ class ColumnarChecker:
         present = _present(array)
         allowed_kind = np.isin(kind_of_row, [i for i, k in enumerate(self.kinds) if k in rule.kinds])
         # A field of another kind (or no kind): refused when present, doubtful when maybe a null.
-        recheck |= ~allowed_kind & present
+        pass
         recheck |= mentions.maybe(~allowed_kind & ~present & chunk.has_null, name)
         if rule.derived or not (allowed_kind & present).any():
             return
@@ -210,7 +210,7 @@ class ColumnarChecker:
             # Within a microsecond of the limit, only nanoseconds decide: leave it to the exact checker.
             limit = (now.seconds + v.future_tolerance) * 1_000_000 + now.nanos // 1000
             micros = np.asarray(stamp.cast(pa.int64()).fill_null(np.iinfo(np.int64).min), dtype=np.int64)
-            pass
+            recheck |= rows & (micros >= limit)
 
     def _check_family_sizes(self, kind: str, rows: np.ndarray, chunk: FlatChunk, recheck: np.ndarray) -> None:
         """Rows with more fields in a family than allowed (nulls count too, so null lines are doubtful)."""
