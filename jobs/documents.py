@@ -30,6 +30,8 @@ Maturity = Literal["provisional", "final"]
 METRICS_INDEX = "mlmon-metrics"
 ALERTS_INDEX = "mlmon-alerts"
 REFERENCES_INDEX = "mlmon-references"
+#: Per-job progress (the last finished window) of the jobs' Elasticsearch store.
+CHECKPOINTS_INDEX = "mlmon-checkpoints"
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from mlmon.alerts.schema import ALERT_FIELDS
-from mlmon.documents import ALERTS_INDEX, METRIC_FIELDS, METRICS_INDEX, REFERENCES_INDEX
+from mlmon.documents import ALERTS_INDEX, CHECKPOINTS_INDEX, METRIC_FIELDS, METRICS_INDEX, REFERENCES_INDEX
 from mlmon.paths import ELASTICSEARCH
 from mlmon_logging import contract
 
 Body = dict[str, Any]
 
-CHECKPOINTS_INDEX = "mlmon-checkpoints"  # the jobs' ES store keeps its per-job progress here
 #: Field -> type of a stored reference profile (``mlmon.reference.ReferenceProfile.to_document``);
 #: the profile body itself is stored but not indexed (``profile``: ``enabled: false``).
 REFERENCE_FIELDS: dict[str, str] = {

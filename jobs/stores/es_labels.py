@@ -42,7 +42,8 @@ from mlmon_logging.contract import data_stream
 
 PREDICTIONS = data_stream("prediction", "*")
 FEEDBACK = data_stream("feedback", "*")
-PERFORMANCE_REFERENCES_INDEX = "mlmon-performance-references"
+#: Under the mlmon-references* index template and the jobs role, like the attribution references.
+PERFORMANCE_REFERENCES_INDEX = "mlmon-references-performance"
 #: Predictions per page: one feedback request per page; terms query and aggregation stay far below
 #: index.max_terms_count (65,536) and search.max_buckets (65,536).
 PAGE_SIZE = 5000

@@ -23,7 +23,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
-from mlmon.documents import METRICS_INDEX, REFERENCES_INDEX, MetricDocument, iso
+from mlmon.documents import CHECKPOINTS_INDEX, METRICS_INDEX, REFERENCES_INDEX, MetricDocument, iso
 from mlmon.reference import ReferenceProfile
 from mlmon.stats import CategoryStats, NumericStats, WindowStatistics
 from mlmon.stores.base import StoreError, WindowQuery
@@ -32,7 +32,6 @@ from mlmon_logging.contract import data_stream
 log = logging.getLogger("mlmon.stores.es")
 
 PREDICTIONS_PATTERN = data_stream("prediction", "*")   # logs-mlmon.prediction-*
-CHECKPOINTS_INDEX = "mlmon-checkpoints"
 #: Stay under the default search.max_buckets (65,536) with room for the terms buckets.
 BUCKET_BUDGET = 60_000
 BULK_ATTEMPTS = 4
