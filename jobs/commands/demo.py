@@ -18,12 +18,20 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--per-day", type=int, default=3200, help="predictions per day (default: 3200)")
     parser.add_argument("--drift-day", type=int, default=4, help="day the problems start (default: 4)")
     parser.add_argument("--seed", type=int, default=7)
+    live = parser.add_argument_group("live mode (the demo model service of docker-compose)")
+    live.add_argument("--live", action="store_true", help="log real-time traffic to --sink until stopped")
+    live.add_argument("--sink", default="stdout", help="emitter sink in live mode, e.g. tcp://logstash:5044")
+    live.add_argument("--store", help="store to put the demo's reference profile in (live mode)")
+    live.add_argument("--rate", type=float, default=5.0, help="predictions per second in live mode (default: 5)")
+    live.add_argument("--drift-after", default="30m", help="live mode: switch the problems on after (default: 30m)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    if args.live:
+        return _live(args)
     from mlmon.demo.run import run_demo, summary
 
     # Alerts are summarised at the end; the per-alert log lines would drown the summary.
@@ -34,4 +42,18 @@ def run(args: argparse.Namespace) -> int:
     if args.per_day < 100:
         raise SystemExit("mlmon demo: --per-day must be >= 100")
     print(summary(run_demo(args.out, days=args.days, per_day=args.per_day, drift_day=args.drift_day, seed=args.seed)))
+    return 0
+
+
+def _live(args: argparse.Namespace) -> int:
+    import threading
+
+    from mlmon.config import Where, parse_duration
+    from mlmon.demo.live import install_signal_handlers, run_live
+
+    drift_after = parse_duration(args.drift_after, Where("--drift-after", "value"))
+    stop = threading.Event()
+    install_signal_handlers(stop)
+    logged = run_live(args.sink, args.store, args.rate, drift_after, seed=args.seed, stop=stop)
+    print(f"demo model stopped after {logged} predictions")
     return 0

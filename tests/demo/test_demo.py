@@ -44,3 +44,12 @@ def test_report_and_summary_are_written(demo: DemoResult) -> None:
     text = summary(demo)
     assert "alerts fired" in text and str(demo.report.resolve()) in text
     assert Path(demo.store).exists()
+
+
+def test_the_compose_jobs_config_is_valid() -> None:
+    from mlmon.config import load
+    from mlmon.paths import ROOT
+
+    config = load(ROOT / "docker" / "mlmon.yaml")
+    assert [m.name for m in config.models] == ["cancer-screen"]
+    assert "performance" in config.models[0].sections
