@@ -169,8 +169,9 @@ def _drift() -> Dashboard:
     m = dv.METRICS.id
     worst = lens.numeric("max", "metric.value", "Worst value", key="worst")
     feature_metric = lens.terms("metric.feature", "Feature › statistic", 10, worst, secondary=("metric.name",))
-    not_ok = lens.count("not-ok", "Windows in warning or alert",
-                        Query((match("metric.status", "warning", "alert"),)))
+    # metric.severity orders the statuses, so max() colours a cell by its worst status.
+    not_ok = lens.numeric("max", "metric.severity", "Worst status (0 ok, 1 insufficient data, 2 warning, 3 alert)",
+                          key="severity")
     return Dashboard(
         "mlmon-dashboard-drift", "mlmon: data drift",
         "Per-feature drift statistics per window (the value is the worst over the windows in a time bucket).",
@@ -236,8 +237,9 @@ def _explainability() -> Dashboard:
     m = dv.METRICS.id
     mean = lens.numeric("average", "metric.value", "Value", key="mean")
     by_feature = lens.terms("metric.feature", "Feature › metric", 10, mean, secondary=("metric.name",))
-    not_ok = lens.count("not-ok", "Windows in warning or alert",
-                        Query((match("metric.status", "warning", "alert"),)))
+    # metric.severity orders the statuses, so max() colours a cell by its worst status.
+    not_ok = lens.numeric("max", "metric.severity", "Worst status (0 ok, 1 insufficient data, 2 warning, 3 alert)",
+                          key="severity")
     return Dashboard(
         "mlmon-dashboard-explainability", "mlmon: explainability",
         "Global feature importance from the logged attributions, its changes and attribution drift.",
