@@ -13,6 +13,7 @@ from mlmon.report.data import ModelReport, Report
 
 #: Per family, how many series one chart shows at most (the worst ones).
 MAX_SERIES = 8
+MAX_ALERT_ROWS = 40
 _FAMILY_TITLES: dict[str, str] = {
     "drift": "Data drift",
     "data_quality": "Data quality",
@@ -117,36 +118,36 @@ def _summary(model: ModelReport) -> str:
 
 
 def _alerts(model: ModelReport) -> str:
+    """Alerts that changed something (fired, escalated, recovered); reminders are only counted."""
     if not model.alerts:
         return '<h3>Alerts</h3><p class="alerts">No alerts raised.</p>'
+    changes = [a for a in model.alerts if a.get("alert", {}).get("action") != "renotified"]
+    reminders = len(model.alerts) - len(changes)
     rows = []
-    for a in model.alerts[:50]:
-        al = a.get("alert", a)
-        rows.append("<tr>" + "".join(f"<td>{escape(str(v))}</td>" for v in (
-            a.get("@timestamp", ""), al.get("metric", {}).get("family", "") if isinstance(al.get("metric"), dict) else al.get("family", ""),
-            _describe_alert(a))) + f"<td>{_badge(str(_alert_status(a)))}</td></tr>")
-    more = f"<p>{len(model.alerts) - 50} more not shown.</p>" if len(model.alerts) > 50 else ""
-    return ('<h3>Alerts</h3><table class="alerts"><tr><th>fired</th><th>family</th><th>what</th><th>status</th></tr>'
-            + "".join(rows) + "</table>" + more)
+    for a in changes[:MAX_ALERT_ROWS]:
+        metric = a.get("metric") or {}
+        rows.append(
+            f"<tr><td>{escape(str(a.get('@timestamp', '')))}</td><td>{escape(str(a.get('alert', {}).get('action', '')))}</td>"
+            f"<td>{escape(str(metric.get('family', '')))}</td><td>{escape(_describe_alert(a))}</td>"
+            f"<td>{_badge(_alert_status(a))}</td></tr>")
+    more = f" {len(changes) - MAX_ALERT_ROWS} more not shown." if len(changes) > MAX_ALERT_ROWS else ""
+    note = f"<p class=\"legend\">{reminders} reminder(s) for alerts still open are not listed.{more}</p>"
+    return ('<h3>Alerts</h3><table class="alerts"><tr><th>window end</th><th>action</th><th>family</th><th>what</th>'
+            "<th>status</th></tr>" + "".join(rows) + "</table>" + note)
 
 
 def _alert_status(a: dict[str, Any]) -> str:
-    for path in (("alert", "status"), ("status",), ("metric", "status")):
-        node: Any = a
-        for p in path:
-            node = node.get(p) if isinstance(node, dict) else None
-        if isinstance(node, str):
-            return node
-    return "alert"
+    status = (a.get("alert", {}).get("status") or {})
+    if isinstance(status, dict) and isinstance(status.get("new"), str):
+        return status["new"]
+    return status if isinstance(status, str) else "alert"
 
 
 def _describe_alert(a: dict[str, Any]) -> str:
-    for key in ("message", "reason"):
-        node = a.get("alert", {}).get(key) if isinstance(a.get("alert"), dict) else None
-        if isinstance(node, str):
-            return node
-        if isinstance(a.get(key), str):
-            return a[key]
+    alert = a.get("alert", {})
+    for key in ("reason", "message"):
+        if isinstance(alert.get(key), str):
+            return alert[key]
     return str({k: v for k, v in a.items() if k != "@timestamp"})[:200]
 
 

@@ -37,7 +37,10 @@ def sample_report() -> Report:
                             "provisional" if i > 9 else "final"))
     model = ModelReport(
         model="churn", version="3", metrics=metrics,
-        alerts=[{"@timestamp": "2026-11-01T09:00:00Z", "alert": {"status": "alert", "message": "age drifted"}}],
+        alerts=[{"@timestamp": "2026-11-01T09:00:00Z", "metric": {"family": "drift"},
+                 "alert": {"action": "fired", "status": {"new": "alert"}, "reason": "age drifted"}},
+                {"@timestamp": "2026-11-01T10:00:00Z", "metric": {"family": "drift"},
+                 "alert": {"action": "renotified", "status": {"new": "alert"}, "reason": "age still drifted"}}],
         distributions=[
             NumericDistribution("age", edges=[float(e) for e in range(20, 61)],
                                 reference=[1.0] * 42, current=[0.0] * 10 + [3.0] * 32),
@@ -52,7 +55,8 @@ def test_report_html_is_self_contained() -> None:
     assert "<script" not in html
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?(https?:)?//""", html)
     assert html.count("<svg") >= 5
-    assert "age drifted" in html
+    assert "age drifted" in html and "age still drifted" not in html
+    assert "1 reminder(s) for alerts still open" in html
 
 
 @pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true", reason="Debian's chromium is not installed")
