@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -40,7 +40,8 @@ from mlmon import __version__
 from mlmon.config import ModelConfig
 from mlmon.documents import Family, Maturity, MetricDocument, Status, Threshold, iso
 from mlmon.metrics.cbpe import IsotonicCalibration, estimate_binary, estimate_multiclass, estimation_error
-from mlmon.metrics.performance import MetricSet, MetricValue, classification_metrics, regression_metrics
+from mlmon.metrics.performance import (MetricSet, classification_metrics, confusion_matrix,
+                                       regression_metrics)
 from mlmon.perf_stats import ClassificationStats, RegressionSums, ScoreBins, uniform_edges
 from mlmon.performance_config import MAX_SEGMENT_VALUES, PER_CLASS, MetricRule, PerformanceConfig
 from mlmon.stores.base import Store
@@ -52,6 +53,7 @@ METHOD_JOIN = "label-join:latest-feedback"
 METHOD_CBPE = "cbpe:isotonic-reference-calibration"
 #: Calibrated thresholds need at least this many labelled reference windows.
 MIN_REFERENCE_WINDOWS = 5
+#: Realised metrics computed from score bins (their per-class values carry ``details["error_bound"]``).
 
 
 class PerformanceJobError(ValueError):
@@ -310,11 +312,25 @@ class PerformanceJob:
         return out
 
     def run_round(self, at: datetime) -> PerformanceReport:
+        """The windows due at ``at``: every non-final window of the look-back, recomputed with the labels so far."""
+        return self.run_windows(self.due_windows(at), at)
+
+    def run_windows(self, windows: Iterable[tuple[datetime, datetime]], at: datetime) -> PerformanceReport:
+        """Compute and write the given aligned windows, maturity judged at ``at`` (a round, or a backfill).
+
+        Documents keep their ids, so re-running overwrites. Checkpoints only move forward: the final
+        checkpoint advances over windows that are final (or empty) and contiguous with what is already
+        settled - the current final checkpoint or, before any, the start of the look-back - so a backfill
+        of old windows never moves it back, and one that leaves a gap or a provisional window before
+        the look-back never lets the rounds skip it.
+        """
         report = PerformanceReport()
         computed_before = self.store.get_checkpoint(self.checkpoint_computed)
         final_front = self.store.get_checkpoint(self.checkpoint_final)
+        lookback_start = floor_time(at - self.cfg.lookback, self.model.window)
+        settled = lookback_start if final_front is None else max(final_front, lookback_start)
         contiguous = True
-        for start, end in self.due_windows(at):
+        for start, end in sorted(set(windows)):
             docs, maturity = self.window(start, end, at)
             self.store.write_metrics(docs)  # raises StoreError unless every document was written
             report.docs.extend(docs)
@@ -334,9 +350,9 @@ class PerformanceJob:
                 report.final += 1
             # Windows without predictions do not hold the checkpoint back: predictions shipped later than
             # the model's `lateness` into an already passed window are not waited for.
-            if maturity == "final" or empty:
-                if contiguous and (final_front is None or end > final_front):
-                    final_front = end
+            if (maturity == "final" or empty) and contiguous and start <= settled:
+                if end > settled:  # settled >= the stored checkpoint: this only ever moves it forward
+                    settled = end
                     self.store.set_checkpoint(self.checkpoint_final, end)
             else:
                 contiguous = False
@@ -418,7 +434,36 @@ class PerformanceJob:
             docs.append(self._doc("performance", mv.metric, start, end, mv.value, status, threshold,
                                   window.labelled_rows, maturity, class_label=mv.class_label, method=METHOD_JOIN,
                                   details=details, **common))
+        if window.classification is not None:
+            docs += self._confusion_rows(window, start, end, maturity, enough, segment, reference)
         docs += self._estimated(window, realised if enough else None, start, end, maturity, segment, reference)
+        return docs
+
+    def _confusion_rows(self, window: LabelledWindow, start: datetime, end: datetime, maturity: Maturity,
+                        enough: bool, segment: tuple[str, str] | None,
+                        reference: PerformanceReference | None) -> list[MetricDocument]:
+        """The confusion matrix as one document per actual class (sklearn's row): value = the class's count,
+        ``details.counts`` = its predictions per class of ``details.predicted_classes``.
+
+        One document per row keeps the id scheme (model, metric, class, segment, window) and fits a
+        flattened ``details`` field, which would flatten a nested list of lists into one list.
+        """
+        assert window.classification is not None
+        confusion = window.classification.confusion
+        if confusion.total <= 0:
+            return []
+        # Declared classes first so dashboards get stable axes; classes outside the declaration still show.
+        matrix = confusion_matrix(confusion, tuple(sorted(set(self.cfg.classes) | set(confusion.classes))))
+        status: Status = "no_threshold" if enough else "insufficient_data"
+        docs = []
+        for actual, row in zip(matrix.classes, matrix.counts):
+            total = float(sum(row))
+            docs.append(self._doc(
+                "performance", "confusion_matrix", start, end, total, status, None, window.labelled_rows, maturity,
+                class_label=actual, method=METHOD_JOIN, segment=segment, reference=reference,
+                details={"predicted_classes": list(matrix.classes), "counts": list(row),
+                         "shares": [c / total if total else None for c in row],
+                         "note": f"row of actual class {actual!r}: labelled predictions per predicted class"}))
         return docs
 
     def _realised(self, window: LabelledWindow) -> MetricSet:
@@ -503,15 +548,21 @@ class PerformanceJob:
             reference_id=reference.key if reference else "", maturity=maturity, details=_clean(details or {}))
 
 
-def run_performance(store: Store, model: ModelConfig, at: datetime, run_id: str) -> PerformanceReport | None:
-    """The runner's hook: one round of the performance job of ``model`` (None when it has no section)."""
+def performance_job(store: Store, model: ModelConfig, run_id: str) -> PerformanceJob | None:
+    """The performance job of ``model`` (None when it has no ``performance`` section)."""
     cfg = model.sections.get("performance")
     if cfg is None:
         return None
     if not isinstance(cfg, PerformanceConfig):
         raise PerformanceJobError(f"model {model.name}: the performance section was not validated "
                                   "(register mlmon.performance_config.parse_performance in SECTION_PARSERS)")
-    return PerformanceJob(store, labelled_store(store), model, cfg, run_id).run_round(at)
+    return PerformanceJob(store, labelled_store(store), model, cfg, run_id)
+
+
+def run_performance(store: Store, model: ModelConfig, at: datetime, run_id: str) -> PerformanceReport | None:
+    """The runner's hook: one round of the performance job of ``model`` (None when it has no section)."""
+    job = performance_job(store, model, run_id)
+    return None if job is None else job.run_round(at)
 
 
 def _finite(value: float | None) -> float | None:

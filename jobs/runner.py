@@ -24,7 +24,7 @@ from mlmon.documents import MetricDocument
 from mlmon.drift_job import DriftWindowJob
 from mlmon.explainability_job import ExplainabilityJob, explainability_job
 from mlmon.fairness_job import FairnessJob, fairness_job
-from mlmon.performance_job import run_performance
+from mlmon.performance_job import PerformanceReport, performance_job, run_performance
 from mlmon.reference import ReferenceProfile
 from mlmon.stores.base import Store
 
@@ -146,15 +146,7 @@ class Runner:
     def label_round(self, model: ModelConfig, at: datetime, run_id: str) -> RoundReport:
         """Performance (with late-label recomputation) and fairness over the same windows."""
         perf = run_performance(self.store, model, at, run_id)
-        if perf is None:
-            return RoundReport()
-        docs = list(perf.docs)
-        fair = self._fairness_job(model, run_id)
-        if fair is not None:
-            fair_docs = [d for start, end in perf.spans for d in fair.run(start, end)]
-            self.store.write_metrics(fair_docs)
-            docs += fair_docs
-        return RoundReport(windows=perf.windows, documents=len(docs), alerts=self._alerts(docs))
+        return RoundReport() if perf is None else self._label_windows(model, perf, run_id)
 
     def due_windows(self, model: ModelConfig, at: datetime) -> list[tuple[datetime, datetime]]:
         """Complete windows not yet done: after the checkpoint (or just the latest) up to ``at - lateness``."""
@@ -200,19 +192,39 @@ class Runner:
     def backfill(self, start: datetime, end: datetime, progress: bool = True) -> RoundReport:
         """Every aligned window in [start, end) for every model, with a progress bar.
 
-        Re-running overwrites (deterministic ids). The checkpoint only moves forward.
+        Drift and explainability as in a round; for a model with a ``performance`` section also
+        performance and fairness, however old the window (the rounds only revisit the look-back),
+        with maturity judged now. Re-running overwrites (deterministic ids). Checkpoints only move
+        forward, so a backfill never makes a round redo or skip a window.
         """
         from tqdm import tqdm
 
         run_id = uuid.uuid4().hex
+        at = self.clock()
         plan = [(m, s, e) for m in self.config.models for s, e in windows(start, end, m.window)]
+        perf_jobs = {m.name: performance_job(self.store, m, run_id) for m in self.config.models}
         total = RoundReport()
         for model, s, e in tqdm(plan, desc="backfill", unit="window", disable=not progress):
             r = self.run_window(model, s, e, run_id)
             total.windows += 1
             total.documents += r.documents
             total.alerts += r.alerts
+            job = perf_jobs[model.name]
+            if job is not None:
+                labels = self._label_windows(model, job.run_windows([(s, e)], at), run_id)
+                total.documents += labels.documents
+                total.alerts += labels.alerts
         return total
+
+    def _label_windows(self, model: ModelConfig, perf: PerformanceReport, run_id: str) -> RoundReport:
+        """Fairness over the windows performance just wrote, then alerts on both (as in :meth:`label_round`)."""
+        docs = list(perf.docs)
+        fair = self._fairness_job(model, run_id)
+        if fair is not None:
+            fair_docs = [d for start, end in perf.spans for d in fair.run(start, end)]
+            self.store.write_metrics(fair_docs)
+            docs += fair_docs
+        return RoundReport(windows=perf.windows, documents=len(docs), alerts=self._alerts(docs))
 
 
 def stop_on_signals(stop: threading.Event) -> None:

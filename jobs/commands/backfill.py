@@ -9,8 +9,9 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "backfill", help="compute drift and explainability for every window between two times "
-                         "(performance and fairness follow their look-back in `mlmon run`)")
+        "backfill", help="compute drift, explainability, performance and fairness for every window between "
+                         "two times, also windows older than the performance look-back (maturity judged now; "
+                         "re-running overwrites, checkpoints never move back)")
     parser.add_argument("--config", default="mlmon.yaml")
     parser.add_argument("--store", help="store URL (overrides the config's store)")
     parser.add_argument("--from", dest="start", required=True, help="ISO 8601 start (UTC)")
@@ -21,7 +22,6 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mlmon import config as cfg
-    from mlmon.drift_job import DriftJobError
     from mlmon.runner import Runner, RunnerError, parse_time
     from mlmon.stores.base import StoreError
     from mlmon.stores.url import DEFAULT_STORE_URL, open_store

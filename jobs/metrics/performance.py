@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -263,9 +263,14 @@ def _macro(metric: str, per_class: list[MetricValue]) -> MetricValue:
     if not defined:
         return MetricValue(metric, None, n, "macro", missing="undefined", note=f"{metric} is undefined for every class")
     skipped = [v.class_label for v in per_class if v.value is None]
+    details: dict[str, Any] = {"classes_left_out": skipped}
+    bounds = [v.details.get("error_bound") for v in defined]
+    if all(isinstance(b, float) for b in bounds):
+        # The macro value is the mean over the same classes, so its error is at most the mean bound.
+        details["error_bound"] = float(np.mean(bounds))
     return MetricValue(metric, float(np.mean([v.value for v in defined])), n, "macro",
                        note=f"classes without a value left out: {skipped}" if skipped else "",
-                       details={"classes_left_out": skipped})
+                       details=details)
 
 
 def classification_metrics(stats: ClassificationStats, *, calibration_bins: int = 10) -> MetricSet:
