@@ -7,8 +7,9 @@ Same DuckDB file, same window, measured in the same run:
   a user would write - read the window's attribution columns into pandas and
   reduce there;
 * fairness group counts over N predictions with their feedback joined
-  (latest feedback wins): ``DuckDBExplainStore.group_counts`` vs pandas
-  (read both tables, keep the latest feedback per prediction, merge, group by).
+  (latest feedback wins): the label join ``DuckDBLabels.labelled_window`` with a
+  segment, turned into per-group counts, vs pandas (read both tables, keep the
+  latest feedback per prediction, merge, group by).
 
 Figures are medians over ``--repeats`` runs; the ratio is baseline / ours
 (> 1: ours is faster). Target: ours at least as fast as the baseline (ratio >= 1),
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Any
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,7 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import duckdb  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from mlmon.fairness_job import compared_groups  # noqa: E402
 from mlmon.stores.duckdb_explain import DuckDBExplainStore  # noqa: E402
+from mlmon.stores.duckdb_labels import DuckDBLabels  # noqa: E402
+from mlmon.stores.labels_base import LabelQuery  # noqa: E402
 from mlmon.stores.duckdb_schema import ensure_family_columns, ensure_schema, quote  # noqa: E402
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -112,7 +117,13 @@ def main() -> int:
         for i, f in enumerate(features):  # same numbers, or the timing means nothing
             row = base.iloc[i]
             assert ours[f].n == row["n"] and abs(ours[f].sum_abs - row["sum_abs"]) <= 1e-6 * row["sum_abs"]
-        groups, _ = store.group_counts("bench", T0, T0 + SPAN, attribute="region", positive_label="1")
+        labels = DuckDBLabels(con)
+
+        def fairness_counts() -> dict[str, Any]:
+            return compared_groups(labels.labelled_window(
+                LabelQuery("bench", T0, T0 + SPAN, "classification", segment="region")), "1")
+
+        groups = fairness_counts()
         expected = pandas_groups(con)
         for g, c in groups.items():
             assert (c.n_predictions, c.tp, c.tn) == tuple(float(expected.loc[g, k]) for k in ("n", "tp", "tn")), g
@@ -120,8 +131,7 @@ def main() -> int:
             ("attribution sums", median_seconds(lambda: store.attribution_sums("bench", T0, T0 + SPAN,
                                                                                  features=features), args.repeats),
              median_seconds(lambda: pandas_attributions(con, args.features), args.repeats)),
-            ("fairness group counts", median_seconds(lambda: store.group_counts(
-                "bench", T0, T0 + SPAN, attribute="region", positive_label="1"), args.repeats),
+            ("fairness group counts", median_seconds(fairness_counts, args.repeats),
              median_seconds(lambda: pandas_groups(con), args.repeats)),
         ]
         con.close()

@@ -12,6 +12,7 @@ parsers in :data:`mlmon.config.SECTION_PARSERS`. Every key is optional::
           reference: churn-3-attr-0123   # an attribution reference id (default: newest for model/version)
           reference_window: {from: 2025-01-01T00:00:00Z, to: 2025-01-08T00:00:00Z}
           top_k: 10                      # nDCG over the top k features (default: all)
+          segments: {region: [urban, rural]}  # also per value of mlmon.segment.<name> (like drift's segments)
           min_explanations: 100          # fewer in a window: insufficient_data
           alpha: 0.01                    # significance gate of attribution_drift (Holm over features)
           thresholds:
@@ -107,6 +108,8 @@ class ExplainabilityConfig:
     alpha: float = DEFAULT_EXPLAIN_ALPHA
     thresholds: Mapping[str, Limits] = field(default_factory=lambda: dict(EXPLAINABILITY_DEFAULTS))
     permutation: PermutationConfig | None = None
+    #: Segment name -> values: attribution metrics also per value (each against the same reference).
+    segments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ class FairnessConfig:
 
 def parse_explainability(raw: Mapping[str, Any], where: Where) -> ExplainabilityConfig:
     _no_unknown(raw, {"features", "method", "reference", "reference_window", "top_k", "min_explanations", "alpha",
-                      "thresholds", "permutation"}, where)
+                      "thresholds", "permutation", "segments"}, where)
     features = raw.get("features") or []
     if not isinstance(features, list):
         raise where.at("features").fail("expected a list of feature names")
@@ -140,6 +143,7 @@ def parse_explainability(raw: Mapping[str, Any], where: Where) -> Explainability
         thresholds=_thresholds(raw.get("thresholds"), EXPLAINABILITY_DEFAULTS, where.at("thresholds")),
         permutation=None if raw.get("permutation") is None else _permutation(raw["permutation"],
                                                                                where.at("permutation")),
+        segments=_segments(raw.get("segments"), where.at("segments")),
     )
 
 
@@ -218,6 +222,24 @@ def _thresholds(raw: Any, defaults: Mapping[str, Limits], where: Where) -> dict[
             if base.direction == "below" and alert > warning:
                 raise mw.fail(f"alert ({alert}) must not be above warning ({warning}): smaller is worse")
         out[str(metric)] = Limits(warning, alert, base.direction, "config")
+    return out
+
+
+def _segments(raw: Any, where: Where) -> dict[str, tuple[str, ...]]:
+    """``{name: [values]}``, worded like the drift section's ``segments``."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise where.fail(f"expected a mapping segment name -> list of values, got {raw!r}")
+    out: dict[str, tuple[str, ...]] = {}
+    for name, values in raw.items():
+        sw = where.at(str(name))
+        if not isinstance(values, list) or not values:
+            raise sw.fail("expected a non-empty list of segment values to monitor")
+        values_seen = tuple(_group(v, sw) for v in values)
+        if len(set(values_seen)) != len(values_seen):
+            raise sw.fail(f"segment values listed twice: {list(values)!r}")
+        out[_name(name, where, "segment")] = values_seen
     return out
 
 

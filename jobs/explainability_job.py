@@ -9,6 +9,10 @@ signed mean, and - against the attribution reference - per-feature
 threshold, a significance gate (the Welch z of mean |a|, Holm-adjusted across
 the window's features) because explanations are usually sampled, and a
 minimum number of explanations below which the status is ``insufficient_data``.
+With ``explainability.segments`` the same documents are written per configured
+segment value too (``segment_field`` / ``segment_value``; explanations take
+their prediction's segment, joined by prediction id in the store), each
+compared with the same reference.
 
 The attribution reference comes from ``explainability.reference`` (an id), from
 ``explainability.reference_window`` (a production window, computed once and
@@ -23,7 +27,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from statistics import NormalDist
 from typing import Any, Protocol, Self, cast
@@ -58,7 +62,8 @@ class ExplainBackend(Protocol):
     def attribution_features(self, model: str, version: str | None = None) -> list[str]: ...
 
     def attribution_sums(self, model: str, start: datetime, end: datetime, *, version: str | None = None,
-                         method: str | None = None, features: Sequence[str] = ()) -> dict[str, AttributionSums]: ...
+                         method: str | None = None, features: Sequence[str] = (),
+                         segment: tuple[str, str] | None = None) -> dict[str, AttributionSums]: ...
 
     def put_attribution_reference(self, reference_id: str, model: str, version: str, created_at: datetime,
                                   source: str, rows: int, document: Mapping[str, Any]) -> str: ...
@@ -226,9 +231,11 @@ class ExplainabilityJob:
                                                  | set(reference.features if reference else ()))
         docs: list[MetricDocument] = []
         if features:
-            current = self.backend.attribution_sums(self.model.name, start, end, version=self.model.version,
-                                                    method=cfg.method, features=features)
-            docs = self.documents(current, reference, start, end)
+            # All traffic, then each configured segment value against the same reference.
+            for segment in [None, *((name, v) for name, values in cfg.segments.items() for v in values)]:
+                current = self.backend.attribution_sums(self.model.name, start, end, version=self.model.version,
+                                                        method=cfg.method, features=features, segment=segment)
+                docs += self.documents(current, reference, start, end, segment)
         if cfg.permutation is not None:
             docs += self.permutation_documents(start, end)
         return docs
@@ -267,7 +274,8 @@ class ExplainabilityJob:
     # --- pure part: sums -> documents ----------------------------------------------------------------
 
     def documents(self, current: Mapping[str, AttributionSums], reference: AttributionReference | None,
-                  start: datetime, end: datetime) -> list[MetricDocument]:
+                  start: datetime, end: datetime, segment: tuple[str, str] | None = None) -> list[MetricDocument]:
+        """Documents of one window (of all traffic, or of ``segment`` = (name, value))."""
         cfg = self.config
         if not cfg.features:
             # Columns of other models' features exist too: keep what this model logged now or in its reference.
@@ -285,6 +293,8 @@ class ExplainabilityJob:
         docs = [self._document(v, enough, p_of.get(v.feature), p_adjusted.get(v.feature), reference, start, end)
                 for v in values]
         docs.append(self._count_document(n_explanations, enough, reference, start, end))
+        if segment is not None:
+            docs = [replace(d, segment_field=segment[0], segment_value=segment[1]) for d in docs]
         return docs
 
     def _document(self, v: MetricValue, enough: bool, p_value: float | None, p_adjusted: float | None,

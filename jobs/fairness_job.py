@@ -1,11 +1,13 @@
-"""One fairness window of one model: per-group counts -> fairness rates and gaps -> documents.
+"""One fairness window of one model: the label join per group -> fairness rates and gaps -> documents.
 
 For every configured sensitive attribute (a segment, ``mlmon.segment.<name>``)
-the store answers with ``GroupCounts`` per group - predictions and predicted
-positives of the window, plus the confusion cells of those whose feedback has
-arrived (joined by prediction id, latest feedback wins).
-:func:`mlmon.metrics.fairness.fairness_metrics` turns them into per-group
-rates and between-group gaps (fairlearn's definitions).
+the store's label join (:mod:`mlmon.stores.labels_base`, the performance
+job's: latest feedback wins, weights ``1 / sample_rate``, DuckDB and
+Elasticsearch alike) answers per group; :func:`group_counts` reads each
+group's ``GroupCounts`` from it - predictions and predicted positives of the
+window, labelled or not, plus the confusion cells of those whose feedback has
+arrived. :func:`mlmon.metrics.fairness.fairness_metrics` turns them into
+per-group rates and between-group gaps (fairlearn's definitions).
 
 Documents: family ``fairness``, ``segment_field`` = the attribute,
 ``segment_value`` = the group for per-group rates (selection rate, TPR, FPR,
@@ -15,25 +17,30 @@ opportunity difference, equalized odds difference). Gaps get statuses from
 the configured thresholds; a rate or gap without enough observations
 (``min_group_size``) is ``insufficient_data``. Rates that need labels move as
 feedback arrives: re-running a window overwrites its documents (same ids).
+
+Cost per window: one join of all traffic (for the predictions left out of
+every comparison) plus one per attribute; on Elasticsearch each is the label
+join's bounded pages (see :mod:`mlmon.stores.es_labels`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from mlmon import __version__
 from mlmon.config import ModelConfig
 from mlmon.documents import MetricDocument, Status
 from mlmon.explain_config import FairnessConfig, fairness_config
-from mlmon.explainability_job import _clean, explain_backend
+from mlmon.explainability_job import _clean
 from mlmon.metrics.fairness import fairness_metrics
 from mlmon.metrics.performance import MetricValue
 from mlmon.perf_stats import GroupCounts
 from mlmon.stores.base import Store
+from mlmon.stores.labels_base import LabelledStore, LabelledWindow, LabelQuery, group_counts, labelled_store
 
 log = logging.getLogger("mlmon.fairness")
 GAPS = ("demographic_parity_difference", "disparate_impact_ratio", "equal_opportunity_difference",
@@ -44,17 +51,33 @@ class FairnessJobError(ValueError):
     """The store cannot answer the fairness questions, or the config does not fit; the message says what to do."""
 
 
-class GroupCountSource(Protocol):
-    """What the fairness job asks of a store: per-group counts of one attribute, with the label join."""
+def compared_groups(windows: Mapping[str, LabelledWindow], positive_label: str, groups: Sequence[str] = (),
+                    max_groups: int = 50) -> dict[str, GroupCounts]:
+    """The groups compared: the configured ones (present or not), else the ``max_groups`` largest.
 
-    def group_counts(self, model: str, start: datetime, end: datetime, *, attribute: str, positive_label: str,
-                     version: str | None = None, groups: Sequence[str] = (),
-                     max_groups: int = 50) -> tuple[dict[str, GroupCounts], GroupCounts]: ...
+    Ties in size go to the smaller group name, so re-runs compare the same groups.
+    """
+    counts = {g: group_counts(w, positive_label) for g, w in windows.items()}
+    if groups:
+        return {g: counts.get(g, GroupCounts.empty()) for g in groups}
+    largest = sorted(counts, key=lambda g: (-counts[g].n_predictions, g))[:max_groups]
+    return {g: counts[g] for g in sorted(largest)}
+
+
+def left_out(overall: GroupCounts, compared: Mapping[str, GroupCounts]) -> GroupCounts:
+    """Every prediction of the window in no compared group (attribute missing, or a group not compared)."""
+    cells = [overall.n_predictions, overall.n_predicted_positive, overall.tp, overall.fp, overall.fn, overall.tn]
+    for c in compared.values():
+        for i, v in enumerate((c.n_predictions, c.n_predicted_positive, c.tp, c.fp, c.fn, c.tn)):
+            cells[i] -= v
+    # Differences of float sums: clamp the rounding residue of "nothing left out" to exactly 0.
+    slack = 1e-9 * max(overall.n_predictions, 1.0)
+    return GroupCounts(*(0.0 if v < slack else v for v in cells))
 
 
 @dataclass
 class FairnessJob:
-    source: GroupCountSource
+    labels: LabelledStore
     model: ModelConfig
     config: FairnessConfig
     run_id: str
@@ -67,13 +90,21 @@ class FairnessJob:
 
     def run(self, start: datetime, end: datetime) -> list[MetricDocument]:
         """Documents of the window for every configured attribute (not yet written)."""
+        cfg = self.config
+        overall = group_counts(self._join(start, end, None, None)[""], cfg.positive_label)
         docs: list[MetricDocument] = []
-        for attribute, groups in self.config.attributes.items():
-            counts, left_out = self.source.group_counts(
-                self.model.name, start, end, attribute=attribute, positive_label=self.config.positive_label,
-                version=self.model.version, groups=groups, max_groups=self.config.max_groups)
-            docs += self.documents(attribute, counts, left_out, start, end)
+        for attribute, groups in cfg.attributes.items():
+            windows = self._join(start, end, attribute, groups or None)
+            compared = compared_groups(windows, cfg.positive_label, groups, cfg.max_groups)
+            docs += self.documents(attribute, compared, left_out(overall, compared), start, end)
         return docs
+
+    def _join(self, start: datetime, end: datetime, attribute: str | None,
+              groups: Sequence[str] | None) -> Mapping[str, LabelledWindow]:
+        return self.labels.labelled_window(LabelQuery(
+            self.model.name, start, end, "classification", version=self.model.version,
+            positive_label=self.config.positive_label, segment=attribute,
+            segment_values=None if groups is None else tuple(groups)))
 
     # --- pure part: counts -> documents ------------------------------------------------------------------
 
@@ -117,9 +148,9 @@ def fairness_job(store: Store, model: ModelConfig, run_id: str, *, default_versi
     cfg = fairness_config(model, file)
     if cfg is None:
         return None
-    source = explain_backend(store)
-    if not hasattr(source, "group_counts"):
-        raise FairnessJobError(
-            f"model {model.name}: fairness needs predictions joined with their feedback; this store "
-            f"({type(store).__name__}) has no label join yet (see mlmon.stores.es_labels, issue 5)")
-    return FairnessJob(source, model, cfg, run_id, default_version=default_version)
+    try:
+        labels = labelled_store(store)
+    except TypeError as err:
+        raise FairnessJobError(f"model {model.name}: fairness needs predictions joined with their feedback: {err}") \
+            from err
+    return FairnessJob(labels, model, cfg, run_id, default_version=default_version)

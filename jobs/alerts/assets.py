@@ -47,16 +47,26 @@ INDEX_CONNECTOR_ID = "8df68717-4a31-42d6-b853-93e118e41719"
 #: enough to see a daily window written late, and check often enough for hourly ones.
 METRIC_LOOKBACK_HOURS = 26
 CHECK_INTERVAL = "15m"
-#: Re-notify interval of the watches while the condition still holds (Kibana rules
-#: notify on action-group change only: fire once, then on recovery).
-WATCH_THROTTLE = "24h"
+#: While a condition still holds, re-notify at most once per this interval - the local
+#: engine's default ``renotify_every`` (mlmon.alerts.rules.Rule): Kibana rules via each
+#: firing action's ``frequency`` (onThrottleInterval), watches via ``throttle_period``.
+RENOTIFY_EVERY = "24h"
+WATCH_THROTTLE = RENOTIFY_EVERY
+#: Kibana's .es-query accepts at most this many group-by terms (MAX_SELECTABLE_GROUP_BY_TERMS).
+MAX_GROUP_BY_TERMS = 4
+#: Explainability metrics with thresholds an alert is about (importance itself is informational).
+ATTRIBUTION_ALERT_METRICS = ["attribution_drift", "ranking_ndcg"]
 
 
 # --- shared query pieces ------------------------------------------------------------------
 
-def metric_status_query(families: list[str], status: str = "alert") -> dict[str, Any]:
-    """Metric documents of some families in a given status (the time range is added by the caller)."""
-    return {"bool": {"filter": [{"terms": {"metric.family": families}}, {"term": {"metric.status": status}}]}}
+def metric_status_query(families: list[str], status: str = "alert",
+                        metrics: list[str] | None = None) -> dict[str, Any]:
+    """Metric documents of some families (and metric names) in a given status (the caller adds the time range)."""
+    filters: list[dict[str, Any]] = [{"terms": {"metric.family": families}}, {"term": {"metric.status": status}}]
+    if metrics is not None:
+        filters.append({"terms": {"metric.name": metrics}})
+    return {"bool": {"filter": filters}}
 
 
 def _with_range(query: dict[str, Any], field: str, gte: str) -> dict[str, Any]:
@@ -76,10 +86,11 @@ CONNECTORS: dict[str, dict[str, Any]] = {
 
 
 def _actions(group: str) -> list[dict[str, Any]]:
-    """Log and index on activation and on recovery; notify on action-group change only."""
-    frequency = {"summary": False, "notify_when": "onActionGroupChange", "throttle": None}
+    """Log and index when an alert fires, again at most once per RENOTIFY_EVERY while it holds, and on recovery."""
+    firing = {"summary": False, "notify_when": "onThrottleInterval", "throttle": RENOTIFY_EVERY}
+    recovery = {"summary": False, "notify_when": "onActionGroupChange", "throttle": None}  # once per recovery
     out: list[dict[str, Any]] = []
-    for grp, action in ((group, "fired"), ("recovered", "recovered")):
+    for grp, action, frequency in ((group, "fired", firing), ("recovered", "recovered", recovery)):
         out.append({"group": grp, "id": SERVER_LOG_CONNECTOR_ID, "frequency": frequency, "params": {
             "level": "warn" if action == "fired" else "info",
             "message": f"mlmon {action}: {{{{rule.name}}}} [{{{{context.group}}}}] - {{{{context.message}}}}"}})
@@ -121,6 +132,13 @@ def kibana_rules() -> dict[str, dict[str, Any]]:
         "mlmon-label-coverage-stalled": _es_query_rule(
             "97714606-5948-477b-8a91-dcbf20a99292", "mlmon: label coverage stalled",
             metric_status_query(["label_coverage"]), "mlmon.model.name"),
+        "mlmon-attribution-drift": _es_query_rule(
+            "0b6f3c2e-5d47-4e8a-9c1b-7a2d4e6f8b90", "mlmon: attribution drift in alert",
+            metric_status_query(["explainability"], metrics=ATTRIBUTION_ALERT_METRICS),
+            ["mlmon.model.name", "metric.name", "metric.feature", "metric.segment.value"]),
+        "mlmon-fairness-gap": _es_query_rule(
+            "6e1d9a47-2b3c-4f58-8d6e-0c9b7a5f3e21", "mlmon: fairness gap in alert",
+            metric_status_query(["fairness"]), ["mlmon.model.name", "metric.segment.field", "metric.name"]),
         "mlmon-volume-drop": _es_query_rule(
             "94c88a05-1d73-4cb9-9902-e204efbaa13a", "mlmon: prediction volume drop",
             metric_status_query(["volume"]), "mlmon.model.name"),
@@ -166,10 +184,12 @@ def _watch(name: str, title: str, indices: list[str], body: dict[str, Any], cond
     }
 
 
-def _metric_watch(name: str, title: str, families: list[str], split: str) -> dict[str, Any]:
+def _metric_watch(name: str, title: str, families: list[str], split: str,
+                  metrics: list[str] | None = None) -> dict[str, Any]:
     body = {
         "size": 0,
-        "query": _with_range(metric_status_query(families), "@timestamp", f"now-{METRIC_LOOKBACK_HOURS}h"),
+        "query": _with_range(metric_status_query(families, metrics=metrics), "@timestamp",
+                             f"now-{METRIC_LOOKBACK_HOURS}h"),
         "aggs": {"models": {"terms": {"field": "mlmon.model.name", "size": 50},
                             "aggs": {"split": {"terms": {"field": split, "size": 20}}}}},
     }
@@ -211,6 +231,11 @@ def watcher_watches() -> dict[str, dict[str, Any]]:
                                                 ["performance", "estimated_performance"], "metric.name"),
         "mlmon-label-coverage-stalled": _metric_watch("mlmon-label-coverage-stalled", "mlmon: label coverage stalled",
                                                       ["label_coverage"], "mlmon.model.version"),
+        "mlmon-attribution-drift": _metric_watch("mlmon-attribution-drift", "mlmon: attribution drift in alert",
+                                                 ["explainability"], "metric.feature",
+                                                 metrics=ATTRIBUTION_ALERT_METRICS),
+        "mlmon-fairness-gap": _metric_watch("mlmon-fairness-gap", "mlmon: fairness gap in alert", ["fairness"],
+                                            "metric.segment.field"),
         "mlmon-volume-drop": _watch(
             "mlmon-volume-drop", "mlmon: prediction volume drop", [PREDICTIONS_PATTERN], volume_body,
             volume_condition, f"a model's predictions in the last hour fell below {VOLUME_DROP_RATIO:g} x its "

@@ -1,19 +1,16 @@
-"""Explainability and fairness statistics from the embedded DuckDB store.
+"""Explainability statistics from the embedded DuckDB store.
 
 Each answer is one SQL statement whose result size depends on features or
-groups, never on rows:
+segment values, never on rows:
 
 - attribution sums per feature over a window of explanation events: one scan
-  with ``count / sum(abs) / sum / sum of squares`` per ``mlmon.attributions.<f>`` column;
-- per-group binary counts of a sensitive attribute over a window of
-  predictions, with the feedback joined by prediction id (latest feedback
-  wins, as in the performance job);
+  with ``count / sum(abs) / sum / sum of squares`` per ``mlmon.attributions.<f>``
+  column; per segment value when asked (explanations carry no segment: they
+  take their prediction's, joined by prediction id);
 - a reproducible sample of labelled rows (for the optional permutation importance);
 - the ``attribution_references`` table: reference attribution sums, one JSON document per reference.
 
-The fairness join here is the minimal one the fairness job needs; it should
-be merged with the performance job's per-segment label join once that exists
-(same join, same "latest feedback wins" rule).
+Fairness asks the performance job's label join (``mlmon.stores.duckdb_labels``), not this module.
 """
 
 from __future__ import annotations
@@ -25,9 +22,10 @@ from typing import Any
 
 import duckdb
 
-from mlmon.perf_stats import AttributionSums, GroupCounts
+from mlmon.perf_stats import AttributionSums
 from mlmon.stores.base import StoreError
 from mlmon.stores.duckdb_schema import EVENT_TABLES, quote, table_columns
+from mlmon.stores.labels_base import EXPLANATION_LOOKBACK
 
 EXPLANATIONS = EVENT_TABLES["explanation"]
 PREDICTIONS = EVENT_TABLES["prediction"]
@@ -49,8 +47,6 @@ _REFERENCES_DDL = f"""CREATE TABLE IF NOT EXISTS {ATTRIBUTION_REFERENCES_TABLE} 
 
 # Order of feedback events of one prediction: the latest wins, ties broken by event id (so re-runs agree).
 _LATEST = f"struct_pack(t := {quote('@timestamp')}, i := {quote('event.id')})"
-# Each logged prediction stands for 1 / sample_rate predictions (the emitter samples by prediction id).
-_WEIGHT = f"1.0 / coalesce(nullif(p.{quote('mlmon.sample_rate')}, 0), 1.0)"
 
 
 class DuckDBExplainStore:
@@ -68,18 +64,23 @@ class DuckDBExplainStore:
                       if c.startswith(ATTRIBUTIONS_PREFIX))
 
     def attribution_sums(self, model: str, start: datetime, end: datetime, *, version: str | None = None,
-                         method: str | None = None,
-                         features: Sequence[str] = ()) -> dict[str, AttributionSums]:
+                         method: str | None = None, features: Sequence[str] = (),
+                         segment: tuple[str, str] | None = None) -> dict[str, AttributionSums]:
         """Count, sum |a|, sum a and sum a² per feature over explanation events in ``[start, end)``.
 
         Unweighted by sample rate on purpose: importance is a mean, which the
         emitter's id-based sampling leaves unbiased, and the drift z-score
         needs the real number of explanations. Features never logged get empty sums.
+        ``segment`` = (name, value): only explanations whose prediction (same
+        ``mlmon.prediction.id`` and model, logged in ``[start - EXPLANATION_LOOKBACK, end)``)
+        has ``mlmon.segment.<name>`` = value.
         """
         wanted = list(features) or self.attribution_features(model, version)
         present = set(table_columns(self.con, EXPLANATIONS))
         columns = [f for f in wanted if ATTRIBUTIONS_PREFIX + f in present]
         out = {f: AttributionSums.empty() for f in wanted}
+        if segment is not None and SEGMENT_PREFIX + segment[0] not in table_columns(self.con, PREDICTIONS):
+            return out  # no prediction ever carried this segment
         if not columns:
             return out
         selects = []
@@ -91,73 +92,19 @@ class DuckDBExplainStore:
         if method is not None:
             where += f" AND {quote('mlmon.explanation.method')} = $method"
             params["method"] = method
+        if segment is not None:
+            pid = quote("mlmon.prediction.id")
+            # A semi-join on the prediction id: explanation events carry no segment of their own.
+            ts = quote("@timestamp")
+            where += (f" AND {pid} IN (SELECT {pid} FROM {PREDICTIONS} WHERE {quote('mlmon.model.name')} = $model"
+                      f" AND {ts} >= $predictions_from AND {ts} < $end"
+                      f" AND {quote(SEGMENT_PREFIX + segment[0])} = $segment_value)")
+            params.update(segment_value=segment[1], predictions_from=params["start"] - EXPLANATION_LOOKBACK)
         row = self._one(f"SELECT {', '.join(selects)} FROM {EXPLANATIONS} WHERE {where}", params, "attribution sums")
         for i, f in enumerate(columns):
             n, sum_abs, total, sum_sq = (float(v) for v in row[4 * i: 4 * i + 4])
             out[f] = AttributionSums(n, sum_abs, total, sum_sq)
         return out
-
-    # --- fairness: per-group counts with the label join --------------------------------------------------
-
-    def group_counts(self, model: str, start: datetime, end: datetime, *, attribute: str,
-                     positive_label: str, version: str | None = None, groups: Sequence[str] = (),
-                     max_groups: int = 50) -> tuple[dict[str, GroupCounts], GroupCounts]:
-        """Per group of ``mlmon.segment.<attribute>``: predictions, predicted positives, labelled confusion cells.
-
-        Returns ``(groups, left_out)``: the compared groups (``groups`` if given,
-        else the ``max_groups`` largest) and the summed counts of every other
-        prediction of the window (attribute missing, or a group not compared),
-        so nothing disappears unreported. Counts are weighted by ``1 / mlmon.sample_rate``.
-        """
-        column = SEGMENT_PREFIX + attribute
-        # No event ever carried the attribute: its column does not exist and everything is left out.
-        grp_expr = f"p.{quote(column)}" if column in table_columns(self.con, PREDICTIONS) else "NULL::VARCHAR"
-        where, params = _window_where(model, start, end, version, prefix="p.")
-        params["positive"] = positive_label
-        if groups:
-            params["groups"] = list(groups)
-            keep = "CASE WHEN grp IN (SELECT unnest($groups)) THEN grp END"
-        else:
-            params["max_groups"] = max_groups
-            keep = "CASE WHEN grp IS NOT NULL AND grp_rank <= $max_groups THEN grp END"
-        pid = quote("mlmon.prediction.id")
-        sql = f"""
-        WITH fb AS (
-            SELECT {pid} AS pid, arg_max({quote('mlmon.feedback.actual')}, {_LATEST}) AS actual
-            FROM {FEEDBACK} WHERE {quote('mlmon.model.name')} = $model GROUP BY {pid}),
-        joined AS (
-            SELECT {grp_expr} AS grp, {_WEIGHT} AS w,
-                   coalesce(p.{quote('mlmon.prediction.label')} = $positive, FALSE) AS pred_pos,
-                   fb.actual IS NOT NULL AS labelled,
-                   coalesce(fb.actual = $positive, FALSE) AS actual_pos
-            FROM {PREDICTIONS} p LEFT JOIN fb ON fb.pid = p.{pid}
-            WHERE {where}),
-        per_group AS (
-            SELECT grp, sum(w) AS n, sum(w) FILTER (WHERE pred_pos) AS n_pos,
-                   sum(w) FILTER (WHERE labelled AND pred_pos AND actual_pos) AS tp,
-                   sum(w) FILTER (WHERE labelled AND pred_pos AND NOT actual_pos) AS fp,
-                   sum(w) FILTER (WHERE labelled AND NOT pred_pos AND actual_pos) AS fn,
-                   sum(w) FILTER (WHERE labelled AND NOT pred_pos AND NOT actual_pos) AS tn
-            FROM joined GROUP BY grp),
-        ranked AS (
-            SELECT *, row_number() OVER (ORDER BY (grp IS NULL), n DESC, grp) AS grp_rank FROM per_group)
-        SELECT {keep} AS kept, sum(n), sum(n_pos), sum(tp), sum(fp), sum(fn), sum(tn)
-        FROM ranked GROUP BY kept ORDER BY kept NULLS LAST"""
-        try:
-            rows = self.con.execute(sql, params).fetchall()
-        except duckdb.Error as err:
-            raise StoreError(f"fairness group counts for {attribute!r} failed: {err}") from err
-        out: dict[str, GroupCounts] = {}
-        left_out = GroupCounts.empty()
-        for kept, *cells in rows:
-            counts = GroupCounts(*(float(c or 0.0) for c in cells))
-            if kept is None:
-                left_out = counts
-            else:
-                out[str(kept)] = counts
-        for g in groups:  # a configured group with no predictions in the window is still reported
-            out.setdefault(g, GroupCounts.empty())
-        return out, left_out
 
     # --- labelled rows for permutation importance ---------------------------------------------------------
 

@@ -136,9 +136,9 @@ class DuckDBLabels:
             totals = [("", 0, 0.0, 0, 0.0, 0)]
         delays = self._delays(lab)
         out: dict[str, LabelledWindow] = {}
-        segments = [str(r[0]) for r in totals]
         if query.task == "classification":
             per_seg = self._classification(query, lab, {str(r[0]): float(r[2] or 0.0) for r in totals})
+            predicted = self._predicted()
             cbpe = self._cbpe(query) if query.cbpe else {}
         else:
             sums = self._regression(query, lab)
@@ -148,9 +148,18 @@ class DuckDBLabels:
                                           n_labelled=float(nlab), duplicate_feedback=int(dupes or 0),
                                           delay=delays.get(seg, _empty_delay()))
             if query.task == "classification":
-                out[seg] = LabelledWindow(**common, classification=per_seg[seg], cbpe=cbpe.get(seg, {}))
+                out[seg] = LabelledWindow(**common, classification=per_seg[seg], cbpe=cbpe.get(seg, {}),
+                                          predicted=predicted.get(seg, {}))
             else:
                 out[seg] = LabelledWindow(**common, regression=sums.get(seg, RegressionSums.empty(query.shift)))
+        return out
+
+    def _predicted(self) -> dict[str, dict[str, float]]:
+        """Weighted predictions per predicted label, labelled or not, per segment value."""
+        out: dict[str, dict[str, float]] = {}
+        for seg, pred, n in self.con.execute(
+                f"SELECT seg, pred, sum(w) FROM {_JOINED} WHERE pred IS NOT NULL GROUP BY ALL ORDER BY ALL").fetchall():
+            out.setdefault(str(seg), {})[str(pred)] = float(n)
         return out
 
     def _delays(self, lab: str) -> dict[str, Histogram]:
@@ -251,9 +260,12 @@ class DuckDBLabels:
                    coalesce(sum(w) FILTER (WHERE y <> 0), 0)
             FROM x GROUP BY seg""", {"shift": query.shift}).fetchall()
         hists = self._error_histograms(query, lab)
-        return {str(r[0]): RegressionSums(*(float(v) for v in r[1:]), shift=query.shift,
-                                          error_histogram=hists.get(str(r[0])) if query.error_edges else None)
-                for r in rows}
+        out: dict[str, RegressionSums] = {}
+        for seg, *sums in rows:
+            n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape = (float(v) for v in sums)
+            out[str(seg)] = RegressionSums(n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape, shift=query.shift,
+                                           error_histogram=hists.get(str(seg)) if query.error_edges else None)
+        return out
 
     def _error_histograms(self, query: LabelQuery, lab: str) -> dict[str, Histogram]:
         edges = query.error_edges

@@ -14,6 +14,14 @@ setting). The sign split reads doc values only and is exact: each bucket sums
 numbers of one sign, so nothing cancels. What leaves the cluster: 7 numbers
 per feature, whatever the number of explanations.
 
+Per segment value (``mlmon.segment.<name>``, carried by predictions only):
+explanation events name their prediction, so the store pages through the
+ids of the segment's predictions (``search_after``, ``PAGE_SIZE`` ids, logged
+in ``[start - EXPLANATION_LOOKBACK, end)``) and runs the same aggregations
+restricted to each page's ids (a ``terms`` filter); the pages' sums add up.
+What leaves the cluster: the segment's prediction ids (no other field) and 7
+numbers per feature per page. The embedded store runs the same semi-join in SQL.
+
 Attribution references live in their own index, ``mlmon-references-attributions``
 (matched by the ``mlmon-references*`` template and the jobs' role): the same
 header as reference profiles, the attribution sums under ``profile`` (stored, not indexed).
@@ -21,19 +29,23 @@ header as reference profiles, the attribution sums under ``profile`` (stored, no
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from mlmon.documents import iso
-from mlmon.perf_stats import AttributionSums
+from mlmon.perf_stats import AttributionSums, add_features
 from mlmon.stores.base import StoreError
 from mlmon.stores.es_store import latest_reference_query
+from mlmon.stores.labels_base import EXPLANATION_LOOKBACK
 from mlmon_logging.contract import data_stream
 
 EXPLANATIONS_PATTERN = data_stream("explanation", "*")   # logs-mlmon.explanation-*
+PREDICTIONS_PATTERN = data_stream("prediction", "*")
+#: Prediction ids per page of a segment: far below index.max_terms_count (65,536).
+PAGE_SIZE = 5000
 ATTRIBUTION_REFERENCES_INDEX = "mlmon-references-attributions"
 ATTRIBUTIONS_PREFIX = "mlmon.attributions."
 
@@ -64,12 +76,32 @@ def attribution_aggs(i: int, feature: str) -> dict[str, Any]:
 
 
 def attribution_search_body(model: str, start: datetime, end: datetime, features: Sequence[str], *,
-                            version: str | None = None, method: str | None = None) -> dict[str, Any]:
+                            version: str | None = None, method: str | None = None,
+                            prediction_ids: Sequence[str] | None = None) -> dict[str, Any]:
     aggs: dict[str, Any] = {}
     for i, f in enumerate(features):
         aggs.update(attribution_aggs(i, f))
-    return {"size": 0, "track_total_hits": True, "query": explanation_filter(model, start, end, version, method),
-            "aggs": aggs}
+    query = explanation_filter(model, start, end, version, method)
+    if prediction_ids is not None:
+        query["bool"]["filter"].append({"terms": {"mlmon.prediction.id": list(prediction_ids)}})
+    return {"size": 0, "track_total_hits": True, "query": query, "aggs": aggs}
+
+
+def segment_ids_body(model: str, start: datetime, end: datetime, segment: tuple[str, str], after: str | None,
+                     size: int = PAGE_SIZE) -> dict[str, Any]:
+    """One page of the ids of the model's predictions with ``mlmon.segment.<name>`` = value, by id."""
+    name, value = segment
+    body: dict[str, Any] = {
+        "size": size, "_source": False, "track_total_hits": False,
+        "query": {"bool": {"filter": [
+            {"term": {"mlmon.model.name": model}},
+            {"term": {f"mlmon.segment.{name}": value}},
+            {"range": {"@timestamp": {"gte": iso(start - EXPLANATION_LOOKBACK), "lt": iso(end),
+                                      "format": "strict_date_optional_time"}}}]}},
+        "sort": [{"mlmon.prediction.id": {"order": "asc"}}]}
+    if after is not None:
+        body["search_after"] = [after]
+    return body
 
 
 def parse_attribution_response(response: Mapping[str, Any], features: Sequence[str]) -> dict[str, AttributionSums]:
@@ -105,9 +137,12 @@ def attribution_reference_document(reference_id: str, model: str, version: str, 
 # --- the store ------------------------------------------------------------------------------------
 
 class ElasticsearchExplainStore:
-    def __init__(self, client: Elasticsearch, explanations: str = EXPLANATIONS_PATTERN) -> None:
+    def __init__(self, client: Elasticsearch, explanations: str = EXPLANATIONS_PATTERN,
+                 predictions: str = PREDICTIONS_PATTERN, page_size: int = PAGE_SIZE) -> None:
         self.es = client
         self.explanations = explanations
+        self.predictions = predictions
+        self.page_size = page_size
 
     def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
         try:
@@ -123,14 +158,41 @@ class ElasticsearchExplainStore:
                       if f.startswith(ATTRIBUTIONS_PREFIX) and "." not in f[len(ATTRIBUTIONS_PREFIX):])
 
     def attribution_sums(self, model: str, start: datetime, end: datetime, *, version: str | None = None,
-                         method: str | None = None, features: Sequence[str] = ()) -> dict[str, AttributionSums]:
+                         method: str | None = None, features: Sequence[str] = (),
+                         segment: tuple[str, str] | None = None) -> dict[str, AttributionSums]:
         wanted = list(features) or self.attribution_features(model, version)
         if not wanted:
             return {}
-        body = attribution_search_body(model, start, end, wanted, version=version, method=method)
+        if segment is None:
+            return self._sums(attribution_search_body(model, start, end, wanted, version=version, method=method),
+                              wanted)
+        total = {f: AttributionSums.empty() for f in wanted}
+        for ids in self._segment_ids(model, start, end, segment):
+            page = self._sums(attribution_search_body(model, start, end, wanted, version=version, method=method,
+                                                      prediction_ids=ids), wanted)
+            total = add_features(total, page)
+        return total
+
+    def _sums(self, body: dict[str, Any], features: list[str]) -> dict[str, AttributionSums]:
         resp = self._call("attribution search", self.es.search, index=self.explanations, ignore_unavailable=True,
                           allow_no_indices=True, **body)
-        return parse_attribution_response(resp.body, wanted)
+        return parse_attribution_response(resp.body, features)
+
+    def _segment_ids(self, model: str, start: datetime, end: datetime,
+                     segment: tuple[str, str]) -> Iterator[list[str]]:
+        after: str | None = None
+        while True:
+            resp = self._call("segment prediction ids", self.es.search, index=self.predictions,
+                              ignore_unavailable=True, allow_no_indices=True,
+                              **segment_ids_body(model, start, end, segment, after, self.page_size))
+            hits = resp.body["hits"]["hits"]
+            if not hits:
+                return
+            ids = [str(h["sort"][0]) for h in hits]
+            yield ids
+            if len(hits) < self.page_size:
+                return
+            after = ids[-1]
 
     def put_attribution_reference(self, reference_id: str, model: str, version: str, created_at: datetime,
                                   source: str, rows: int, document: Mapping[str, Any]) -> str:

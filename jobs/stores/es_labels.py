@@ -7,9 +7,14 @@ the key can stay small. Chosen way, and why:
 1. Page through the window's predictions (``search_after`` on the prediction
    id, ``PAGE_SIZE`` hits, ``_source`` limited to the fields the metrics use).
 2. Per page, ONE search on the feedback data stream: ``terms`` query on that
-   page's ids, a ``terms`` aggregation on the id (size = page) with
-   ``top_metrics`` of the actual and ``@timestamp`` sorted by time descending:
-   the latest feedback per prediction, and its ``doc_count`` gives the duplicates.
+   page's ids, a ``terms`` aggregation on the id (size = page) with a
+   ``top_hits`` (size 1) sorted by ``@timestamp`` then ``event.id``, both
+   descending: the latest feedback per prediction, ties broken by the greatest
+   event id exactly as the DuckDB store's ``arg_max`` does; its ``doc_count``
+   gives the duplicates. Not ``top_metrics``, though lighter: it sorts on one
+   field only, never a keyword, and leaves ties unspecified (Elastic's docs),
+   so two feedback events stamped in the same millisecond would join
+   differently from run to run.
 3. The page is folded into the running statistics (``perf_stats`` objects,
    additive) and dropped.
 
@@ -85,9 +90,9 @@ def latest_feedback_body(model: str, ids: Sequence[str], task: str) -> dict[str,
                                       {"terms": {"mlmon.prediction.id": list(ids)}},
                                       {"exists": {"field": actual}}]}},
         "aggs": {"by_id": {"terms": {"field": "mlmon.prediction.id", "size": max(len(ids), 1)},
-                           "aggs": {"latest": {"top_metrics": {
-                               "metrics": [{"field": actual}, {"field": "@timestamp"}],
-                               "sort": [{"@timestamp": {"order": "desc"}}]}}}}},
+                           "aggs": {"latest": {"top_hits": {
+                               "size": 1, "_source": {"includes": [actual, "@timestamp"]},
+                               "sort": [{"@timestamp": {"order": "desc"}}, {"event.id": {"order": "desc"}}]}}}}},
     }
 
 
@@ -132,9 +137,9 @@ def fold(query: LabelQuery, page: Page) -> LabelledWindow:
     lab = has_actual & has_pred
     w = page.w
     delay = _weighted_histogram(page.delay_s[lab], w[lab], DELAY_EDGES_S)
-    common = dict(rows=len(w), n_predictions=float(w.sum()), labelled_rows=int(lab.sum()),
-                  n_labelled=float(w[lab].sum()), duplicate_feedback=int(np.maximum(page.n_feedback - 1, 0).sum()),
-                  delay=delay)
+    common: dict[str, Any] = dict(
+        rows=len(w), n_predictions=float(w.sum()), labelled_rows=int(lab.sum()), n_labelled=float(w[lab].sum()),
+        duplicate_feedback=int(np.maximum(page.n_feedback - 1, 0).sum()), delay=delay)
     if not cls_task:
         y = page.actual[lab].astype(float)
         err = page.pred[lab].astype(float) - y
@@ -178,8 +183,13 @@ def fold(query: LabelQuery, page: Page) -> LabelledWindow:
             p_actual = np.where([str(a) == query.positive_label for a in page.actual[complete]], s, 1.0 - s)
         nll = -np.log(np.clip(p_actual, LOG_LOSS_EPS, 1.0 - LOG_LOSS_EPS))
         log_loss = LogLossSums(float((w[complete] * nll).sum()), float(w[complete].sum()))
+    predicted: dict[str, float] = {}
+    for p, wi in zip(page.pred.tolist(), w.tolist()):
+        if p is not None:
+            predicted[str(p)] = predicted.get(str(p), 0.0) + wi
     return LabelledWindow(**common, classification=ClassificationStats(
-        ConfusionCounts.from_pairs(pairs), float(w.sum()), scores, log_loss), cbpe=cbpe)
+        ConfusionCounts.from_pairs(pairs), float(w.sum()), scores, log_loss), cbpe=cbpe,
+        predicted=dict(sorted(predicted.items())))
 
 
 def add_windows(a: LabelledWindow, b: LabelledWindow) -> LabelledWindow:
@@ -189,9 +199,13 @@ def add_windows(a: LabelledWindow, b: LabelledWindow) -> LabelledWindow:
     cbpe = dict(a.cbpe)
     for c, s in b.cbpe.items():
         cbpe[c] = cbpe[c] + s if c in cbpe else s
+    predicted = dict(a.predicted)
+    for label, n in b.predicted.items():
+        predicted[label] = predicted.get(label, 0.0) + n
     return LabelledWindow(a.rows + b.rows, a.n_predictions + b.n_predictions, a.labelled_rows + b.labelled_rows,
                           a.n_labelled + b.n_labelled, a.duplicate_feedback + b.duplicate_feedback, a.delay + b.delay,
-                          plus(a.classification, b.classification), plus(a.regression, b.regression), cbpe)
+                          plus(a.classification, b.classification), plus(a.regression, b.regression), cbpe,
+                          dict(sorted(predicted.items())))
 
 
 def _weighted_histogram(values: np.ndarray, weights: np.ndarray, edges: tuple[float, ...]) -> Histogram:
@@ -308,7 +322,7 @@ def _flat(source: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _epoch_s(value: Any) -> float:
     if isinstance(value, int | float):
-        return float(value) / 1000.0  # top_metrics returns dates as epoch milliseconds
+        return float(value) / 1000.0  # a date sent as epoch milliseconds stays a number in _source
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
@@ -329,10 +343,10 @@ def _page(query: LabelQuery, sources: list[dict[str, Any]], latest: Mapping[str,
         if bucket is None:
             actual.append(None if cls_task else np.nan)
             continue
-        metrics = bucket["latest"]["top"][0]["metrics"]
-        value = metrics.get(actual_field)
+        top = _flat(bucket["latest"]["hits"]["hits"][0]["_source"])
+        value = top.get(actual_field)
         actual.append(value if cls_task else (np.nan if value is None else float(value)))
-        delay[i] = _epoch_s(metrics["@timestamp"]) - _epoch_s(s["@timestamp"])
+        delay[i] = _epoch_s(top["@timestamp"]) - _epoch_s(s["@timestamp"])
         n_feedback[i] = int(bucket["doc_count"])
     pred_field = "mlmon.prediction.label" if cls_task else "mlmon.prediction.value"
     pred = [s.get(pred_field) for s in sources]

@@ -19,6 +19,9 @@ the same events):
   never joined nor lost; ``orphan_feedback`` counts it per feedback window.
   Feedback that arrived before its prediction joins on the next run, since the
   join always starts from the predictions.
+- **Predicted classes of every prediction**: ``LabelledWindow.predicted`` counts
+  the window's predictions per predicted label, labelled or not (selection
+  rates need no labels: the fairness job builds ``GroupCounts`` from it).
 - **Binning**: ``mlmon.perf_stats``' convention (numpy.histogram's) over
   uniform edges for scores and errors, and over ``DELAY_EDGES_S`` for label delays.
 """
@@ -28,12 +31,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from mlmon.perf_stats import CbpeStats, ClassificationStats, Histogram, RegressionSums, uniform_edges
+from mlmon.perf_stats import CbpeStats, ClassificationStats, GroupCounts, Histogram, RegressionSums, uniform_edges
 
 Task = Literal["classification", "regression"]
 
@@ -51,6 +54,10 @@ def delay_edges(first_s: float = 1.0, last_s: float = 90 * 86_400.0, bins: int =
 #: Edges of the label-delay histogram (seconds). Delays past the last edge count as overflow;
 #: negative delays (feedback stamped before its prediction: clock skew) as underflow.
 DELAY_EDGES_S: tuple[float, ...] = delay_edges()
+#: Explanations carry no segment: a per-segment attribution window takes its explanations' predictions
+#: from [start - EXPLANATION_LOOKBACK, end) (explanations are logged with or soon after their prediction),
+#: so neither store scans a model's whole history for one window.
+EXPLANATION_LOOKBACK = timedelta(days=1)
 #: Quantiles of the label delay reported per window.
 DELAY_LEVELS: tuple[float, ...] = (0.1, 0.5, 0.9, 0.99)
 
@@ -126,6 +133,9 @@ class LabelledWindow:
     #: CBPE inputs over every prediction of the window (labelled or not), by class
     #: (binary: only the positive class).
     cbpe: Mapping[str, CbpeStats] = field(default_factory=dict)
+    #: Classification: weighted predictions per predicted label over EVERY prediction of the window
+    #: (labelled or not; predictions without a label are not counted).
+    predicted: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def coverage(self) -> float | None:
@@ -133,6 +143,25 @@ class LabelledWindow:
 
     def delay_quantiles(self, levels: tuple[float, ...] = DELAY_LEVELS) -> dict[str, float | None]:
         return {f"p{round(q * 100):d}": histogram_quantile(self.delay, q) for q in levels}
+
+
+def group_counts(window: LabelledWindow, positive_label: str) -> GroupCounts:
+    """One fairness group from the label join: selection over every prediction, confusion cells over the labelled.
+
+    Binary view of a (possibly multiclass) window: ``positive_label`` against the rest.
+    """
+    if window.classification is None:
+        raise ValueError("fairness counts need a classification window (task='classification')")
+    confusion = window.classification.confusion
+    tp = fp = fn = tn = 0.0
+    for i, actual in enumerate(confusion.classes):
+        for j, predicted in enumerate(confusion.classes):
+            n = confusion.counts[i][j]
+            if predicted == positive_label:
+                tp, fp = (tp + n, fp) if actual == positive_label else (tp, fp + n)
+            else:
+                fn, tn = (fn + n, tn) if actual == positive_label else (fn, tn + n)
+    return GroupCounts(window.n_predictions, window.predicted.get(positive_label, 0.0), tp, fp, fn, tn)
 
 
 def histogram_quantile(hist: Histogram, q: float) -> float | None:

@@ -23,6 +23,7 @@ import pytest
 
 from mlmon.alerts import assets
 from mlmon.alerts.es_store import last_notifications_search, metric_history_search, recent_alerts_search
+from mlmon.alerts.rules import Rule
 from mlmon.alerts.schema import ALERT_FIELDS
 from mlmon.documents import METRIC_FIELDS
 from mlmon.stores.base import flatten_source
@@ -67,7 +68,7 @@ def test_committed_files_are_what_the_generator_produces() -> None:
 
 def test_the_issue_s_conditions_are_all_covered() -> None:
     names = {"mlmon-drift-alert", "mlmon-performance-drop", "mlmon-label-coverage-stalled", "mlmon-volume-drop",
-             "mlmon-dead-letter-spike"}
+             "mlmon-dead-letter-spike", "mlmon-attribution-drift", "mlmon-fairness-gap"}
     assert names <= set(rules()) and names == set(watches())
     assert {r["body"]["rule_type_id"] for r in rules().values()} == {".es-query", ".index-threshold"}
 
@@ -103,9 +104,53 @@ def check_rule_body(body: dict[str, Any]) -> None:
         assert params["searchType"] == "esQuery" and params["timeField"] and params["index"]
         assert "query" in json.loads(params["esQuery"])
         assert 0 <= params["size"] <= 10000
+    term = params.get("termField")
+    if isinstance(term, list):  # response-ops rule_params: 2..MAX_SELECTABLE_GROUP_BY_TERMS terms
+        assert 2 <= len(term) <= assets.MAX_GROUP_BY_TERMS and len(set(term)) == len(term), term
+    assert "notify_when" not in body and "throttle" not in body  # per action only: both levels is an error
     for action in body["actions"]:
         assert set(action) <= ACTION_KEYS and action["group"] in ACTION_GROUPS[rule_type], action["group"]
-        assert action["frequency"]["notify_when"] in {"onActionGroupChange", "onActiveAlert", "onThrottleInterval"}
+        frequency = action["frequency"]
+        assert set(frequency) == {"summary", "notify_when", "throttle"}
+        assert frequency["notify_when"] in {"onActionGroupChange", "onActiveAlert", "onThrottleInterval"}
+        if frequency["notify_when"] == "onThrottleInterval":  # Kibana: throttle required, not below the schedule
+            assert re.fullmatch(r"[1-9]\d*[smhd]", frequency["throttle"] or "")
+            assert _seconds(frequency["throttle"]) >= _seconds(body["schedule"]["interval"])
+        else:
+            assert frequency["throttle"] is None
+
+
+def _seconds(duration: str) -> int:
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[duration[-1]]
+
+
+def test_rules_and_watches_renotify_like_the_local_engine() -> None:
+    """Fire, then at most once per the engine's default renotify_every while the condition holds, then recover."""
+    engine_default = Rule("x", ("drift",)).renotify_every
+    assert engine_default is not None and _seconds(assets.RENOTIFY_EVERY) == engine_default.total_seconds()
+    for name, rule in rules().items():
+        by_group = {a["group"]: a["frequency"] for a in rule["body"]["actions"]}
+        fired = [f for g, f in by_group.items() if g != "recovered"]
+        assert fired and all(f == {"summary": False, "notify_when": "onThrottleInterval",
+                                   "throttle": assets.RENOTIFY_EVERY} for f in fired), name
+        assert by_group["recovered"]["notify_when"] == "onActionGroupChange", name
+    for name, watch in watches().items():
+        assert {a["throttle_period"] for a in watch["actions"].values()} == {assets.RENOTIFY_EVERY}, name
+
+
+@pytest.mark.parametrize(("name", "families", "metrics"), [
+    ("mlmon-attribution-drift", ["explainability"], ["attribution_drift", "ranking_ndcg"]),
+    ("mlmon-fairness-gap", ["fairness"], None),
+])
+def test_explainability_and_fairness_alerts_select_their_alerting_documents(
+        name: str, families: list[str], metrics: list[str] | None) -> None:
+    expected = [{"terms": {"metric.family": families}}, {"term": {"metric.status": "alert"}}]
+    if metrics is not None:
+        expected.append({"terms": {"metric.name": metrics}})
+    rule_query = json.loads(rules()[name]["body"]["params"]["esQuery"])["query"]
+    assert rule_query["bool"]["filter"] == expected
+    watch_filters = watches()[name]["input"]["search"]["request"]["body"]["query"]["bool"]["filter"]
+    assert watch_filters[:-1] == expected and "range" in watch_filters[-1]
 
 
 @pytest.mark.parametrize("name", sorted(rules()))
@@ -120,6 +165,10 @@ def test_rule_body_satisfies_kibana_s_create_schema(name: str) -> None:
     (("params", "thresholdComparator"), "=>"),    # no such comparator
     (("params", "termSize"), 5000),                # above Kibana's MAX_GROUPS
     (("notifyWhen",), "onActiveAlert"),            # camelCase is the 7.x API
+    (("notify_when",), "onActiveAlert"),           # rule-level notify_when next to per-action frequency
+    (("actions", 0, "frequency", "throttle"), None),  # onThrottleInterval without its interval
+    (("actions", 0, "frequency", "throttle"), "5m"),  # re-notify more often than the rule runs
+    (("params", "termField"), ["a", "b", "c", "d", "e"]),  # more group-by terms than Kibana allows
 ])
 def test_the_cross_check_catches_broken_rule_bodies(path: tuple[str, ...], wrong: Any) -> None:
     body = copy.deepcopy(rules()["mlmon-drift-alert"]["body"])

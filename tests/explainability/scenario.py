@@ -44,7 +44,7 @@ RURAL_SHIFT_SD = 3.0
 class Scenario:
     db: Path                  # the ingested DuckDB file (copy it before writing)
     predictions: pd.DataFrame  # hour, region, predicted, labelled, actual (final), + features as seen
-    explanations: pd.DataFrame  # hour + one attribution column per feature
+    explanations: pd.DataFrame  # hour, region (of its prediction) + one attribution column per feature
     reference_attributions: pd.DataFrame  # "training set" attributions, one column per feature
 
 
@@ -80,7 +80,7 @@ def _hour(mlog: ModelLogger, rng: np.random.Generator, hour: int, drifted: bool)
         if i % 2 == 0:
             mlog.log_explanation(prediction_id=pid, attributions=dict(zip(FEATURES, map(float, attributions[i]))),
                                  method="linear", timestamp=ts)
-            expl.append({"hour": hour, **dict(zip(FEATURES, attributions[i]))})
+            expl.append({"hour": hour, "region": region[i], **dict(zip(FEATURES, attributions[i]))})
         rows.append({"hour": hour, "region": region[i], "predicted": int(predicted[i]), "labelled": labelled,
                      "actual": int(actual[i])})
     return rows, expl

@@ -17,7 +17,7 @@ from mlmon.perf_stats import AttributionSums
 from mlmon.stores.base import StoreError
 from mlmon.stores.duckdb_store import DuckDBStore
 from mlmon.stores.es_explain import (ATTRIBUTION_REFERENCES_INDEX, ElasticsearchExplainStore,
-                                     attribution_search_body, parse_attribution_response)
+                                     attribution_search_body, parse_attribution_response, segment_ids_body)
 from mlmon.stores.es_store import latest_reference_query
 from tests.explainability.scenario import FEATURES, HOUR, MODEL, T0, VERSION, Scenario
 from tests.support.estypes import assert_bodies_typecheck
@@ -32,6 +32,10 @@ def test_request_bodies_typecheck() -> None:
          "attribution search, version and method"),
         ("search", attribution_search_body(MODEL, START, END, ["only"]), "attribution search, one feature"),
         ("search", latest_reference_query(MODEL, VERSION, "credit-2-attr-x"), "attribution reference lookup"),
+        ("search", segment_ids_body(MODEL, START, END, ("region", "rural"), None), "first page of segment ids"),
+        ("search", segment_ids_body(MODEL, START, END, ("region", "rural"), "0190-x", 100), "later segment page"),
+        ("search", attribution_search_body(MODEL, START, END, FEATURES, version=VERSION, prediction_ids=["a", "b"]),
+         "attribution sums of a page of prediction ids"),
     ])
 
 

@@ -12,10 +12,10 @@ from sklearn.metrics import accuracy_score, precision_score
 
 from mlmon import config as cfg
 from mlmon.documents import MetricDocument
-from mlmon.fairness_job import FairnessJobError, fairness_job
+from mlmon.fairness_job import FairnessJobError, compared_groups, fairness_job
 from mlmon.perf_stats import GroupCounts
-from mlmon.stores.duckdb_explain import DuckDBExplainStore
 from mlmon.stores.duckdb_store import DuckDBStore
+from mlmon.stores.labels_base import LabelQuery, labelled_store
 from tests.explainability.scenario import HOUR, MODEL, T0, VERSION, Scenario
 
 
@@ -37,14 +37,18 @@ def _rows(scene: Scenario, hour: int) -> pd.DataFrame:
     return scene.predictions[scene.predictions["hour"] == hour]
 
 
+def _groups(store: DuckDBStore, hour: int, **kwargs: Any) -> dict[str, GroupCounts]:
+    windows = labelled_store(store).labelled_window(LabelQuery(MODEL, *_window(hour), "classification",
+                                                               version=VERSION, segment="region"))
+    return compared_groups(windows, "1", **kwargs)
+
+
 def test_group_counts_join_the_latest_feedback(store: DuckDBStore, scene: Scenario) -> None:
-    groups, left_out = DuckDBExplainStore(store.con).group_counts(MODEL, *_window(1), attribute="region",
-                                                                  positive_label="1", version=VERSION)
+    groups = _groups(store, 1)
     rows = _rows(scene, 1)
     expected = {g: GroupCounts.from_arrays(r["predicted"].to_numpy() == 1, r["actual"].to_numpy() == 1,
                                            r["labelled"].to_numpy()) for g, r in rows.groupby("region")}
     assert groups == expected  # the corrected labels (logged last) won over the first, wrong ones
-    assert left_out == GroupCounts.empty()
 
 
 def test_values_equal_fairlearn_on_the_joined_data(store: DuckDBStore, scene: Scenario) -> None:
@@ -107,9 +111,9 @@ def test_configured_groups_and_left_out_predictions_are_reported(store: DuckDBSt
 
 
 def test_max_groups_keeps_the_largest(store: DuckDBStore, scene: Scenario) -> None:
-    groups, left_out = DuckDBExplainStore(store.con).group_counts(MODEL, *_window(1), attribute="region",
-                                                                  positive_label="1", max_groups=1)
-    assert list(groups) == ["urban"] and left_out.n_predictions == _rows(scene, 1)["region"].eq("rural").sum()
+    assert list(_groups(store, 1, max_groups=1)) == ["urban"]
+    docs = _run(store, 1, max_groups=2, attributes={"region": None})
+    assert docs[("demographic_parity_difference", "region", "")].details["predictions_left_out"] == 0
 
 
 def test_an_attribute_never_logged_leaves_everything_out(store: DuckDBStore) -> None:
@@ -120,32 +124,11 @@ def test_an_attribute_never_logged_leaves_everything_out(store: DuckDBStore) -> 
 
 def test_sample_rate_weights_the_counts(store: DuckDBStore) -> None:
     store.con.execute('UPDATE predictions SET "mlmon.sample_rate" = 0.25')
-    groups, _ = DuckDBExplainStore(store.con).group_counts(MODEL, *_window(1), attribute="region",
-                                                           positive_label="1")
+    groups = _groups(store, 1)
     assert sum(g.n_predictions for g in groups.values()) == pytest.approx(8000)
 
 
-def test_elasticsearch_without_a_label_join_is_refused(tmp_path: Any) -> None:
-    from mlmon.es_client import connect
-    from mlmon.stores.es_store import ElasticsearchStore
-
+def test_a_store_without_a_label_join_is_refused() -> None:
     model = cfg.parse({"models": {MODEL: {"fairness": {"attributes": ["region"]}}}}).models[0]
     with pytest.raises(FairnessJobError, match="no label join"):
-        fairness_job(ElasticsearchStore(connect("http://127.0.0.1:9")), model, "run-1")
-
-
-def test_counts_agree_with_the_performance_jobs_label_join(store: DuckDBStore) -> None:
-    """Two joins of the same events (ours and mlmon.stores.duckdb_labels) must agree until they are merged."""
-    from mlmon.stores.labels_base import LabelQuery, labelled_store
-
-    windows = labelled_store(store).labelled_window(LabelQuery(MODEL, *_window(1), "classification", version=VERSION,
-                                                               segment="region"))
-    groups, _ = DuckDBExplainStore(store.con).group_counts(MODEL, *_window(1), attribute="region",
-                                                           positive_label="1", version=VERSION)
-    assert set(windows) == set(groups)
-    for group, w in windows.items():
-        assert w.classification is not None
-        cells = w.classification.confusion.matrix(("0", "1"))  # rows: actual, columns: predicted
-        c = groups[group]
-        assert (w.n_predictions, w.n_labelled) == (c.n_predictions, c.n_labelled)
-        assert (c.tn, c.fp, c.fn, c.tp) == tuple(float(v) for v in cells.ravel())
+        fairness_job(object(), model, "run-1")  # type: ignore[arg-type]
