@@ -40,12 +40,11 @@ def store_path(url: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlmon.ingest.core import DEFAULT_BATCH_SIZE, ingest_batch, open_store, validator_for
-    from mlmon.ingest.core import now_ms
+    from mlmon.ingest.core import (DEFAULT_BATCH_SIZE, batched, ingest_batch, ingest_batches, now_ms, open_store,
+                                   validator_for)
     from mlmon.ingest.duckdb_sink import DuckDBSink
     from mlmon.ingest.report import IngestReport
     from mlmon.ingest.sources import StopFlag, batches_until_idle, follow_lines
-    from mlmon.ingest.core import batched
     from mlmon_logging import contract
 
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE
@@ -74,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
                 stream = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
                 source = None if name == "-" else str(Path(name).resolve())
                 try:
-                    for batch in batched(stream, batch_size):
-                        total.merge(ingest_batch(batch, sink, validator, now_ms(), source))  # type: ignore[arg-type]
+                    for part in ingest_batches(batched(stream, batch_size), sink, validator, now_ms, source):
+                        total.merge(part)
                 finally:
                     if stream is not sys.stdin.buffer:
                         stream.close()

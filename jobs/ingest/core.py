@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from weakref import WeakKeyDictionary
 
@@ -72,10 +75,29 @@ def ingest_lines(lines: Iterable[bytes | str], store: Store, *, namespace: str =
     report = IngestReport()
     with open_store(store) as con:
         sink = DuckDBSink(con)
-        for batch in batched(lines, batch_size):
-            report.merge(ingest_batch(batch, sink, validator_for(namespace), clock(), source_path,
-                                      columnar=columnar))
+        for part in ingest_batches(batched(lines, batch_size), sink, validator_for(namespace), clock, source_path,
+                                   columnar=columnar):
+            report.merge(part)
     return report
+
+
+def ingest_batches(batches: Iterable[list[bytes | str]], sink: DuckDBSink, validator: Validator,
+                   clock: Callable[[], Instant] = now_ms, source_path: str | None = None, *,
+                   columnar: bool = True) -> Iterator[IngestReport]:
+    """Each batch's report once it is stored; the next batch is checked while one is written.
+
+    For finite inputs: a batch is written only when the next one has been read, so a
+    follower that must store promptly calls :func:`ingest_batch` itself.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlmon-ingest-check") as checker:
+        pending: Future[PreparedBatch] | None = None
+        for batch in batches:
+            following = checker.submit(prepare_batch, batch, validator, clock(), source_path, columnar=columnar)
+            if pending is not None:
+                yield write_batch(sink, pending.result())
+            pending = following
+        if pending is not None:
+            yield write_batch(sink, pending.result())
 
 
 def batched(lines: Iterable[bytes | str], size: int) -> Iterator[list[bytes | str]]:
@@ -87,7 +109,7 @@ def batched(lines: Iterable[bytes | str], size: int) -> Iterator[list[bytes | st
 
 
 def as_bytes(batch: list[bytes | str]) -> list[bytes]:
-    if all(type(line) is bytes for line in batch):
+    if set(map(type, batch)) <= {bytes}:
         return batch  # type: ignore[return-value]
     return [line.encode("utf-8") if isinstance(line, str) else line for line in batch]
 
@@ -102,7 +124,7 @@ _STRIPPED = frozenset(b" \t\n\r\x0b\x0c")  # what bytes.strip() removes
 
 def drop_blank_lines(lines: list[bytes]) -> tuple[list[bytes], int]:
     """Non-blank lines and how many were blank; one byte looked at per line in the usual case."""
-    if all(line and line[0] not in _STRIPPED for line in lines):
+    if all(lines) and not _STRIPPED.intersection(bytes(map(itemgetter(0), lines))):
         return lines, 0
     kept = [line for line in lines if line.strip()]
     return kept, len(lines) - len(kept)
@@ -135,6 +157,21 @@ def gc_paused() -> Iterator[None]:
 def ingest_batch(batch: list[bytes | str], sink: DuckDBSink, validator: Validator, now: Instant,
                  source_path: str | None = None, *, columnar: bool = True) -> IngestReport:
     """One transaction: every line of ``batch`` is stored, dead-lettered or counted as blank."""
+    return write_batch(sink, prepare_batch(batch, validator, now, source_path, columnar=columnar))
+
+
+@dataclass
+class PreparedBatch:
+    """A checked batch, ready to write: counts so far, valid rows per kind, dead letters."""
+
+    report: IngestReport
+    tables: dict[str, list[pa.Table]]
+    rejected: list[Rejected]
+
+
+def prepare_batch(batch: list[bytes | str], validator: Validator, now: Instant, source_path: str | None = None, *,
+                  columnar: bool = True) -> PreparedBatch:
+    """Check every line of ``batch`` (no I/O): valid rows as tables, bad lines as dead letters."""
     report = IngestReport(lines=len(batch))
     texts, report.blank_lines = drop_blank_lines(as_bytes(batch))
     tables: dict[str, list[pa.Table]] = {}
@@ -158,18 +195,17 @@ def ingest_batch(batch: list[bytes | str], sink: DuckDBSink, validator: Validato
                 report.dead_lettered[result.error_type] += 1  # type: ignore[union-attr]
     for kind, (events, positions) in accepted.items():
         tables.setdefault(kind, []).append(accepted_table(events, positions))
-    write_batch(sink, tables, rejected, report)
-    return report
+    return PreparedBatch(report, tables, rejected)
 
 
-def write_batch(sink: DuckDBSink, tables: dict[str, list[pa.Table]], rejected: list[Rejected],
-                report: IngestReport) -> None:
-    """Store one batch in one transaction; counts new rows and duplicates into ``report``.
+def write_batch(sink: DuckDBSink, prepared: PreparedBatch) -> IngestReport:
+    """Store one batch in one transaction; its report, with new rows and duplicates counted.
 
     Tries a plain INSERT first (fast); an id already stored makes it fail, and the batch
     is written again skipping stored ids. The sink stays careful while batches keep
     meeting stored ids (a file ingested twice), and turns fast again after a clean batch.
     """
+    report, tables, rejected = prepared.report, prepared.tables, prepared.rejected
     con = sink.con
     while True:
         con.execute("BEGIN TRANSACTION")
@@ -199,6 +235,7 @@ def write_batch(sink: DuckDBSink, tables: dict[str, list[pa.Table]], rejected: l
     report.dead_letters_stored += dead_letters
     if sink.skip_stored and duplicates == 0 and dead_letters == len({r.event_id for r in rejected}):
         sink.skip_stored = False
+    return report
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

@@ -22,6 +22,7 @@ from mlmon.ingest.validate import Validator
 
 LINE_COLUMN = "__line"  # batch position of a row: first copy of an event.id wins, across both paths
 _TS_TYPE = pa.timestamp("us", tz="UTC")
+_MAX_CACHED_RULES = 20_000
 _ARROW_OF = {"keyword": pa.string(), "text": pa.string(), "double": pa.float64(), "long": pa.int64(),
              "boolean": pa.bool_()}
 
@@ -59,7 +60,9 @@ class ColumnarChecker:
     def rule(self, name: str) -> ColumnRule:
         cached = self._rules.get(name)
         if cached is None:
-            cached = self._rules[name] = self._make_rule(name)
+            cached = self._make_rule(name)
+            if len(self._rules) < _MAX_CACHED_RULES:  # names come from the input: bound the cache
+                self._rules[name] = cached
         return cached
 
     def _make_rule(self, name: str) -> ColumnRule:
@@ -118,7 +121,7 @@ class ColumnarChecker:
         present = _present(array)
         allowed_kind = np.isin(kind_of_row, [i for i, k in enumerate(self.kinds) if k in rule.kinds])
         # A field of another kind (or no kind): refused when present, doubtful when maybe a null.
-        pass
+        recheck |= ~allowed_kind & present
         recheck |= mentions.maybe(~allowed_kind & ~present & chunk.has_null, name)
         if rule.derived or not (allowed_kind & present).any():
             return

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,7 @@ class ChunkParser:
     def __init__(self) -> None:
         self._string_paths: set[tuple[str, ...]] = {("@timestamp",)}
         self._schema = _schema_for(self._string_paths)
+        self._learning = threading.Lock()  # chunks are parsed on several threads
 
     def parse(self, lines: list[bytes], buffer: bytes) -> FlatChunk:
         """Non-blank lines, UTF-8, free of ``\\r`` and surrogate escapes; ``buffer`` is them as
@@ -71,20 +73,23 @@ class ChunkParser:
         table = self._read(buffer, len(lines))
         learned = _timestamp_paths(table.schema)
         if learned:
-            self._string_paths |= learned
-            self._schema = _schema_for(self._string_paths)
+            with self._learning:
+                self._string_paths |= learned
+                self._schema = _schema_for(self._string_paths)
             table = self._read(buffer, len(lines))
             if _timestamp_paths(table.schema):
                 raise Unprovable("a date-like string column could not be kept as text")
         leaves, struct_nulls = _flatten(table)
         has_null = (np.fromiter((_NULL_VALUE.search(line) is not None for line in lines), dtype=bool,
                                 count=len(lines))
-                    if _NULL_VALUE.search(buffer) else np.zeros(len(lines), dtype=bool))
+                    if b"null" in buffer else np.zeros(len(lines), dtype=bool))  # memmem, not a regex scan
         return FlatChunk(lines, leaves, struct_nulls, has_null)
 
     def _read(self, buffer: bytes, expected_rows: int) -> pa.Table:
         try:
-            table = pj.read_json(io.BytesIO(buffer),
+            # One thread per chunk: the caller parses chunks side by side, which measured
+            # faster (and less CPU) here than Arrow splitting each chunk across threads.
+            table = pj.read_json(io.BytesIO(buffer), read_options=pj.ReadOptions(use_threads=False),
                                  parse_options=pj.ParseOptions(explicit_schema=self._schema,
                                                                unexpected_field_behavior="infer"))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:

@@ -11,13 +11,16 @@ file and on random mixes of good and bad lines.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 import pyarrow as pa
 
 from mlmon.ingest.fast_checks import ColumnarChecker
-from mlmon.ingest.fast_parse import ChunkParser, Unprovable, surrogate_escapes
+from mlmon.ingest.fast_parse import ChunkParser, FlatChunk, Unprovable, surrogate_escapes
 from mlmon.ingest.timestamps import Instant
 from mlmon.ingest.validate import Validator
 
@@ -27,6 +30,21 @@ CHUNK_LINES = 8192
 #: A refused chunk is split in this many parts; parts this small go line by line.
 SPLIT_WAYS = 8
 MIN_CHUNK_LINES = 16
+
+
+#: Chunks parsed side by side (Arrow releases the GIL); shared, as the process has few cores.
+_PARSERS = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="mlmon-ingest-parse")
+
+
+@dataclass
+class _Parsed:
+    """A chunk after parsing: ``chunk`` is None when Arrow could not read ``lines`` faithfully
+    (they are split and read again), and ``lines`` is empty when there was nothing to read."""
+
+    lines: list[bytes]
+    positions: list[int]
+    chunk: FlatChunk | None
+    per_line: list[int]  # positions left to the per-line checker before parsing
 
 
 @dataclass
@@ -39,6 +57,8 @@ class FastResult:
 
 class FastPath:
     def __init__(self, validator: Validator, min_chunk_lines: int = MIN_CHUNK_LINES) -> None:
+        if min_chunk_lines < 1:
+            raise ValueError(f"min_chunk_lines must be >= 1, got {min_chunk_lines}")
         self.validator = validator
         self.min_chunk_lines = min_chunk_lines
         self.parser = ChunkParser()
@@ -47,30 +67,46 @@ class FastPath:
     def split(self, lines: list[bytes], positions: list[int], now: Instant) -> FastResult:
         """``lines`` are non-blank, each with or without its "\\n"; ``positions`` their places in the batch."""
         result = FastResult()
-        for start in range(0, len(lines), CHUNK_LINES):
-            self._chunk(lines[start:start + CHUNK_LINES], positions[start:start + CHUNK_LINES], now, result)
+        chunks = [(lines[i:i + CHUNK_LINES], positions[i:i + CHUNK_LINES]) for i in range(0, len(lines), CHUNK_LINES)]
+        # Parsing releases the GIL: read the chunks side by side, check them here in order.
+        for parsed in _PARSERS.map(lambda c: self._parse(*c), chunks):
+            self._check(parsed, now, result)
         result.per_line.sort()
         return result
 
-    def _chunk(self, lines: list[bytes], positions: list[int], now: Instant, result: FastResult) -> None:
+    def _parse(self, lines: list[bytes], positions: list[int]) -> _Parsed:
         if len(lines) < self.min_chunk_lines:
-            result.per_line.extend(positions)
-            return
-        buffer = _joined(lines)
-        if self._needs_screening(lines, buffer):
-            lines, positions = self._screen(lines, positions, result)
-            buffer = _joined(lines)
+            return _Parsed([], [], None, positions)
+        # Every row must start with "{": a top-level null crashes pyarrow 26's reader (segfault).
+        buffer, one_object_per_row = _joined(lines)
+        screened_out: list[int] = []
+        if not one_object_per_row or self._needs_screening(lines, buffer):
+            lines, positions, screened_out = self._screen(lines, positions)
+            if len(lines) < self.min_chunk_lines:
+                return _Parsed([], [], None, screened_out + positions)
+            buffer, _ = _joined(lines)
         try:
-            chunk = self.parser.parse(lines, buffer)
+            return _Parsed(lines, positions, self.parser.parse(lines, buffer), screened_out)
         except Unprovable:
-            step = -(-len(lines) // SPLIT_WAYS)
+            return _Parsed(lines, positions, None, screened_out)
+
+    def _check(self, parsed: _Parsed, now: Instant, result: FastResult) -> None:
+        result.per_line.extend(parsed.per_line)
+        if parsed.chunk is None:
+            lines, positions = parsed.lines, parsed.positions
+            if not lines:  # all left to the per-line checker already
+                return
+            if len(lines) == 1:
+                result.per_line.extend(positions)
+                return
+            step = -(-len(lines) // SPLIT_WAYS)  # Arrow refused it: read smaller parts
             for start in range(0, len(lines), step):
-                self._chunk(lines[start:start + step], positions[start:start + step], now, result)
+                self._check(self._parse(lines[start:start + step], positions[start:start + step]), now, result)
             return
-        checked = self.checker.check(chunk, np.asarray(positions, dtype=np.int64), now)
+        checked = self.checker.check(parsed.chunk, np.asarray(parsed.positions, dtype=np.int64), now)
         for kind, table in checked.tables.items():
             result.tables.setdefault(kind, []).append(table)
-        result.per_line.extend(np.asarray(positions, dtype=np.int64)[checked.recheck].tolist())
+        result.per_line.extend(np.asarray(parsed.positions, dtype=np.int64)[checked.recheck].tolist())
 
     def _needs_screening(self, lines: list[bytes], buffer: bytes) -> bool:
         """Whole-chunk tests (memchr speed) for what :meth:`_screen` looks for line by line."""
@@ -86,31 +122,38 @@ class FastPath:
         except UnicodeDecodeError:
             return True
 
-    def _screen(self, lines: list[bytes], positions: list[int],
-                result: FastResult) -> tuple[list[bytes], list[int]]:
+    def _screen(self, lines: list[bytes], positions: list[int]) -> tuple[list[bytes], list[int], list[int]]:
         """Send to the per-line checker what Arrow would read differently from orjson / Logstash:
         oversized lines (a dead letter anyway), a "\r" (Arrow ends a row there, Logstash does
-        not), escaped surrogates (the two JSON parsers differ) and invalid UTF-8."""
+        not), escaped surrogates (the two JSON parsers differ), invalid UTF-8, and lines that do
+        not start with "{" or hold a "\n" inside (pyarrow crashes on a top-level null)."""
         limit = self.validator.max_line_bytes
         kept_lines: list[bytes] = []
         kept_positions: list[int] = []
+        screened_out: list[int] = []
         for line, position in zip(lines, positions):
             if len(line) > limit or b"\r" in line or (b"\\u" in line and surrogate_escapes(line)) \
-                    or not _utf8(line):
-                result.per_line.append(position)
+                    or not line.startswith(b"{") or b"\n" in line[:-1] or not _utf8(line):
+                screened_out.append(position)
             else:
                 kept_lines.append(line)
                 kept_positions.append(position)
-        return kept_lines, kept_positions
+        return kept_lines, kept_positions, screened_out
 
 
-def _joined(lines: list[bytes]) -> bytes:
-    """The lines as one newline-delimited buffer, copied once when they carry their newlines."""
-    buffer = b"".join(lines)
-    if buffer.count(b"\n") == len(lines) and buffer.endswith(b"\n"):
-        return buffer
-    # A line without its newline (or with more inside: the parser's row count catches those).
-    return b"\n".join(line[:-1] if line.endswith(b"\n") else line for line in lines)
+_FIRST, _LAST = itemgetter(0), itemgetter(-1)
+
+
+def _joined(lines: list[bytes]) -> tuple[bytes, bool]:
+    """The lines as one newline-delimited buffer (copied once when they carry their newlines),
+    and whether each row of it starts with "{" and comes from exactly one line."""
+    # bytes(map(itemgetter(..))) looks at one byte per line without a Python-level loop.
+    starts = bytes(map(_FIRST, lines)).count(b"{") == len(lines)
+    if bytes(map(_LAST, lines)).count(b"\n") == len(lines):
+        buffer = b"".join(lines)
+        return buffer, starts and buffer.count(b"\n") == len(lines)  # a one-byte count runs at memchr speed
+    buffer = b"\n".join(line[:-1] if line.endswith(b"\n") else line for line in lines)
+    return buffer, starts and buffer.count(b"\n") == len(lines) - 1
 
 
 def _utf8(line: bytes) -> bool:

@@ -91,3 +91,20 @@ def test_timestamps_are_stored_with_their_instant(line_of) -> None:
 def test_bad_batch_size_is_refused(line_of) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         ingest_lines([line_of("a")], duckdb.connect(), batch_size=0)
+
+
+def test_a_batch_of_stored_and_new_events_stores_only_the_new(line_of) -> None:
+    con = duckdb.connect()
+    ingest_lines([line_of("a"), line_of("b")], con)
+    report = ingest_lines([line_of("a"), line_of("c"), line_of("b"), line_of("d")], con)
+    assert report.stored["prediction"] == 2 and report.duplicates["prediction"] == 2
+    fresh = ingest_lines([line_of("e")], con)  # after a batch that met stored ids, plain inserts resume
+    assert fresh.stored["prediction"] == 1
+    assert con.execute('SELECT "event.id" FROM predictions ORDER BY 1').fetchall() == [(x,) for x in "abcde"]
+
+
+def test_a_double_field_holding_a_huge_integer_is_stored_not_crashed(line_of) -> None:
+    con = duckdb.connect()
+    line = line_of("a", x=1.0).replace(b'"x": 1.0', b'"x": 9007199254740993')
+    assert ingest_lines([line], con, columnar=False).stored["prediction"] == 1
+    assert con.execute('SELECT "mlmon.features.numeric.x" FROM predictions').fetchone() == (9007199254740992.0,)
