@@ -21,6 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+import orjson
+
 from mlmon_logging import contract
 from mlmon_logging.clock import TimestampFormatter
 from mlmon_logging.ids import uuid7_from_ns
@@ -48,6 +50,7 @@ _NAME = re.compile(contract.NAME_PATTERN)
 #: ``event.kind`` and ``event.dataset`` per event kind.
 _ECS_KIND_AND_DATASET: Final[dict[str, tuple[str, str]]] = {
     kind: ("metric" if kind == "emitter" else "event", dataset) for kind, dataset in contract.DATASETS.items()}
+_SCHEMA_VERSION: Final = contract.SCHEMA_VERSION
 #: abs() bound under which an int is converted to float without the general coercion.
 _FLOAT_SAFE_INT: Final = 2**53
 
@@ -127,8 +130,11 @@ class EventBuilder:
     def __init__(self, identity: ModelIdentity, sample_rate: float = 1.0) -> None:
         self.identity = identity
         self.sample_rate = sample_rate
+        self._sampled = sample_rate != 1.0
         self._classification = identity.task == "classification"
+        self._prediction_key = "label" if self._classification else "value"
         self._timestamp = TimestampFormatter()
+        self.timestamp_text = self._timestamp  # ``@timestamp`` of a time in ns
         self._ecs = {"version": contract.ECS_VERSION}
         service: dict[str, str] = {"name": identity.service or identity.model}
         if identity.service_version:
@@ -143,23 +149,29 @@ class EventBuilder:
             host_and_labels["labels"] = {k: str(v) for k, v in identity.labels.items()}
         self._host_and_labels = host_and_labels
         self._model = {"name": identity.model, "version": identity.version, "task": identity.task}
+        self.model_fragment = orjson.Fragment(orjson.dumps(self._model))  # the same, serialised once
         self._emitter_model = {"name": identity.model, "version": identity.version}
         # feature name -> _NUMERIC/_CATEGORICAL (kind of its first non-missing value, or declared) /_INVALID
         self._routes: dict[object, int] = {name: _CATEGORICAL for name in identity.categorical}
         self._features_plain = FeatureSplitter(self._routes, valid_name)
+        self._split_features = self._features_plain.split_features  # bound once: called per event
         # Attributions are numbers whatever the feature's kind: their own splitter, no shared routes.
         self._attributions_plain = FeatureSplitter({}, valid_name)
         self._valid_names: set[str] = set()
         self._warned: set[str] = set()
 
     # --- the common envelope ----------------------------------------------------
-    def _envelope(self, kind: contract.Kind, ts_ns: int, mlmon: EventDict) -> EventDict:
+    def _envelope(self, kind: contract.Kind, ts_ns: int, mlmon: Any) -> EventDict:
+        return self.envelope_of(kind, self._timestamp(ts_ns), uuid7_from_ns(ts_ns), mlmon)
+
+    def envelope_of(self, kind: contract.Kind, timestamp: str, event_id: str, mlmon: Any) -> EventDict:
+        """The whole event around ``mlmon``, given its ``@timestamp`` text and ``event.id``."""
         # One dict display: the constant sub-dicts are shared, only the event's own parts are new.
         ecs_kind, dataset = _ECS_KIND_AND_DATASET[kind]
         return {
-            "@timestamp": self._timestamp(ts_ns),
+            "@timestamp": timestamp,
             "ecs": self._ecs,
-            "event": {"kind": ecs_kind, "dataset": dataset, "id": uuid7_from_ns(ts_ns), "module": "mlmon"},
+            "event": {"kind": ecs_kind, "dataset": dataset, "id": event_id, "module": "mlmon"},
             "service": self._service,
             **self._host_and_labels,
             "mlmon": mlmon,
@@ -185,55 +197,69 @@ class EventBuilder:
     def plain_prediction(self, ts_ns: int, prediction_id: object, features: Any, prediction: Any,
                          score: Any, latency_ms: Any, segment: Any, scores: Any) -> EventDict | None:
         """The prediction event if every input is plain, else None (then call ``careful_prediction``)."""
+        mlmon = self.plain_prediction_body(self._model, (None, ts_ns, prediction_id, features, prediction, score,
+                                                         latency_ms, segment, scores))
+        return None if mlmon is None else self._envelope("prediction", ts_ns, mlmon)
+
+    def plain_prediction_body(self, model: Any, args: tuple[Any, ...]) -> EventDict | None:
+        """The ``mlmon`` object of a plain prediction event, or None.
+
+        ``args`` is ModelLogger's queue tuple: (kind, ts_ns, prediction id, features,
+        prediction, score, latency_ms, segment, scores) - one argument instead of eight, as
+        this runs once per event. ``model`` is what goes under ``mlmon.model``: the model
+        dict, or the same pre-serialised as an ``orjson.Fragment`` (:mod:`mlmon_logging.lines`).
+        """
+        _, _, prediction_id, features, prediction, score, latency_ms, segment, scores = args
         # Exact type checks on purpose: bool is an int subclass and numpy floats are float
         # subclasses; both need the careful path's coercion.
         if type(prediction_id) is not str or scores is not None:
             return None
-        pred: EventDict
+        label: Any
         if prediction is None:
-            pred = {}
+            label = None
         elif self._classification:
             if type(prediction) is str:
-                pred = {"label": prediction}
+                label = prediction
             elif type(prediction) is int:
-                pred = {"label": str(prediction)}
+                label = str(prediction)
             else:
                 return None
-        elif type(prediction) is float and prediction - prediction == 0.0:  # False for NaN and +-inf
-            pred = {"value": prediction}
-        else:
+        elif type(prediction) is not float or prediction - prediction != 0.0:  # True for NaN and +-inf
             return None
-        if score is not None:
-            if type(score) is not float or score - score != 0.0:
-                return None
-            pred["score"] = score
-        if latency_ms is not None:
-            if type(latency_ms) is not float or latency_ms - latency_ms != 0.0:
-                return None
-            pred["latency_ms"] = latency_ms
-        pred["id"] = prediction_id
-        mlmon: EventDict = {"schema_version": contract.SCHEMA_VERSION, "model": self._model, "prediction": pred}
+        else:
+            label = prediction
+        if score is not None and (type(score) is not float or score - score != 0.0):
+            return None
+        if latency_ms is not None and (type(latency_ms) is not float or latency_ms - latency_ms != 0.0):
+            return None
+        # Key order as the careful path writes it: label/value, score, latency_ms, id.
+        pred: EventDict
+        if label is not None and score is not None and latency_ms is not None:  # the usual case: one display
+            pred = {self._prediction_key: label, "score": score, "latency_ms": latency_ms, "id": prediction_id}
+        else:
+            pred = {} if label is None else {self._prediction_key: label}
+            if score is not None:
+                pred["score"] = score
+            if latency_ms is not None:
+                pred["latency_ms"] = latency_ms
+            pred["id"] = prediction_id
+        mlmon: EventDict = {"schema_version": _SCHEMA_VERSION, "model": model, "prediction": pred}
         if features is not None:
             if type(features) is not dict:
                 return None
-            split = self._features_plain.split(features)
-            if split is None:
+            feats = self._split_features(features)
+            if feats is None:
                 return None
-            numeric, categorical = split
-            if numeric and categorical:
-                mlmon["features"] = {"numeric": numeric, "categorical": categorical}
-            elif numeric:
-                mlmon["features"] = {"numeric": numeric}
-            elif categorical:
-                mlmon["features"] = {"categorical": categorical}
+            if feats:
+                mlmon["features"] = feats
         if segment is not None:
             if type(segment) is not dict or not self._plain_labels(segment):
                 return None
             if segment:
                 mlmon["segment"] = dict(segment)
-        if self.sample_rate != 1.0:
+        if self._sampled:
             mlmon["sample_rate"] = self.sample_rate
-        return self._envelope("prediction", ts_ns, mlmon)
+        return mlmon
 
     def _plain_labels(self, mapping: dict[Any, Any]) -> bool:
         """True if every value is a str under a valid name: the mapping goes out as it is."""

@@ -4,7 +4,9 @@ Most services log the same feature names with the same value types on every
 request. A *plan* per shape (the names in order and the exact value types)
 says which names are categorical and which numeric values are ints; applying
 it is a dict copy in C plus a few bytecodes per categorical (and per int)
-value, with nothing per float. The shape key itself is two C-built tuples.
+value, with nothing per float. The shape of the last call is kept as two
+C-built lists (names, value types): comparing them is the whole lookup
+while the shape stays the same; a new shape is looked up by tuples.
 
 Only shapes of valid names with plain ``float`` / ``int`` / ``str`` values
 get a plan; anything else (bools, numpy values, None, bad names, too many
@@ -54,25 +56,32 @@ class FeatureSplitter:
     def __init__(self, routes: dict[object, int], is_valid_name: Callable[[object], bool]) -> None:
         self._routes = routes
         self._is_valid_name = is_valid_name
-        # names -> (value types, plan) of the shape last seen with those names: looking up
-        # the names alone and comparing the types costs less than hashing the whole shape.
-        self._latest: dict[tuple[Any, ...], tuple[tuple[type, ...], Plan | None]] = {}
+        # (names, value types, plan) of the shape seen last, as lists: building and comparing
+        # two lists costs less than hashing a shape, and most services log one shape. One
+        # tuple, read and replaced whole, so concurrent formatter threads see a consistent one.
+        self._last: tuple[list[Any], list[type], Plan | None] = ([], [], None)
         self._plans: dict[Shape, Plan | None] = {}
 
     def split(self, features: dict[Any, Any]) -> tuple[dict[str, float], dict[str, str]] | None:
         """(numeric, categorical) for a plain dict; None when the careful path must run."""
-        names = tuple(features)
-        types = tuple(map(type, features.values()))
-        latest = self._latest.get(names)
-        if latest is not None and latest[0] == types:
-            plan = latest[1]
-        else:
-            plan = self._plan(names, types)
+        split = self.split_features(features)
+        if split is None:
+            return None
+        return split.get("numeric", {}), split.get("categorical", {})
+
+    def split_features(self, features: dict[Any, Any]) -> dict[str, dict[str, Any]] | None:
+        """``{"numeric": ..., "categorical": ...}`` (empty ones left out) for a plain dict, or None."""
+        names = [*features]  # list displays: measured faster than tuple() here
+        types = [*map(type, features.values())]
+        last_names, last_types, plan = self._last
+        if names != last_names or types != last_types:
+            plan = self._plan(tuple(names), tuple(types))
+            self._last = (names, types, plan)
         if plan is None:
             return None
         categorical_names, int_names, has_numeric = plan
         if not has_numeric:
-            return {}, features.copy()
+            return {"categorical": features.copy()} if features else {}
         # Copy, then move the categorical values out: a dict copy is one C call, and the
         # names moved are usually few (measured 2x faster than two dict(zip(...)) calls).
         numeric = features.copy()
@@ -89,7 +98,7 @@ class FeatureSplitter:
         total = sum(numeric.values())
         if total - total != 0.0:  # a NaN or inf somewhere (or a huge sum): the careful path names it
             return None
-        return numeric, categorical
+        return {"numeric": numeric, "categorical": categorical} if categorical else {"numeric": numeric}
 
     def _plan(self, names: tuple[Any, ...], types: tuple[type, ...]) -> Plan | None:
         shape = (names, types)
@@ -99,8 +108,6 @@ class FeatureSplitter:
             plan = self._make_plan(names, types)
             if len(self._plans) < MAX_PLANS:
                 self._plans[shape] = plan
-        if len(self._latest) < MAX_PLANS or names in self._latest:
-            self._latest[names] = (types, plan)
         return plan
 
     def _make_plan(self, names: tuple[Any, ...], types: tuple[type, ...]) -> Plan | None:

@@ -10,14 +10,17 @@ one path are exercised by the other.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlmon_logging import contract
 from mlmon_logging.events import EventBuilder, ModelIdentity
+from mlmon_logging.lines import PredictionLines
 from mlmon_logging.render import render
 
 TS = 1_800_000_000_123_456_789
@@ -60,23 +63,87 @@ def _builders(task: str, sample_rate: float) -> tuple[EventBuilder, EventBuilder
     return make(), make()
 
 
+def _arguments(call: dict[str, Any]) -> tuple[Any, ...]:
+    return (TS, "pid-1", call["features"], call["prediction"], call["score"], call["latency_ms"],
+            call["segment"], call["scores"])
+
+
+def prediction_sequences(test: Callable[..., None]) -> Callable[..., None]:
+    """Run ``test(calls, task, sample_rate)`` on generated sequences of predictions."""
+    return settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])(
+        given(calls=st.lists(predictions, min_size=1, max_size=8),
+              task=st.sampled_from(["classification", "regression"]),
+              sample_rate=st.sampled_from([1.0, 0.25]))(test))
+
+
 def _json_without_event_id(event: dict[str, Any]) -> bytes:
     event["event"] = {k: v for k, v in event["event"].items() if k != "id"}
     return render(event, 1 << 20)  # as the writer thread does: repairs what orjson refuses
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(calls=st.lists(predictions, min_size=1, max_size=8), task=st.sampled_from(["classification", "regression"]),
-       sample_rate=st.sampled_from([1.0, 0.25]))
+@prediction_sequences
 def test_plain_path_matches_the_careful_path_or_declines(calls: list[dict[str, Any]], task: str,
                                                          sample_rate: float) -> None:
     fast, reference = _builders(task, sample_rate)
     for call in calls:
-        args = (TS, "pid-1", call["features"], call["prediction"], call["score"], call["latency_ms"],
-                call["segment"], call["scores"])
+        args = _arguments(call)
         event = fast.prediction(*args)
         expected = reference.careful_prediction(*args)
         assert _json_without_event_id(event) == _json_without_event_id(expected)
+
+
+@prediction_sequences
+def test_plain_lines_are_the_careful_events_json_or_decline(calls: list[dict[str, Any]], task: str,
+                                                            sample_rate: float) -> None:
+    """What ModelLogger's writer does per prediction: a ready line, else the dict paths."""
+    fast, reference = _builders(task, sample_rate)
+    lines = PredictionLines(fast)
+    for call in calls:
+        args = _arguments(call)
+        line = lines.line((0, *args))
+        expected = reference.careful_prediction(*args)
+        if line is None:
+            line = render(fast.prediction(*args), 1 << 20)
+        expected["event"]["id"] = orjson.loads(line)["event"]["id"]
+        assert line == render(expected, 1 << 20)
+
+
+def test_a_plain_line_is_byte_for_byte_the_dict_paths_json() -> None:
+    builder, _ = _builders("classification", 0.25)
+    features = {"num": 1.5, "age": 41, "plan": "pro", "zip": "10115", "city": "Zürich \"Süd\""}
+    args = (TS, "pid-7", features, 1, 0.83, 4.2, {"country": "DE"}, None)
+    line = PredictionLines(builder).line((0, *args))
+    assert line is not None and line.endswith(b"}\n") and line.count(b"\n") == 1
+    event = builder.plain_prediction(*args)
+    assert event is not None
+    event["event"]["id"] = orjson.loads(line)["event"]["id"]
+    assert line == orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def test_a_line_over_the_limit_or_with_a_lone_surrogate_is_left_to_the_dict_path() -> None:
+    builder, _ = _builders("classification", 1.0)
+    lines = PredictionLines(builder)
+    plain = (0, TS, "p", {"a": 1.0, "b": "x" * 5000}, 1, None, None, None, None)
+    size = len(lines.line(plain) or b"")
+    assert size > 5000
+    chunk = bytearray(b"kept")
+    assert not lines.write(plain, chunk, size - 1)
+    assert not lines.write((0, TS, "p", {"a": 1.0, "b": "a\udcffb"}, 1, None, None, None, None), chunk, 1 << 20)
+    assert chunk == b"kept"  # nothing half-written
+    assert lines.write(plain, chunk, size)  # exactly at the limit: kept
+    assert len(chunk) == 4 + size
+
+
+def test_lines_of_a_logger_with_odd_identity_strings_match_the_dict_path() -> None:
+    identity = ModelIdentity('churn "β"', "3\\n", service="svc/ü", service_version="1.0", environment="prod",
+                             host="h\u00e9", labels={"team": 'gr"owth'})
+    builder = EventBuilder(identity, 1.0)
+    args = (TS, "pid-\"x\"", {"a": 1.0}, "yes", None, None, None, None)
+    line = PredictionLines(builder).line((0, *args))
+    event = builder.plain_prediction(*args)
+    assert line is not None and event is not None
+    event["event"]["id"] = orjson.loads(line)["event"]["id"]
+    assert line == orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
 
 
 @settings(max_examples=100, deadline=None)
