@@ -35,6 +35,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from mlmon.config import _bool, _int, _mapping  # shared validators (config registers this parser lazily)
+from mlmon.config import _no_unknown as _only
+from mlmon.config import _opt_float as _opt_number
 from mlmon.stores.labels_base import Task
 from mlmon_logging import contract
 
@@ -298,18 +301,8 @@ def _duration(value: Any, where: Where) -> timedelta:
         raise where.fail(str(exc)) from exc
 
 
-def _mapping(value: Any, where: Where) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise where.fail(f"expected a mapping, got {type(value).__name__} {value!r}")
-    return value
 
 
-def _only(body: Mapping[str, Any], allowed: set[str], where: Where) -> None:
-    unknown = sorted(set(map(str, body)) - allowed)
-    if unknown:
-        raise where.at(unknown[0]).fail(f"unknown key; expected one of {', '.join(sorted(allowed))}")
 
 
 def _name_or_label(value: Any, where: Where) -> str:
@@ -318,10 +311,6 @@ def _name_or_label(value: Any, where: Where) -> str:
     return str(value)
 
 
-def _int(value: Any, where: Where, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise where.fail(f"expected an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def _fraction(value: Any, where: Where) -> float:
@@ -334,17 +323,3 @@ def _positive(value: Any, where: Where) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise where.fail(f"expected a number > 0, got {value!r}")
     return float(value)
-
-
-def _opt_number(value: Any, where: Where) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise where.fail(f"expected a number, got {value!r}")
-    return float(value)
-
-
-def _bool(value: Any, where: Where) -> bool:
-    if not isinstance(value, bool):
-        raise where.fail(f"expected true or false, got {value!r}")
-    return value
