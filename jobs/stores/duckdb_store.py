@@ -187,11 +187,10 @@ class DuckDBStore:
             cur.execute(f"INSERT OR REPLACE INTO {METRICS_TABLE} ({cols}) SELECT {cols} FROM _mlmon_metric_batch")
             cur.execute("COMMIT")
         except duckdb.Error as err:
-            if cur.in_transaction if hasattr(cur, "in_transaction") else True:
-                try:
-                    cur.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass  # nothing was begun
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # the failure came before BEGIN: nothing to roll back
             raise StoreError(f"writing {len(docs)} metric documents failed (none written): {err}") from err
         finally:
             cur.close()
