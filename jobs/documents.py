@@ -14,6 +14,7 @@ previous value instead of adding a duplicate.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -80,6 +81,12 @@ class MetricDocument:
     maturity: Maturity | None = None  # performance only: provisional until labels mature
     details: dict[str, Any] = field(default_factory=dict)  # p-values, coverage, estimation error ...
     computed_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def __post_init__(self) -> None:
+        # Every job hands over numpy scalars and NaN/inf now and then; the document makes
+        # itself storable (JSON, Elasticsearch doubles) once, here, instead of in each job.
+        object.__setattr__(self, "value", _finite(self.value))
+        object.__setattr__(self, "details", {k: _json_safe(v) for k, v in self.details.items()})
 
     @property
     def id(self) -> str:
@@ -148,6 +155,26 @@ METRIC_FIELDS: dict[str, str] = {
     "job.code_version": "keyword",
     "job.computed_at": "date",
 }
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def _json_safe(value: Any) -> Any:
+    """numpy values to Python, non-finite floats to None, tuples to lists (recursively)."""
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        value = value.tolist()  # scalars and arrays alike
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, tuple | list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    return value
 
 
 def metric_id(model: str, version: str, family: str, metric: str, feature: str, class_label: str,

@@ -220,11 +220,11 @@ class DriftWindowJob:
         has_threshold = threshold.warning is not None or threshold.alert is not None
         return MetricDocument(
             model=self.model.name, model_version=self.model.version or self.reference.version, family=m.family,
-            metric=m.metric, window_start=start, window_end=end, value=_finite(m.value), status=status,
+            metric=m.metric, window_start=start, window_end=end, value=m.value, status=status,
             n_current=m.n_current, run_id=self.run_id, code_version=self.code_version, method=m.method,
             feature=m.feature, segment_field=segment[0] if segment else "", segment_value=segment[1] if segment else "",
             threshold=threshold if has_threshold else None, n_reference=self.reference.rows,
-            reference_id=self.reference.id, details=_clean(details),
+            reference_id=self.reference.id, details=dict(details),
         )
 
     def _summary(self, docs: list[MetricDocument], rows: int, start: datetime, end: datetime,
@@ -258,20 +258,3 @@ def _push(p_values: list[float], p: float | None) -> int | None:
     p_values.append(p)
     return len(p_values) - 1
 
-
-def _finite(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _clean(details: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-safe details: numpy scalars to Python, non-finite numbers to None."""
-    out: dict[str, Any] = {}
-    for k, v in details.items():
-        if isinstance(v, np.generic):
-            v = v.item()
-        if isinstance(v, float) and not math.isfinite(v):
-            v = None
-        out[k] = v
-    return out

@@ -325,7 +325,7 @@ class ExplainabilityJob:
             window_start=start, window_end=end, value=v.value, status=status, n_current=int(round(v.n)),
             run_id=self.run_id, code_version=self.code_version, method=_method(self.config), feature=v.feature,
             threshold=threshold, n_reference=reference.rows if reference else None,
-            reference_id=reference.id if reference else "", details=_clean(details))
+            reference_id=reference.id if reference else "", details=dict(details))
 
     def _count_document(self, n: float, enough: bool, reference: AttributionReference | None, start: datetime,
                         end: datetime) -> MetricDocument:
@@ -360,15 +360,3 @@ def _valid(name: str) -> bool:
     import re
 
     return re.match(contract.NAME_PATTERN, name) is not None
-
-
-def _clean(details: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-safe details: numpy scalars to Python, non-finite floats to None."""
-    out: dict[str, Any] = {}
-    for k, v in details.items():
-        if isinstance(v, np.generic):
-            v = v.item()
-        if isinstance(v, float) and not np.isfinite(v):
-            v = None
-        out[k] = v
-    return out

@@ -35,7 +35,6 @@ from mlmon import __version__
 from mlmon.config import ModelConfig
 from mlmon.documents import MetricDocument, Status
 from mlmon.explain_config import FairnessConfig, fairness_config
-from mlmon.explainability_job import _clean
 from mlmon.metrics.fairness import fairness_metrics
 from mlmon.metrics.performance import MetricValue
 from mlmon.perf_stats import GroupCounts
@@ -139,7 +138,7 @@ class FairnessJob:
             window_start=start, window_end=end, value=v.value, status=status, n_current=int(round(v.n)),
             run_id=self.run_id, code_version=self.code_version,
             method=f"label-join:latest-feedback;positive={self.config.positive_label}",
-            segment_field=attribute, segment_value=v.group, threshold=threshold, details=_clean(details))
+            segment_field=attribute, segment_value=v.group, threshold=threshold, details=dict(details))
 
 
 def fairness_job(store: Store, model: ModelConfig, run_id: str, *, default_version: str = "",

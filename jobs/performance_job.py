@@ -28,7 +28,6 @@ no slot for labels.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -540,12 +539,12 @@ class PerformanceJob:
              reference: PerformanceReference | None = None) -> MetricDocument:
         return MetricDocument(
             model=self.model.name, model_version=self.model.version or (reference.version if reference else "*"),
-            family=family, metric=metric, window_start=start, window_end=end, value=_finite(value), status=status,
+            family=family, metric=metric, window_start=start, window_end=end, value=value, status=status,
             n_current=int(n or 0), run_id=self.run_id, code_version=self.code_version, method=method,
             class_label=class_label, segment_field=segment[0] if segment else "",
             segment_value=segment[1] if segment else "", threshold=threshold,
             n_reference=reference.labelled_rows if reference else None,
-            reference_id=reference.key if reference else "", maturity=maturity, details=_clean(details or {}))
+            reference_id=reference.key if reference else "", maturity=maturity, details=dict(details or {}))
 
 
 def performance_job(store: Store, model: ModelConfig, run_id: str) -> PerformanceJob | None:
@@ -565,24 +564,6 @@ def run_performance(store: Store, model: ModelConfig, at: datetime, run_id: str)
     return None if job is None else job.run_round(at)
 
 
-def _finite(value: float | None) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def _clean(details: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-safe details: numpy scalars to Python, non-finite floats to None, tuples to lists."""
-    def one(v: Any) -> Any:
-        if isinstance(v, np.generic):
-            v = v.item()
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, tuple | list):
-            return [one(x) for x in v]
-        return v
-
-    return {k: one(v) for k, v in details.items()}
 
 
 def _parse_time(value: str) -> datetime:

@@ -48,3 +48,15 @@ def test_a_failing_batch_writes_nothing(tmp_path: Path) -> None:
     store.write_metrics([_doc("age", 0.1)])  # the connection is usable afterwards
     assert len(store.read_metrics(model="churn")) == 1
     store.close()
+
+
+def test_a_document_makes_its_value_and_details_storable() -> None:
+    import json
+
+    import numpy as np
+
+    doc = replace(_doc("age", float("nan")), details={"p": np.float64(0.01), "inf": float("inf"),
+                                                       "bins": (np.int64(3), 4), "nested": {"x": np.nan}})
+    assert doc.value is None
+    assert doc.details == {"p": 0.01, "inf": None, "bins": [3, 4], "nested": {"x": None}}
+    json.dumps(doc.to_source(), allow_nan=False)  # raises on NaN/inf or numpy values
