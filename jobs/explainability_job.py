@@ -145,7 +145,7 @@ def reference_from_frame(frame: Any, model: str, version: str, source: str = "")
     sums: dict[str, AttributionSums] = {}
     for col in map(str, frame.columns):
         name = col.removeprefix(ATTRIBUTIONS_PREFIX)
-        if contract.family_of(ATTRIBUTIONS_PREFIX + name) is None or not _valid(name):
+        if contract.family_of(ATTRIBUTIONS_PREFIX + name) is None or not contract.is_valid_name(name):
             raise ExplainabilityJobError(f"column {col!r} is not a feature name (letters, digits, '_' or '-')")
         try:
             values = pd.to_numeric(frame[col], errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
@@ -355,8 +355,3 @@ def _two_sided_p(z: object) -> float | None:
         return None
     return 2.0 * (1.0 - NormalDist().cdf(abs(float(z))))
 
-
-def _valid(name: str) -> bool:
-    import re
-
-    return re.match(contract.NAME_PATTERN, name) is not None

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -45,9 +45,9 @@ from mlmon.perf_stats import ClassificationStats, RegressionSums, ScoreBins, uni
 from mlmon.performance_config import MAX_SEGMENT_VALUES, PER_CLASS, MetricRule, PerformanceConfig
 from mlmon.stores.base import Store
 from mlmon.stores.labels_base import LabelledStore, LabelledWindow, LabelQuery, labelled_store
+from mlmon.windows import floor_time
 
 log = logging.getLogger("mlmon.performance")
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 METHOD_JOIN = "label-join:latest-feedback"
 METHOD_CBPE = "cbpe:isotonic-reference-calibration"
 #: Calibrated thresholds need at least this many labelled reference windows.
@@ -58,9 +58,6 @@ MIN_REFERENCE_WINDOWS = 5
 class PerformanceJobError(ValueError):
     """The configuration and the stored data do not fit together (e.g. an empty reference period)."""
 
-
-def floor_time(t: datetime, size: timedelta) -> datetime:
-    return EPOCH + ((t - EPOCH) // size) * size
 
 
 def metric_key(metric: str, class_label: str = "") -> str:

@@ -24,6 +24,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from mlmon.documents import iso
 from mlmon.stats import CategoryStats, NumericStats, validate_edges
 from mlmon_logging import contract
 
@@ -183,7 +184,7 @@ def field_name(column: str, numeric: bool) -> str:
         if contract.field_type(column) is None:
             raise ProfileError(f"column {column!r} is not a field of the event contract")
         return column
-    if not _valid_name(column):
+    if not contract.is_valid_name(column):
         raise ProfileError(f"column {column!r} is not a valid feature name (letters, digits, '_' or '-')")
     return (NUMERIC_PREFIX if numeric else CATEGORICAL_PREFIX) + column
 
@@ -283,14 +284,6 @@ def _as_keyword(value: object, isna: Any) -> str | None:
     return str(value)
 
 
-def _valid_name(name: str) -> bool:
-    import re
-
-    return re.match(contract.NAME_PATTERN, name) is not None
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def build_from_store(store: Any, model: str, version: str, start: datetime, end: datetime, *,

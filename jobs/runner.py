@@ -27,9 +27,9 @@ from mlmon.fairness_job import FairnessJob, fairness_job
 from mlmon.performance_job import PerformanceReport, performance_job, run_performance
 from mlmon.reference import ReferenceProfile
 from mlmon.stores.base import Store
+from mlmon.windows import floor_time
 
 log = logging.getLogger("mlmon.runner")
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: Missed windows caught up by one round after downtime; older ones are left to `mlmon backfill`.
 MAX_CATCH_UP = 1000
 
@@ -48,11 +48,6 @@ def parse_time(value: str) -> datetime:
         raise ValueError(f"{value!r} is not an ISO 8601 time like 2025-01-31T10:00:00Z") from err
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
-
-def floor_time(t: datetime, size: timedelta) -> datetime:
-    if t.tzinfo is None:
-        raise ValueError(f"naive datetime {t!r}: pass an aware (UTC) time")
-    return EPOCH + ((t - EPOCH) // size) * size
 
 
 def windows(start: datetime, end: datetime, size: timedelta) -> Iterator[tuple[datetime, datetime]]:

@@ -18,6 +18,7 @@ cleaned) does not lose its kind.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -164,6 +165,12 @@ FIELDS_BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS if f.name != "labe
 MAX_FAMILY_FIELDS = 500
 #: User-chosen names: letters, digits, '_' and '-' (no dots: they would nest).
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+def is_valid_name(name: object) -> bool:
+    """Whether ``name`` can be a user-chosen field name (a feature, segment, class ...)."""
+    return isinstance(name, str) and _NAME_RE.match(name) is not None
 
 
 def field_type(name: str) -> FieldType | None:
