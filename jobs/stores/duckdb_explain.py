@@ -15,7 +15,6 @@ Fairness asks the performance job's label join (``mlmon.stores.duckdb_labels``),
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -24,7 +23,8 @@ import duckdb
 
 from mlmon.perf_stats import AttributionSums
 from mlmon.stores.base import StoreError
-from mlmon.stores.duckdb_schema import EVENT_TABLES, quote, table_columns
+from mlmon.stores.duckdb_schema import (EVENT_TABLES, newest_reference_document, put_reference_document, quote,
+                                        reference_table_ddl, table_columns)
 from mlmon.stores.labels_base import EXPLANATION_LOOKBACK
 
 EXPLANATIONS = EVENT_TABLES["explanation"]
@@ -36,14 +36,7 @@ NUMERIC_PREFIX = "mlmon.features.numeric."
 CATEGORICAL_PREFIX = "mlmon.features.categorical."
 ATTRIBUTION_REFERENCES_TABLE = "attribution_references"
 
-_REFERENCES_DDL = f"""CREATE TABLE IF NOT EXISTS {ATTRIBUTION_REFERENCES_TABLE} (
-    {quote('reference.id')} VARCHAR PRIMARY KEY,
-    {quote('mlmon.model.name')} VARCHAR NOT NULL,
-    {quote('mlmon.model.version')} VARCHAR NOT NULL,
-    {quote('reference.created_at')} TIMESTAMPTZ NOT NULL,
-    {quote('reference.source')} VARCHAR,
-    {quote('reference.rows')} BIGINT,
-    document JSON NOT NULL)"""
+_REFERENCES_DDL = reference_table_ddl(ATTRIBUTION_REFERENCES_TABLE)
 
 # Order of feedback events of one prediction: the latest wins, ties broken by event id (so re-runs agree).
 _LATEST = f"struct_pack(t := {quote('@timestamp')}, i := {quote('event.id')})"
@@ -148,25 +141,15 @@ class DuckDBExplainStore:
     def put_attribution_reference(self, reference_id: str, model: str, version: str, created_at: datetime,
                                   source: str, rows: int, document: Mapping[str, Any]) -> str:
         self._ensure_tables()
-        self.con.execute(f"INSERT OR REPLACE INTO {ATTRIBUTION_REFERENCES_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         [reference_id, model, version, created_at, source, rows, json.dumps(document)])
+        put_reference_document(self.con, ATTRIBUTION_REFERENCES_TABLE, reference_id, model, version, created_at,
+                               source, rows, document)
         return reference_id
 
     def get_attribution_reference(self, model: str, version: str | None = None,
                                   reference_id: str | None = None) -> dict[str, Any] | None:
         """The stored document by id, or the newest for model (and version); None if there is none."""
         self._ensure_tables()
-        clauses, params = [f"{quote('mlmon.model.name')} = ?"], [model]
-        if reference_id is not None:
-            clauses.append(f"{quote('reference.id')} = ?")
-            params.append(reference_id)
-        if version is not None:
-            clauses.append(f"{quote('mlmon.model.version')} = ?")
-            params.append(version)
-        row = self.con.execute(
-            f"SELECT document FROM {ATTRIBUTION_REFERENCES_TABLE} WHERE {' AND '.join(clauses)} "
-            f"ORDER BY {quote('reference.created_at')} DESC LIMIT 1", params).fetchone()
-        return json.loads(row[0]) if row else None
+        return newest_reference_document(self.con, ATTRIBUTION_REFERENCES_TABLE, model, version, reference_id)
 
     def _ensure_tables(self) -> None:
         if not self._ensured:

@@ -9,6 +9,11 @@ a column per feature keeps scans columnar and fast.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
 import duckdb
 
 from mlmon.documents import METRIC_FIELDS
@@ -132,3 +137,40 @@ def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, wanted: dic
     for name, sql in wanted.items():
         if name not in existing:
             con.execute(f"ALTER TABLE {table} ADD COLUMN {quote(name)} {sql}")
+
+
+# --- reference documents (drift profiles, attribution references) ---------------------------
+
+def reference_table_ddl(table: str) -> str:
+    """A table of reference documents: searchable header columns plus the whole document."""
+    return f"""CREATE TABLE IF NOT EXISTS {table} (
+    {quote('reference.id')} VARCHAR PRIMARY KEY,
+    {quote('mlmon.model.name')} VARCHAR NOT NULL,
+    {quote('mlmon.model.version')} VARCHAR NOT NULL,
+    {quote('reference.created_at')} TIMESTAMPTZ NOT NULL,
+    {quote('reference.source')} VARCHAR,
+    {quote('reference.rows')} BIGINT,
+    document JSON NOT NULL)"""
+
+
+def put_reference_document(con: duckdb.DuckDBPyConnection, table: str, reference_id: str, model: str,
+                           version: str, created_at: datetime, source: str, rows: int,
+                           document: Mapping[str, Any]) -> None:
+    """Store a reference document by id (the same id again replaces it)."""
+    con.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [reference_id, model, version, created_at, source, rows, json.dumps(document)])
+
+
+def newest_reference_document(con: duckdb.DuckDBPyConnection, table: str, model: str, version: str | None = None,
+                              reference_id: str | None = None) -> dict[str, Any] | None:
+    """The document with ``reference_id``, or the newest for model (and version); None if there is none."""
+    clauses, params = [f"{quote('mlmon.model.name')} = ?"], [model]
+    if reference_id is not None:
+        clauses.append(f"{quote('reference.id')} = ?")
+        params.append(reference_id)
+    if version is not None:
+        clauses.append(f"{quote('mlmon.model.version')} = ?")
+        params.append(version)
+    row = con.execute(f"SELECT document FROM {table} WHERE {' AND '.join(clauses)} "
+                      f"ORDER BY {quote('reference.created_at')} DESC LIMIT 1", params).fetchone()
+    return json.loads(row[0]) if row else None

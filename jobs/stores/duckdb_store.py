@@ -29,7 +29,8 @@ from mlmon.documents import METRIC_FIELDS, MetricDocument
 from mlmon.reference import ReferenceProfile
 from mlmon.stats import CategoryStats, NumericAccumulator, NumericStats, WindowStatistics
 from mlmon.stores.base import StoreError, WindowQuery, flatten_source, nest
-from mlmon.stores.duckdb_schema import EVENT_TABLES, METRICS_TABLE, ensure_schema, quote
+from mlmon.stores.duckdb_schema import (EVENT_TABLES, METRICS_TABLE, ensure_schema, newest_reference_document,
+                                        put_reference_document, quote, reference_table_ddl)
 
 PREDICTIONS = EVENT_TABLES["prediction"]
 REFERENCES_TABLE = "reference_profiles"
@@ -42,14 +43,7 @@ _PREDICTION_FIELDS = ("mlmon.prediction.score", "mlmon.prediction.value", "mlmon
 
 # Tables of the jobs' own documents (not events): kept here until duckdb_schema adopts them.
 _JOB_DDL = (
-    f"""CREATE TABLE IF NOT EXISTS {REFERENCES_TABLE} (
-        {quote('reference.id')} VARCHAR PRIMARY KEY,
-        {quote('mlmon.model.name')} VARCHAR NOT NULL,
-        {quote('mlmon.model.version')} VARCHAR NOT NULL,
-        {quote('reference.created_at')} TIMESTAMPTZ NOT NULL,
-        {quote('reference.source')} VARCHAR,
-        {quote('reference.rows')} BIGINT,
-        document JSON NOT NULL)""",
+    reference_table_ddl(REFERENCES_TABLE),
     f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} (key VARCHAR PRIMARY KEY, window_end TIMESTAMPTZ NOT NULL)",
 )
 
@@ -218,26 +212,14 @@ class DuckDBStore:
         return out
 
     def put_reference(self, profile: ReferenceProfile) -> str:
-        doc = profile.to_document()
-        self.con.execute(
-            f"INSERT OR REPLACE INTO {REFERENCES_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [profile.id, profile.model, profile.version, profile.created_at, profile.source, profile.rows,
-             json.dumps(doc)])
+        put_reference_document(self.con, REFERENCES_TABLE, profile.id, profile.model, profile.version,
+                               profile.created_at, profile.source, profile.rows, profile.to_document())
         return profile.id
 
     def get_reference(self, model: str, version: str | None = None,
                       reference_id: str | None = None) -> ReferenceProfile | None:
-        clauses, params = [f"{quote('mlmon.model.name')} = ?"], [model]
-        if reference_id is not None:
-            clauses.append(f"{quote('reference.id')} = ?")
-            params.append(reference_id)
-        if version is not None:
-            clauses.append(f"{quote('mlmon.model.version')} = ?")
-            params.append(version)
-        row = self.con.execute(
-            f"SELECT document FROM {REFERENCES_TABLE} WHERE {' AND '.join(clauses)} "
-            f"ORDER BY {quote('reference.created_at')} DESC LIMIT 1", params).fetchone()
-        return ReferenceProfile.from_document(json.loads(row[0])) if row else None
+        doc = newest_reference_document(self.con, REFERENCES_TABLE, model, version, reference_id)
+        return ReferenceProfile.from_document(doc) if doc else None
 
     def list_references(self, model: str | None = None) -> list[dict[str, Any]]:
         where, params = ("", []) if model is None else (f"WHERE {quote('mlmon.model.name')} = ?", [model])
