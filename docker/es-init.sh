@@ -26,11 +26,30 @@ YML
         --ca-cert "$certs/ca/ca.crt" --ca-key "$certs/ca/ca.key"
     unzip -q -o "$certs/certs.zip" -d "$certs"
 fi
+# Logstash's TLS input (port 5045) and a client certificate for mutual TLS with it
+# (mlmon_logging: tls://host:5045?ca=ca.crt&cert=mlmon-client.crt&key=mlmon-client.key).
+# Its own check, so that a volume made before the TLS input existed gets them too.
+if [ ! -f "$certs/logstash/logstash.crt" ]; then
+    echo "es-init: creating the Logstash and mlmon-client certificates"
+    cat > "$certs/instances-logstash.yml" <<'YML'
+instances:
+  - name: logstash
+    dns: [logstash, localhost]
+    ip: [127.0.0.1]
+  - name: mlmon-client
+YML
+    bin/elasticsearch-certutil cert --silent --pem --out "$certs/certs-logstash.zip" \
+        --in "$certs/instances-logstash.yml" --ca-cert "$certs/ca/ca.crt" --ca-key "$certs/ca/ca.key"
+    unzip -q -o "$certs/certs-logstash.zip" -d "$certs"
+fi
 # Readable by the other containers' users (Elasticsearch 1000, Logstash 1000, mlmon 10001); keys stay 640.
 chown -R root:root "$certs"
 find "$certs" -type d -exec chmod 755 {} +
 find "$certs" -type f -exec chmod 644 {} +
-chmod 640 "$certs/ca/ca.key" "$certs/elasticsearch/elasticsearch.key"
+chmod 640 "$certs/ca/ca.key" "$certs/elasticsearch/elasticsearch.key" "$certs/mlmon-client/mlmon-client.key"
+# Logstash runs as uid 1000 in group 1000 (not root's group, unlike Elasticsearch): it must own its key.
+chown 1000:0 "$certs/logstash/logstash.key"
+chmod 640 "$certs/logstash/logstash.key"
 
 es() { curl -sS --fail-with-body --cacert "$certs/ca/ca.crt" -u "elastic:${ELASTIC_PASSWORD}" \
        -H 'Content-Type: application/json' "$@"; }

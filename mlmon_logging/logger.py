@@ -66,7 +66,8 @@ class ModelLogger:
     Args:
         model, version: identify the model (``mlmon.model.*``).
         sink: ``"stdout"``, ``"file:///path/events.jsonl[?max_bytes=N&backups=K]"``,
-            ``"tcp://host:5044"`` or a :class:`~mlmon_logging.sinks.Sink`.
+            ``"tcp://host:5044"``, ``"tls://host:5045?ca=/path/ca.crt[&cert=...&key=...]"``
+            or a :class:`~mlmon_logging.sinks.Sink`.
         task: ``"classification"`` (labels are strings) or ``"regression"`` (values are doubles).
         categorical: feature names that are categorical whatever their value type (zip codes, ids).
         redact: feature/segment name -> ``"drop"`` or ``"hash"`` (keyed HMAC; key from

@@ -33,6 +33,7 @@ MLMON_NAMESPACE=default
 ES_PORT=0
 KIBANA_PORT=0
 LOGSTASH_TCP_PORT=0
+LOGSTASH_TLS_PORT=0
 ENV
 compose() { docker compose -p "$project" --env-file "$env_file" -f docker-compose.yml "$@"; }
 teardown() {
