@@ -181,7 +181,8 @@ class ColumnarChecker:
             column = values.get(name)
             if bounds is None or column is None:
                 continue
-            x = np.asarray(column.cast(pa.float64()).fill_null(np.nan), dtype=np.float64)
+            # Unsafe: a long beyond 2**53 has no exact double; the bounds are far from there.
+            x = np.asarray(column.cast(pa.float64(), safe=False).fill_null(np.nan), dtype=np.float64)
             lo, hi = bounds["min"], bounds["max"]
             with np.errstate(invalid="ignore"):
                 ok = (x >= lo) if bounds["min_inclusive"] else (x > lo)

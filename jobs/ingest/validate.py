@@ -92,6 +92,8 @@ _JSON_TYPE = {str: "string", bool: "boolean", int: "integer", float: "float", li
 _EXPECTED = {"keyword": "a string", "text": "a string", "double": "a number", "long": "an integer",
              "boolean": "true or false", "date": "an ISO 8601 timestamp string"}
 _TS_HINT = "2025-01-31T12:00:00.000Z"
+#: A long is what Elasticsearch's ``long`` holds; anything wider would fail the bulk request later.
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
 
 def _jtype(value: Any) -> str:
@@ -275,7 +277,9 @@ class Validator:
                 return None
         elif es_type == "long":
             if t is int:
-                return None
+                if _LONG_MIN <= value <= _LONG_MAX:
+                    return None
+                raise _Reject("invalid_value", f"field '{name}' must be a 64-bit integer (-2^63 to 2^63-1)")
         elif es_type == "date":
             if t is str:
                 instant = parse_iso(value)

@@ -21,6 +21,13 @@ EXPECTED = { "keyword" => "a string", "text" => "a string", "double" => "a numbe
              "boolean" => "true or false", "date" => "an ISO 8601 timestamp string" }.freeze
 TS_HINT = "2025-01-31T12:00:00.000Z"
 MIN_SECONDS = -62135596800 # 0001-01-01T00:00:00Z
+# A long is what Elasticsearch's long holds; anything wider would fail the bulk request later.
+LONG_MIN = -(2**63)
+LONG_MAX = 2**63 - 1
+# orjson (mlmon ingest's parser) reads integers in [-2^63, 2^64) as integers and others as
+# doubles, and refuses a number beyond the double range; Ruby's JSON keeps every integer
+# exact and reads 1e400 as Infinity. as_orjson makes Ruby read numbers the same way.
+ORJSON_INT_LIMIT = 2**64
 
 class MlmonReject < StandardError
   attr_reader :error_type
@@ -42,11 +49,29 @@ def register(params)
   # Ruby's ^ and $ match at line breaks; anchor on the whole string like Python's fullmatch.
   @name_re = Regexp.new("\\A(?:" + @spec["name_pattern"].sub(/\A\^/, "").sub(/\$\z/, "") + ")\\z")
   @datasets_text = @spec["datasets"].keys.join(", ")
+  # The codec decoded the line's bytes with this charset; ISO-8859-1 is undone exactly.
+  charset = params["input_charset"].to_s
+  @input_encoding = charset.empty? ? nil : Encoding.find(charset)
+  unless @input_encoding.nil? || @input_encoding == Encoding::ISO_8859_1 || @input_encoding == Encoding::UTF_8
+    raise ArgumentError, "input_charset must be ISO-8859-1 (lossless) or UTF-8, got #{charset}"
+  end
+end
+
+# Whitespace only, as Python's bytes.strip() sees it (mlmon ingest): String#strip would also
+# take "\0" and raises on invalid UTF-8.
+def blank?(raw)
+  raw.b.count(" \t\n\r\v\f") == raw.bytesize
+end
+
+# The line's bytes as they arrived, before the codec decoded them.
+def raw_bytes(message)
+  return message unless @input_encoding == Encoding::ISO_8859_1
+  message.encode(Encoding::ISO_8859_1).force_encoding(Encoding::UTF_8)
 end
 
 def filter(event)
-  raw = event.get("message").to_s
-  return [] if raw.strip.empty? # a blank line is not an event
+  raw = raw_bytes(event.get("message").to_s)
+  return [] if blank?(raw) # a blank line is not an event
   now = Time.now.utc
   now_s = now.to_i
   now_ns = (now.nsec / 1_000_000) * 1_000_000 # event.ingested has millisecond precision
@@ -94,7 +119,7 @@ def accept(raw, now_s, now_ns)
   end
   raise MlmonReject.new("invalid_utf8", "line is not valid UTF-8") unless line.valid_encoding?
   begin
-    obj = JSON.parse(line)
+    obj = as_orjson(JSON.parse(line))
   rescue JSON::ParserError
     raise MlmonReject.new("not_json", "line is not valid JSON")
   end
@@ -157,6 +182,26 @@ def accept(raw, now_s, now_ns)
       @spec["latency_bucket_labels"][@spec["latency_buckets_ms"].count { |bound| bound <= latency }]
   end
   [kind, flat, instants]
+end
+
+def as_orjson(value)
+  case value
+  when Hash
+    value.each_pair { |key, v| value[key] = as_orjson(v) if v.is_a?(Hash) || v.is_a?(Array) || v.is_a?(Numeric) }
+  when Array
+    value.map! { |v| as_orjson(v) }
+  when Integer
+    value >= LONG_MIN && value < ORJSON_INT_LIMIT ? value : finite_double(value.to_f)
+  when Float
+    finite_double(value)
+  else
+    value
+  end
+end
+
+def finite_double(value)
+  raise JSON::ParserError, "number is infinity when parsed as double" if value.infinite?
+  value
 end
 
 def flatten(obj, prefix, out)
@@ -243,7 +288,10 @@ def check_scalar(name, es_type, value)
   when "keyword", "text"
     return nil if value.is_a?(String)
   when "long"
-    return nil if value.is_a?(Integer)
+    if value.is_a?(Integer)
+      return nil if value >= LONG_MIN && value <= LONG_MAX
+      raise MlmonReject.new("invalid_value", "field '#{name}' must be a 64-bit integer (-2^63 to 2^63-1)")
+    end
   when "date"
     if value.is_a?(String)
       instant = parse_iso(value)

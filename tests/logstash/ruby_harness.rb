@@ -2,7 +2,10 @@
 # once, filter per event), then the pipeline's fingerprint step, over one golden
 # input file; prints the stored documents as JSON. A stand-in for the parts of
 # the Logstash Event API the script uses, so `make test` checks the real script
-# without a JVM. Usage: ruby ruby_harness.rb SCRIPT CONTRACT INPUT.jsonl
+# without a JVM. Usage:
+#   ruby ruby_harness.rb SCRIPT CONTRACT INPUT.jsonl CODEC_CHARSET [INPUT_CHARSET]
+# CODEC_CHARSET is the line codec's charset: each line is decoded the way Logstash's
+# codec does it (LogStash::Util::Charset#convert, below) before the filter sees it.
 require "json"
 require "digest"
 
@@ -55,17 +58,26 @@ module LogStash
   end
 end
 
-script, contract, input = ARGV
+# What Logstash's line codec hands on for one line of bytes (logstash-core's
+# LogStash::Util::Charset#convert): another charset is transcoded to UTF-8, replacing
+# what it cannot map; declared UTF-8, invalid bytes make the line its Ruby inspect().
+def codec_convert(bytes, charset)
+  data = bytes.dup.force_encoding(Encoding.find(charset))
+  return data.encode(Encoding::UTF_8, invalid: :replace, undef: :replace) unless data.encoding == Encoding::UTF_8
+  data.valid_encoding? ? data : data.inspect[1..-2]
+end
+
+script, contract, input, codec_charset, input_charset = ARGV
 filter = Object.new
 filter.instance_eval(File.read(script), script)
-filter.register("contract_path" => contract, "namespace" => "default")
+filter.register("contract_path" => contract, "namespace" => "default", "input_charset" => input_charset)
 
 docs = []
 seen = {}
 lines = File.binread(input).split("\n", -1)
 lines.pop if lines.last == ""
 lines.each do |line|
-  event = LogStash::Event.new("message" => line, "@timestamp" => LogStash::Timestamp.new("now"),
+  event = LogStash::Event.new("message" => codec_convert(line, codec_charset), "@timestamp" => LogStash::Timestamp.new("now"),
                               "@version" => "1", "host" => { "name" => "logstash-1" })
   filter.filter(event).each do |out|
     out.remove("@version") # the pipeline's mutate step
