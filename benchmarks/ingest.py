@@ -10,11 +10,19 @@ DuckDB table. Target: >= 100k events/s.
 The machine is shared, so besides wall-clock events/s each line shows events
 per CPU-second (``time.process_time``, all threads of this process): the
 figure load from other processes cannot move much.
+
+Two floors are measured in the same run, to show how far any ingest built
+from these parts could go here: Arrow's JSON reader alone (parse only, all
+cores, no checks), and DuckDB storing the parsed rows alone (an INSERT of the
+flattened Arrow table into a table keyed on ``event.id``, as the store is).
+Doing both one after the other is the ceiling of parse-then-store without
+any validation; running them side by side on two cores can at best halve it.
 Run: ``.venv/bin/python benchmarks/ingest.py [N_EVENTS] [REPEATS]``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import statistics
@@ -24,6 +32,8 @@ from collections.abc import Callable
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.json as pj
 
 from mlmon.ingest import ingest_lines
 
@@ -81,6 +91,26 @@ def run_baseline(lines: list[bytes]) -> Rate:
     return timed(len(lines), work)
 
 
+def _flat(table: pa.Table) -> pa.Table:
+    while any(pa.types.is_struct(f.type) for f in table.schema):
+        table = table.flatten()
+    return table
+
+
+def run_parse_only(lines: list[bytes]) -> Rate:
+    buffer = b"".join(lines)
+    return timed(len(lines), lambda: pj.read_json(io.BytesIO(buffer)))
+
+
+def run_store_only(lines: list[bytes]) -> Rate:
+    table = _flat(pj.read_json(io.BytesIO(b"".join(lines))))
+    con = duckdb.connect()
+    con.register("parsed", table)
+    con.execute("CREATE TABLE events AS SELECT * FROM parsed LIMIT 0")
+    con.execute('ALTER TABLE events ADD PRIMARY KEY ("event.id")')
+    return timed(len(lines), lambda: con.execute("INSERT INTO events SELECT * FROM parsed"))
+
+
 def medians(rates: list[Rate]) -> Rate:
     return statistics.median(r[0] for r in rates), statistics.median(r[1] for r in rates)
 
@@ -89,18 +119,26 @@ def main(argv: list[str]) -> int:
     n = int(argv[0]) if argv else 100_000
     repeats = int(argv[1]) if len(argv) > 1 else 3
     lines = make_lines(n)
-    ours, base, per_line = [], [], []
-    for _ in range(repeats):  # interleaved, so a burst of load hits all three alike
+    ours, base, per_line, parse, store = [], [], [], [], []
+    for _ in range(repeats):  # interleaved, so a burst of load hits them all alike
         ours.append(run_ours(lines))
         base.append(run_baseline(lines))
         per_line.append(run_ours(lines[: n // 5], columnar=False))
+        parse.append(run_parse_only(lines))
+        store.append(run_store_only(lines))
     (ours_wall, ours_cpu), (base_wall, base_cpu), (old_wall, old_cpu) = medians(ours), medians(base), medians(per_line)
+    (parse_wall, parse_cpu), (store_wall, store_cpu) = medians(parse), medians(store)
+    serial = 1 / (1 / parse_wall + 1 / store_wall)
     print(f"events: {n} predictions x 20 features ({len(lines[0])} bytes a line), {repeats} runs, medians")
     print(f"mlmon ingest_lines          : {ours_wall:9.0f} events/s wall, {ours_cpu:9.0f} events/CPU-s")
     print(f"  per-line checker only     : {old_wall:9.0f} events/s wall, {old_cpu:9.0f} events/CPU-s "
           f"(columnar=False, on {n // 5} events)")
     print(f"naive baseline              : {base_wall:9.0f} events/s wall, {base_cpu:9.0f} events/CPU-s "
           "(json.loads + json_normalize + insert, no validation)")
+    print(f"floor: Arrow JSON parse only: {parse_wall:9.0f} events/s wall, {parse_cpu:9.0f} events/CPU-s")
+    print(f"floor: DuckDB keyed insert  : {store_wall:9.0f} events/s wall, {store_cpu:9.0f} events/CPU-s")
+    print(f"floor: parse then insert    : {serial:9.0f} events/s wall (no validation at all); "
+          f"ours is {ours_wall / serial:.2f}x of it")
     print(f"ratio ours/baseline         : {ours_wall / base_wall:.2f}x wall, {ours_cpu / base_cpu:.2f}x CPU")
     print(f"ratio ours/per-line checker : {ours_wall / old_wall:.2f}x wall, {ours_cpu / old_cpu:.2f}x CPU")
     print(f"target {TARGET_EVENTS_PER_SECOND} events/s wall: {'met' if ours_wall >= TARGET_EVENTS_PER_SECOND else 'NOT met'}")

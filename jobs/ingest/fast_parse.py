@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pj
 
 #: Escaped UTF-16 surrogates: orjson and Arrow disagree on some, so such lines go per-line.
@@ -48,7 +49,7 @@ class FlatChunk:
     leaves: dict[str, pa.Array]
     #: Dotted name of every object -> True where it (or a parent) is null or absent.
     struct_nulls: dict[str, np.ndarray]
-    #: True where the line holds the text ``null`` (so a null column may be a present key).
+    #: True where the line holds a JSON null value (so a null column may be a present key).
     has_null: np.ndarray
 
     def __len__(self) -> int:
@@ -80,10 +81,7 @@ class ChunkParser:
             if _timestamp_paths(table.schema):
                 raise Unprovable("a date-like string column could not be kept as text")
         leaves, struct_nulls = _flatten(table)
-        has_null = (np.fromiter((_NULL_VALUE.search(line) is not None for line in lines), dtype=bool,
-                                count=len(lines))
-                    if b"null" in buffer else np.zeros(len(lines), dtype=bool))  # memmem, not a regex scan
-        return FlatChunk(lines, leaves, struct_nulls, has_null)
+        return FlatChunk(lines, leaves, struct_nulls, _lines_holding_null(lines, leaves, struct_nulls))
 
     def _read(self, buffer: bytes, expected_rows: int) -> pa.Table:
         try:
@@ -97,6 +95,32 @@ class ChunkParser:
         if table.num_rows != expected_rows:  # two objects on a line, or a line Arrow skipped
             raise Unprovable(f"{table.num_rows} rows from {expected_rows} lines")
         return table
+
+
+def _lines_holding_null(lines: list[bytes], leaves: dict[str, pa.Array],
+                        struct_nulls: dict[str, np.ndarray]) -> np.ndarray:
+    """True where the line holds a JSON null value.
+
+    A null value leaves a null in its column (or a null item in its list), so only
+    rows with a null somewhere are searched; the usual batch, every field present,
+    costs no text scan at all.
+    """
+    n = len(lines)
+    maybe = np.zeros(n, dtype=bool)
+    for array in leaves.values():
+        if array.null_count:
+            maybe |= ~np.asarray(array.is_valid(), dtype=bool)
+        if pa.types.is_list(array.type):
+            items = pc.list_flatten(array)
+            if items.null_count:
+                parents = np.asarray(pc.list_parent_indices(array))
+                maybe[parents[~np.asarray(items.is_valid(), dtype=bool)]] = True
+    for nulls in struct_nulls.values():
+        maybe |= nulls
+    found = np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(maybe):
+        found[i] = _NULL_VALUE.search(lines[i]) is not None
+    return found
 
 
 def _schema_for(paths: set[tuple[str, ...]]) -> pa.Schema:

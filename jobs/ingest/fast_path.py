@@ -112,7 +112,8 @@ class FastPath:
         """Whole-chunk tests (memchr speed) for what :meth:`_screen` looks for line by line."""
         if max(map(len, lines)) > self.validator.max_line_bytes or b"\r" in buffer:
             return True
-        if b"\\u" in buffer and surrogate_escapes(buffer):
+        # One byte first: a one-byte search runs at memchr speed, a two-byte one ~40x slower here.
+        if b"\\" in buffer and surrogate_escapes(buffer):
             return True
         if buffer.isascii():
             return False
@@ -151,7 +152,7 @@ def _joined(lines: list[bytes]) -> tuple[bytes, bool]:
     starts = bytes(map(_FIRST, lines)).count(b"{") == len(lines)
     if bytes(map(_LAST, lines)).count(b"\n") == len(lines):
         buffer = b"".join(lines)
-        return buffer, starts and buffer.count(b"\n") == len(lines)  # a one-byte count runs at memchr speed
+        return buffer, starts and buffer.count(b"\n") == len(lines)
     buffer = b"\n".join(line[:-1] if line.endswith(b"\n") else line for line in lines)
     return buffer, starts and buffer.count(b"\n") == len(lines) - 1
 
