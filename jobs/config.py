@@ -42,6 +42,8 @@ from typing import Any
 
 import yaml
 
+from mlmon.config_values import (ConfigError, Where, boolean, integer_at_least, mapping_of, no_unknown_keys,
+                                 optional_float, optional_str, probability)
 from mlmon.metrics.thresholds import CORRECTIONS, DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_RULES, Policy, Rule
 from mlmon_logging import contract
 
@@ -50,10 +52,6 @@ DEFAULT_LATENESS = timedelta(minutes=1)
 SECTIONS = ("drift", "performance", "fairness", "explainability", "alerts")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names the file and the key."""
 
 
 @dataclass(frozen=True)
@@ -90,20 +88,6 @@ SECTION_PARSERS: dict[str, SectionParser] = {}
 _REGISTERED: list[bool] = []  # set once the jobs' section parsers are registered
 
 
-@dataclass(frozen=True)
-class Where:
-    """A position in the config file, for error messages."""
-
-    file: str
-    key: str
-
-    def at(self, key: str) -> Where:
-        return Where(self.file, f"{self.key}.{key}" if self.key else key)
-
-    def fail(self, message: str) -> ConfigError:
-        return ConfigError(f"{self.file}: {self.key}: {message}")
-
-
 def load(path: str | Path) -> Config:
     p = Path(path)
     try:
@@ -119,12 +103,12 @@ def load(path: str | Path) -> Config:
 
 def parse(raw: Any, file: str = "<config>") -> Config:
     root = Where(file, "")
-    top = _mapping(raw, Where(file, "(top level)"))
-    _no_unknown(top, {"store", "models"}, Where(file, "(top level)"))
+    top = mapping_of(raw, Where(file, "(top level)"))
+    no_unknown_keys(top, {"store", "models"}, Where(file, "(top level)"))
     store = top.get("store")
     if store is not None and not isinstance(store, str):
         raise root.at("store").fail(f"expected a store URL string, got {store!r}")
-    models_raw = _mapping(top.get("models"), root.at("models"))
+    models_raw = mapping_of(top.get("models"), root.at("models"))
     if not models_raw:
         raise root.at("models").fail("no models configured")
     models = tuple(_model(str(name), spec, root.at("models").at(str(name))) for name, spec in models_raw.items())
@@ -141,12 +125,12 @@ def parse_duration(value: Any, where: Where) -> timedelta:
 def _model(name: str, spec: Any, where: Where) -> ModelConfig:
     if not re.match(contract.NAME_PATTERN, name):
         raise where.fail("model names use letters, digits, '_' and '-'")
-    body = _mapping(spec if spec is not None else {}, where)
-    _no_unknown(body, {"version", "reference", "window", "lateness", *SECTIONS}, where)
+    body = mapping_of(spec if spec is not None else {}, where)
+    no_unknown_keys(body, {"version", "reference", "window", "lateness", *SECTIONS}, where)
     sections: dict[str, Any] = {}
     for section in SECTIONS[1:]:
         if section in body:
-            raw = _mapping(body[section], where.at(section))
+            raw = mapping_of(body[section], where.at(section))
             if not _REGISTERED:
                 _register_sections()
                 _REGISTERED.append(True)
@@ -156,8 +140,8 @@ def _model(name: str, spec: Any, where: Where) -> ModelConfig:
     lateness = parse_duration(body["lateness"], where.at("lateness")) if "lateness" in body else DEFAULT_LATENESS
     return ModelConfig(
         name=name,
-        version=_opt_str(body.get("version"), where.at("version")),
-        reference=_opt_str(body.get("reference"), where.at("reference")),
+        version=optional_str(body.get("version"), where.at("version")),
+        reference=optional_str(body.get("reference"), where.at("reference")),
         window=window,
         lateness=lateness,
         drift=_drift(body.get("drift") or {}, where.at("drift")),
@@ -166,8 +150,8 @@ def _model(name: str, spec: Any, where: Where) -> ModelConfig:
 
 
 def _drift(raw: Any, where: Where) -> DriftConfig:
-    body = _mapping(raw, where)
-    _no_unknown(body, {"features", "prediction", "thresholds", "min_rows", "alpha", "correction", "calibrate",
+    body = mapping_of(raw, where)
+    no_unknown_keys(body, {"features", "prediction", "thresholds", "min_rows", "alpha", "correction", "calibrate",
                        "calibration_samples", "segments"}, where)
     features: tuple[str, ...] = ()
     per_feature: dict[str, dict[str, Rule]] = {}
@@ -189,21 +173,21 @@ def _drift(raw: Any, where: Where) -> DriftConfig:
     policy = Policy(
         rules=rules,
         per_feature=per_feature,
-        min_rows=_int(body.get("min_rows", DEFAULT_MIN_ROWS), where.at("min_rows"), minimum=1),
-        alpha=_prob(body.get("alpha", DEFAULT_ALPHA), where.at("alpha")),
+        min_rows=integer_at_least(body.get("min_rows", DEFAULT_MIN_ROWS), where.at("min_rows"), minimum=1),
+        alpha=probability(body.get("alpha", DEFAULT_ALPHA), where.at("alpha")),
         correction=correction,
-        calibrate=_bool(body.get("calibrate", False), where.at("calibrate")),
-        calibration_samples=_int(body.get("calibration_samples", 200), where.at("calibration_samples"), minimum=20),
+        calibrate=boolean(body.get("calibrate", False), where.at("calibrate")),
+        calibration_samples=integer_at_least(body.get("calibration_samples", 200), where.at("calibration_samples"), minimum=20),
     )
     segments: dict[str, tuple[str, ...]] = {}
-    for seg, values in _mapping(body.get("segments") or {}, where.at("segments")).items():
+    for seg, values in mapping_of(body.get("segments") or {}, where.at("segments")).items():
         sw = where.at("segments").at(str(seg))
         if not re.match(contract.NAME_PATTERN, str(seg)):
             raise sw.fail("segment names use letters, digits, '_' and '-' (the field is mlmon.segment.<name>)")
         if not isinstance(values, list) or not values:
             raise sw.fail("expected a non-empty list of segment values to monitor")
         segments[str(seg)] = tuple(str(v) for v in values)
-    return DriftConfig(features=features, prediction=_bool(body.get("prediction", True), where.at("prediction")),
+    return DriftConfig(features=features, prediction=boolean(body.get("prediction", True), where.at("prediction")),
                        policy=policy, segments=segments)
 
 
@@ -213,73 +197,25 @@ _KNOWN_METRICS = {"wasserstein", "ks", "psi", "jensen_shannon", "hellinger", "me
 
 def _rules(raw: Any, where: Where) -> dict[str, Rule]:
     out: dict[str, Rule] = {}
-    for metric, spec in _mapping(raw, where).items():
+    for metric, spec in mapping_of(raw, where).items():
         mw = where.at(str(metric))
         if metric not in _KNOWN_METRICS:
             raise mw.fail(f"unknown metric; expected one of {', '.join(sorted(_KNOWN_METRICS))}")
-        body = _mapping(spec, mw)
-        _no_unknown(body, {"warning", "alert", "gated"}, mw)
+        body = mapping_of(spec, mw)
+        no_unknown_keys(body, {"warning", "alert", "gated"}, mw)
         base = DEFAULT_RULES.get(str(metric), Rule(None, None))
-        warning = _opt_float(body.get("warning", base.warning), mw.at("warning"))
-        alert = _opt_float(body.get("alert", base.alert), mw.at("alert"))
+        warning = optional_float(body.get("warning", base.warning), mw.at("warning"))
+        alert = optional_float(body.get("alert", base.alert), mw.at("alert"))
         if warning is not None and alert is not None and alert < warning:
             raise mw.fail(f"alert ({alert}) must not be below warning ({warning})")
         out[str(metric)] = Rule(warning, alert, relative=base.relative,
-                                gated=_bool(body.get("gated", base.gated), mw.at("gated")), source="config")
+                                gated=boolean(body.get("gated", base.gated), mw.at("gated")), source="config")
     return out
 
 
 def _feature_name(value: Any, where: Where) -> str:
     if not isinstance(value, str) or not re.match(contract.NAME_PATTERN, value):
         raise where.fail(f"{value!r} is not a feature name (letters, digits, '_' or '-')")
-    return value
-
-
-def _mapping(value: Any, where: Where) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise where.fail(f"expected a mapping, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _no_unknown(body: Mapping[str, Any], allowed: set[str], where: Where) -> None:
-    unknown = sorted(set(map(str, body)) - allowed)
-    if unknown:
-        raise where.at(unknown[0]).fail(f"unknown key; expected one of {', '.join(sorted(allowed))}")
-
-
-def _opt_str(value: Any, where: Where) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise where.fail(f"expected a string, got {value!r}")
-    return str(value)
-
-
-def _opt_float(value: Any, where: Where) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise where.fail(f"expected a number, got {value!r}")
-    return float(value)
-
-
-def _int(value: Any, where: Where, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise where.fail(f"expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _prob(value: Any, where: Where) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-        raise where.fail(f"expected a number between 0 and 1, got {value!r}")
-    return float(value)
-
-
-def _bool(value: Any, where: Where) -> bool:
-    if not isinstance(value, bool):
-        raise where.fail(f"expected true or false, got {value!r}")
     return value
 
 

@@ -45,7 +45,8 @@ from datetime import datetime, timezone
 from typing import Any, Literal, TypeVar
 
 # The scalar validators are config.py's, so every section words its errors the same way.
-from mlmon.config import SECTION_PARSERS, ModelConfig, Where, _int, _no_unknown, _opt_float, _opt_str, _prob
+from mlmon.config import SECTION_PARSERS, ModelConfig
+from mlmon.config_values import Where, integer_at_least, no_unknown_keys, optional_float, optional_str, probability
 from mlmon.documents import Threshold
 from mlmon_logging import contract
 
@@ -123,7 +124,7 @@ class FairnessConfig:
 
 
 def parse_explainability(raw: Mapping[str, Any], where: Where) -> ExplainabilityConfig:
-    _no_unknown(raw, {"features", "method", "reference", "reference_window", "top_k", "min_explanations", "alpha",
+    no_unknown_keys(raw, {"features", "method", "reference", "reference_window", "top_k", "min_explanations", "alpha",
                       "thresholds", "permutation", "segments"}, where)
     features = raw.get("features") or []
     if not isinstance(features, list):
@@ -137,9 +138,9 @@ def parse_explainability(raw: Mapping[str, Any], where: Where) -> Explainability
         method=_non_empty_str(raw.get("method"), where.at("method")),
         reference=_non_empty_str(raw.get("reference"), where.at("reference")),
         reference_window=None if window is None else _window(window, where.at("reference_window")),
-        top_k=None if top_k is None else _int(top_k, where.at("top_k"), 1),
-        min_explanations=_int(raw.get("min_explanations", DEFAULT_MIN_EXPLANATIONS), where.at("min_explanations"), 1),
-        alpha=_prob(raw.get("alpha", DEFAULT_EXPLAIN_ALPHA), where.at("alpha")),
+        top_k=None if top_k is None else integer_at_least(top_k, where.at("top_k"), 1),
+        min_explanations=integer_at_least(raw.get("min_explanations", DEFAULT_MIN_EXPLANATIONS), where.at("min_explanations"), 1),
+        alpha=probability(raw.get("alpha", DEFAULT_EXPLAIN_ALPHA), where.at("alpha")),
         thresholds=_thresholds(raw.get("thresholds"), EXPLAINABILITY_DEFAULTS, where.at("thresholds")),
         permutation=None if raw.get("permutation") is None else _permutation(raw["permutation"],
                                                                                where.at("permutation")),
@@ -148,7 +149,7 @@ def parse_explainability(raw: Mapping[str, Any], where: Where) -> Explainability
 
 
 def parse_fairness(raw: Mapping[str, Any], where: Where) -> FairnessConfig:
-    _no_unknown(raw, {"attributes", "positive_label", "min_group_size", "max_groups", "thresholds"}, where)
+    no_unknown_keys(raw, {"attributes", "positive_label", "min_group_size", "max_groups", "thresholds"}, where)
     attrs_raw = raw.get("attributes")
     aw = where.at("attributes")
     attributes: dict[str, tuple[str, ...]] = {}
@@ -174,7 +175,7 @@ def parse_fairness(raw: Mapping[str, Any], where: Where) -> FairnessConfig:
         raise where.at("min_group_size").fail(f"expected a number >= 1, got {min_size!r}")
     return FairnessConfig(
         attributes=attributes, positive_label=str(label), min_group_size=float(min_size),
-        max_groups=_int(raw.get("max_groups", DEFAULT_MAX_GROUPS), where.at("max_groups"), 2),
+        max_groups=integer_at_least(raw.get("max_groups", DEFAULT_MAX_GROUPS), where.at("max_groups"), 2),
         thresholds=_thresholds(raw.get("thresholds"), FAIRNESS_DEFAULTS, where.at("thresholds")),
     )
 
@@ -212,10 +213,10 @@ def _thresholds(raw: Any, defaults: Mapping[str, Limits], where: Where) -> dict[
             raise mw.fail(f"unknown metric; expected one of {', '.join(sorted(defaults))}")
         if not isinstance(spec, Mapping):
             raise mw.fail(f"expected a mapping with warning and/or alert, got {spec!r}")
-        _no_unknown(spec, {"warning", "alert"}, mw)
+        no_unknown_keys(spec, {"warning", "alert"}, mw)
         base = defaults[metric]
-        warning = _opt_float(spec.get("warning", base.warning), mw.at("warning"))
-        alert = _opt_float(spec.get("alert", base.alert), mw.at("alert"))
+        warning = optional_float(spec.get("warning", base.warning), mw.at("warning"))
+        alert = optional_float(spec.get("alert", base.alert), mw.at("alert"))
         if warning is not None and alert is not None:
             if base.direction == "above" and alert < warning:
                 raise mw.fail(f"alert ({alert}) must not be below warning ({warning}): larger is worse")
@@ -246,22 +247,22 @@ def _segments(raw: Any, where: Where) -> dict[str, tuple[str, ...]]:
 def _permutation(raw: Any, where: Where) -> PermutationConfig:
     if not isinstance(raw, Mapping):
         raise where.fail(f"expected a mapping with model_path, got {raw!r}")
-    _no_unknown(raw, {"model_path", "sample", "repeats", "scoring", "seed"}, where)
+    no_unknown_keys(raw, {"model_path", "sample", "repeats", "scoring", "seed"}, where)
     path = raw.get("model_path")
     if not isinstance(path, str) or not path:
         raise where.at("model_path").fail("expected the path of a joblib/pickle file of a scikit-learn model")
     scoring = raw.get("scoring", "accuracy")
     if scoring not in SCORINGS:
         raise where.at("scoring").fail(f"expected one of {', '.join(SCORINGS)}, got {scoring!r}")
-    return PermutationConfig(model_path=path, sample=_int(raw.get("sample", 2000), where.at("sample"), 10),
-                             repeats=_int(raw.get("repeats", 5), where.at("repeats"), 1), scoring=scoring,
-                             seed=_int(raw.get("seed", 0), where.at("seed"), 0))
+    return PermutationConfig(model_path=path, sample=integer_at_least(raw.get("sample", 2000), where.at("sample"), 10),
+                             repeats=integer_at_least(raw.get("repeats", 5), where.at("repeats"), 1), scoring=scoring,
+                             seed=integer_at_least(raw.get("seed", 0), where.at("seed"), 0))
 
 
 def _window(raw: Any, where: Where) -> tuple[datetime, datetime]:
     if not isinstance(raw, Mapping):
         raise where.fail("expected {from: <ISO 8601>, to: <ISO 8601>}")
-    _no_unknown(raw, {"from", "to"}, where)
+    no_unknown_keys(raw, {"from", "to"}, where)
     start, end = _time(raw.get("from"), where.at("from")), _time(raw.get("to"), where.at("to"))
     if not start < end:
         raise where.fail(f"from ({start.isoformat()}) must be before to ({end.isoformat()})")
@@ -296,7 +297,7 @@ def _group(value: Any, where: Where) -> str:
 
 
 def _non_empty_str(value: Any, where: Where) -> str | None:
-    text: str | None = _opt_str(value, where)
+    text: str | None = optional_str(value, where)
     if text == "":
         raise where.fail("expected a non-empty string")
     return text

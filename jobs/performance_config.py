@@ -35,9 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from mlmon.config import _bool, _int, _mapping  # shared validators (config registers this parser lazily)
-from mlmon.config import _no_unknown as _only
-from mlmon.config import _opt_float as _opt_number
+from mlmon.config_values import boolean, integer_at_least, mapping_of, no_unknown_keys, optional_float
 from mlmon.stores.labels_base import Task
 from mlmon_logging import contract
 
@@ -133,8 +131,8 @@ def parse_performance(raw: Mapping[str, Any], where: Where) -> PerformanceConfig
     if classes and task != "classification":
         raise where.at("classes").fail("classes are for classification models")
     positive = _name_or_label(raw.get("positive_label", "1"), where.at("positive_label"))
-    maturity = _mapping(raw.get("maturity"), where.at("maturity"))
-    _only(maturity, {"coverage", "age"}, where.at("maturity"))
+    maturity = mapping_of(raw.get("maturity"), where.at("maturity"))
+    no_unknown_keys(maturity, {"coverage", "age"}, where.at("maturity"))
     coverage = _fraction(maturity.get("coverage", DEFAULT_MATURITY_COVERAGE), where.at("maturity").at("coverage"))
     age = _duration(maturity["age"], where.at("maturity").at("age")) if "age" in maturity else DEFAULT_MATURITY_AGE
     lookback = _duration(raw["lookback"], where.at("lookback")) if "lookback" in raw else DEFAULT_LOOKBACK
@@ -143,7 +141,7 @@ def parse_performance(raw: Mapping[str, Any], where: Where) -> PerformanceConfig
             f"maturity age ({age}) exceeds the look-back ({lookback}): windows would leave the look-back "
             "before they can become final")
     reference = _reference(raw.get("reference"), where.at("reference"))
-    cbpe = _bool(raw.get("cbpe", reference is not None and task == "classification"), where.at("cbpe"))
+    cbpe = boolean(raw.get("cbpe", reference is not None and task == "classification"), where.at("cbpe"))
     if cbpe and task != "classification":
         raise where.at("cbpe").fail("CBPE estimates classification metrics; set cbpe: false for regression")
     if cbpe and reference is None:
@@ -155,10 +153,10 @@ def parse_performance(raw: Mapping[str, Any], where: Where) -> PerformanceConfig
     return PerformanceConfig(
         task=task, positive_label=positive, classes=classes, segments=_segments(raw.get("segments"),
                                                                               where.at("segments")),
-        min_labelled=_int(raw.get("min_labelled", DEFAULT_MIN_LABELLED), where.at("min_labelled"), 1),
+        min_labelled=integer_at_least(raw.get("min_labelled", DEFAULT_MIN_LABELLED), where.at("min_labelled"), 1),
         maturity_coverage=coverage, maturity_age=age, lookback=lookback, reference=reference, cbpe=cbpe,
-        score_bins=_int(raw.get("score_bins", DEFAULT_SCORE_BINS), where.at("score_bins"), 10),
-        calibration_bins=_int(raw.get("calibration_bins", DEFAULT_CALIBRATION_BINS), where.at("calibration_bins"), 2),
+        score_bins=integer_at_least(raw.get("score_bins", DEFAULT_SCORE_BINS), where.at("score_bins"), 10),
+        calibration_bins=integer_at_least(raw.get("calibration_bins", DEFAULT_CALIBRATION_BINS), where.at("calibration_bins"), 2),
         error_histogram=_error_histogram(raw.get("error_histogram"), where.at("error_histogram")),
         thresholds=thresholds)
 
@@ -166,16 +164,16 @@ def parse_performance(raw: Mapping[str, Any], where: Where) -> PerformanceConfig
 def _thresholds(raw: Any, where: Where, task: str, has_reference: bool) -> tuple[MetricRule, ...]:
     allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
     rules: list[MetricRule] = []
-    for metric, spec in _mapping(raw, where).items():
+    for metric, spec in mapping_of(raw, where).items():
         mw = where.at(str(metric))
         if metric not in allowed:
             extra = " (bias is two-sided: watch mae/rmse, or alert on bias in Kibana)" if metric == "bias" else ""
             raise mw.fail(f"no thresholds for this metric on a {task} model; expected one of "
                           f"{', '.join(sorted(allowed))}{extra}")
-        body = _mapping(spec, mw)
-        _only(body, {"class", "warning", "alert", "relative", "calibrated", "warning_sd", "alert_sd"}, mw)
-        relative = _bool(body.get("relative", False), mw.at("relative"))
-        calibrated = _bool(body.get("calibrated", False), mw.at("calibrated"))
+        body = mapping_of(spec, mw)
+        no_unknown_keys(body, {"class", "warning", "alert", "relative", "calibrated", "warning_sd", "alert_sd"}, mw)
+        relative = boolean(body.get("relative", False), mw.at("relative"))
+        calibrated = boolean(body.get("calibrated", False), mw.at("calibrated"))
         if relative and calibrated:
             raise mw.fail("choose relative or calibrated, not both")
         mode: Mode = "relative" if relative else "calibrated" if calibrated else "absolute"
@@ -196,8 +194,8 @@ def _thresholds(raw: Any, where: Where, task: str, has_reference: bool) -> tuple
                 raise mw.fail(f"alert_sd ({a_sd}) must not be below warning_sd ({w_sd})")
             rules.append(MetricRule(str(metric), class_label, mode, warning_sd=w_sd, alert_sd=a_sd))
             continue
-        warning = _opt_number(body.get("warning"), mw.at("warning"))
-        alert = _opt_number(body.get("alert"), mw.at("alert"))
+        warning = optional_float(body.get("warning"), mw.at("warning"))
+        alert = optional_float(body.get("alert"), mw.at("alert"))
         if warning is None and alert is None:
             raise mw.fail("give warning and/or alert")
         if warning is not None and alert is not None:
@@ -216,7 +214,7 @@ def _segments(raw: Any, where: Where) -> dict[str, tuple[str, ...] | None]:
     if isinstance(raw, list):
         return {_segment_name(s, where): None for s in raw}
     out: dict[str, tuple[str, ...] | None] = {}
-    for name, values in _mapping(raw, where).items():
+    for name, values in mapping_of(raw, where).items():
         sw = where.at(str(name))
         seg = _segment_name(name, sw)
         if values is None:
@@ -256,8 +254,8 @@ def _classes(raw: Any, where: Where) -> tuple[str, ...]:
 def _reference(raw: Any, where: Where) -> tuple[datetime, datetime] | None:
     if raw is None:
         return None
-    body = _mapping(raw, where)
-    _only(body, {"start", "end"}, where)
+    body = mapping_of(raw, where)
+    no_unknown_keys(body, {"start", "end"}, where)
     start, end = _time(body.get("start"), where.at("start")), _time(body.get("end"), where.at("end"))
     if not start < end:
         raise where.fail(f"start ({start.isoformat()}) must be before end ({end.isoformat()})")
@@ -281,13 +279,13 @@ def _time(value: Any, where: Where) -> datetime:
 def _error_histogram(raw: Any, where: Where) -> ErrorHistogram | None:
     if raw is None:
         return None
-    body = _mapping(raw, where)
-    _only(body, {"low", "high", "bins"}, where)
-    low = _opt_number(body.get("low"), where.at("low"))
-    high = _opt_number(body.get("high"), where.at("high"))
+    body = mapping_of(raw, where)
+    no_unknown_keys(body, {"low", "high", "bins"}, where)
+    low = optional_float(body.get("low"), where.at("low"))
+    high = optional_float(body.get("high"), where.at("high"))
     if low is None or high is None or not low < high:
         raise where.fail("expected low < high (errors are prediction - actual, in the target's unit)")
-    return ErrorHistogram(low, high, _int(body.get("bins", 50), where.at("bins"), 1))
+    return ErrorHistogram(low, high, integer_at_least(body.get("bins", 50), where.at("bins"), 1))
 
 
 def _duration(value: Any, where: Where) -> timedelta:
