@@ -19,6 +19,7 @@ from types import FrameType
 
 from mlmon.alerts.local import alert_round, alert_store_for
 from mlmon.alerts.rules import AlertsConfig
+from mlmon.alerts.store import AlertStore
 from mlmon.config import Config, ModelConfig
 from mlmon.documents import MetricDocument
 from mlmon.drift_job import DriftWindowJob
@@ -79,6 +80,8 @@ class Runner:
     #: Per model, built once (they load references and model files); run_id is set per round.
     _explain: dict[str, ExplainabilityJob | None] = field(default_factory=dict)
     _fairness: dict[str, FairnessJob | None] = field(default_factory=dict)
+    #: The alert adapter over ``store``, made on first use (it prepares its table once).
+    _alert_store: AlertStore | None = None
 
     def reference(self, model: ModelConfig) -> ReferenceProfile:
         if model.name not in self._references:
@@ -113,8 +116,10 @@ class Runner:
         """Evaluate the alert rules on freshly written documents; returns the alerts written."""
         if not docs:
             return 0
+        if self._alert_store is None:
+            self._alert_store = alert_store_for(self.store)
         configs = {m.name: m.sections.get("alerts") or AlertsConfig() for m in self.config.models}
-        return len(alert_round(alert_store_for(self.store), docs, configs, now=self.clock()).written)
+        return len(alert_round(self._alert_store, docs, configs, now=self.clock()).written)
 
     def run_window(self, model: ModelConfig, start: datetime, end: datetime, run_id: str,
                    advance_checkpoint: bool = True) -> RoundReport:
