@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,29 +159,55 @@ def read_rule(path: Path) -> tuple[str, dict[str, Any]]:
     return rule_id, body
 
 
+@dataclass(frozen=True)
+class _ById:
+    """A Kibana object kept in sync by its id: GET it, POST it when absent, PUT what may change.
+
+    Its type (``type_key``) is fixed at creation: a different one is an error, not an update.
+    """
+
+    what: str
+    api: str
+    type_key: str
+    same: Callable[[dict[str, Any], dict[str, Any]], bool]
+    updatable: Callable[[dict[str, Any]], dict[str, Any]]
+
+    def sync(self, kibana: KibanaClient, object_id: str, body: dict[str, Any], source: Path, *,
+             dry_run: bool) -> Outcome:
+        url = f"{self.api}/{object_id}"
+        resp = kibana.request("GET", url, ok=(200, 404))
+        if resp.status_code == 404:
+            if dry_run:
+                return Outcome(self.what, object_id, "would create")
+            kibana.request("POST", url, json=body)
+            return Outcome(self.what, object_id, "created")
+        installed = resp.json()
+        if installed.get(self.type_key) != body[self.type_key]:
+            raise SetupError(f"{self.what} {object_id} exists with type {installed.get(self.type_key)!r}, "
+                             f"{source.name} wants {body[self.type_key]!r}: delete it in Kibana first")
+        if self.same(installed, body):
+            return Outcome(self.what, object_id, "unchanged")
+        if dry_run:
+            return Outcome(self.what, object_id, "would update")
+        kibana.request("PUT", url, json=self.updatable(body))
+        return Outcome(self.what, object_id, "updated")
+
+
+def _same_connector(installed: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return installed.get("name") == wanted["name"] and installed.get("config", {}) == wanted.get("config", {})
+
+
+_CONNECTORS = _ById("connector", "/api/actions/connector", "connector_type_id", _same_connector,
+                    lambda body: {k: body[k] for k in ("name", "config", "secrets") if k in body})
+
+
 def sync_connector(kibana: KibanaClient, path: Path, *, dry_run: bool = False) -> Outcome:
     """Create the connector by id, or update its name/config when they differ (type is fixed at creation)."""
     connector_id, body = _id_and_body(path)
     missing = [k for k in ("name", "connector_type_id") if k not in body]
     if missing:
         raise SetupError(f"{path}: a connector needs {missing}")
-    resp = kibana.request("GET", f"/api/actions/connector/{connector_id}", ok=(200, 404))
-    if resp.status_code == 404:
-        if dry_run:
-            return Outcome("connector", connector_id, "would create")
-        kibana.request("POST", f"/api/actions/connector/{connector_id}", json=body)
-        return Outcome("connector", connector_id, "created")
-    installed = resp.json()
-    if installed.get("connector_type_id") != body["connector_type_id"]:
-        raise SetupError(f"connector {connector_id} exists with type {installed.get('connector_type_id')!r}, "
-                         f"{path.name} wants {body['connector_type_id']!r}: delete it in Kibana first")
-    if installed.get("name") == body["name"] and installed.get("config", {}) == body.get("config", {}):
-        return Outcome("connector", connector_id, "unchanged")
-    if dry_run:
-        return Outcome("connector", connector_id, "would update")
-    update = {k: body[k] for k in ("name", "config", "secrets") if k in body}
-    kibana.request("PUT", f"/api/actions/connector/{connector_id}", json=update)
-    return Outcome("connector", connector_id, "updated")
+    return _CONNECTORS.sync(kibana, connector_id, body, path, dry_run=dry_run)
 
 
 def _updatable(rule: dict[str, Any]) -> dict[str, Any]:
@@ -199,24 +225,12 @@ def _same_rule(installed: dict[str, Any], wanted: dict[str, Any]) -> bool:
     return True
 
 
+_RULES = _ById("rule", "/api/alerting/rule", "rule_type_id", _same_rule, _updatable)
+
+
 def sync_rule(kibana: KibanaClient, path: Path, *, dry_run: bool = False) -> Outcome:
     rule_id, body = read_rule(path)
-    resp = kibana.request("GET", f"/api/alerting/rule/{rule_id}", ok=(200, 404))
-    if resp.status_code == 404:
-        if dry_run:
-            return Outcome("rule", rule_id, "would create")
-        kibana.request("POST", f"/api/alerting/rule/{rule_id}", json=body)
-        return Outcome("rule", rule_id, "created")
-    installed = resp.json()
-    if installed.get("rule_type_id") != body["rule_type_id"]:
-        raise SetupError(f"rule {rule_id} exists with type {installed.get('rule_type_id')!r}, "
-                         f"{path.name} wants {body['rule_type_id']!r}: delete it in Kibana first")
-    if _same_rule(installed, body):
-        return Outcome("rule", rule_id, "unchanged")
-    if dry_run:
-        return Outcome("rule", rule_id, "would update")
-    kibana.request("PUT", f"/api/alerting/rule/{rule_id}", json=_updatable(body))
-    return Outcome("rule", rule_id, "updated")
+    return _RULES.sync(kibana, rule_id, body, path, dry_run=dry_run)
 
 
 def install(kibana: KibanaClient, root: Path = KIBANA, *, dry_run: bool = False) -> list[Outcome]:
