@@ -165,13 +165,19 @@ def _overview() -> Dashboard:
     )
 
 
+def _status_heatmap(chart_id: str, title: str, family: str) -> LensChart:
+    """Features × time, each cell coloured by the worst status of the family's metrics there."""
+    # metric.severity orders the statuses, so max() colours a cell by its worst status.
+    not_ok = lens.numeric("max", "metric.severity", "Worst status (0 ok, 1 insufficient data, 2 warning, 3 alert)",
+                          key="severity")
+    return LensChart(chart_id, title, dv.METRICS.id, lens.Heatmap(
+        WINDOW_END, lens.terms("metric.feature", "Feature", 20, not_ok, other_bucket=False), not_ok), _family(family))
+
+
 def _drift() -> Dashboard:
     m = dv.METRICS.id
     worst = lens.numeric("max", "metric.value", "Worst value", key="worst")
     feature_metric = lens.terms("metric.feature", "Feature › statistic", 10, worst, secondary=("metric.name",))
-    # metric.severity orders the statuses, so max() colours a cell by its worst status.
-    not_ok = lens.numeric("max", "metric.severity", "Worst status (0 ok, 1 insufficient data, 2 warning, 3 alert)",
-                          key="severity")
     return Dashboard(
         "mlmon-dashboard-drift", "mlmon: data drift",
         "Per-feature drift statistics per window (the value is the worst over the windows in a time bucket).",
@@ -186,9 +192,7 @@ def _drift() -> Dashboard:
                      lens.last_value("metric.status", "Latest status", "string"),
                      lens.numeric("max", "metric.threshold.alert", "Alert threshold", key="threshold")),
                     sort_by=worst), _family("drift"))),
-                (24, LensChart("status-heatmap", "Drift status by feature × time", m, lens.Heatmap(
-                    WINDOW_END, lens.terms("metric.feature", "Feature", 20, not_ok, other_bucket=False), not_ok),
-                    _family("drift"))),
+                (24, _status_heatmap("status-heatmap", "Drift status by feature × time", "drift")),
             )),
             Row(10, (
                 (24, LensChart("prediction-drift", "Prediction drift", m, lens.XY(
@@ -237,9 +241,6 @@ def _explainability() -> Dashboard:
     m = dv.METRICS.id
     mean = lens.numeric("average", "metric.value", "Value", key="mean")
     by_feature = lens.terms("metric.feature", "Feature › metric", 10, mean, secondary=("metric.name",))
-    # metric.severity orders the statuses, so max() colours a cell by its worst status.
-    not_ok = lens.numeric("max", "metric.severity", "Worst status (0 ok, 1 insufficient data, 2 warning, 3 alert)",
-                          key="severity")
     return Dashboard(
         "mlmon-dashboard-explainability", "mlmon: explainability",
         "Global feature importance from the logged attributions, its changes and attribution drift.",
@@ -253,9 +254,7 @@ def _explainability() -> Dashboard:
                     (lens.numeric("min", "metric.value", "Lowest", key="low"),
                      lens.numeric("max", "metric.value", "Highest", key="high"),
                      lens.last_value("metric.value", "Latest", "number"), mean)), _family("explainability"))),
-                (24, LensChart("explain-status", "Explainability status by feature × time", m, lens.Heatmap(
-                    WINDOW_END, lens.terms("metric.feature", "Feature", 20, not_ok, other_bucket=False), not_ok),
-                    _family("explainability"))),
+                (24, _status_heatmap("explain-status", "Explainability status by feature × time", "explainability")),
             )),
         ),
         controls=METRIC_CONTROLS,
