@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -121,30 +121,16 @@ class DriftWindowJob:
 
     def _numeric(self, f: str, ref: NumericStats, cur: NumericStats, rows: int, p_values: list[float]) -> list[_Measure]:
         policy, name = self.model.drift.policy, display_name(f)
-        family: Family = "drift" if f.startswith(_FEATURE_PREFIXES) else "prediction_drift"
         result = dm.numeric_drift(ref, cur, discrete=f in self.reference.discrete)
-        enough = cur.present >= policy.min_rows
-        p_index = _push(p_values, result.p_value)
-        calibrated = self._calibrated(f, "numeric", cur.present) if policy.calibrate and enough else {}
-        out = []
-        for metric, value in result.values.items():
-            rule = policy.rule(metric, name)
-            if metric in calibrated and rule.source == "default":
-                rule = calibrated[metric]
-            method = METHOD_COARSE if metric in ("psi", "jensen_shannon", "hellinger") else METHOD_FINE
-            out.append(_Measure(family, metric, name, value, cur.present, method, p_index, enough, rule,
-                                details={"test": result.test, **result.details}))
-        # Data quality: missing share (vs the reference's), values outside the reference range.
-        ref_missing = dm.missing_share(ref) or 0.0
-        mp = _push(p_values, th.share_pvalue(cur.missing, cur.n, ref_missing))
-        out.append(_Measure("data_quality", "missing_share", name, dm.missing_share(cur), cur.n, "count", mp,
-                            rows >= policy.min_rows, policy.rule("missing_share", name), reference_value=ref_missing,
-                            details={"reference_share": ref_missing}))
+        out = self._test_measures(f, "numeric", result, cur.present, p_values,
+                                  lambda metric: METHOD_COARSE if metric in ("psi", "jensen_shannon", "hellinger")
+                                  else METHOD_FINE)
+        out.append(self._missing_share(name, ref, cur, rows, p_values))
         oor = cur.counts[0] + cur.counts[-1]
         # Under no drift a new value falls outside the range of n reference values with probability 2/(n+1).
         op = _push(p_values, th.share_pvalue(oor, cur.present, 2.0 / (ref.present + 1)))
         out.append(_Measure("data_quality", "out_of_range_share", name, dm.out_of_range_share(cur), cur.present,
-                            "count", op, enough, policy.rule("out_of_range_share", name),
+                            "count", op, cur.present >= policy.min_rows, policy.rule("out_of_range_share", name),
                             details={"below": cur.counts[0], "above": cur.counts[-1], "reference_min": ref.minimum,
                                      "reference_max": ref.maximum, "current_min": cur.minimum,
                                      "current_max": cur.maximum}))
@@ -153,30 +139,45 @@ class DriftWindowJob:
     def _categorical(self, f: str, ref: CategoryStats, cur: CategoryStats, rows: int,
                      p_values: list[float]) -> list[_Measure]:
         policy, name = self.model.drift.policy, display_name(f)
-        family: Family = "drift" if f.startswith(_FEATURE_PREFIXES) else "prediction_drift"
         result = dm.categorical_drift(ref, cur)
-        enough = cur.present >= policy.min_rows
+        out = self._test_measures(f, "categorical", result, cur.present, p_values,
+                                  lambda metric: "counts:reference-categories+other")
+        out.append(self._missing_share(name, ref, cur, rows, p_values))
+        share, unseen = dm.unseen_categories(ref, cur)
+        ref_other = ref.other / ref.present if ref.present else 0.0
+        up = _push(p_values, th.share_pvalue(round((share or 0.0) * cur.present), cur.present,
+                                              max(ref_other, 1.0 / (ref.present + 1))))
+        out.append(_Measure("data_quality", "unseen_share", name, share, cur.present, "counts", up,
+                            cur.present >= policy.min_rows, policy.rule("unseen_share", name),
+                            details={"unseen": ", ".join(unseen[:20])}))
+        return out
+
+    def _test_measures(self, f: str, kind: str, result: dm.DriftResult, present: int, p_values: list[float],
+                       method: Callable[[str], str]) -> list[_Measure]:
+        """One measure per drift statistic of a field's test; their shared p-value joins ``p_values``."""
+        policy, name = self.model.drift.policy, display_name(f)
+        family: Family = "drift" if f.startswith(_FEATURE_PREFIXES) else "prediction_drift"
+        enough = present >= policy.min_rows
         p_index = _push(p_values, result.p_value)
-        calibrated = self._calibrated(f, "categorical", cur.present) if policy.calibrate and enough else {}
+        calibrated = self._calibrated(f, kind, present) if policy.calibrate and enough else {}
         out = []
         for metric, value in result.values.items():
             rule = policy.rule(metric, name)
             if metric in calibrated and rule.source == "default":
                 rule = calibrated[metric]
-            out.append(_Measure(family, metric, name, value, cur.present, "counts:reference-categories+other",
-                                p_index, enough, rule, details={"test": result.test, **result.details}))
+            out.append(_Measure(family, metric, name, value, present, method(metric), p_index, enough, rule,
+                                details={"test": result.test, **result.details}))
+        return out
+
+    def _missing_share(self, name: str, ref: NumericStats | CategoryStats, cur: NumericStats | CategoryStats,
+                       rows: int, p_values: list[float]) -> _Measure:
+        """Data quality: the share of missing values, tested against the reference's share."""
+        policy = self.model.drift.policy
         ref_missing = dm.missing_share(ref) or 0.0
         mp = _push(p_values, th.share_pvalue(cur.missing, cur.n, ref_missing))
-        out.append(_Measure("data_quality", "missing_share", name, dm.missing_share(cur), cur.n, "count", mp,
-                            rows >= policy.min_rows, policy.rule("missing_share", name), reference_value=ref_missing,
-                            details={"reference_share": ref_missing}))
-        share, unseen = dm.unseen_categories(ref, cur)
-        ref_other = ref.other / ref.present if ref.present else 0.0
-        up = _push(p_values, th.share_pvalue(round((share or 0.0) * cur.present), cur.present,
-                                              max(ref_other, 1.0 / (ref.present + 1))))
-        out.append(_Measure("data_quality", "unseen_share", name, share, cur.present, "counts", up, enough,
-                            policy.rule("unseen_share", name), details={"unseen": ", ".join(unseen[:20])}))
-        return out
+        return _Measure("data_quality", "missing_share", name, dm.missing_share(cur), cur.n, "count", mp,
+                        rows >= policy.min_rows, policy.rule("missing_share", name), reference_value=ref_missing,
+                        details={"reference_share": ref_missing})
 
     def _calibrated(self, f: str, kind: str, n: int) -> dict[str, th.Rule]:
         """Calibrated rules of every drift metric of a field, for windows of about ``n`` values (cached)."""
