@@ -102,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"mlmon setup: Elasticsearch answered {err.meta.status}: {error_reason(err)}", file=sys.stderr)
         return 1
     _print(outcomes)
-    changed = [o for o in outcomes if o.action not in ("unchanged", "skipped")]
+    changed = [o for o in outcomes if o.action not in ("unchanged", "skipped", "warning")]
+    warnings = [o for o in outcomes if o.action == "warning"]
+    if warnings:  # e.g. a refused rollover: setup went on, the lines above say what to do by hand
+        print(f"{len(warnings)} warning(s): see above", file=sys.stderr)
     if not changed:
         print(f"nothing to change: all {len(outcomes)} assets are up to date")
     elif args.dry_run:

@@ -9,8 +9,18 @@ filled in). So a second run reads, finds every fingerprint equal and writes
 nothing; a hand edit in the cluster or a changed file is re-installed.
 
 Order matters and is fixed: ILM policies, component templates, index templates,
-roles, then the namespace's data streams and the document indices (templates
-must exist before those are created), then watches (licence permitting).
+roles, then lazy rollovers of the existing data streams whose templates changed,
+then the namespace's data streams and the document indices (templates must exist
+before those are created), then watches (licence permitting).
+
+A template change reaches a data stream only when it rolls over onto a new write
+index (ILM may not do that for weeks), so when a run creates or updates an index
+template, or a component template one is composed of, each existing data stream
+on that index template gets a *lazy* rollover (``POST <stream>/_rollover?lazy=true``,
+Elasticsearch 8.13+): marked, it rolls over at its next write, so an idle stream
+gets no empty backing index. Creations count too: a stream that Logstash created
+from the built-in ``logs`` template before the first ``mlmon setup`` moves onto
+ours the same way (Elastic's own apm-data registry does the same, elasticsearch#116219).
 """
 
 from __future__ import annotations
@@ -18,7 +28,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,13 +36,15 @@ from typing import Any, Literal
 import elasticsearch
 
 from mlmon.documents import ALERTS_INDEX, METRICS_INDEX, REFERENCES_INDEX
+from mlmon.es_client import error_reason
 from mlmon.paths import ELASTICSEARCH
 from mlmon.setup.assets import CHECKPOINTS_INDEX, RETENTION, ilm_policy_name
 from mlmon_logging import contract
 
 Body = dict[str, Any]
 AssetKind = Literal["ilm_policy", "component_template", "index_template", "role", "watch"]
-Action = Literal["created", "updated", "unchanged", "skipped", "would create", "would update"]
+Action = Literal["created", "updated", "unchanged", "skipped", "would create", "would update",
+                 "marked", "would mark", "warning"]
 
 FINGERPRINT_KEY = "mlmon_fingerprint"
 #: Licences that include Watcher.
@@ -192,8 +204,6 @@ def sync_asset(es: elasticsearch.Elasticsearch, asset: Asset, *, dry_run: bool =
     try:
         _put(es, asset)
     except elasticsearch.ApiError as exc:
-        from mlmon.es_client import error_reason
-
         raise SetupError(f"Elasticsearch refused {what} {asset.name} ({asset.source}): "
                          f"{exc.meta.status} {error_reason(exc)}") from exc
     return Outcome(what, asset.name, action)
@@ -236,6 +246,67 @@ def ensure_document_indices(es: elasticsearch.Elasticsearch, *, dry_run: bool = 
     return out
 
 
+# --- existing data streams onto changed templates ---------------------------------------------
+
+#: Outcomes of a template whose mappings/settings the existing data streams do not have yet.
+_TEMPLATE_CHANGES: frozenset[Action] = frozenset({"created", "updated", "would create", "would update"})
+NEXT_WRITE = "rolls over onto the new template at its next write"
+
+
+def changed_stream_templates(assets: Sequence[Asset], outcomes: Sequence[Outcome]) -> list[Asset]:
+    """The data-stream index templates this run changes, directly or through a component template.
+
+    Templates of regular indices (no ``data_stream``) are left out: a rollover does not apply to them.
+    """
+    changed = {(o.what, o.name) for o in outcomes if o.action in _TEMPLATE_CHANGES}
+    components = {name for what, name in changed if what == _WHAT["component_template"]}
+    return [a for a in assets
+            if a.kind == "index_template" and "data_stream" in a.body
+            and ((_WHAT["index_template"], a.name) in changed or components & set(a.body.get("composed_of", [])))]
+
+
+def streams_on(es: elasticsearch.Elasticsearch, template: Asset, *, installed: bool = True) -> list[str]:
+    """The existing data streams that use ``template``.
+
+    ``installed=False`` (a dry run of its creation): every stream its patterns match counts,
+    since it is not yet there to be named as their template; a preview may over-count then.
+    """
+    try:
+        found = es.indices.get_data_stream(name=template.body["index_patterns"])["data_streams"]
+    except elasticsearch.NotFoundError:
+        return []
+    # A stream matching the patterns may belong to a template of higher priority (a user's
+    # own): Elasticsearch names the template each stream uses now, so leave the others alone.
+    return sorted(ds["name"] for ds in found if not installed or ds.get("template") == template.name)
+
+
+def lazy_rollover(es: elasticsearch.Elasticsearch, stream: str, *, dry_run: bool = False) -> Outcome:
+    """Mark ``stream`` to roll over at its next write; a refusal is a warning, not a failed setup."""
+    if dry_run:
+        return Outcome("data stream", stream, "would mark", NEXT_WRITE)
+    try:
+        es.indices.rollover(alias=stream, lazy=True)
+    except elasticsearch.ApiError as exc:
+        # The templates are installed; only this stream keeps the old ones until its next
+        # ILM rollover. Say so, and how to apply them now (an immediate, unconditional rollover).
+        return Outcome("data stream", stream, "warning",
+                       f"lazy rollover refused: {exc.meta.status} {error_reason(exc)}; the new template applies "
+                       f"at its next ILM rollover, or now with: POST {stream}/_rollover")
+    return Outcome("data stream", stream, "marked", NEXT_WRITE)
+
+
+def roll_over_onto_changed_templates(es: elasticsearch.Elasticsearch, assets: Sequence[Asset],
+                                     outcomes: Sequence[Outcome], *, dry_run: bool = False) -> list[Outcome]:
+    """A lazy rollover for each existing data stream whose index template this run changed."""
+    to_create = {o.name for o in outcomes if o.what == _WHAT["index_template"] and o.action == "would create"}
+    out: list[Outcome] = []
+    for template in changed_stream_templates(assets, outcomes):
+        for stream in streams_on(es, template, installed=template.name not in to_create):
+            if all(o.name != stream for o in out):  # overlapping patterns: one request per stream
+                out.append(lazy_rollover(es, stream, dry_run=dry_run))
+    return out
+
+
 def licence_allows_watcher(es: elasticsearch.Elasticsearch) -> tuple[bool, str]:
     lic = es.license.get()["license"]
     kind, status = str(lic.get("type", "")), str(lic.get("status", ""))
@@ -251,8 +322,11 @@ def install(es: elasticsearch.Elasticsearch, *, root: Path = ELASTICSEARCH, name
     """Install everything under ``root``; returns one outcome per asset, in order."""
     outcomes: list[Outcome] = []
     core: list[AssetKind] = ["ilm_policy", "component_template", "index_template", "role"]
-    for asset in load_assets(root, core, retention):
+    core_assets = load_assets(root, core, retention)
+    for asset in core_assets:
         outcomes.append(sync_asset(es, asset, dry_run=dry_run))
+    # Before ensure_data_streams: a stream it creates now starts on the new templates already.
+    outcomes += roll_over_onto_changed_templates(es, core_assets, outcomes, dry_run=dry_run)
     outcomes += ensure_data_streams(es, namespace, dry_run=dry_run)
     outcomes += ensure_document_indices(es, dry_run=dry_run)
     watches = load_assets(root, ["watch"])
