@@ -12,7 +12,9 @@ exact per-line checker instead:
 - Arrow cannot tell ``"k": null`` from an absent key: each line records whether
   it holds a null value at all; only such lines need the distinction.
 - Arrow infers timestamps from date-like strings: those columns are learnt and
-  re-read as strings (``explicit_schema``), keeping the exact text.
+  re-read as strings (``explicit_schema``), keeping the exact text. Only paths
+  where the contract has text are learnt: one odd line with a date where an
+  object belongs would otherwise make every later chunk fail to read.
 - Anything Arrow refuses (bad JSON, a type changing between lines, duplicate
   keys, lone surrogates) raises, and the caller splits the chunk.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,9 +64,14 @@ def surrogate_escapes(text: bytes) -> bool:
 
 
 class ChunkParser:
-    """Reads chunks with Arrow, remembering which object paths must stay strings."""
+    """Reads chunks with Arrow, remembering which object paths must stay strings.
 
-    def __init__(self) -> None:
+    ``may_be_text(dotted name)`` says whether the contract allows text there; a
+    date-like column anywhere else makes its chunk :class:`Unprovable` instead.
+    """
+
+    def __init__(self, may_be_text: Callable[[str], bool] = lambda name: True) -> None:
+        self._may_be_text = may_be_text
         self._string_paths: set[tuple[str, ...]] = {("@timestamp",)}
         self._schema = _schema_for(self._string_paths)
         self._learning = threading.Lock()  # chunks are parsed on several threads
@@ -74,6 +82,8 @@ class ChunkParser:
         table = self._read(buffer, len(lines))
         learned = _timestamp_paths(table.schema)
         if learned:
+            if not all(self._may_be_text(".".join(path)) for path in learned):
+                raise Unprovable("a date-like string where the contract has no text field")
             with self._learning:
                 self._string_paths |= learned
                 self._schema = _schema_for(self._string_paths)

@@ -32,6 +32,8 @@ SPLIT_WAYS = 8
 MIN_CHUNK_LINES = 16
 
 
+#: Contract types a date-like string may legitimately fill (see ChunkParser).
+_TEXT_TYPES = frozenset({"keyword", "text", "date"})
 #: Chunks parsed side by side (Arrow releases the GIL); shared, as the process has few cores.
 _PARSERS = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="mlmon-ingest-parse")
 
@@ -61,8 +63,8 @@ class FastPath:
             raise ValueError(f"min_chunk_lines must be >= 1, got {min_chunk_lines}")
         self.validator = validator
         self.min_chunk_lines = min_chunk_lines
-        self.parser = ChunkParser()
         self.checker = ColumnarChecker(validator)
+        self.parser = ChunkParser(lambda name: self.checker.rule(name).es_type in _TEXT_TYPES)
 
     def split(self, lines: list[bytes], positions: list[int], now: Instant) -> FastResult:
         """``lines`` are non-blank, each with or without its "\\n"; ``positions`` their places in the batch."""

@@ -76,6 +76,20 @@ def test_a_bad_line_among_good_ones_costs_only_itself() -> None:
     assert result.per_line == [100]
 
 
+def test_a_date_where_an_object_belongs_does_not_slow_later_chunks() -> None:
+    """Arrow reads a date-like string as a timestamp and the parser learns to keep that path
+    as text; learnt where the contract wants an object, every later chunk would fail to read."""
+    fast = FastPath(core.validator_for())
+    odd = []
+    for i in range(32):
+        doc = _prediction(1000 + i)
+        doc["mlmon"]["features"] = "2025-01-15T10:00:00Z"
+        odd.append(json.dumps(doc).encode() + b"\n")
+    assert fast.split(odd, list(range(len(odd))), NOW).per_line == list(range(len(odd)))  # all refused
+    good = [json.dumps(_prediction(i)).encode() + b"\n" for i in range(64)]
+    assert fast.split(good, list(range(len(good))), NOW).per_line == []
+
+
 def _prediction(i: int) -> dict[str, Any]:
     from tests.ingest.conftest import prediction  # noqa: PLC0415
     return prediction(f"e-{i}", x=i * 0.5, y=float(i))
