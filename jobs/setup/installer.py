@@ -9,23 +9,34 @@ filled in). So a second run reads, finds every fingerprint equal and writes
 nothing; a hand edit in the cluster or a changed file is re-installed.
 
 Order matters and is fixed: ILM policies, component templates, index templates,
-roles, then lazy rollovers of the existing data streams whose templates changed,
+roles, then lazy rollovers of the existing data streams still on older templates,
 then the namespace's data streams and the document indices (templates must exist
 before those are created), then watches (licence permitting).
 
 A template change reaches a data stream only when it rolls over onto a new write
-index (ILM may not do that for weeks), so when a run creates or updates an index
-template, or a component template one is composed of, each existing data stream
-on that index template gets a *lazy* rollover (``POST <stream>/_rollover?lazy=true``,
-Elasticsearch 8.13+): marked, it rolls over at its next write, so an idle stream
-gets no empty backing index. Creations count too: a stream that Logstash created
-from the built-in ``logs`` template before the first ``mlmon setup`` moves onto
-ours the same way (Elastic's own apm-data registry does the same, elasticsearch#116219).
+index (ILM may not do that for weeks). So every data-stream index template also
+carries a *composed* fingerprint, of its own body and of the component templates
+it is composed of, in ``template.mappings._meta.mlmon_template_fingerprint``:
+Elasticsearch copies it into the mapping ``_meta`` of each backing index it
+creates from the template. Each run compares, for every existing data stream
+that uses one of our index templates, the fingerprint in its write index's
+mapping with the template's current one, and gives the streams that differ (or
+have none: created before this rule, or from the built-in ``logs`` template
+when Logstash wrote before the first ``mlmon setup``) a *lazy* rollover
+(``POST <stream>/_rollover?lazy=true``, Elasticsearch 8.13+): marked, it rolls
+over at its next write, so an idle stream gets no empty backing index. A stream
+already marked (``rollover_on_write``) needs no new request. The rule reads the
+cluster's state, not what this run changed, so it heals itself: a run
+interrupted between the template PUT and the rollover, or a refused rollover,
+is completed by the next run. It costs two reads a run (the data streams of our
+templates, the mapping ``_meta`` of their indices). Elastic's own apm-data
+registry rolls its streams over the same way (elasticsearch#116219).
 """
 
 from __future__ import annotations
 
 import copy
+import fnmatch
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -47,6 +58,9 @@ Action = Literal["created", "updated", "unchanged", "skipped", "would create", "
                  "marked", "would mark", "warning"]
 
 FINGERPRINT_KEY = "mlmon_fingerprint"
+#: Key of the composed fingerprint in a data-stream index template's ``template.mappings._meta``,
+#: and so in the mapping ``_meta`` of every backing index created from it.
+TEMPLATE_FINGERPRINT_KEY = "mlmon_template_fingerprint"
 #: Licences that include Watcher.
 WATCHER_LICENCES = ("gold", "platinum", "enterprise", "trial")
 DOCUMENT_INDICES = (METRICS_INDEX, ALERTS_INDEX, REFERENCES_INDEX, CHECKPOINTS_INDEX)
@@ -127,6 +141,55 @@ def apply_retention(body: Body, retention: str) -> Body:
     return out
 
 
+def is_stream_template(asset: Asset) -> bool:
+    """An index template of data streams (a rollover applies to those, not to regular indices)."""
+    return asset.kind == "index_template" and "data_stream" in asset.body
+
+
+def template_fingerprint(asset: Asset) -> str | None:
+    """The composed fingerprint a data-stream index template gives its backing indices (None for others)."""
+    meta = asset.body.get("template", {}).get("mappings", {}).get("_meta", {})
+    found = meta.get(TEMPLATE_FINGERPRINT_KEY)
+    return found if isinstance(found, str) else None
+
+
+def _with_template_fingerprint(body: Body, path: Path, components: Mapping[str, Asset]) -> Body:
+    """``body`` with its composed fingerprint in ``template.mappings._meta``.
+
+    Injected here rather than written by the generator into the committed files: it
+    must cover the component bodies exactly as this run sends them (an ``--assets``
+    copy may have edited one without regenerating the index templates), or a stream
+    would be judged current while its mappings are not. It is computed from the
+    body without it, then inserted, so the asset fingerprint taken after it is stable
+    and changes with any component: the index template is then re-installed too,
+    and new backing indices carry the new value. (Retention options do not enter:
+    they change ILM policies, which Elasticsearch applies to existing indices.)
+    Elasticsearch deep-merges mapping ``_meta`` across ``composed_of`` and the index
+    template, later keys winning, and the index template's own mappings come last.
+    """
+    out = copy.deepcopy(body)
+    out.get("_meta", {}).pop(FINGERPRINT_KEY, None)
+    out.get("template", {}).get("mappings", {}).get("_meta", {}).pop(TEMPLATE_FINGERPRINT_KEY, None)
+    missing = [name for name in out.get("composed_of", []) if name not in components]
+    if missing:
+        raise SetupError(f"{path}: composed of component template(s) {missing} that are not under "
+                         f"{path.parent.parent / ASSET_DIRS['component_template'][0]}")
+    digest = fingerprint({"index_template": fingerprint(out),
+                          "composed_of": [components[name].fingerprint for name in out.get("composed_of", [])]})
+    out.setdefault("template", {}).setdefault("mappings", {}).setdefault("_meta", {})[TEMPLATE_FINGERPRINT_KEY] = digest
+    return out
+
+
+def _read_body(path: Path) -> Body:
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SetupError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise SetupError(f"{path}: expected a JSON object (the API's request body)")
+    return body
+
+
 def load_assets(root: Path = ELASTICSEARCH, kinds: Iterable[AssetKind] = ASSET_DIRS,
                 retention: Mapping[str, str] | None = None) -> list[Asset]:
     """Every asset file under ``root`` (in install order), bodies ready to send."""
@@ -135,19 +198,23 @@ def load_assets(root: Path = ELASTICSEARCH, kinds: Iterable[AssetKind] = ASSET_D
     if unknown:
         raise SetupError(f"unknown retention policy {sorted(unknown)}; known: {sorted(RETENTION)}")
     by_policy_name = {ilm_policy_name(p): age for p, age in retention.items()}
+    kinds = list(kinds)
+    components: dict[str, Asset] = {}  # the composed fingerprints of index templates need them
     assets: list[Asset] = []
     for kind in kinds:
         directory = root / ASSET_DIRS[kind][0]
         for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
-            try:
-                body = json.loads(path.read_text(encoding="utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise SetupError(f"{path}: not valid JSON: {exc}") from exc
-            if not isinstance(body, dict):
-                raise SetupError(f"{path}: expected a JSON object (the API's request body)")
+            body = _read_body(path)
             if kind == "ilm_policy" and path.stem in by_policy_name:
                 body = apply_retention(body, by_policy_name.pop(path.stem))
-            assets.append(Asset(kind, path.stem, _with_fingerprint(kind, body), path))
+            if kind == "index_template" and "data_stream" in body:
+                if not components and "component_template" not in kinds:
+                    components = {a.name: a for a in load_assets(root, ["component_template"])}
+                body = _with_template_fingerprint(body, path, components)
+            asset = Asset(kind, path.stem, _with_fingerprint(kind, body), path)
+            if kind == "component_template":
+                components[asset.name] = asset
+            assets.append(asset)
     if by_policy_name:
         raise SetupError(f"no ILM policy file for retention of {sorted(by_policy_name)} in {root / 'ilm'}")
     return assets
@@ -246,38 +313,67 @@ def ensure_document_indices(es: elasticsearch.Elasticsearch, *, dry_run: bool = 
     return out
 
 
-# --- existing data streams onto changed templates ---------------------------------------------
+# --- existing data streams onto the current templates -----------------------------------------
 
-#: Outcomes of a template whose mappings/settings the existing data streams do not have yet.
-_TEMPLATE_CHANGES: frozenset[Action] = frozenset({"created", "updated", "would create", "would update"})
 NEXT_WRITE = "rolls over onto the new template at its next write"
 
 
-def changed_stream_templates(assets: Sequence[Asset], outcomes: Sequence[Outcome]) -> list[Asset]:
-    """The data-stream index templates this run changes, directly or through a component template.
+@dataclass(frozen=True)
+class StreamState:
+    """What the data stream API says of one stream (the fields the rollover rule reads)."""
 
-    Templates of regular indices (no ``data_stream``) are left out: a rollover does not apply to them.
-    """
-    changed = {(o.what, o.name) for o in outcomes if o.action in _TEMPLATE_CHANGES}
-    components = {name for what, name in changed if what == _WHAT["component_template"]}
-    return [a for a in assets
-            if a.kind == "index_template" and "data_stream" in a.body
-            and ((_WHAT["index_template"], a.name) in changed or components & set(a.body.get("composed_of", [])))]
+    name: str
+    template: str | None      # the index template it uses now, as Elasticsearch resolves it
+    write_index: str | None   # the last of its backing indices
+    rollover_on_write: bool   # already marked for a lazy rollover (8.13+; absent before)
+
+    @classmethod
+    def from_api(cls, doc: Mapping[str, Any]) -> StreamState:
+        indices = doc.get("indices") or []
+        return cls(name=str(doc["name"]), template=doc.get("template"),
+                   write_index=indices[-1]["index_name"] if indices else None,
+                   rollover_on_write=bool(doc.get("rollover_on_write", False)))
 
 
-def streams_on(es: elasticsearch.Elasticsearch, template: Asset, *, installed: bool = True) -> list[str]:
-    """The existing data streams that use ``template``.
-
-    ``installed=False`` (a dry run of its creation): every stream its patterns match counts,
-    since it is not yet there to be named as their template; a preview may over-count then.
-    """
+def data_streams_of(es: elasticsearch.Elasticsearch, templates: Sequence[Asset]) -> list[StreamState]:
+    """The existing data streams the templates' patterns match: one request for all of them."""
+    patterns = sorted({p for t in templates for p in t.body["index_patterns"]})
     try:
-        found = es.indices.get_data_stream(name=template.body["index_patterns"])["data_streams"]
+        found = es.indices.get_data_stream(name=patterns)["data_streams"]
     except elasticsearch.NotFoundError:
         return []
-    # A stream matching the patterns may belong to a template of higher priority (a user's
-    # own): Elasticsearch names the template each stream uses now, so leave the others alone.
-    return sorted(ds["name"] for ds in found if not installed or ds.get("template") == template.name)
+    return [StreamState.from_api(doc) for doc in found]
+
+
+def owner(stream: StreamState, templates: Mapping[str, Asset], to_create: Sequence[Asset]) -> Asset | None:
+    """Our index template ``stream`` uses, or None when another one (a user's, of higher priority) owns it.
+
+    ``to_create``: templates a dry run would create; not there yet to be named as any stream's
+    template, they count for every stream their patterns match (a preview may over-count then).
+    """
+    named = templates.get(stream.template) if stream.template is not None else None
+    if named is not None:
+        return named
+    return next((t for t in to_create if any(fnmatch.fnmatchcase(stream.name, p) for p in t.body["index_patterns"])),
+                None)
+
+
+def write_index_fingerprints(es: elasticsearch.Elasticsearch, templates: Sequence[Asset]) -> dict[str, str]:
+    """Backing index -> the composed fingerprint in its mapping ``_meta``, for the templates' streams.
+
+    One request by the templates' patterns (short, whatever the number of namespaces; a
+    comma-joined list of write indices could outgrow the 4 KB HTTP request line). filter_path
+    keeps just the fingerprint; an index without one is left out of the answer.
+    """
+    patterns = sorted({p for t in templates for p in t.body["index_patterns"]})
+    found = es.indices.get_mapping(index=patterns, ignore_unavailable=True, allow_no_indices=True,
+                                   filter_path=f"*.mappings._meta.{TEMPLATE_FINGERPRINT_KEY}")
+    out: dict[str, str] = {}
+    for index, record in found.body.items():
+        value = (record.get("mappings") or {}).get("_meta", {}).get(TEMPLATE_FINGERPRINT_KEY)
+        if isinstance(value, str):
+            out[index] = value
+    return out
 
 
 def lazy_rollover(es: elasticsearch.Elasticsearch, stream: str, *, dry_run: bool = False) -> Outcome:
@@ -288,22 +384,43 @@ def lazy_rollover(es: elasticsearch.Elasticsearch, stream: str, *, dry_run: bool
         es.indices.rollover(alias=stream, lazy=True)
     except elasticsearch.ApiError as exc:
         # The templates are installed; only this stream keeps the old ones until its next
-        # ILM rollover. Say so, and how to apply them now (an immediate, unconditional rollover).
+        # ILM rollover, or until the next `mlmon setup` asks again. Say so, and how to apply
+        # them now (an immediate, unconditional rollover).
         return Outcome("data stream", stream, "warning",
-                       f"lazy rollover refused: {exc.meta.status} {error_reason(exc)}; the new template applies "
-                       f"at its next ILM rollover, or now with: POST {stream}/_rollover")
+                       f"lazy rollover refused: {exc.meta.status} {error_reason(exc)}; the next mlmon setup asks "
+                       f"again, the new template applies at the next ILM rollover, or now with: POST {stream}/_rollover")
     return Outcome("data stream", stream, "marked", NEXT_WRITE)
 
 
-def roll_over_onto_changed_templates(es: elasticsearch.Elasticsearch, assets: Sequence[Asset],
-                                     outcomes: Sequence[Outcome], *, dry_run: bool = False) -> list[Outcome]:
-    """A lazy rollover for each existing data stream whose index template this run changed."""
-    to_create = {o.name for o in outcomes if o.what == _WHAT["index_template"] and o.action == "would create"}
+def roll_over_stale_streams(es: elasticsearch.Elasticsearch, assets: Sequence[Asset],
+                            outcomes: Sequence[Outcome], *, dry_run: bool = False) -> list[Outcome]:
+    """A lazy rollover for each existing data stream whose write index predates its template's current version.
+
+    Call after the templates are installed (``outcomes`` are those of this run: in a dry run,
+    the templates it would create count as the owners of the streams they match).
+    """
+    templates = {a.name: a for a in assets if is_stream_template(a)}
+    if not templates:
+        return []
+    would_create = {o.name for o in outcomes if o.what == _WHAT["index_template"] and o.action == "would create"}
+    to_create = [t for name, t in templates.items() if name in would_create]
+    owned = [(s, t) for s in data_streams_of(es, list(templates.values()))
+             if (t := owner(s, templates, to_create)) is not None]
+    if not owned:
+        return []
+    current = write_index_fingerprints(es, list(templates.values()))
     out: list[Outcome] = []
-    for template in changed_stream_templates(assets, outcomes):
-        for stream in streams_on(es, template, installed=template.name not in to_create):
-            if all(o.name != stream for o in out):  # overlapping patterns: one request per stream
-                out.append(lazy_rollover(es, stream, dry_run=dry_run))
+    done: set[str] = set()
+    for stream, template in owned:
+        if stream.name in done:  # overlapping patterns: one request per stream
+            continue
+        done.add(stream.name)
+        if stream.write_index is not None and current.get(stream.write_index) == template_fingerprint(template):
+            continue
+        if stream.rollover_on_write:  # marked by an earlier run (or by hand) and not written to since
+            out.append(Outcome("data stream", stream.name, "unchanged", f"already marked: {NEXT_WRITE}"))
+            continue
+        out.append(lazy_rollover(es, stream.name, dry_run=dry_run))
     return out
 
 
@@ -326,7 +443,7 @@ def install(es: elasticsearch.Elasticsearch, *, root: Path = ELASTICSEARCH, name
     for asset in core_assets:
         outcomes.append(sync_asset(es, asset, dry_run=dry_run))
     # Before ensure_data_streams: a stream it creates now starts on the new templates already.
-    outcomes += roll_over_onto_changed_templates(es, core_assets, outcomes, dry_run=dry_run)
+    outcomes += roll_over_stale_streams(es, core_assets, outcomes, dry_run=dry_run)
     outcomes += ensure_data_streams(es, namespace, dry_run=dry_run)
     outcomes += ensure_document_indices(es, dry_run=dry_run)
     watches = load_assets(root, ["watch"])

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlmon.cli import main
-from mlmon.setup.installer import FINGERPRINT_KEY
+from mlmon.setup.installer import FINGERPRINT_KEY, TEMPLATE_FINGERPRINT_KEY
 from mlmon.paths import ELASTICSEARCH
 from tests.support.estypes import assert_bodies_typecheck
 from tests.support.fake_elastic import FakeElasticsearch, FakeKibana
@@ -84,6 +84,10 @@ def test_first_run_installs_everything_in_dependency_order(assets: Path, trial_e
     on_disk = json.loads((assets / "elasticsearch/index_templates/logs-mlmon.prediction.json").read_text())
     body = sent["/_index_template/logs-mlmon.prediction"]
     assert body["_meta"].pop(FINGERPRINT_KEY)
+    # A data-stream index template also carries its composed fingerprint, for its backing indices' mappings.
+    mappings = body["template"].pop("mappings")
+    assert set(mappings) == {"_meta"} and set(mappings["_meta"]) == {TEMPLATE_FINGERPRINT_KEY}
+    assert re.fullmatch(r"[0-9a-f]{20}", mappings["_meta"][TEMPLATE_FINGERPRINT_KEY])
     assert body == on_disk
     assert sent["/_security/role/mlmon_viewer"]["metadata"][FINGERPRINT_KEY]
     assert sent["/_ilm/policy/mlmon-events"]["policy"]["_meta"][FINGERPRINT_KEY]
