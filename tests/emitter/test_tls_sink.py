@@ -8,6 +8,7 @@ and a second, untrusted CA with its own server and client certificates.
 from __future__ import annotations
 
 import re
+import select
 import shutil
 import socket
 import ssl
@@ -333,7 +334,9 @@ def test_a_server_hanging_up_on_an_idle_client_is_noticed_before_the_next_send(
     server.hang_up(graceful)
     assert _wait_for(lambda: server.hangups == 1)
     server.accept_again()
-    time.sleep(0.05)  # let the close_notify / FIN reach the client
+    client = _tcp_sink(mlog)._sock
+    assert client is not None
+    assert _wait_for(lambda: select.select([client], [], [], 0)[0])  # the close_notify / FIN has arrived
     second = [mlog.log_prediction({"x": float(i)}) for i in range(20)]
     assert mlog.flush(timeout=10)
     mlog.close()
