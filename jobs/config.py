@@ -44,7 +44,8 @@ import yaml
 
 from mlmon.config_values import (ConfigError, Where, boolean, integer_at_least, mapping_of, no_unknown_keys,
                                  optional_float, optional_str, probability)
-from mlmon.metrics.thresholds import CORRECTIONS, DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_RULES, Policy, Rule
+from mlmon.metrics.thresholds import (CORRECTIONS, DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_RULES, Policy, Rule,
+                                     default_policy)
 from mlmon_logging import contract
 
 DEFAULT_WINDOW = timedelta(hours=1)
@@ -59,7 +60,7 @@ class DriftConfig:
     #: Feature names (not dotted); empty = every feature of the reference profile.
     features: tuple[str, ...] = ()
     prediction: bool = True
-    policy: Policy = field(default_factory=lambda: Policy(rules=dict(DEFAULT_RULES), per_feature={}))
+    policy: Policy = field(default_factory=default_policy)
     segments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 

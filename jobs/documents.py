@@ -20,7 +20,6 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 Status = Literal["ok", "warning", "alert", "insufficient_data", "no_threshold"]
-STATUSES: tuple[str, ...] = ("ok", "warning", "alert", "insufficient_data", "no_threshold")
 #: Severity order, for "worst status" roll-ups.
 SEVERITY: dict[str, int] = {"no_threshold": 0, "ok": 0, "insufficient_data": 1, "warning": 2, "alert": 3}
 Family = Literal["drift", "data_quality", "prediction_drift", "performance", "estimated_performance",

@@ -32,6 +32,8 @@ import elasticsearch
 from elastic_transport import Transport, TransportApiResponse
 from elastic_transport.client_utils import DEFAULT, DefaultType
 
+from mlmon.setup.versions import SUPPORTED_MAJOR
+
 _log = logging.getLogger(__name__)
 
 ENV_API_KEY = "MLMON_ES_API_KEY"
@@ -209,6 +211,6 @@ def check_connection(es: elasticsearch.Elasticsearch) -> ClusterInfo:
         raise ElasticsearchSetupError(f"Elasticsearch answered {exc.meta.status} to GET /: {error_reason(exc)}") from exc
     version = str(info["version"]["number"])
     found = ClusterInfo(str(info.get("cluster_name", "")), version)
-    if found.major < 9:
-        raise ElasticsearchSetupError(f"mlmon needs Elasticsearch 9.x, found {version}")
+    if found.major < SUPPORTED_MAJOR:
+        raise ElasticsearchSetupError(f"mlmon needs Elasticsearch {SUPPORTED_MAJOR}.x, found {version}")
     return found

@@ -21,8 +21,6 @@ ALERTS_TABLE = "alerts"
 
 #: Values of ``alert.action``: what happened to the (rule, series) pair.
 ACTIONS: tuple[str, ...] = ("fired", "escalated", "renotified", "recovered")
-#: Values of ``alert.source``.
-SOURCES: tuple[str, ...] = ("mlmon-jobs", "kibana", "watcher")
 
 _SHARED_WITH_METRICS: tuple[str, ...] = (
     "mlmon.model.name",

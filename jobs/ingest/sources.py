@@ -8,7 +8,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import BinaryIO
 
 #: How often a followed file is polled for new bytes when it has none.
 POLL_SECONDS = 0.2
@@ -34,11 +33,6 @@ class StopFlag:
             self.set()
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
-
-
-def read_lines(stream: BinaryIO) -> Iterator[bytes]:
-    """Every line of a finite stream, newline included (a last line without one too)."""
-    yield from stream
 
 
 def follow_lines(path: Path, stop: StopFlag) -> Iterator[bytes | None]:

@@ -51,12 +51,6 @@ class Instant:
         ns = time.time_ns()
         return cls(ns // 1_000_000_000, ns % 1_000_000_000)
 
-    @classmethod
-    def from_datetime(cls, dt: datetime) -> Instant:
-        if dt.tzinfo is None:
-            raise ValueError(f"naive datetime {dt!r}: pass an aware datetime")
-        return cls(calendar.timegm(dt.utctimetuple()), dt.microsecond * 1000)
-
 
 def parse_iso(text: str) -> Instant | None:
     """The instant ``text`` names, or None when it is not an accepted timestamp."""

@@ -48,5 +48,3 @@ METRICS = DataView("mlmon-metrics", "mlmon metrics", f"{METRICS_INDEX}*")
 ALERTS = DataView("mlmon-alerts", "mlmon alerts", f"{ALERTS_INDEX}*")
 
 ALL: tuple[DataView, ...] = (PREDICTIONS, FEEDBACK, EXPLANATIONS, DEAD_LETTERS, METRICS, ALERTS)
-BY_ID: dict[str, DataView] = {dv.id: dv for dv in ALL}
-

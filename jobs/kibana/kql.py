@@ -6,7 +6,6 @@ query names (for the mapping checks) and quotes values the way KQL needs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -63,10 +62,6 @@ class Query:
 
     def to_json(self) -> dict[str, str]:
         return {"language": "kuery", "query": self.render()}
-
-
-def all_of(clauses: Iterable[Clause]) -> Query:
-    return Query(tuple(clauses))
 
 
 EMPTY = Query()

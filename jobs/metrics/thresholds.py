@@ -20,7 +20,7 @@ The default rule is built not to cry wolf on production volumes:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Literal
 
@@ -176,7 +176,3 @@ def calibrate(null_values: Sequence[float], tests: int, alpha: float = DEFAULT_A
     z = NormalDist().inv_cdf
     m = max(tests, 1)
     return Rule(warning=mu + z(1 - warning_alpha / m) * sd, alert=mu + z(1 - alpha / m) * sd, source="calibrated")
-
-
-def with_source(rule: Rule, source: str) -> Rule:
-    return replace(rule, source=source)

@@ -15,7 +15,6 @@ file is the create body, with the rule id in ``"id"`` (or the file name).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,6 @@ import requests
 from mlmon.paths import KIBANA
 from mlmon.setup.installer import Outcome, SetupError
 
-ENV_KIBANA_URL = "MLMON_KIBANA_URL"
 #: Fields ``PUT /api/alerting/rule/{id}`` accepts; the others (rule_type_id, consumer) are fixed at creation.
 RULE_UPDATABLE = ("name", "tags", "schedule", "params", "actions", "throttle", "notify_when", "alert_delay", "flapping")
 
@@ -240,7 +238,3 @@ def install(kibana: KibanaClient, root: Path = KIBANA, *, dry_run: bool = False)
     outcomes += [sync_connector(kibana, p, dry_run=dry_run) for p in sorted((root / "rules" / "connectors").glob("*.json"))]
     outcomes += [sync_rule(kibana, p, dry_run=dry_run) for p in sorted((root / "rules").glob("*.json"))]
     return outcomes
-
-
-def kibana_url_from_env() -> str | None:
-    return os.environ.get(ENV_KIBANA_URL) or None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +13,6 @@ from mlmon.alerts.local import alert_round, alert_store_for
 from mlmon.alerts.rules import AlertsConfig, Rule, WebhookConfig, parse_alerts_config
 from mlmon.alerts.schema import ALERTS_TABLE
 from mlmon.alerts.store import DuckDBAlertStore
-from mlmon.documents import MetricDocument
 from mlmon.stores.duckdb_schema import quote
 from mlmon.stores.duckdb_store import DuckDBStore
 from tests.alerts.conftest import T0, Receiver, make_metric
