@@ -39,7 +39,7 @@ from mlmon import __version__
 from mlmon.config import ModelConfig
 from mlmon.documents import Family, Maturity, MetricDocument, Status, Threshold, iso
 from mlmon.metrics.cbpe import IsotonicCalibration, estimate_binary, estimate_multiclass, estimation_error
-from mlmon.metrics.performance import (MetricSet, classification_metrics, confusion_matrix,
+from mlmon.metrics.performance import (MetricSet, MetricValue, classification_metrics, confusion_matrix,
                                        regression_metrics)
 from mlmon.perf_stats import ClassificationStats, RegressionSums, ScoreBins, uniform_edges
 from mlmon.performance_config import MAX_SEGMENT_VALUES, PER_CLASS, MetricRule, PerformanceConfig
@@ -421,12 +421,7 @@ class PerformanceJob:
         for mv in realised:
             if mv.metric == "label_coverage":
                 continue
-            status, threshold, why = self._status(mv.metric, mv.class_label, mv.value, enough, reference)
-            details: dict[str, Any] = {**mv.details}
-            if mv.note:
-                details["note"] = mv.note
-            if why:
-                details["status_reason"] = why
+            status, threshold, details = self._judged(mv, enough, reference)
             docs.append(self._doc("performance", mv.metric, start, end, mv.value, status, threshold,
                                   window.labelled_rows, maturity, class_label=mv.class_label, method=METHOD_JOIN,
                                   details=details, **common))
@@ -487,21 +482,27 @@ class PerformanceJob:
         enough = window.rows >= self.cfg.min_labelled
         docs = []
         for mv in estimated:
-            status, threshold, why = self._status(mv.metric, mv.class_label, mv.value, enough, reference)
-            details: dict[str, Any] = {**mv.details}
-            if mv.note:
-                details["note"] = mv.note
-            if why:
-                details["status_reason"] = why
+            status, threshold, details = self._judged(mv, enough, reference)
             try:
                 err = errors.get(mv.metric, mv.class_label)
-                details.update(estimation_error=err.value, **{k: v for k, v in err.details.items()})
+                details.update(estimation_error=err.value, **err.details)
             except KeyError:
                 pass
             docs.append(self._doc("estimated_performance", mv.metric, start, end, mv.value, status, threshold,
                                   window.rows, maturity, class_label=mv.class_label, method=METHOD_CBPE,
                                   details=details, segment=segment, reference=reference))
         return docs
+
+    def _judged(self, mv: MetricValue, enough: bool,
+                reference: PerformanceReference | None) -> tuple[Status, Threshold | None, dict[str, Any]]:
+        """A metric value's status and threshold, and its details with the note and the reason."""
+        status, threshold, why = self._status(mv.metric, mv.class_label, mv.value, enough, reference)
+        details: dict[str, Any] = {**mv.details}
+        if mv.note:
+            details["note"] = mv.note
+        if why:
+            details["status_reason"] = why
+        return status, threshold, details
 
     def _status(self, metric: str, class_label: str, value: float | None, enough: bool,
                 reference: PerformanceReference | None) -> tuple[Status, Threshold | None, str]:
