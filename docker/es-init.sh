@@ -14,34 +14,32 @@ if [ ! -f "$certs/ca/ca.crt" ]; then
     bin/elasticsearch-certutil ca --silent --pem --out "$certs/ca.zip"
     unzip -q -o "$certs/ca.zip" -d "$certs"
 fi
-if [ ! -f "$certs/elasticsearch/elasticsearch.crt" ]; then
-    echo "es-init: creating the node certificate"
-    cat > "$certs/instances.yml" <<'YML'
+# Certificates signed by the CA for the instances read from stdin (certutil's YAML),
+# unless $1 exists: each set has its own check, so a volume made before a set existed gets it too.
+issue() {
+    local marker=$1 name=$2
+    if [ -f "$certs/$marker" ]; then return 0; fi
+    echo "es-init: creating the $name certificates"
+    cat > "$certs/instances-$name.yml"
+    bin/elasticsearch-certutil cert --silent --pem --out "$certs/certs-$name.zip" --in "$certs/instances-$name.yml" \
+        --ca-cert "$certs/ca/ca.crt" --ca-key "$certs/ca/ca.key"
+    unzip -q -o "$certs/certs-$name.zip" -d "$certs"
+}
+issue elasticsearch/elasticsearch.crt node <<'YML'
 instances:
   - name: elasticsearch
     dns: [elasticsearch, localhost]
     ip: [127.0.0.1]
 YML
-    bin/elasticsearch-certutil cert --silent --pem --out "$certs/certs.zip" --in "$certs/instances.yml" \
-        --ca-cert "$certs/ca/ca.crt" --ca-key "$certs/ca/ca.key"
-    unzip -q -o "$certs/certs.zip" -d "$certs"
-fi
 # Logstash's TLS input (port 5045) and a client certificate for mutual TLS with it
 # (mlmon_logging: tls://host:5045?ca=ca.crt&cert=mlmon-client.crt&key=mlmon-client.key).
-# Its own check, so that a volume made before the TLS input existed gets them too.
-if [ ! -f "$certs/logstash/logstash.crt" ]; then
-    echo "es-init: creating the Logstash and mlmon-client certificates"
-    cat > "$certs/instances-logstash.yml" <<'YML'
+issue logstash/logstash.crt logstash <<'YML'
 instances:
   - name: logstash
     dns: [logstash, localhost]
     ip: [127.0.0.1]
   - name: mlmon-client
 YML
-    bin/elasticsearch-certutil cert --silent --pem --out "$certs/certs-logstash.zip" \
-        --in "$certs/instances-logstash.yml" --ca-cert "$certs/ca/ca.crt" --ca-key "$certs/ca/ca.key"
-    unzip -q -o "$certs/certs-logstash.zip" -d "$certs"
-fi
 # Readable by the other containers' users (Elasticsearch 1000, Logstash 1000, mlmon 10001); keys stay 640.
 chown -R root:root "$certs"
 find "$certs" -type d -exec chmod 755 {} +
