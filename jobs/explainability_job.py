@@ -72,23 +72,6 @@ class ExplainBackend(Protocol):
                                   reference_id: str | None = None) -> dict[str, Any] | None: ...
 
 
-def explain_backend(store: Store) -> Any:
-    """The explainability / fairness queries for ``store`` (same connection or client, no second one)."""
-    from mlmon.stores.duckdb_store import DuckDBStore
-
-    if isinstance(store, DuckDBStore):
-        from mlmon.stores.duckdb_explain import DuckDBExplainStore
-
-        return DuckDBExplainStore(store.con)
-    from mlmon.stores.es_store import ElasticsearchStore
-
-    if isinstance(store, ElasticsearchStore):
-        from mlmon.stores.es_explain import ElasticsearchExplainStore
-
-        return ElasticsearchExplainStore(store.es)
-    raise TypeError(f"no explainability queries for a {type(store).__name__}")
-
-
 # --- attribution references -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -343,7 +326,7 @@ def explainability_job(store: Store, model: ModelConfig, run_id: str, *, default
     cfg = explainability_config(model, file)
     if cfg is None:
         return None
-    return ExplainabilityJob(explain_backend(store), model, cfg, run_id, default_version=default_version)
+    return ExplainabilityJob(store.explain_queries(), model, cfg, run_id, default_version=default_version)
 
 
 def _method(cfg: ExplainabilityConfig) -> str:

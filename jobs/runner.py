@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import FrameType
 
-from mlmon.alerts.local import alert_round, alert_store_for
+from mlmon.alerts.local import alert_round
 from mlmon.alerts.rules import AlertsConfig
 from mlmon.alerts.store import AlertStore
 from mlmon.config import Config, ModelConfig
@@ -117,7 +117,7 @@ class Runner:
         if not docs:
             return 0
         if self._alert_store is None:
-            self._alert_store = alert_store_for(self.store)
+            self._alert_store = self.store.alert_store()
         configs = {m.name: m.sections.get("alerts") or AlertsConfig() for m in self.config.models}
         return len(alert_round(self._alert_store, docs, configs, now=self.clock()).written)
 

@@ -22,7 +22,6 @@ from mlmon.alerts.rules import AlertsConfig, WebhookConfig
 from mlmon.alerts.store import AlertStore
 from mlmon.alerts.webhook import DeliveryReport, post_alerts
 from mlmon.documents import MetricDocument
-from mlmon.stores.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +87,3 @@ def _evaluate_version(store: AlertStore, model: str, version: str, docs: Sequenc
         last = {rule.id: memory[sid]} if sid in memory else {}
         alerts += evaluate(history[key], config.rules, last, now=fired_at)
     return alerts
-
-
-def alert_store_for(store: Store) -> AlertStore:
-    """The alert adapter over an open metric store (same connection / client)."""
-    from mlmon.stores.duckdb_store import DuckDBStore
-    from mlmon.stores.es_store import ElasticsearchStore
-
-    if isinstance(store, DuckDBStore):
-        from mlmon.alerts.store import DuckDBAlertStore
-
-        return DuckDBAlertStore(store.con)
-    if isinstance(store, ElasticsearchStore):
-        from mlmon.alerts.es_store import ElasticsearchAlertStore
-
-        return ElasticsearchAlertStore(store.es)
-    raise TypeError(f"no alert adapter for {type(store).__name__}")

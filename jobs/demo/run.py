@@ -144,11 +144,10 @@ def run_demo(out_dir: Path, days: int = 7, per_day: int = 3200, drift_day: int =
     finally:
         mlog.close()
 
-    from mlmon.alerts.local import alert_store_for
     from mlmon.report.gather import gather
     from mlmon.report.html import render
 
-    result.alerts = alert_store_for(store).recent_alerts(model=MODEL, limit=10_000)
+    result.alerts = store.alert_store().recent_alerts(model=MODEL, limit=10_000)
     report_path.write_text(render(gather(store, f"duckdb:///{db}", title="mlmon demo: cancer-screen v1")),
                            encoding="utf-8")
     store.close()

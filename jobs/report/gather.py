@@ -6,7 +6,6 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from typing import Any
 
-from mlmon.alerts.local import alert_store_for
 from mlmon.documents import SEVERITY
 from mlmon.drift_job import display_name
 from mlmon.reference import ReferenceProfile
@@ -24,7 +23,7 @@ def gather(store: Store, store_url: str, model: str | None = None, title: str = 
     by_model: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for m in metrics:
         by_model[(m["mlmon"]["model"]["name"], m["mlmon"]["model"]["version"])].append(m)
-    alerts = alert_store_for(store).recent_alerts(model=model, limit=500)
+    alerts = store.alert_store().recent_alerts(model=model, limit=500)
     reports = []
     for (name, version), docs in sorted(by_model.items()):
         mr = ModelReport(model=name, version=version, metrics=docs,

@@ -12,11 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mlmon.documents import MetricDocument
 from mlmon.reference import ReferenceProfile
 from mlmon.stats import WindowStatistics
+
+if TYPE_CHECKING:  # the other jobs' query interfaces; they import this module
+    from mlmon.alerts.store import AlertStore
+    from mlmon.explainability_job import ExplainBackend
+    from mlmon.stores.labels_base import LabelledStore
 
 #: Unseen categories named per field per window (the rest are counted together).
 DEFAULT_MAX_UNSEEN = 20
@@ -82,6 +87,13 @@ class Store(Protocol):
         """End of the last window finished under ``key``."""
 
     def set_checkpoint(self, key: str, window_end: datetime) -> None: ...
+
+    # The other jobs' queries over the same connection or client (never a second one).
+    def labels(self) -> LabelledStore: ...
+
+    def explain_queries(self) -> ExplainBackend: ...
+
+    def alert_store(self) -> AlertStore: ...
 
     def close(self) -> None: ...
 

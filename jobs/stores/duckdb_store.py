@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -31,6 +31,11 @@ from mlmon.stats import CategoryStats, NumericAccumulator, NumericStats, WindowS
 from mlmon.stores.base import StoreError, WindowQuery, flatten_source, nest
 from mlmon.stores.duckdb_schema import (EVENT_TABLES, METRICS_TABLE, ensure_schema, newest_reference_document,
                                         put_reference_document, quote, reference_table_ddl)
+
+if TYPE_CHECKING:
+    from mlmon.alerts.store import AlertStore
+    from mlmon.explainability_job import ExplainBackend
+    from mlmon.stores.labels_base import LabelledStore
 
 PREDICTIONS = EVENT_TABLES["prediction"]
 REFERENCES_TABLE = "reference_profiles"
@@ -236,6 +241,22 @@ class DuckDBStore:
 
     def set_checkpoint(self, key: str, window_end: datetime) -> None:
         self.con.execute(f"INSERT OR REPLACE INTO {CHECKPOINTS_TABLE} VALUES (?, ?)", [key, window_end])
+
+    # The other jobs' queries on this connection, imported on first use (each pulls in its job's code).
+    def labels(self) -> LabelledStore:
+        from mlmon.stores.duckdb_labels import DuckDBLabels
+
+        return DuckDBLabels(self.con)
+
+    def explain_queries(self) -> ExplainBackend:
+        from mlmon.stores.duckdb_explain import DuckDBExplainStore
+
+        return DuckDBExplainStore(self.con)
+
+    def alert_store(self) -> AlertStore:
+        from mlmon.alerts.store import DuckDBAlertStore
+
+        return DuckDBAlertStore(self.con)
 
     def close(self) -> None:
         self.con.close()

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
@@ -28,6 +28,11 @@ from mlmon.reference import ReferenceProfile
 from mlmon.stats import CategoryStats, NumericStats, WindowStatistics
 from mlmon.stores.base import StoreError, WindowQuery
 from mlmon_logging.contract import data_stream
+
+if TYPE_CHECKING:
+    from mlmon.alerts.store import AlertStore
+    from mlmon.explainability_job import ExplainBackend
+    from mlmon.stores.labels_base import LabelledStore
 
 log = logging.getLogger("mlmon.stores.es")
 
@@ -298,6 +303,22 @@ class ElasticsearchStore:
         self._call("checkpoint write", self.es.index, index=CHECKPOINTS_INDEX, id=key, refresh="wait_for",
                    document={"checkpoint": {"key": key}, "window": {"end": iso(window_end)},
                              "@timestamp": iso(datetime.now(timezone.utc))})
+
+    # The other jobs' queries through this client, imported on first use (each pulls in its job's code).
+    def labels(self) -> LabelledStore:
+        from mlmon.stores.es_labels import ElasticsearchLabels
+
+        return ElasticsearchLabels(self.es)
+
+    def explain_queries(self) -> ExplainBackend:
+        from mlmon.stores.es_explain import ElasticsearchExplainStore
+
+        return ElasticsearchExplainStore(self.es)
+
+    def alert_store(self) -> AlertStore:
+        from mlmon.alerts.es_store import ElasticsearchAlertStore
+
+        return ElasticsearchAlertStore(self.es)
 
     def close(self) -> None:
         self.es.close()

@@ -221,19 +221,11 @@ class LabelledStore(Protocol):
 
 
 def labelled_store(store: Any) -> LabelledStore:
-    """The LabelledStore working on the same backend as a jobs ``Store`` (DuckDB file or Elasticsearch)."""
-    from mlmon.stores.duckdb_store import DuckDBStore
+    """The label join of a jobs ``Store`` (on its connection or client), or a LabelledStore as it is."""
+    from mlmon.stores.base import Store
 
-    if isinstance(store, DuckDBStore):
-        from mlmon.stores.duckdb_labels import DuckDBLabels
-
-        return DuckDBLabels(store.con)
-    from mlmon.stores.es_store import ElasticsearchStore
-
-    if isinstance(store, ElasticsearchStore):
-        from mlmon.stores.es_labels import ElasticsearchLabels
-
-        return ElasticsearchLabels(store.es)
+    if isinstance(store, Store):
+        return store.labels()
     if isinstance(store, LabelledStore):
         return store
     raise TypeError(f"no label join for a store of type {type(store).__name__}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mlmon.alerts.local import alert_round, alert_store_for
+from mlmon.alerts.local import alert_round
 from mlmon.alerts.rules import AlertsConfig, Rule, WebhookConfig, parse_alerts_config
 from mlmon.alerts.schema import ALERTS_TABLE
 from mlmon.alerts.store import DuckDBAlertStore
@@ -106,7 +106,7 @@ def test_disabled_model_raises_nothing(metric_store: DuckDBStore) -> None:
 def test_metric_documents_round_trip_through_the_store(metric_store: DuckDBStore) -> None:
     doc = make_metric(4, "warning", value=0.12)
     metric_store.write_metrics([doc])
-    adapter = alert_store_for(metric_store)
+    adapter = metric_store.alert_store()
     assert isinstance(adapter, DuckDBAlertStore)
     [back] = adapter.metric_history("churn", "3", T0)
     assert back.id == doc.id and back.status == "warning" and back.threshold == doc.threshold

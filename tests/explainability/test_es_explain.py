@@ -10,7 +10,7 @@ import pytest
 
 from mlmon import config as cfg
 from mlmon.es_client import connect
-from mlmon.explainability_job import ExplainabilityJob, explain_backend, load_reference, reference_from_frame, \
+from mlmon.explainability_job import ExplainabilityJob, load_reference, reference_from_frame, \
     save_reference
 from mlmon.explain_config import explainability_config
 from mlmon.perf_stats import AttributionSums
@@ -125,8 +125,8 @@ def test_the_job_gives_the_same_documents_on_both_stores(scene: Scenario, store:
         es_docs = ExplainabilityJob(es_backend, model, settings, "r").run(START, END)
     stored = fake.docs[reference.id]
     assert stored["reference"]["id"] == reference.id and stored["mlmon"]["model"]["name"] == MODEL
-    save_reference(explain_backend(store), reference)
-    duck_docs = ExplainabilityJob(explain_backend(store), model, settings, "r").run(START, END)
+    save_reference(store.explain_queries(), reference)
+    duck_docs = ExplainabilityJob(store.explain_queries(), model, settings, "r").run(START, END)
     assert [(d.id, d.status) for d in es_docs] == [(d.id, d.status) for d in duck_docs]
     for e, d in zip(es_docs, duck_docs):
         assert e.value == pytest.approx(d.value, rel=1e-9, abs=1e-12), (e.metric, e.feature)

@@ -12,7 +12,7 @@ from sklearn.metrics import ndcg_score
 
 from mlmon import config as cfg
 from mlmon.documents import MetricDocument
-from mlmon.explainability_job import (AttributionReference, ExplainabilityJobError, explain_backend,
+from mlmon.explainability_job import (AttributionReference, ExplainabilityJobError,
                                       explainability_job, load_reference, reference_from_frame, save_reference)
 from mlmon.perf_stats import AttributionSums
 from mlmon.stores.duckdb_store import DuckDBStore
@@ -40,7 +40,7 @@ def _attributions(scene: Scenario, hour: int) -> pd.DataFrame:
 
 
 def test_store_sums_equal_the_logged_attributions(store: DuckDBStore, scene: Scenario) -> None:
-    sums = explain_backend(store).attribution_sums(MODEL, *_window(1), version=VERSION)
+    sums = store.explain_queries().attribution_sums(MODEL, *_window(1), version=VERSION)
     assert set(sums) == set(FEATURES)
     for f in FEATURES:
         expected = AttributionSums.from_values(_attributions(scene, 1)[f].to_numpy())
@@ -51,7 +51,7 @@ def test_store_sums_equal_the_logged_attributions(store: DuckDBStore, scene: Sce
 
 
 def test_importance_share_rank_and_ndcg_equal_hand_and_sklearn(store: DuckDBStore, scene: Scenario) -> None:
-    save_reference(explain_backend(store), reference_from_frame(scene.reference_attributions, MODEL, VERSION))
+    save_reference(store.explain_queries(), reference_from_frame(scene.reference_attributions, MODEL, VERSION))
     docs = _run(store, 1, min_explanations=50)
     current = _attributions(scene, 1).abs().mean()
     reference = scene.reference_attributions.abs().mean()
@@ -71,7 +71,7 @@ def test_importance_share_rank_and_ndcg_equal_hand_and_sklearn(store: DuckDBStor
 
 def test_the_drifted_segment_raises_attribution_drift_where_it_drifted(store: DuckDBStore, scene: Scenario) -> None:
     ref = reference_from_frame(scene.reference_attributions, MODEL, VERSION, source="training shap")
-    save_reference(explain_backend(store), ref)
+    save_reference(store.explain_queries(), ref)
     clean, drifted = _run(store, 0, min_explanations=50), _run(store, 1, min_explanations=50)
     assert {d.status for d in clean.values()} <= {"ok", "no_threshold"}
     income = drifted[("attribution_drift", "income")]
@@ -89,7 +89,7 @@ def test_a_reference_window_is_built_once_stored_and_reused(store: DuckDBStore) 
     window = {"from": "2025-03-01T00:00:00Z", "to": "2025-03-01T01:00:00Z"}
     docs = _run(store, 1, reference_window=window, min_explanations=50)
     assert docs[("attribution_drift", "income")].status == "alert"
-    first = load_reference(explain_backend(store), MODEL, VERSION)
+    first = load_reference(store.explain_queries(), MODEL, VERSION)
     assert first is not None and first.source == "window:2025-03-01T00:00:00.000Z/2025-03-01T01:00:00.000Z"
     assert docs[("attribution_drift", "income")].reference_id == first.id
     _run(store, 1, reference_window=window, min_explanations=50)
@@ -98,7 +98,7 @@ def test_a_reference_window_is_built_once_stored_and_reused(store: DuckDBStore) 
 
 
 def test_rerunning_a_window_overwrites_its_documents(store: DuckDBStore, scene: Scenario) -> None:
-    save_reference(explain_backend(store), reference_from_frame(scene.reference_attributions, MODEL, VERSION))
+    save_reference(store.explain_queries(), reference_from_frame(scene.reference_attributions, MODEL, VERSION))
     first = _run(store, 1)
     stored = len(store.read_metrics(MODEL))
     _run(store, 1)
@@ -113,7 +113,7 @@ def test_without_a_reference_only_importance_is_reported(store: DuckDBStore) -> 
 
 
 def test_few_explanations_or_another_method_give_insufficient_data(store: DuckDBStore, scene: Scenario) -> None:
-    save_reference(explain_backend(store), reference_from_frame(scene.reference_attributions, MODEL, VERSION))
+    save_reference(store.explain_queries(), reference_from_frame(scene.reference_attributions, MODEL, VERSION))
     few = _run(store, 1, min_explanations=5000)
     assert few[("attribution_drift", "income")].status == "insufficient_data"
     assert few[("explanations", "")].status == "insufficient_data"

@@ -16,7 +16,7 @@ import pytest
 from mlmon import config as cfg
 from mlmon.documents import MetricDocument
 from mlmon.es_client import connect
-from mlmon.explainability_job import explain_backend, explainability_job, reference_from_frame, save_reference
+from mlmon.explainability_job import explainability_job, reference_from_frame, save_reference
 from mlmon.explain_config import explainability_config
 from mlmon.perf_stats import AttributionSums
 from mlmon.stores.duckdb_store import DuckDBStore
@@ -45,7 +45,7 @@ def _run(store: Any, hour: int) -> dict[DocKey, MetricDocument]:
 
 
 def test_segment_sums_equal_the_logged_attributions_of_the_segment(store: DuckDBStore, scene: Scenario) -> None:
-    backend = explain_backend(store)
+    backend = store.explain_queries()
     rows = scene.explanations[scene.explanations["hour"] == 1]
     for region in ("urban", "rural"):
         sums = backend.attribution_sums(MODEL, *_window(1), version=VERSION, segment=("region", region))
@@ -59,7 +59,7 @@ def test_segment_sums_equal_the_logged_attributions_of_the_segment(store: DuckDB
 
 
 def test_only_the_drifted_segment_shows_attribution_drift(store: DuckDBStore, scene: Scenario) -> None:
-    save_reference(explain_backend(store), reference_from_frame(scene.reference_attributions, MODEL, VERSION))
+    save_reference(store.explain_queries(), reference_from_frame(scene.reference_attributions, MODEL, VERSION))
     docs = _run(store, 1)
     rows = scene.explanations[scene.explanations["hour"] == 1]
     for region in ("urban", "rural"):
@@ -78,14 +78,14 @@ def test_only_the_drifted_segment_shows_attribution_drift(store: DuckDBStore, sc
 
 
 def test_elasticsearch_gives_the_same_segment_documents(store: DuckDBStore, scene: Scenario) -> None:
-    save_reference(explain_backend(store), reference_from_frame(scene.reference_attributions, MODEL, VERSION))
+    save_reference(store.explain_queries(), reference_from_frame(scene.reference_attributions, MODEL, VERSION))
     embedded = _run(store, 1)
-    reference = explain_backend(store).get_attribution_reference(MODEL, VERSION)
+    reference = store.explain_queries().get_attribution_reference(MODEL, VERSION)
     assert reference is not None
     cluster = FakeCluster.from_duckdb(store.con)
     with FakeServer(cluster) as server:
         es_store = ElasticsearchStore(connect(server.url))
-        backend = explain_backend(es_store)
+        backend = es_store.explain_queries()
         backend.get_attribution_reference = lambda *a, **k: reference  # the reference index is not what is tested
         job = explainability_job(es_store, _model(segments=SEGMENTS, min_explanations=50), "run-1")
         assert job is not None
@@ -99,7 +99,7 @@ def test_elasticsearch_gives_the_same_segment_documents(store: DuckDBStore, scen
         other = remote[key]
         assert other.id == doc.id and other.status == doc.status, key
         assert other.value == (None if doc.value is None else pytest.approx(doc.value, rel=1e-9)), key
-    local = explain_backend(store).attribution_sums(MODEL, *_window(1), version=VERSION, features=FEATURES,
+    local = store.explain_queries().attribution_sums(MODEL, *_window(1), version=VERSION, features=FEATURES,
                                                     segment=("region", "rural"))
     for f in FEATURES:
         assert paged[f].n == local[f].n and paged[f].sum_abs == pytest.approx(local[f].sum_abs, rel=1e-12)
