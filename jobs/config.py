@@ -43,7 +43,7 @@ from typing import Any
 import yaml
 
 from mlmon.config_values import (ConfigError, Where, boolean, integer_at_least, mapping_of, no_unknown_keys,
-                                 optional_float, optional_str, probability)
+                                 optional_float, optional_str, parse_duration, probability)
 from mlmon.metrics.thresholds import (CORRECTIONS, DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_RULES, Policy, Rule,
                                      default_policy)
 from mlmon_logging import contract
@@ -51,8 +51,6 @@ from mlmon_logging import contract
 DEFAULT_WINDOW = timedelta(hours=1)
 DEFAULT_LATENESS = timedelta(minutes=1)
 SECTIONS = ("drift", "performance", "fairness", "explainability", "alerts")
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 @dataclass(frozen=True)
@@ -114,13 +112,6 @@ def parse(raw: Any, file: str = "<config>") -> Config:
         raise root.at("models").fail("no models configured")
     models = tuple(_model(str(name), spec, root.at("models").at(str(name))) for name, spec in models_raw.items())
     return Config(models=models, store=store, path=file)
-
-
-def parse_duration(value: Any, where: Where) -> timedelta:
-    m = _DURATION.match(str(value)) if isinstance(value, str | int) else None
-    if m is None or int(m.group(1)) == 0:
-        raise where.fail(f"expected a duration like 30s, 5m, 1h or 1d, got {value!r}")
-    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
 
 
 def _model(name: str, spec: Any, where: Where) -> ModelConfig:

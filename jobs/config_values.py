@@ -7,9 +7,14 @@ explainability, fairness, alerts), so a wrong value reads the same everywhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 class ConfigError(ValueError):
@@ -76,3 +81,10 @@ def boolean(value: Any, where: Where) -> bool:
     if not isinstance(value, bool):
         raise where.fail(f"expected true or false, got {value!r}")
     return value
+
+
+def parse_duration(value: Any, where: Where) -> timedelta:
+    m = _DURATION.match(str(value)) if isinstance(value, str | int) else None
+    if m is None or int(m.group(1)) == 0:
+        raise where.fail(f"expected a positive duration like 30s, 5m, 1h or 1d, got {value!r}")
+    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})

@@ -33,9 +33,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from mlmon.config_values import boolean, integer_at_least, mapping_of, no_unknown_keys, optional_float
+from mlmon.config_values import (Where, boolean, integer_at_least, mapping_of, no_unknown_keys, optional_float,
+                                 parse_duration)
 from mlmon.stores.labels_base import Task
 from mlmon_logging import contract
 
@@ -66,14 +67,6 @@ DEFAULT_ALERT_SD = 3.0
 MAX_SEGMENT_VALUES = 100
 _KEYS = {"task", "positive_label", "classes", "segments", "min_labelled", "maturity", "lookback", "reference", "cbpe",
          "score_bins", "calibration_bins", "error_histogram", "thresholds"}
-
-
-class Where(Protocol):
-    """A position in the config file (``mlmon.config.Where``)."""
-
-    def at(self, key: str) -> Where: ...
-
-    def fail(self, message: str) -> Exception: ...
 
 
 @dataclass(frozen=True)
@@ -134,8 +127,8 @@ def parse_performance(raw: Mapping[str, Any], where: Where) -> PerformanceConfig
     maturity = mapping_of(raw.get("maturity"), where.at("maturity"))
     no_unknown_keys(maturity, {"coverage", "age"}, where.at("maturity"))
     coverage = _fraction(maturity.get("coverage", DEFAULT_MATURITY_COVERAGE), where.at("maturity").at("coverage"))
-    age = _duration(maturity["age"], where.at("maturity").at("age")) if "age" in maturity else DEFAULT_MATURITY_AGE
-    lookback = _duration(raw["lookback"], where.at("lookback")) if "lookback" in raw else DEFAULT_LOOKBACK
+    age = parse_duration(maturity["age"], where.at("maturity").at("age")) if "age" in maturity else DEFAULT_MATURITY_AGE
+    lookback = parse_duration(raw["lookback"], where.at("lookback")) if "lookback" in raw else DEFAULT_LOOKBACK
     if age > lookback:
         raise where.at("maturity").at("age").fail(
             f"maturity age ({age}) exceeds the look-back ({lookback}): windows would leave the look-back "
@@ -286,23 +279,6 @@ def _error_histogram(raw: Any, where: Where) -> ErrorHistogram | None:
     if low is None or high is None or not low < high:
         raise where.fail("expected low < high (errors are prediction - actual, in the target's unit)")
     return ErrorHistogram(low, high, integer_at_least(body.get("bins", 50), where.at("bins"), 1))
-
-
-def _duration(value: Any, where: Where) -> timedelta:
-    from mlmon.config import ConfigError, parse_duration
-
-    try:
-        return parse_duration(value, where)  # type: ignore[arg-type]
-    except ConfigError:
-        raise
-    except Exception as exc:  # pragma: no cover - parse_duration only raises ConfigError
-        raise where.fail(str(exc)) from exc
-
-
-
-
-
-
 def _name_or_label(value: Any, where: Where) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
         raise where.fail(f"expected a class label (string), got {value!r}")

@@ -40,14 +40,12 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from mlmon.alerts.model import SeriesKey
-from mlmon.config import ConfigError, Where
+from mlmon.config_values import ConfigError, Where, parse_duration
 from mlmon.documents import SEVERITY
 
 _FAMILIES: tuple[str, ...] = ("drift", "data_quality", "prediction_drift", "performance", "estimated_performance",
                               "label_coverage", "explainability", "fairness", "volume")
 _MIN_STATUSES: tuple[str, ...] = ("warning", "alert")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _RULE_ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
 
@@ -116,14 +114,6 @@ class AlertsConfig:
     def rule_for(self, series: SeriesKey) -> Rule | None:
         """The first rule that matches the series, if any."""
         return next((r for r in self.rules if r.matches(series)), None)
-
-
-def parse_duration(text: str) -> timedelta:
-    """``"90s"``, ``"30m"``, ``"24h"``, ``"7d"`` -> timedelta."""
-    match = _DURATION.match(text)
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"expected a positive duration such as '30m', '24h' or '7d', got {text!r}")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
 def parse_alerts_config(section: Mapping[str, Any] | None, *, source: str, key: str = "alerts") -> AlertsConfig:
@@ -207,9 +197,9 @@ class _Parser:
         if value == "never":
             return None
         try:
-            return parse_duration(self.string(value, key))
-        except ValueError as exc:
-            raise self.error(key, f"{exc} (or 'never')") from None
+            return parse_duration(self.string(value, key), Where(self.source, key))
+        except ConfigError as exc:
+            raise AlertsConfigError(f"{exc} (or 'never')") from None
 
     def rule(self, value: Any, key: str, renotify: timedelta | None) -> Rule:
         r = self.mapping(value, key, {"id", "name", "families", "metrics", "features", "min_status", "n_of_m",

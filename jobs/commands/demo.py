@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 def _live(args: argparse.Namespace) -> int:
     import threading
 
-    from mlmon.config import Where, parse_duration
+    from mlmon.config_values import Where, parse_duration
     from mlmon.demo.live import install_signal_handlers, run_live
 
     drift_after = parse_duration(args.drift_after, Where("--drift-after", "value"))
