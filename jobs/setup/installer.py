@@ -11,7 +11,8 @@ nothing; a hand edit in the cluster or a changed file is re-installed.
 Order matters and is fixed: ILM policies, component templates, index templates,
 roles, then lazy rollovers of the existing data streams still on older templates,
 then the namespace's data streams and the document indices (templates must exist
-before those are created), then watches (licence permitting).
+before those are created), mapping updates of existing document indices still on
+older templates, then watches (licence permitting).
 
 A template change reaches a data stream only when it rolls over onto a new write
 index (ILM may not do that for weeks). So every data-stream index template also
@@ -31,6 +32,18 @@ interrupted between the template PUT and the rollover, or a refused rollover,
 is completed by the next run. It costs two reads a run (the data streams of our
 templates, the mapping ``_meta`` of their indices). Elastic's own apm-data
 registry rolls its streams over the same way (elasticsearch#116219).
+
+The document indices (``mlmon-metrics`` & co.) are regular indices: they never
+roll over, and their mappings are ``dynamic: false``, so a field a new release
+maps would stay unsearchable in them for good. Their index templates carry a
+composed fingerprint of their *mappings* (settings cannot follow: some are
+static) and each run compares it with the existing index's, like the streams'.
+An index that differs gets the mapping Elasticsearch resolves for it now
+(``POST _index_template/_simulate_index/<index>``, which composes the templates
+exactly as creating the index would) through ``PUT <index>/_mapping``: new fields
+are added, changed parameters that can change are updated, the fingerprint is
+recorded. A change a live index cannot take (a field's type) is refused by
+Elasticsearch; that is a warning naming the remedy (reindex), not a failed setup.
 """
 
 from __future__ import annotations
@@ -147,7 +160,7 @@ def is_stream_template(asset: Asset) -> bool:
 
 
 def template_fingerprint(asset: Asset) -> str | None:
-    """The composed fingerprint a data-stream index template gives its backing indices (None for others)."""
+    """The composed fingerprint an index template gives the indices made from it (None for other assets)."""
     meta = asset.body.get("template", {}).get("mappings", {}).get("_meta", {})
     found = meta.get(TEMPLATE_FINGERPRINT_KEY)
     return found if isinstance(found, str) else None
@@ -166,6 +179,8 @@ def _with_template_fingerprint(body: Body, path: Path, components: Mapping[str, 
     they change ILM policies, which Elasticsearch applies to existing indices.)
     Elasticsearch deep-merges mapping ``_meta`` across ``composed_of`` and the index
     template, later keys winning, and the index template's own mappings come last.
+    The template of a regular index fingerprints its mappings only (own and composed):
+    those are what a mapping update can bring onto an existing index.
     """
     out = copy.deepcopy(body)
     out.get("_meta", {}).pop(FINGERPRINT_KEY, None)
@@ -174,8 +189,12 @@ def _with_template_fingerprint(body: Body, path: Path, components: Mapping[str, 
     if missing:
         raise SetupError(f"{path}: composed of component template(s) {missing} that are not under "
                          f"{path.parent.parent / ASSET_DIRS['component_template'][0]}")
-    digest = fingerprint({"index_template": fingerprint(out),
-                          "composed_of": [components[name].fingerprint for name in out.get("composed_of", [])]})
+    composed_of = [components[name] for name in out.get("composed_of", [])]
+    if "data_stream" in out:
+        digest = fingerprint({"index_template": fingerprint(out), "composed_of": [c.fingerprint for c in composed_of]})
+    else:
+        digest = fingerprint({"mappings": out.get("template", {}).get("mappings", {}),
+                              "composed_of": [c.body.get("template", {}).get("mappings", {}) for c in composed_of]})
     out.setdefault("template", {}).setdefault("mappings", {}).setdefault("_meta", {})[TEMPLATE_FINGERPRINT_KEY] = digest
     return out
 
@@ -207,7 +226,7 @@ def load_assets(root: Path = ELASTICSEARCH, kinds: Iterable[AssetKind] = ASSET_D
             body = _read_body(path)
             if kind == "ilm_policy" and path.stem in by_policy_name:
                 body = apply_retention(body, by_policy_name.pop(path.stem))
-            if kind == "index_template" and "data_stream" in body:
+            if kind == "index_template":
                 if not components and "component_template" not in kinds:
                     components = {a.name: a for a in load_assets(root, ["component_template"])}
                 body = _with_template_fingerprint(body, path, components)
@@ -424,6 +443,51 @@ def roll_over_stale_streams(es: elasticsearch.Elasticsearch, assets: Sequence[As
     return out
 
 
+# --- existing document indices onto the current mappings ----------------------------------------
+
+def _our_template_of(index: str, templates: Sequence[Asset]) -> Asset | None:
+    """Our regular-index template of highest priority matching ``index`` (Elasticsearch may pick a user's)."""
+    matching = [t for t in templates if any(fnmatch.fnmatchcase(index, p) for p in t.body["index_patterns"])]
+    return max(matching, key=lambda t: int(t.body.get("priority", 0)), default=None)
+
+
+def update_document_mappings(es: elasticsearch.Elasticsearch, assets: Sequence[Asset], existing: Sequence[str], *,
+                             dry_run: bool = False) -> list[Outcome]:
+    """Bring the ``existing`` document indices whose mapping predates their template's onto it.
+
+    One read for all of them (the fingerprint in each mapping's ``_meta``); for each that
+    differs, the mapping Elasticsearch resolves for it now, sent as a mapping update.
+    """
+    templates = [a for a in assets if a.kind == "index_template" and not is_stream_template(a)]
+    stale = [(index, wanted) for index in existing
+             if (t := _our_template_of(index, templates)) is not None and (wanted := template_fingerprint(t))]
+    if not stale:
+        return []
+    current = es.indices.get_mapping(index=[index for index, _ in stale], ignore_unavailable=True,
+                                     allow_no_indices=True,
+                                     filter_path=f"*.mappings._meta.{TEMPLATE_FINGERPRINT_KEY}").body
+    out: list[Outcome] = []
+    for index, wanted in stale:
+        if (current.get(index) or {}).get("mappings", {}).get("_meta", {}).get(TEMPLATE_FINGERPRINT_KEY) == wanted:
+            continue
+        if dry_run:
+            out.append(Outcome("index mapping", index, "would update", "onto its current template"))
+            continue
+        resolved = (es.indices.simulate_index_template(name=index).body.get("template") or {}).get("mappings") or {}
+        if resolved.get("_meta", {}).get(TEMPLATE_FINGERPRINT_KEY) != wanted:
+            out.append(Outcome("index mapping", index, "skipped", "an index template not of mlmon applies to it"))
+            continue
+        try:
+            es.indices.put_mapping(index=index, body=resolved)
+        except elasticsearch.ApiError as exc:
+            out.append(Outcome("index mapping", index, "warning",
+                               f"mapping update refused: {exc.meta.status} {error_reason(exc)}; the index keeps its "
+                               f"old mapping: reindex it into a new index made from the current template"))
+            continue
+        out.append(Outcome("index mapping", index, "updated", "onto its current template"))
+    return out
+
+
 def licence_allows_watcher(es: elasticsearch.Elasticsearch) -> tuple[bool, str]:
     lic = es.license.get()["license"]
     kind, status = str(lic.get("type", "")), str(lic.get("status", ""))
@@ -445,7 +509,10 @@ def install(es: elasticsearch.Elasticsearch, *, root: Path = ELASTICSEARCH, name
     # Before ensure_data_streams: a stream it creates now starts on the new templates already.
     outcomes += roll_over_stale_streams(es, core_assets, outcomes, dry_run=dry_run)
     outcomes += ensure_data_streams(es, namespace, dry_run=dry_run)
-    outcomes += ensure_document_indices(es, dry_run=dry_run)
+    indices = ensure_document_indices(es, dry_run=dry_run)
+    outcomes += indices
+    existing = [o.name for o in indices if o.action == "unchanged"]  # those created now are current
+    outcomes += update_document_mappings(es, core_assets, existing, dry_run=dry_run)
     watches = load_assets(root, ["watch"])
     if watches:
         allowed, why = licence_allows_watcher(es)

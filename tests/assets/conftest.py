@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from mlmon.es_client import ENV_API_KEY, ENV_CA_CERTS, ENV_PASSWORD, ENV_USERNAME
+from mlmon.paths import ELASTICSEARCH
+from tests.support.fake_elastic import FakeElasticsearch
+from tests.support.fake_http import FakeServer
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +20,18 @@ def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in (ENV_API_KEY, ENV_USERNAME, ENV_PASSWORD, ENV_CA_CERTS, "MLMON_KIBANA_URL"):
         monkeypatch.delenv(name, raising=False)
     yield
+
+
+@pytest.fixture
+def assets(tmp_path: Path) -> Path:
+    """A directory holding a copy of the real elasticsearch/ assets, for ``mlmon setup --assets``."""
+    shutil.copytree(ELASTICSEARCH, tmp_path / "elasticsearch")
+    return tmp_path
+
+
+@pytest.fixture
+def trial_es() -> Iterator[tuple[FakeServer, FakeElasticsearch]]:
+    """A fake Elasticsearch on a trial licence (Watcher allowed), served over HTTP."""
+    state = FakeElasticsearch(licence="trial")
+    with FakeServer(state) as server:
+        yield server, state

@@ -29,20 +29,12 @@ DATA_VIEW = {"type": "index-pattern", "id": "mlmon-metrics", "attributes": {"tit
 
 
 @pytest.fixture
-def assets(tmp_path: Path) -> Path:
-    """A copy of the real elasticsearch/ assets (watches included) and a small kibana/ of our own."""
-    shutil.copytree(ELASTICSEARCH, tmp_path / "elasticsearch")
-    (tmp_path / "kibana" / "rules").mkdir(parents=True)
-    (tmp_path / "kibana" / "mlmon.ndjson").write_text(json.dumps(DATA_VIEW) + "\n")
-    (tmp_path / "kibana" / "rules" / "drift.json").write_text(json.dumps(RULE))
-    return tmp_path
-
-
-@pytest.fixture
-def trial_es() -> Iterator[tuple[FakeServer, FakeElasticsearch]]:
-    state = FakeElasticsearch(licence="trial")
-    with FakeServer(state) as server:
-        yield server, state
+def assets(assets: Path) -> Path:
+    """The real elasticsearch/ assets (watches included) and a small kibana/ of our own."""
+    (assets / "kibana" / "rules").mkdir(parents=True)
+    (assets / "kibana" / "mlmon.ndjson").write_text(json.dumps(DATA_VIEW) + "\n")
+    (assets / "kibana" / "rules" / "drift.json").write_text(json.dumps(RULE))
+    return assets
 
 
 @pytest.fixture

@@ -30,7 +30,6 @@ import _thread
 import fnmatch
 import json
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,35 +37,16 @@ from typing import Any
 import pytest
 
 from mlmon.cli import main
-from mlmon.paths import ELASTICSEARCH
 from mlmon.setup.installer import TEMPLATE_FINGERPRINT_KEY
 from tests.support.estypes import assert_bodies_typecheck
-from tests.support.fake_elastic import FakeElasticsearch
+from tests.support.fake_elastic import FakeElasticsearch, filter_path, merge_deep
 from tests.support.fake_http import FakeServer, Reply, Request, es_error, es_reply
 
 #: Elasticsearch's built-in template for logs-*-* (what a stream gets when Logstash writes before setup ran).
 BUILTIN_LOGS = {"index_patterns": ["logs-*-*"], "data_stream": {}, "priority": 100, "composed_of": []}
 MODEL_KINDS = ("prediction", "feedback", "explanation")
 ALL_KINDS = (*MODEL_KINDS, "emitter", "deadletter")
-
-
-def _merge(into: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge, ``top``'s keys winning (how index templates compose mapping ``_meta``)."""
-    out = dict(into)
-    for key, value in top.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def _filter_path(value: Any, path: list[str]) -> Any:
-    """Elasticsearch's ``filter_path`` for one dotted path (``*`` matches any key); None when nothing is left."""
-    if not path:
-        return value
-    if not isinstance(value, dict):
-        return None
-    kept = {k: sub for k, v in value.items() if fnmatch.fnmatchcase(k, path[0])
-            and (sub := _filter_path(v, path[1:])) not in (None, {})}
-    return kept or None
+DOCUMENT_KINDS = ("metrics", "alerts", "references", "checkpoints")  # regular indices, not data streams
 
 
 class FakeElasticsearchWithStreams(FakeElasticsearch):
@@ -126,7 +106,7 @@ class FakeElasticsearchWithStreams(FakeElasticsearch):
         body = {"logs": BUILTIN_LOGS, **self.index_templates}[name] if name else {}
         meta: dict[str, Any] = {}
         for part in [self.component_templates[c] for c in body.get("composed_of", [])] + [body]:
-            meta = _merge(meta, part.get("template", {}).get("mappings", {}).get("_meta", {}))
+            meta = merge_deep(meta, part.get("template", {}).get("mappings", {}).get("_meta", {}))
         self.mapping_meta[index] = meta
         return index
 
@@ -150,16 +130,19 @@ class FakeElasticsearchWithStreams(FakeElasticsearch):
         return es_reply({"data_streams": [self._stream_doc(s) for s in found]})
 
     def _get_mapping(self, req: Request, targets: list[str]) -> Reply:
-        indices: list[str] = []
+        """Data streams resolve to their backing indices; other targets are regular indices (the base fake's)."""
+        body: dict[str, Any] = {}
         for target in targets:
             streams = sorted(s for s in self.data_streams if fnmatch.fnmatchcase(s, target))
-            hits = [i for s in streams for i in self.backing[s]] or [i for i in self.mapping_meta if i == target]
-            if not hits and "*" not in target and req.query.get("ignore_unavailable") != ["true"]:
+            backing = [i for s in streams for i in self.backing[s]] or [i for i in self.mapping_meta if i == target]
+            regular = sorted(i for i in self.index_mappings if fnmatch.fnmatchcase(i, target))
+            if not backing and not regular and "*" not in target and req.query.get("ignore_unavailable") != ["true"]:
                 return es_error(404, "index_not_found_exception", f"no such index [{target}]")
-            indices += [i for i in hits if i not in indices]
-        body = {i: {"mappings": {"_meta": self.mapping_meta[i]} if self.mapping_meta[i] else {}} for i in indices}
+            body.update({i: {"mappings": {"_meta": self.mapping_meta[i]} if self.mapping_meta[i] else {}}
+                         for i in backing})
+            body.update({i: {"mappings": self.index_mappings[i]} for i in regular})
         if "filter_path" in req.query:
-            body = _filter_path(body, req.query["filter_path"][0].split(".")) or {}
+            body = filter_path(body, req.query["filter_path"][0].split(".")) or {}
         return es_reply(body)
 
     def _rollover(self, req: Request, stream: str) -> Reply:
@@ -174,12 +157,6 @@ class FakeElasticsearchWithStreams(FakeElasticsearch):
         new = f"{old[:-6]}{int(old[-6:]) + 1:06d}"
         return es_reply({"acknowledged": True, "shards_acknowledged": False, "old_index": old, "new_index": new,
                          "rolled_over": False, "dry_run": False, "lazy": True, "conditions": {}})
-
-
-@pytest.fixture
-def assets(tmp_path: Path) -> Path:
-    shutil.copytree(ELASTICSEARCH, tmp_path / "elasticsearch")
-    return tmp_path
 
 
 @pytest.fixture
@@ -246,13 +223,16 @@ def test_first_install_and_unchanged_reruns_request_no_rollover(assets: Path, cl
     assert "nothing to change" in capsys.readouterr().out
 
 
-def test_composed_fingerprint_is_in_the_mappings_of_data_stream_templates_only(assets: Path, cluster) -> None:
+def test_composed_fingerprint_is_in_the_mappings_of_every_index_template(assets: Path, cluster) -> None:
     server, state = cluster
     assert _setup(server, assets) == 0
-    fingerprints = {name: _template_fingerprint(state, name) for name in (f"logs-mlmon.{k}" for k in ALL_KINDS)}
-    assert len(set(fingerprints.values())) == len(ALL_KINDS)  # each template composes differently
-    for regular in ("mlmon-metrics", "mlmon-alerts", "mlmon-references", "mlmon-checkpoints"):
-        assert "mappings" not in state.index_templates[regular].get("template", {})
+    names = [f"logs-mlmon.{k}" for k in ALL_KINDS] + [f"mlmon-{d}" for d in DOCUMENT_KINDS]
+    fingerprints = {name: _template_fingerprint(state, name) for name in names}
+    assert len(set(fingerprints.values())) == len(names)  # each template composes differently
+    # A document index made from its template records it, like a backing index does.
+    for kind in DOCUMENT_KINDS:
+        index = f"mlmon-{kind}"
+        assert state.index_mappings[index]["_meta"][TEMPLATE_FINGERPRINT_KEY] == fingerprints[index]
 
 
 def test_changed_component_rolls_over_exactly_the_streams_of_templates_composed_of_it(
@@ -323,8 +303,8 @@ def test_each_kind_of_template_change_reaches_the_streams_it_composes(
     assert sorted(r.path for r in _rollovers(server, before)) == [f"/{s}/_rollover" for s in _streams(kinds)]
 
 
-def test_templates_of_regular_indices_need_no_rollover(assets: Path, cluster) -> None:
-    """mlmon-metrics & co. are regular indices: nothing to roll over, their templates carry no composed fingerprint."""
+def test_settings_of_regular_indices_change_no_index(assets: Path, cluster) -> None:
+    """mlmon-metrics & co. are regular indices: nothing rolls over, and a settings change has no mapping to update."""
     server, _ = cluster
     assert _setup(server, assets) == 0
     path = assets / "elasticsearch/component_templates/mlmon-documents@settings.json"

@@ -5,10 +5,20 @@ documentation (9.x): ``{"component_templates": [{"name", "component_template"}]}
 ``{"<policy>": {"version", "modified_date", "policy"}}``, 404 error bodies, etc.
 Elasticsearch normalises stored settings (numbers come back as strings); the fake
 does too, so code that compares bodies naively would see a difference.
+
+Regular indices get their mapping from the matching index template of highest
+priority when created, composed as Elasticsearch does (the component templates'
+mappings in ``composed_of`` order, then the template's own, later keys winning);
+``POST /_index_template/_simulate_index/<name>`` answers that composition for any
+name, existing or not (Elasticsearch removes the existing index from the state it
+simulates in); ``PUT /<index>/_mapping`` merges like a mapping update: new fields
+are added, a field's ``type`` cannot change (400 ``illegal_argument_exception``),
+root parameters such as ``_meta`` and ``dynamic`` are replaced.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from email.parser import BytesParser
@@ -44,6 +54,49 @@ def _normalised_template(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def merge_deep(into: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge, ``top``'s keys winning (how index templates compose mappings)."""
+    out = dict(into)
+    for key, value in top.items():
+        out[key] = merge_deep(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def filter_path(value: Any, path: list[str]) -> Any:
+    """Elasticsearch's ``filter_path`` for one dotted path (``*`` matches any key); None when nothing is left."""
+    if not path:
+        return value
+    if not isinstance(value, dict):
+        return None
+    kept = {k: sub for k, v in value.items() if fnmatch.fnmatchcase(k, path[0])
+            and (sub := filter_path(v, path[1:])) not in (None, {})}
+    return kept or None
+
+
+class MappingConflict(Exception):
+    pass
+
+
+def _update_properties(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A mapping update's merge of ``properties``: fields added, parameters updated, no type change."""
+    out = dict(old)
+    for name, field in new.items():
+        path = f"{prefix}{name}"
+        before = out.get(name)
+        if before is None:
+            out[name] = field
+            continue
+        old_type, new_type = before.get("type", "object"), field.get("type", "object")
+        if old_type != new_type:
+            raise MappingConflict(f"mapper [{path}] cannot be changed from type [{old_type}] to [{new_type}]")
+        merged = {**before, **{k: v for k, v in field.items() if k != "properties"}}
+        if "properties" in field or "properties" in before:
+            merged["properties"] = _update_properties(before.get("properties", {}), field.get("properties", {}),
+                                                      f"{path}.")
+        out[name] = merged
+    return out
+
+
 class FakeElasticsearch:
     def __init__(self, licence: str = "basic") -> None:
         self.licence = licence
@@ -54,6 +107,7 @@ class FakeElasticsearch:
         self.watches: dict[str, dict[str, Any]] = {}
         self.data_streams: set[str] = set()
         self.indices: set[str] = set()
+        self.index_mappings: dict[str, dict[str, Any]] = {}  # regular index -> its mapping
 
     def __call__(self, req: Request) -> Reply:
         m, p = req.method, req.path
@@ -64,6 +118,8 @@ class FakeElasticsearch:
                                          "issue_date_in_millis": 0, "max_nodes": 1000}})
         if match := re.fullmatch(r"/_component_template/([^/]+)", p):
             return self._store(req, self.component_templates, match[1], "component_templates", "component_template")
+        if m == "POST" and (match := re.fullmatch(r"/_index_template/_simulate_index/([^/]+)", p)):
+            return self._simulate_index(match[1])
         if match := re.fullmatch(r"/_index_template/([^/]+)", p):
             return self._store(req, self.index_templates, match[1], "index_templates", "index_template")
         if match := re.fullmatch(r"/_ilm/policy/([^/]+)", p):
@@ -76,6 +132,8 @@ class FakeElasticsearch:
             return self._data_stream(req, match[1])
         if match := re.fullmatch(r"/([a-z][^/_]*)", p):
             return self._index(req, match[1])
+        if match := re.fullmatch(r"/([a-z][^/_]*)/_mapping", p):
+            return self._get_mapping(req, match[1].split(",")) if m == "GET" else self._put_mapping(req, match[1])
         return es_error(400, "illegal_argument_exception", f"fake has no route for {m} {p}")
 
     def _store(self, req: Request, store: dict[str, Any], name: str, plural: str, singular: str) -> Reply:
@@ -139,8 +197,62 @@ class FakeElasticsearch:
             if name in self.indices:
                 return es_error(400, "resource_already_exists_exception", f"index [{name}] already exists")
             self.indices.add(name)
+            self.index_mappings[name] = self.composed_mappings(name)
             return es_reply({"acknowledged": True, "shards_acknowledged": True, "index": name})
         return es_error(400, "illegal_argument_exception", f"fake has no route for {req.method} /{name}")
+
+    def matching_template(self, name: str) -> str | None:
+        matching = [(int(body.get("priority", 0)), t) for t, body in self.index_templates.items()
+                    if any(fnmatch.fnmatchcase(name, p) for p in body["index_patterns"])]
+        return max(matching)[1] if matching else None
+
+    def composed_mappings(self, name: str) -> dict[str, Any]:
+        """The mapping an index named ``name`` gets from the index templates as they are now."""
+        template = self.matching_template(name)
+        if template is None:
+            return {}
+        body = self.index_templates[template]
+        mappings: dict[str, Any] = {}
+        for part in [self.component_templates[c] for c in body.get("composed_of", [])] + [body]:
+            mappings = merge_deep(mappings, part.get("template", {}).get("mappings", {}))
+        return mappings
+
+    def _simulate_index(self, name: str) -> Reply:
+        template = self.matching_template(name)
+        if template is None:
+            return es_reply({})
+        settings: dict[str, Any] = {}
+        body = self.index_templates[template]
+        for part in [self.component_templates[c] for c in body.get("composed_of", [])] + [body]:
+            settings = merge_deep(settings, part.get("template", {}).get("settings", {}))
+        return es_reply({"template": {"settings": settings, "mappings": self.composed_mappings(name), "aliases": {}},
+                         "overlapping": []})
+
+    def _get_mapping(self, req: Request, targets: list[str]) -> Reply:
+        found: dict[str, Any] = {}
+        for target in targets:
+            hits = sorted(i for i in self.index_mappings if fnmatch.fnmatchcase(i, target))
+            if not hits and "*" not in target and req.query.get("ignore_unavailable") != ["true"]:
+                return es_error(404, "index_not_found_exception", f"no such index [{target}]")
+            found.update({i: {"mappings": self.index_mappings[i]} for i in hits})
+        if "filter_path" in req.query:
+            found = filter_path(found, req.query["filter_path"][0].split(".")) or {}
+        return es_reply(found)
+
+    def _put_mapping(self, req: Request, index: str) -> Reply:
+        if req.method != "PUT":
+            return es_error(405, "method_not_allowed", f"{req.method} not allowed")
+        if index not in self.index_mappings:
+            return es_error(404, "index_not_found_exception", f"no such index [{index}]")
+        update = req.json
+        current = self.index_mappings[index]
+        try:
+            properties = _update_properties(current.get("properties", {}), update.get("properties", {}))
+        except MappingConflict as exc:
+            return es_error(400, "illegal_argument_exception", str(exc))
+        self.index_mappings[index] = {**current, **{k: v for k, v in update.items() if k != "properties"},
+                                      "properties": properties}
+        return es_reply(_ACK)
 
 
 class FakeKibana:
