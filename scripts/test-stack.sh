@@ -55,3 +55,13 @@ compose run --rm --no-deps \
     --entrypoint python setup -m mlmon.setup.golden_stack \
     --es https://elasticsearch:9200 --logstash logstash:5044
 echo "test-stack: golden files pass on real Logstash + Elasticsearch"
+# The fingerprints setup compares (templates, policies, roles, watches, Kibana objects, the
+# mapping _meta of backing and document indices) must survive the real cluster's
+# normalisation, or every deploy would rewrite assets and roll streams over.
+echo "test-stack: running mlmon setup again, on the streams Logstash wrote: it must change nothing"
+second="$(compose run --rm --no-deps setup 2>&1)"
+echo "$second"
+if ! grep -q "^nothing to change" <<<"$second" || grep -q "warning" <<<"$second"; then
+    echo "test-stack: the second mlmon setup changed something or warned (see above)" >&2
+    exit 1
+fi
