@@ -41,7 +41,7 @@ static) and each run compares it with the existing index's, like the streams'.
 An index that differs gets the mapping Elasticsearch resolves for it now
 (``POST _index_template/_simulate_index/<index>``, which composes the templates
 exactly as creating the index would) through ``PUT <index>/_mapping``: new fields
-are added, changed parameters that can change are updated, the fingerprint is
+are added, updatable parameters take their new values, the fingerprint is
 recorded. A change a live index cannot take (a field's type) is refused by
 Elasticsearch; that is a warning naming the remedy (reindex), not a failed setup.
 """
@@ -459,15 +459,15 @@ def update_document_mappings(es: elasticsearch.Elasticsearch, assets: Sequence[A
     differs, the mapping Elasticsearch resolves for it now, sent as a mapping update.
     """
     templates = [a for a in assets if a.kind == "index_template" and not is_stream_template(a)]
-    stale = [(index, wanted) for index in existing
-             if (t := _our_template_of(index, templates)) is not None and (wanted := template_fingerprint(t))]
-    if not stale:
+    ours = [(index, wanted) for index in existing
+            if (t := _our_template_of(index, templates)) is not None and (wanted := template_fingerprint(t))]
+    if not ours:
         return []
-    current = es.indices.get_mapping(index=[index for index, _ in stale], ignore_unavailable=True,
+    current = es.indices.get_mapping(index=[index for index, _ in ours], ignore_unavailable=True,
                                      allow_no_indices=True,
                                      filter_path=f"*.mappings._meta.{TEMPLATE_FINGERPRINT_KEY}").body
     out: list[Outcome] = []
-    for index, wanted in stale:
+    for index, wanted in ours:
         if (current.get(index) or {}).get("mappings", {}).get("_meta", {}).get(TEMPLATE_FINGERPRINT_KEY) == wanted:
             continue
         if dry_run:
