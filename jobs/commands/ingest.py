@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
     p.add_argument("--store", default=DEFAULT_STORE, help=f"duckdb:///path/to/file.duckdb (default {DEFAULT_STORE})")
     p.add_argument("--namespace", default=None, help="data stream namespace recorded in routing (default 'default')")
     p.add_argument("--follow", action="store_true",
-                   help="keep reading the file(s) as they grow until SIGINT/SIGTERM (one file only)")
+                   help="keep reading the file as it grows, across rotations, until SIGINT/SIGTERM (one file only)")
     p.add_argument("--batch-size", type=int, default=None, help="lines per DuckDB insert (default 50000)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)

@@ -39,8 +39,13 @@ def follow_lines(path: Path, stop: StopFlag) -> Iterator[bytes | None]:
     """Complete lines appended to ``path`` until ``stop`` is set, from its start.
 
     Yields None when no complete line is waiting (an idle tick, so the caller can
-    store what it holds). A partial last line waits for its newline. A file that
-    shrinks or is replaced (rotation) is read again from its start.
+    store what it holds). A partial last line waits for its newline. Rotation, as
+    ``tail -F`` follows it: a file renamed away (the emitter's file sink rotates so)
+    is read to its end through the open handle before the new file at ``path`` is
+    opened, so lines written just before the rename are not lost; a file that
+    shrinks (copy-and-truncate) is read again from its start. A partial line left
+    at the end of the old file is passed on as a line of its own: the checker
+    stores it if it is a whole event, else dead-letters it with the reason.
     """
     pending = b""
     handle = path.open("rb")
@@ -59,13 +64,23 @@ def follow_lines(path: Path, stop: StopFlag) -> Iterator[bytes | None]:
                 break
             try:
                 current = path.stat()
-            except FileNotFoundError:  # mid-rotation: keep the old handle until the new file appears
+            except FileNotFoundError:  # mid-rotation: keep reading the old handle until the new file appears
                 continue
-            if current.st_ino != inode or current.st_size < handle.tell():
-                handle.close()
-                handle = path.open("rb")
-                inode = os.fstat(handle.fileno()).st_ino
+            renamed, shrunk = current.st_ino != inode, current.st_size < handle.tell()
+            if not (renamed or shrunk):
+                continue
+            if renamed:
+                while chunk := handle.read(1 << 20):  # what was appended before the rename
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        yield line + b"\n"
+            if pending:
+                yield pending + b"\n"
                 pending = b""
+            handle.close()
+            handle = path.open("rb")
+            inode = os.fstat(handle.fileno()).st_ino
     finally:
         handle.close()
 
