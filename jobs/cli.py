@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from mlmon import commands
+from mlmon.stores.base import StoreError
 from mlmon_logging import __version__
 
 
@@ -32,6 +33,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except StoreError as err:  # e.g. the store is held by another process past the wait: say so, no traceback
+        print(f"mlmon {args.command}: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from mlmon.explainability_job import ExplainabilityJob, explainability_job
 from mlmon.fairness_job import FairnessJob, fairness_job
 from mlmon.performance_job import PerformanceReport, performance_job, run_performance
 from mlmon.reference import ReferenceProfile
-from mlmon.stores.base import Store
+from mlmon.stores.base import Store, StoreError
 from mlmon.windows import floor_time
 
 log = logging.getLogger("mlmon.runner")
@@ -57,6 +57,33 @@ def windows(start: datetime, end: datetime, size: timedelta) -> Iterator[tuple[d
     while s < end:
         yield s, s + size
         s += size
+
+
+def run_every(config: Config, open_store: Callable[[], Store], interval: timedelta, stop: threading.Event,
+              clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> int:
+    """A round every ``interval`` until ``stop`` is set (a round in progress finishes its current
+    window); returns the rounds done.
+
+    Each round opens the store and closes it after: the embedded store is a file one process
+    holds at a time, and between rounds it is ``mlmon ingest --follow``'s. A store that cannot
+    be opened (held by another process past the wait, Elasticsearch unreachable) skips that
+    round with a warning; the service carries on.
+    """
+    rounds = 0
+    while not stop.is_set():
+        try:
+            store = open_store()
+        except StoreError as err:
+            log.warning("round skipped: %s", err)
+        else:
+            try:
+                report = Runner(config, store, clock=clock).round(stop=stop)
+            finally:
+                store.close()
+            rounds += 1
+            log.info("round done", extra={"windows": report.windows, "documents": report.documents})
+        stop.wait(interval.total_seconds())
+    return rounds
 
 
 def checkpoint_key(model: ModelConfig) -> str:
@@ -178,16 +205,6 @@ class Runner:
             total.documents += r.documents
             total.alerts += r.alerts
         return total
-
-    def every(self, interval: timedelta, stop: threading.Event) -> int:
-        """Rounds every ``interval`` until ``stop`` is set; a round in progress finishes its current window."""
-        rounds = 0
-        while not stop.is_set():
-            report = self.round(stop=stop)
-            rounds += 1
-            log.info("round done", extra={"windows": report.windows, "documents": report.documents})
-            stop.wait(interval.total_seconds())
-        return rounds
 
     def backfill(self, start: datetime, end: datetime, progress: bool = True) -> RoundReport:
         """Every aligned window in [start, end) for every model, with a progress bar.

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-DEFAULT_STORE = "duckdb:///out/mlmon.duckdb"
+from mlmon.stores.url import DEFAULT_STORE_URL, duckdb_path
+
+if TYPE_CHECKING:
+    from mlmon.ingest.report import IngestReport
+    from mlmon.ingest.validate import Validator
 
 
 def register(sub: Any) -> None:
@@ -17,7 +22,9 @@ def register(sub: Any) -> None:
                                    "lines and store them in DuckDB. Bad lines go to the dead_letters table with "
                                    "the reason; re-ingesting a file stores nothing twice.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="event files; '-' reads standard input")
-    p.add_argument("--store", default=DEFAULT_STORE, help=f"duckdb:///path/to/file.duckdb (default {DEFAULT_STORE})")
+    p.add_argument("--store", default=DEFAULT_STORE_URL,
+                   help=f"duckdb:///relative/path.duckdb or duckdb:////absolute/path.duckdb, the store the other "
+                        f"commands read (default {DEFAULT_STORE_URL})")
     p.add_argument("--namespace", default=None, help="data stream namespace recorded in routing (default 'default')")
     p.add_argument("--follow", action="store_true",
                    help="keep reading the file as it grows, across rotations, until SIGINT/SIGTERM (one file only)")
@@ -27,12 +34,13 @@ def register(sub: Any) -> None:
 
 
 def store_path(url: str) -> Path:
-    """``duckdb:///abs/path.duckdb`` or ``duckdb://rel/path.duckdb`` or a plain path -> Path."""
-    if url.startswith("duckdb://"):
-        rest = url.removeprefix("duckdb://")
-        if not rest:
-            raise SystemExit("mlmon ingest: --store duckdb:// needs a file path, e.g. duckdb:///data/mlmon.duckdb")
-        return Path(rest)
+    """The DuckDB file of ``--store``: a ``duckdb:`` URL read as every other command reads it
+    (:func:`mlmon.stores.url.duckdb_path`), or a plain path."""
+    if url.startswith("duckdb:"):
+        try:
+            return Path(duckdb_path(url))
+        except ValueError as err:
+            raise SystemExit(f"mlmon ingest: --store {err}") from None
     if "://" in url:
         raise SystemExit(f"mlmon ingest: unsupported store {url!r}; use duckdb:///path/to/mlmon.duckdb "
                          "(Elasticsearch is fed by Logstash, see logstash/)")
@@ -40,11 +48,7 @@ def store_path(url: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlmon.ingest.core import (DEFAULT_BATCH_SIZE, batched, ingest_batch, ingest_batches, now_ms, open_store,
-                                   validator_for)
-    from mlmon.ingest.duckdb_sink import DuckDBSink
-    from mlmon.ingest.report import IngestReport
-    from mlmon.ingest.sources import StopFlag, batches_until_idle, follow_lines
+    from mlmon.ingest.core import DEFAULT_BATCH_SIZE, validator_for
     from mlmon_logging import contract
 
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE
@@ -56,20 +60,26 @@ def run(args: argparse.Namespace) -> int:
         if name != "-" and not Path(name).is_file():
             raise SystemExit(f"mlmon ingest: no such file: {name}")
     validator = validator_for(args.namespace or contract.DEFAULT_NAMESPACE)
+    db = store_path(args.store)
+    if args.follow:
+        total, status = _follow(Path(args.paths[0]), db, validator, batch_size)
+    else:
+        total, status = _ingest_files(args.paths, db, validator, batch_size), 0
+    print(json.dumps(total.as_dict(), sort_keys=True) if args.json else total.summary())
+    return status
+
+
+def _ingest_files(paths: list[str], db: Path, validator: Validator, batch_size: int) -> IngestReport:
+    from mlmon.ingest.core import batched, ingest_batches, now_ms, open_store
+    from mlmon.ingest.duckdb_sink import DuckDBSink
+    from mlmon.ingest.report import IngestReport
+    from mlmon.stores.duckdb_connect import StoreLocked
+
     total = IngestReport()
-    with open_store(store_path(args.store)) as con:
-        sink = DuckDBSink(con)
-        if args.follow:
-            stop = StopFlag()
-            stop.install()
-            path = Path(args.paths[0])
-            for batch in batches_until_idle(follow_lines(path, stop), batch_size):
-                part = ingest_batch(batch, sink, validator, now_ms(), str(path.resolve()))
-                total.merge(part)
-                if part.lines:
-                    print(part.summary(), file=sys.stderr, flush=True)
-        else:
-            for name in args.paths:
+    try:
+        with open_store(db) as con:
+            sink = DuckDBSink(con)
+            for name in paths:
                 stream = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
                 source = None if name == "-" else str(Path(name).resolve())
                 try:
@@ -78,5 +88,34 @@ def run(args: argparse.Namespace) -> int:
                 finally:
                     if stream is not sys.stdin.buffer:
                         stream.close()
-    print(json.dumps(total.as_dict(), sort_keys=True) if args.json else total.summary())
-    return 0
+    except StoreLocked as err:
+        raise SystemExit(f"mlmon ingest: {err}") from None
+    return total
+
+
+def _follow(path: Path, db: Path, validator: Validator, batch_size: int) -> tuple[IngestReport, int]:
+    """Store what is appended to ``path`` until SIGINT/SIGTERM; (report, exit status)."""
+    from mlmon.ingest.core import ingest_batch, now_ms, open_store
+    from mlmon.ingest.duckdb_sink import DuckDBSink
+    from mlmon.ingest.report import IngestReport
+    from mlmon.ingest.sources import StopFlag, batches_until_idle, follow_lines
+    from mlmon.stores.duckdb_connect import StoreLocked
+
+    total = IngestReport()
+    stop = StopFlag()
+    stop.install()
+    source = str(path.resolve())
+    try:
+        for batch in batches_until_idle(follow_lines(path, stop), batch_size):
+            # The store is held for one batch at a time, so `mlmon run --every` and the
+            # reading commands get their turns; a round in progress is waited for.
+            with open_store(db, lock_wait=math.inf, give_up=stop.is_set) as con:
+                part = ingest_batch(batch, DuckDBSink(con), validator, now_ms(), source)
+            total.merge(part)
+            if part.lines:
+                print(part.summary(), file=sys.stderr, flush=True)
+    except StoreLocked as err:  # stopped while another process held the store
+        print(f"mlmon ingest: {err}; the lines not stored yet are read again on the next run "
+              f"(from the start of {path}; stored events are not stored twice)", file=sys.stderr)
+        return total, 1
+    return total, 0

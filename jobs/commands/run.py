@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from mlmon.explainability_job import ExplainabilityJobError
     from mlmon.fairness_job import FairnessJobError
     from mlmon.performance_job import PerformanceJobError
-    from mlmon.runner import Runner, RunnerError, parse_time, stop_on_signals
+    from mlmon.runner import Runner, RunnerError, parse_time, run_every, stop_on_signals
     from mlmon.stores.base import StoreError
     from mlmon.stores.url import DEFAULT_STORE_URL, open_store
 
@@ -38,21 +38,22 @@ def run(args: argparse.Namespace) -> int:
     except (cfg.ConfigError, ValueError) as err:
         print(f"mlmon run: {err}", file=sys.stderr)
         return 2
-    store = open_store(args.store or config.store or DEFAULT_STORE_URL)
+    url = args.store or config.store or DEFAULT_STORE_URL
     try:
-        runner = Runner(config, store)
-        if every is None:
-            report = runner.round(at)
-            print(f"{report.windows} windows, {report.documents} metric documents, {report.alerts} alerts")
+        if every is not None:
+            stop = threading.Event()
+            stop_on_signals(stop)
+            rounds = run_every(config, lambda: open_store(url), every, stop)
+            print(f"stopped after {rounds} rounds")
             return 0
-        stop = threading.Event()
-        stop_on_signals(stop)
-        rounds = runner.every(every, stop)
-        print(f"stopped after {rounds} rounds")
+        store = open_store(url)
+        try:
+            report = Runner(config, store).round(at)
+        finally:
+            store.close()
+        print(f"{report.windows} windows, {report.documents} metric documents, {report.alerts} alerts")
         return 0
     except (RunnerError, DriftJobError, PerformanceJobError, ExplainabilityJobError, FairnessJobError,
             StoreError) as err:
         print(f"mlmon run: {err}", file=sys.stderr)
         return 1
-    finally:
-        store.close()

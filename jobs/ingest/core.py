@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from mlmon.ingest.report import IngestReport
 from mlmon.ingest.spec import load_spec
 from mlmon.ingest.timestamps import Instant
 from mlmon.ingest.validate import Accepted, Rejected, Validator
+from mlmon.stores.duckdb_connect import connect
 from mlmon_logging import contract
 
 #: Lines validated per DuckDB insert: big enough to amortise the statement, small
@@ -48,18 +50,28 @@ def now_ms() -> Instant:
 
 
 @contextmanager
-def open_store(store: Store) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection to ``store``; closes it afterwards only if it was opened here."""
+def open_store(store: Store, *, lock_wait: float | None = None,
+               give_up: Callable[[], bool] = lambda: False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to ``store``; closes it afterwards only if it was opened here.
+
+    A file another process holds (``mlmon run``, a report) is waited for, up to ``lock_wait``
+    seconds (see :func:`mlmon.stores.duckdb_connect.connect`), or until ``give_up()``.
+    """
     if isinstance(store, duckdb.DuckDBPyConnection):
         yield store
         return
     path = Path(store)
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    con = connect(path, wait=lock_wait, give_up=give_up, on_wait=_say_waiting)
     try:
         yield con
     finally:
         con.close()
+
+
+def _say_waiting(message: str) -> None:
+    print(f"mlmon ingest: the store is in use by another process; waiting for it ({message})", file=sys.stderr,
+          flush=True)
 
 
 def ingest_lines(lines: Iterable[bytes | str], store: Store, *, namespace: str = contract.DEFAULT_NAMESPACE,

@@ -10,17 +10,28 @@ from mlmon.stores.base import Store
 DEFAULT_STORE_URL = "duckdb:///mlmon.duckdb"
 
 
+def duckdb_path(url: str) -> str:
+    """The file of a ``duckdb:`` URL, as SQLAlchemy reads database URLs: ``duckdb:///rel/path``
+    is relative to the working directory, ``duckdb:////abs/path`` absolute (``duckdb://rel/path``
+    is taken as relative too). Every command reads store URLs through this one function."""
+    if not url.startswith("duckdb://"):
+        raise ValueError(f"{url!r} is not a duckdb:// URL")
+    path = url[len("duckdb://"):]
+    path = path[1:] if path.startswith("/") else path
+    if not path:
+        raise ValueError(f"{url!r}: expected duckdb:///path/to/file.duckdb (relative) or "
+                         f"duckdb:////abs/path/file.duckdb (absolute)")
+    return path
+
+
 def open_store(url: str, **es_options: Any) -> Store:
-    """The store at ``url``. ``duckdb:///rel/path`` is relative, ``duckdb:////abs/path`` absolute.
+    """The store at ``url``: a ``duckdb:`` URL (see :func:`duckdb_path`) or ``http(s)://host:9200``.
 
     ``es_options`` go to :func:`mlmon.es_client.connect` (credentials, CA file, timeouts).
     """
     parsed = urlparse(url)
     if parsed.scheme == "duckdb":
-        path = url[len("duckdb://"):]
-        path = path[1:] if path.startswith("/") else path
-        if not path:
-            raise ValueError(f"{url!r}: expected duckdb:///path/to/file.duckdb")
+        path = duckdb_path(url)
         from mlmon.stores.duckdb_store import DuckDBStore
 
         return DuckDBStore(path)

@@ -7,13 +7,14 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 
 from mlmon.cli import main
 from mlmon.config import parse
 from mlmon.reference import ReferenceProfile
-from mlmon.runner import Runner, checkpoint_key
+from mlmon.runner import Runner, checkpoint_key, run_every
 from mlmon.stats import CategoryStats, NumericStats
 from mlmon.stores.base import StoreError, WindowQuery
 from mlmon.stores.duckdb_store import DuckDBStore
@@ -71,13 +72,42 @@ def test_failed_write_leaves_the_window_unfinished(store: DuckDBStore, monkeypat
     assert store.get_checkpoint("drift:churn:*") is None
 
 
-def test_every_stops_cleanly_when_asked(store: DuckDBStore) -> None:
-    runner = Runner(parse({"models": {"churn": {}}}), store, clock=lambda: T0 + HOUR + timedelta(minutes=2))
+def test_every_holds_the_store_only_during_its_rounds_and_stops_cleanly(store: DuckDBStore) -> None:
+    """Between rounds another process (``mlmon ingest --follow``) can open the file; a round
+    that cannot open it is skipped, and the next one runs."""
+    path = store.path
+    store.close()
+    opened: list[DuckDBStore | None] = []
+    free_between_rounds: list[bool] = []
     stop = threading.Event()
-    timer = threading.Timer(0.3, stop.set)
-    timer.start()
-    assert runner.every(timedelta(seconds=0.1), stop) >= 1
-    assert store.get_checkpoint("drift:churn:*") == T0 + HOUR
+
+    def open_store() -> DuckDBStore:
+        if opened:  # the previous round is over: an outsider may take the file now
+            try:
+                duckdb.connect(path).close()
+                free_between_rounds.append(True)
+            except duckdb.IOException:
+                free_between_rounds.append(False)
+        if len(opened) == 1:
+            opened.append(None)
+            raise StoreError("held by another process past the wait")
+        if len(opened) == 3:
+            stop.set()  # the round in progress still finishes
+        round_store = DuckDBStore(path)
+        opened.append(round_store)
+        return round_store
+
+    rounds = run_every(parse({"models": {"churn": {}}}), open_store, timedelta(seconds=0.01), stop,
+                       clock=lambda: T0 + HOUR + timedelta(minutes=2))
+    stores = [s for s in opened if s is not None]
+    assert rounds == len(stores) == 3  # the second attempt was skipped, the last one finished after stop
+    assert free_between_rounds == [True, True, True]
+    for closed in stores:
+        with pytest.raises(duckdb.ConnectionException):
+            closed.con.execute("SELECT 1")
+    again = DuckDBStore(path)
+    assert again.get_checkpoint("drift:churn:*") == T0 + HOUR
+    again.close()
 
 
 def test_small_windows_are_insufficient_data_not_alerts(store: DuckDBStore) -> None:

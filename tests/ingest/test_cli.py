@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -14,6 +16,8 @@ import pytest
 
 from mlmon.cli import main
 from mlmon.commands.ingest import store_path
+from mlmon.stores.duckdb_store import DuckDBStore
+from mlmon.stores.url import open_store
 
 MLMON = [sys.executable, "-m", "mlmon.cli"]
 
@@ -21,7 +25,7 @@ MLMON = [sys.executable, "-m", "mlmon.cli"]
 def test_ingest_files_twice_reports_counts(tmp_path: Path, line_of, capsys) -> None:
     events = tmp_path / "events.jsonl"
     events.write_bytes(line_of("a") + line_of("b") + b"not json\n")
-    store = f"duckdb://{tmp_path}/m.duckdb"
+    store = f"duckdb:///{tmp_path}/m.duckdb"  # duckdb:////abs/path: absolute
     assert main(["ingest", str(events), "--store", store, "--json"]) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["stored"] == {"prediction": 2} and first["dead_lettered"] == {"not_json": 1}
@@ -43,11 +47,35 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         main(["ingest", str(tmp_path / "nope.jsonl"), "--store", str(tmp_path / "m.duckdb")])
 
 
-@pytest.mark.parametrize(("url", "path"), [("duckdb:///abs/m.duckdb", Path("/abs/m.duckdb")),
+@pytest.mark.parametrize(("url", "path"), [("duckdb:////abs/m.duckdb", Path("/abs/m.duckdb")),
+                                           ("duckdb:///rel/m.duckdb", Path("rel/m.duckdb")),
                                            ("duckdb://rel/m.duckdb", Path("rel/m.duckdb")),
                                            ("plain.duckdb", Path("plain.duckdb"))])
 def test_store_urls(url: str, path: Path) -> None:
     assert store_path(url) == path
+
+
+@pytest.mark.parametrize("url", ["duckdb:///m.duckdb", "duckdb:///sub/m.duckdb", "duckdb://sub/m.duckdb", "absolute"])
+def test_ingest_writes_the_store_the_other_commands_open(url: str, tmp_path: Path, monkeypatch, line_of) -> None:
+    """The README's steps pass one --store URL to ingest, run, metrics and report: one file for all."""
+    monkeypatch.chdir(tmp_path)
+    if url == "absolute":
+        url = f"duckdb:///{tmp_path}/abs/m.duckdb"
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(line_of("a"))
+    assert main(["ingest", str(events), "--store", url]) == 0
+    store = open_store(url)
+    try:
+        assert isinstance(store, DuckDBStore)
+        assert store.con.execute("SELECT count(*) FROM predictions").fetchone() == (1,)
+    finally:
+        store.close()
+    assert Path(store.path).resolve().is_relative_to(tmp_path.resolve())
+
+
+def test_a_store_url_without_a_path_names_both_forms() -> None:
+    with pytest.raises(SystemExit, match=r"duckdb:///path/to/file.duckdb \(relative\) or duckdb:////abs"):
+        store_path("duckdb://")
 
 
 def test_elasticsearch_store_is_refused() -> None:
@@ -59,9 +87,7 @@ def test_follow_stores_appended_lines_and_stops_cleanly_on_sigterm(tmp_path: Pat
     events = tmp_path / "events.jsonl"
     events.write_bytes(line_of("a"))
     db = tmp_path / "m.duckdb"
-    proc = subprocess.Popen([*MLMON, "ingest", str(events), "--follow", "--store", str(db), "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    with _follower(events, db) as proc:
         time.sleep(2.0)
         with events.open("ab") as f:
             f.write(line_of("b"))
@@ -70,11 +96,63 @@ def test_follow_stores_appended_lines_and_stops_cleanly_on_sigterm(tmp_path: Pat
         with events.open("ab") as f:
             f.write(line_of("c")[20:])
         time.sleep(1.0)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        report, _ = _stopped(proc)
+    assert report["stored"] == {"prediction": 3}
+    assert duckdb.connect(str(db)).execute("SELECT count(*) FROM predictions").fetchone() == (3,)
+
+
+@contextmanager
+def _follower(events: Path, db: Path) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen([*MLMON, "ingest", str(events), "--follow", "--store", str(db), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _stopped(proc: subprocess.Popen[bytes]) -> tuple[dict, bytes]:
+    """SIGTERM, then (the JSON report, stderr); the follower must have stopped cleanly."""
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert json.loads(out)["stored"] == {"prediction": 3}
-    assert duckdb.connect(str(db)).execute("SELECT count(*) FROM predictions").fetchone() == (3,)
+    return json.loads(out), err
+
+
+def _predictions(db: Path) -> int:
+    """Rows stored so far, opening the store as any other command does (waiting for its turn)."""
+    store = DuckDBStore(db, lock_wait=30)
+    try:
+        return int(store.con.execute("SELECT count(*) FROM predictions").fetchone()[0])
+    finally:
+        store.close()
+
+
+def _eventually(check, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_follow_takes_turns_with_the_other_commands(tmp_path: Path, line_of) -> None:
+    """`mlmon ingest --follow` holds the store per batch: other commands open it meanwhile, and
+    while one holds it, the follower's next batch waits for its turn (nothing lost)."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(line_of("a"))
+    db = tmp_path / "m.duckdb"
+    with _follower(events, db) as proc:
+        assert _eventually(lambda: db.exists() and _predictions(db) == 1)
+        held = DuckDBStore(db, lock_wait=30)  # e.g. a jobs round in progress
+        with events.open("ab") as f:
+            f.write(line_of("b"))
+        time.sleep(1.5)  # the follower has read the line and waits for the store
+        assert held.con.execute("SELECT count(*) FROM predictions").fetchone() == (1,)
+        held.close()
+        assert _eventually(lambda: _predictions(db) == 2)
+        report, err = _stopped(proc)
+    assert report["stored"] == {"prediction": 2}
+    assert b"in use by another process; waiting for it" in err
