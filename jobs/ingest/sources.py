@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import glob
+import logging
 import os
 import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import BinaryIO
+
+log = logging.getLogger(__name__)
 
 #: How often a followed file is polled for new bytes when it has none.
 POLL_SECONDS = 0.2
@@ -35,29 +40,78 @@ class StopFlag:
         signal.signal(signal.SIGTERM, handler)
 
 
+class _Lines:
+    """Splits bytes into lines; a partial last line waits for its newline, or for its file to end."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        self.pending += chunk
+        *lines, self.pending = self.pending.split(b"\n")
+        return [line + b"\n" for line in lines]
+
+    def end_of_file(self) -> list[bytes]:
+        """The partial line left at the end of a file that will not grow again, as a line of its own."""
+        rest, self.pending = self.pending, b""
+        return [rest + b"\n"] if rest else []
+
+
+def _to_the_end(handle: BinaryIO, lines: _Lines) -> Iterator[bytes]:
+    while chunk := handle.read(1 << 20):
+        yield from lines.feed(chunk)
+    yield from lines.end_of_file()
+
+
+def _rotated_between(path: Path, reading: int, current: int) -> tuple[list[BinaryIO], bool]:
+    """Open handles, oldest first, of the files rotated away (``<path>.1``, ``.2``, ...) after the
+    one being read (inode ``reading``) and before the one now at ``path`` (inode ``current``); and
+    whether the one being read was among them (if not, it was rotated out of the numbered files,
+    and files between may be gone). Opened from ``.1`` up: a rotation meanwhile moves a file to
+    a higher number, so it is met twice (and read once) rather than missed."""
+    numbers = sorted(int(suffix) for f in path.parent.glob(f"{glob.escape(path.name)}.*")
+                     if (suffix := f.name[len(path.name) + 1:]).isdigit())
+    found: list[BinaryIO] = []  # newest first
+    seen = {current}
+    for number in range(1, (numbers[-1] if numbers else 0) + 2):  # + 1: a shift may be under way
+        try:
+            handle = path.with_name(f"{path.name}.{number}").open("rb")
+        except FileNotFoundError:
+            continue
+        inode = os.fstat(handle.fileno()).st_ino
+        if inode == reading:  # ours: everything further is older
+            handle.close()
+            return found[::-1], True
+        if inode in seen:
+            handle.close()
+        else:
+            seen.add(inode)
+            found.append(handle)
+    return found[::-1], False
+
+
 def follow_lines(path: Path, stop: StopFlag) -> Iterator[bytes | None]:
     """Complete lines appended to ``path`` until ``stop`` is set, from its start.
 
     Yields None when no complete line is waiting (an idle tick, so the caller can
-    store what it holds). A partial last line waits for its newline. Rotation, as
-    ``tail -F`` follows it: a file renamed away (the emitter's file sink rotates so)
-    is read to its end through the open handle before the new file at ``path`` is
-    opened, so lines written just before the rename are not lost; a file that
-    shrinks (copy-and-truncate) is read again from its start. A partial line left
-    at the end of the old file is passed on as a line of its own: the checker
-    stores it if it is a whole event, else dead-letters it with the reason.
+    store what it holds). A partial last line waits for its newline.
+
+    Rotation by renaming (the emitter's file sink, logrotate's default): the file
+    being read is read to its end through the open handle, then every file rotated
+    after it (``<path>.1``, ``.2``, ... newer than it: several when the follower fell
+    behind, e.g. while it waited for the store), then the new file at ``path``. A file
+    that shrinks in place (copy-and-truncate) is read again from its start. A partial
+    line left at the end of a rotated file is passed on as a line of its own: the
+    checker stores it if it is a whole event, else dead-letters it with the reason.
     """
-    pending = b""
-    handle = path.open("rb")
+    lines = _Lines()
+    handle: BinaryIO = path.open("rb")
     inode = os.fstat(handle.fileno()).st_ino
     try:
         while not stop.is_set():
             chunk = handle.read(1 << 20)
             if chunk:
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    yield line + b"\n"
+                yield from lines.feed(chunk)
                 continue
             yield None
             if stop.wait(POLL_SECONDS):
@@ -66,21 +120,27 @@ def follow_lines(path: Path, stop: StopFlag) -> Iterator[bytes | None]:
                 current = path.stat()
             except FileNotFoundError:  # mid-rotation: keep reading the old handle until the new file appears
                 continue
-            renamed, shrunk = current.st_ino != inode, current.st_size < handle.tell()
-            if not (renamed or shrunk):
+            if current.st_ino == inode:
+                if current.st_size < handle.tell():  # truncated in place: from the top again
+                    yield from lines.end_of_file()
+                    handle.seek(0)
                 continue
-            if renamed:
-                while chunk := handle.read(1 << 20):  # what was appended before the rename
-                    pending += chunk
-                    *lines, pending = pending.split(b"\n")
-                    for line in lines:
-                        yield line + b"\n"
-            if pending:
-                yield pending + b"\n"
-                pending = b""
+            yield from _to_the_end(handle, lines)  # what was appended before the rename
+            try:
+                opened = path.open("rb")
+            except FileNotFoundError:  # renamed again just now: all of it is read next tick
+                continue
             handle.close()
-            handle = path.open("rb")
-            inode = os.fstat(handle.fileno()).st_ino
+            handle = opened
+            newest = os.fstat(handle.fileno()).st_ino
+            between, found = _rotated_between(path, inode, newest)
+            if not found:
+                log.warning("mlmon ingest: %s was rotated past its numbered copies while being read; "
+                            "files rotated away before it may have been missed", path)
+            for rotated in between:
+                with rotated:
+                    yield from _to_the_end(rotated, lines)
+            inode = newest
     finally:
         handle.close()
 

@@ -6,8 +6,11 @@ test rotates the file, so each case is deterministic (one poll interval per resu
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from mlmon.ingest.sources import StopFlag, follow_lines
 from mlmon_logging.sinks import FileSink
@@ -97,4 +100,45 @@ def test_every_line_of_the_emitters_rotating_file_sink_arrives(tmp_path: Path) -
     sink.close()
     assert (tmp_path / "events.jsonl.1").exists()
     assert got == [b'{"n": %5d}\n' % i for i in range(n)]
+    lines.close()
+
+
+def _numbered(start: int, count: int) -> bytes:
+    return b"".join(b'{"n": %5d}\n' % i for i in range(start, start + count))
+
+
+def test_a_follower_several_rotations_behind_reads_every_file_in_order(tmp_path: Path) -> None:
+    """E.g. it waited for the store while the service logged on: three rotations between two polls."""
+    path = tmp_path / "events.jsonl"
+    sink = FileSink(path, max_bytes=150, backups=5)  # 10 lines of 13 bytes a file
+    sink.write(_numbered(0, 10))
+    sink.flush()
+    lines = follow_lines(path, StopFlag())
+    got = _until_idle(lines)
+    for start in range(10, 50, 10):  # four more files: three rotated away unread, one current
+        sink.write(_numbered(start, 10))
+    sink.flush()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"events.jsonl{s}" for s in ("", ".1", ".2", ".3", ".4")]
+    got += _until_idle(lines)
+    assert got == [b'{"n": %5d}\n' % i for i in range(50)]
+    sink.close()
+    lines.close()
+
+
+def test_a_follower_behind_more_rotations_than_kept_reads_what_is_left_and_says_so(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "events.jsonl"
+    sink = FileSink(path, max_bytes=150, backups=2)
+    sink.write(_numbered(0, 10))
+    sink.flush()
+    lines = follow_lines(path, StopFlag())
+    got = _until_idle(lines)
+    for start in range(10, 50, 10):  # files 10-19 and the one being read fall off the end
+        sink.write(_numbered(start, 10))
+    sink.flush()
+    with caplog.at_level(logging.WARNING):
+        got += _until_idle(lines)
+    assert got == [b'{"n": %5d}\n' % i for i in [*range(10), *range(20, 50)]]
+    assert "rotated past its numbered copies" in caplog.text
+    sink.close()
     lines.close()
