@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,27 +94,19 @@ def _ingest_files(paths: list[str], db: Path, validator: Validator, batch_size: 
 
 def _follow(path: Path, db: Path, validator: Validator, batch_size: int) -> tuple[IngestReport, int]:
     """Store what is appended to ``path`` until SIGINT/SIGTERM; (report, exit status)."""
-    from mlmon.ingest.core import ingest_batch, now_ms, open_store
-    from mlmon.ingest.duckdb_sink import DuckDBSink
+    from mlmon.ingest.follow import NotStored, follow_into_store
     from mlmon.ingest.report import IngestReport
-    from mlmon.ingest.sources import StopFlag, batches_until_idle, follow_lines
-    from mlmon.stores.duckdb_connect import StoreLocked
+    from mlmon.ingest.sources import StopFlag
 
-    total = IngestReport()
+    def progress(part: IngestReport) -> None:
+        if part.lines:
+            print(part.summary(), file=sys.stderr, flush=True)
+
     stop = StopFlag()
     stop.install()
-    source = str(path.resolve())
     try:
-        for batch in batches_until_idle(follow_lines(path, stop), batch_size):
-            # The store is held for one batch at a time, so `mlmon run --every` and the
-            # reading commands get their turns; a round in progress is waited for.
-            with open_store(db, lock_wait=math.inf, give_up=stop.is_set) as con:
-                part = ingest_batch(batch, DuckDBSink(con), validator, now_ms(), source)
-            total.merge(part)
-            if part.lines:
-                print(part.summary(), file=sys.stderr, flush=True)
-    except StoreLocked as err:  # stopped while another process held the store
-        print(f"mlmon ingest: {err}; the lines not stored yet are read again on the next run "
-              f"(from the start of {path}; stored events are not stored twice)", file=sys.stderr)
-        return total, 1
-    return total, 0
+        return follow_into_store(path, db, validator, batch_size, stop, progress), 0
+    except NotStored as err:
+        print(f"mlmon ingest: {err}; they are read again on the next run (from the start of {path}; "
+              f"stored events are not stored twice)", file=sys.stderr)
+        return err.report, 1

@@ -143,18 +143,3 @@ def follow_lines(path: Path, stop: StopFlag) -> Iterator[bytes | None]:
             inode = newest
     finally:
         handle.close()
-
-
-def batches_until_idle(lines: Iterator[bytes | None], size: int) -> Iterator[list[bytes]]:
-    """Batches of up to ``size`` lines, cut early at an idle tick so followed data lands promptly."""
-    batch: list[bytes] = []
-    for line in lines:
-        if line is not None:
-            batch.append(line)
-            if len(batch) < size:
-                continue
-        if batch:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

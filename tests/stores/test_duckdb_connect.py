@@ -9,10 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -21,44 +18,13 @@ import pytest
 from mlmon.stores.base import StoreError
 from mlmon.stores.duckdb_connect import LOCK_WAIT_ENV, StoreLocked, connect
 from mlmon.stores.duckdb_store import DuckDBStore
-
-HOLDER = """
-import duckdb, sys, time
-con = duckdb.connect(sys.argv[1])
-print("held", flush=True)
-sys.stdin.readline()  # released when the test says so
-con.close()
-"""
-
-
-@contextmanager
-def held_by_another_process(path: Path) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline() == "held\n"
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-
-
-def _release_after(proc: subprocess.Popen[str], seconds: float) -> threading.Timer:
-    def release() -> None:
-        assert proc.stdin is not None
-        proc.stdin.write("\n")
-        proc.stdin.flush()
-    timer = threading.Timer(seconds, release)
-    timer.start()
-    return timer
-
+from tests.support.duckdb_holder import held_by_another_process, release_after
 
 def test_a_locked_store_is_waited_for_and_the_wait_is_announced_once(tmp_path: Path) -> None:
     path = tmp_path / "m.duckdb"
     told: list[str] = []
     with held_by_another_process(path) as holder:
-        _release_after(holder, 1.0)
+        release_after(holder, 1.0)
         start = time.monotonic()
         con = connect(path, wait=30, on_wait=told.append)
         waited = time.monotonic() - start
