@@ -18,6 +18,7 @@ from mlmon.cli import main
 from mlmon.commands.ingest import store_path
 from mlmon.stores.duckdb_store import DuckDBStore
 from mlmon.stores.url import open_store
+from tests.support.eventually import eventually
 
 MLMON = [sys.executable, "-m", "mlmon.cli"]
 
@@ -129,15 +130,6 @@ def _predictions(db: Path) -> int:
         store.close()
 
 
-def _eventually(check, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def test_follow_takes_turns_with_the_other_commands(tmp_path: Path, line_of) -> None:
     """`mlmon ingest --follow` holds the store per batch: other commands open it meanwhile, and
     while one holds it, the follower's next lines wait for its turn (nothing lost)."""
@@ -145,13 +137,13 @@ def test_follow_takes_turns_with_the_other_commands(tmp_path: Path, line_of) -> 
     events.write_bytes(line_of("a"))
     db = tmp_path / "m.duckdb"
     with _follower(events, db) as proc:
-        assert _eventually(lambda: db.exists() and _predictions(db) == 1)
+        assert eventually(lambda: db.exists() and _predictions(db) == 1)
         held = DuckDBStore(db, lock_wait=30)  # e.g. a jobs round in progress
         with events.open("ab") as f:
             f.write(line_of("b"))
         time.sleep(1.5)  # the follower has read the line and holds it until the store is free
         assert held.con.execute("SELECT count(*) FROM predictions").fetchone() == (1,)
         held.close()
-        assert _eventually(lambda: _predictions(db) == 2)
+        assert eventually(lambda: _predictions(db) == 2)
         report, _ = _stopped(proc)
     assert report["stored"] == {"prediction": 2}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -20,6 +19,7 @@ from mlmon.ingest.follow import NotStored, follow_into_store
 from mlmon.ingest.report import IngestReport
 from mlmon.ingest.sources import StopFlag
 from tests.support.duckdb_holder import held_by_another_process, release_after
+from tests.support.eventually import eventually
 
 
 class Follower:
@@ -53,15 +53,6 @@ def _stored(db: Path) -> int:
         con.close()
 
 
-def _eventually(check: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def _append(path: Path, *lines: bytes) -> None:
     with path.open("ab") as f:
         for line in lines:
@@ -80,7 +71,7 @@ def test_while_the_store_is_busy_the_follower_reads_ahead_then_stores_it_all(tmp
     events, db = tmp_path / "events.jsonl", tmp_path / "m.duckdb"
     events.write_bytes(line_of("a"))
     follower = Follower(events, db)
-    assert _eventually(lambda: sum(p.stored["prediction"] for p in follower.parts) == 1)
+    assert eventually(lambda: sum(p.stored["prediction"] for p in follower.parts) == 1)
     with held_by_another_process(db) as holder:
         _append(events, line_of("b"), line_of("c"), line_of("d"))
         for name in ("e", "f", "g"):  # three rotations, one poll or more apart; "e"'s file is deleted
@@ -89,7 +80,7 @@ def test_while_the_store_is_busy_the_follower_reads_ahead_then_stores_it_all(tmp
         time.sleep(1.0)
         assert sum(p.lines for p in follower.parts) == 1  # nothing stored meanwhile: the store is held
         release_after(holder, 0)
-        assert _eventually(lambda: sum(p.stored["prediction"] for p in follower.parts) == 7)
+        assert eventually(lambda: sum(p.stored["prediction"] for p in follower.parts) == 7)
     follower.finish()
     assert follower.error is None and follower.report is not None
     assert follower.report.stored["prediction"] == 7
@@ -104,9 +95,9 @@ def test_past_the_read_ahead_bound_it_waits_for_its_turn(tmp_path: Path, line_of
     with held_by_another_process(db) as holder:
         follower = Follower(events, db, batch_size=2)
         _append(events, line_of("a"), line_of("b"), line_of("c"))
-        assert _eventually(lambda: "waiting for it" in capsys.readouterr().err)  # 2 lines in hand: the bound
+        assert eventually(lambda: "waiting for it" in capsys.readouterr().err)  # 2 lines in hand: the bound
         release_after(holder, 0.5)
-        assert _eventually(lambda: sum(p.stored["prediction"] for p in follower.parts) == 3)
+        assert eventually(lambda: sum(p.stored["prediction"] for p in follower.parts) == 3)
     follower.finish()
     assert follower.error is None
 
