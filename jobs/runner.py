@@ -66,8 +66,8 @@ def run_every(config: Config, open_store: Callable[[], Store], interval: timedel
 
     Each round opens the store and closes it after: the embedded store is a file one process
     holds at a time, and between rounds it is ``mlmon ingest --follow``'s. A store that cannot
-    be opened (held by another process past the wait, Elasticsearch unreachable) skips that
-    round with a warning; the service carries on.
+    be opened (held by another process past the wait) skips that round with a warning; the
+    service carries on. Errors inside a round end it, as in a single round.
     """
     rounds = 0
     while not stop.is_set():

@@ -65,7 +65,7 @@ class DuckDBStore:
         self.path = str(path)
         try:
             self.con = connect(self.path, read_only=read_only, wait=lock_wait, on_wait=_say_waiting)
-        except StoreLocked as err:
+        except (StoreLocked, ValueError) as err:  # ValueError: a bad MLMON_STORE_LOCK_WAIT, named
             raise StoreError(f"cannot open DuckDB store: {err}") from err
         except duckdb.Error as err:
             raise StoreError(f"cannot open DuckDB store {self.path}: {err}") from err

@@ -68,6 +68,8 @@ def test_the_wait_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv(LOCK_WAIT_ENV, "soon")
     with pytest.raises(ValueError, match=f"{LOCK_WAIT_ENV}='soon'"):
         connect(path)
+    with pytest.raises(StoreError, match=f"{LOCK_WAIT_ENV}='soon': expected a number of seconds"):
+        DuckDBStore(path)
 
 
 def test_a_command_that_cannot_get_the_store_says_so_plainly(tmp_path: Path) -> None:
