@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ def register(sub: Any) -> None:
                         f"commands read (default {DEFAULT_STORE_URL})")
     p.add_argument("--namespace", default=None, help="data stream namespace recorded in routing (default 'default')")
     p.add_argument("--follow", action="store_true",
-                   help="keep reading the file as it grows, across rotations, until SIGINT/SIGTERM (one file only)")
+                   help="keep reading the file as it grows, across rotations, until SIGINT/SIGTERM; one PATH, "
+                        "which may be a quoted glob ('events-*.jsonl': every matching file, new ones included)")
     p.add_argument("--batch-size", type=int, default=None, help="lines per DuckDB insert (default 50000)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
@@ -56,12 +58,12 @@ def run(args: argparse.Namespace) -> int:
     if args.follow and (len(args.paths) != 1 or args.paths[0] == "-"):
         raise SystemExit("mlmon ingest: --follow takes exactly one file path")
     for name in args.paths:
-        if name != "-" and not Path(name).is_file():
+        if name != "-" and not Path(name).is_file() and not (args.follow and glob.has_magic(name)):
             raise SystemExit(f"mlmon ingest: no such file: {name}")
     validator = validator_for(args.namespace or contract.DEFAULT_NAMESPACE)
     db = store_path(args.store)
     if args.follow:
-        total, status = _follow(Path(args.paths[0]), db, validator, batch_size)
+        total, status = _follow(args.paths[0], db, validator, batch_size)
     else:
         total, status = _ingest_files(args.paths, db, validator, batch_size), 0
     print(json.dumps(total.as_dict(), sort_keys=True) if args.json else total.summary())
@@ -92,8 +94,9 @@ def _ingest_files(paths: list[str], db: Path, validator: Validator, batch_size: 
     return total
 
 
-def _follow(path: Path, db: Path, validator: Validator, batch_size: int) -> tuple[IngestReport, int]:
-    """Store what is appended to ``path`` until SIGINT/SIGTERM; (report, exit status)."""
+def _follow(source: str, db: Path, validator: Validator, batch_size: int) -> tuple[IngestReport, int]:
+    """Store what is appended to the file ``source`` (or the files matching it) until SIGINT/SIGTERM;
+    (report, exit status)."""
     from mlmon.ingest.follow import NotStored, follow_into_store
     from mlmon.ingest.report import IngestReport
     from mlmon.ingest.sources import StopFlag
@@ -105,8 +108,8 @@ def _follow(path: Path, db: Path, validator: Validator, batch_size: int) -> tupl
     stop = StopFlag()
     stop.install()
     try:
-        return follow_into_store(path, db, validator, batch_size, stop, progress), 0
+        return follow_into_store(source, db, validator, batch_size, stop, progress), 0
     except NotStored as err:
-        print(f"mlmon ingest: {err}; they are read again on the next run (from the start of {path}; "
+        print(f"mlmon ingest: {err}; they are read again on the next run (from the start of {source}; "
               f"stored events are not stored twice)", file=sys.stderr)
         return err.report, 1

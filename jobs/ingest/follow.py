@@ -10,13 +10,15 @@ Whatever it holds is stored as soon as the store is free, in one turn.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 
 from mlmon.ingest.core import ingest_batch, now_ms, open_store
 from mlmon.ingest.duckdb_sink import DuckDBSink
 from mlmon.ingest.report import IngestReport
-from mlmon.ingest.sources import StopFlag, follow_lines
+from mlmon.ingest.sources import StopFlag, follow_lines, follow_matching, is_pattern
 from mlmon.ingest.validate import Validator
 from mlmon.stores.duckdb_connect import StoreLocked
 
@@ -36,29 +38,29 @@ class NotStored(Exception):
         self.report = report
 
 
-def follow_into_store(path: Path, db: Path, validator: Validator, batch_size: int, stop: StopFlag,
+def follow_into_store(source: str, db: Path, validator: Validator, batch_size: int, stop: StopFlag,
                       on_part: Callable[[IngestReport], None] = lambda part: None) -> IngestReport:
-    """Store the lines appended to ``path`` until ``stop`` is set; the report of all of it.
+    """Store the lines appended to the file ``source`` - or to every file matching it, if it is a
+    glob pattern - until ``stop`` is set; the report of all of it.
 
     ``on_part`` is given each batch's report as it is stored. Raises :class:`NotStored`
     when stopped with lines the store could not take in time.
     """
     total = IngestReport()
-    backlog: list[bytes] = []
-    source = str(path.resolve())
+    backlog: list[tuple[str, bytes]] = []  # (file, line), in the order read
 
     def store(wait: float, give_up: Callable[[], bool] = lambda: False) -> None:
         with open_store(db, lock_wait=wait, give_up=give_up) as con:
             sink = DuckDBSink(con)
-            for start in range(0, len(backlog), batch_size):
-                part = ingest_batch(backlog[start:start + batch_size], sink, validator, now_ms(), source)
+            for name, lines in _runs_by_file(backlog, batch_size):
+                part = ingest_batch(lines, sink, validator, now_ms(), str(Path(name).resolve()))
                 total.merge(part)
                 on_part(part)
         backlog.clear()
 
-    for line in follow_lines(path, stop):
-        if line is not None:
-            backlog.append(line)
+    for item in _lines_of(source, stop):
+        if item is not None:
+            backlog.append(item)
             if len(backlog) % batch_size:
                 continue  # fill the batch; a full one, or an idle tick, is a moment to store
         if not backlog:
@@ -77,3 +79,19 @@ def follow_into_store(path: Path, db: Path, validator: Validator, batch_size: in
         except StoreLocked as err:
             raise NotStored(len(backlog), err, total) from None
     return total
+
+
+def _lines_of(source: str, stop: StopFlag) -> Iterator[tuple[str, bytes] | None]:
+    if is_pattern(source):
+        yield from follow_matching(source, stop)
+        return
+    for line in follow_lines(Path(source), stop):
+        yield None if line is None else (source, line)
+
+
+def _runs_by_file(backlog: list[tuple[str, bytes]], batch_size: int) -> Iterator[tuple[str, list[bytes]]]:
+    """Consecutive lines of one file, in batches of at most ``batch_size``: each batch records its file."""
+    for name, run in groupby(backlog, key=itemgetter(0)):
+        lines = [line for _, line in run]
+        for start in range(0, len(lines), batch_size):
+            yield name, lines[start:start + batch_size]

@@ -7,7 +7,9 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import BinaryIO
@@ -90,8 +92,19 @@ def _rotated_between(path: Path, reading: int, current: int) -> tuple[list[Binar
     return found[::-1], False
 
 
-def follow_lines(path: Path, stop: StopFlag) -> Iterator[bytes | None]:
-    """Complete lines appended to ``path`` until ``stop`` is set, from its start.
+@dataclass
+class Position:
+    """Where a follower stands: the file it reads (inode) and the end of its last complete line."""
+
+    inode: int = 0
+    offset: int = 0
+
+
+def follow_lines(path: Path, stop: StopFlag, *, poll_seconds: float = POLL_SECONDS, start_at: int = 0,
+                 position: Position | None = None) -> Iterator[bytes | None]:
+    """Complete lines appended to ``path`` until ``stop`` is set, from byte ``start_at``
+    (a line boundary; 0: its start). After each idle tick it waits ``poll_seconds``;
+    ``position``, if given, is brought up to date at each idle tick.
 
     Yields None when no complete line is waiting (an idle tick, so the caller can
     store what it holds). A partial last line waits for its newline.
@@ -106,6 +119,7 @@ def follow_lines(path: Path, stop: StopFlag) -> Iterator[bytes | None]:
     """
     lines = _Lines()
     handle: BinaryIO = path.open("rb")
+    handle.seek(start_at)
     inode = os.fstat(handle.fileno()).st_ino
     try:
         while not stop.is_set():
@@ -113,8 +127,10 @@ def follow_lines(path: Path, stop: StopFlag) -> Iterator[bytes | None]:
             if chunk:
                 yield from lines.feed(chunk)
                 continue
+            if position is not None:
+                position.inode, position.offset = inode, handle.tell() - len(lines.pending)
             yield None
-            if stop.wait(POLL_SECONDS):
+            if stop.wait(poll_seconds):
                 break
             try:
                 current = path.stat()
@@ -143,3 +159,75 @@ def follow_lines(path: Path, stop: StopFlag) -> Iterator[bytes | None]:
             inode = newest
     finally:
         handle.close()
+
+
+#: Lines taken from one file before the others get their turn (a busy file cannot starve them).
+FAIR_SHARE = 10_000
+#: A followed file that has not grown for this long is closed (its writer is likely gone, e.g. a
+#: recycled worker of a pre-fork server); it is opened again where it was left if it grows.
+IDLE_CLOSE_SECONDS = 300.0
+
+
+def is_pattern(name: str) -> bool:
+    return glob.has_magic(name)  # type: ignore[attr-defined]  # public since 3.0, untyped
+
+
+def follow_matching(pattern: str, stop: StopFlag, *, clock: Callable[[], float] = time.monotonic
+                    ) -> Iterator[tuple[str, bytes] | None]:
+    """(file, line) for the lines appended to every file matching the glob ``pattern`` until
+    ``stop`` is set, files that appear later included (e.g. ``events-*.jsonl`` of the emitter's
+    ``{pid}`` files, one per worker of a pre-fork server). Each is followed as :func:`follow_lines`
+    follows one, rotations included; files take turns of up to ``FAIR_SHARE`` lines. Yields None
+    when none has a line.
+    """
+    # name -> (its lines, where it stands, when it last grew)
+    followers: dict[str, tuple[Iterator[bytes | None], Position, float]] = {}
+    left: dict[str, tuple[int, int]] = {}  # name -> (inode, offset) of a file closed while idle
+    try:
+        while not stop.is_set():
+            now = clock()
+            found = sorted(glob.glob(pattern))
+            for name in set(left) - set(found):  # deleted since: nothing to resume
+                del left[name]
+            for name in found:
+                if name in followers or not os.path.isfile(name):
+                    continue
+                try:
+                    info = os.stat(name)
+                except FileNotFoundError:
+                    continue
+                start = 0
+                if name in left:
+                    inode, offset = left[name]
+                    if inode == info.st_ino:
+                        if info.st_size <= offset:
+                            continue  # not grown since it was closed
+                        start = offset
+                    del left[name]
+                position = Position()
+                followers[name] = (follow_lines(Path(name), stop, poll_seconds=0, start_at=start, position=position),
+                                   position, now)
+            busy = False
+            for name, (lines, position, grew) in list(followers.items()):
+                taken = 0
+                for line in lines:
+                    if line is None:
+                        break
+                    yield name, line
+                    taken += 1
+                    if taken >= FAIR_SHARE:
+                        break
+                if taken:
+                    busy = True
+                    followers[name] = (lines, position, now)
+                elif now - grew >= IDLE_CLOSE_SECONDS:  # idle: it stopped at a tick, position is current
+                    lines.close()
+                    del followers[name]
+                    left[name] = (position.inode, position.offset)
+            if not busy:
+                yield None
+                if stop.wait(POLL_SECONDS):
+                    break
+    finally:
+        for lines, _, _ in followers.values():
+            lines.close()

@@ -147,3 +147,19 @@ def test_follow_takes_turns_with_the_other_commands(tmp_path: Path, line_of) -> 
         assert eventually(lambda: _predictions(db) == 2)
         report, _ = _stopped(proc)
     assert report["stored"] == {"prediction": 2}
+
+
+def test_follow_a_glob_stores_every_workers_file_and_names_the_file_of_a_dead_letter(tmp_path: Path,
+                                                                                     line_of) -> None:
+    """A pre-fork service with the file sink at events-{pid}.jsonl: one follower for all workers."""
+    (tmp_path / "events-11.jsonl").write_bytes(line_of("a"))
+    db = tmp_path / "m.duckdb"
+    with _follower(tmp_path / "events-*.jsonl", db) as proc:
+        time.sleep(1.5)
+        (tmp_path / "events-12.jsonl").write_bytes(line_of("b") + b"not json\n")  # a worker started later
+        assert eventually(lambda: _predictions(db) == 2)
+        report, _ = _stopped(proc)
+    assert report["stored"] == {"prediction": 2} and report["dead_lettered"] == {"not_json": 1}
+    con = duckdb.connect(str(db))
+    assert con.execute('SELECT "log.file.path" FROM dead_letters').fetchall() == [
+        (str((tmp_path / "events-12.jsonl").resolve()),)]

@@ -35,7 +35,8 @@ class Follower:
 
     def _run(self, path: Path, db: Path, batch_size: int) -> None:
         try:
-            self.report = follow_into_store(path, db, validator_for(), batch_size, self.stop, self.parts.append)
+            self.report = follow_into_store(str(path), db, validator_for(), batch_size, self.stop,
+                                            self.parts.append)
         except BaseException as err:  # noqa: BLE001 - handed to the test
             self.error = err
 
