@@ -210,13 +210,17 @@ def follow_matching(pattern: str, stop: StopFlag, *, clock: Callable[[], float] 
             busy = False
             for name, (lines, position, grew) in list(followers.items()):
                 taken = 0
-                for line in lines:
-                    if line is None:
-                        break
-                    yield name, line
-                    taken += 1
-                    if taken >= FAIR_SHARE:
-                        break
+                try:
+                    for line in lines:
+                        if line is None:
+                            break
+                        yield name, line
+                        taken += 1
+                        if taken >= FAIR_SHARE:
+                            break
+                except FileNotFoundError:  # removed between the listing and its first read
+                    del followers[name]
+                    continue
                 if taken:
                     busy = True
                     followers[name] = (lines, position, now)

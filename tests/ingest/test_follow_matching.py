@@ -71,3 +71,24 @@ def test_an_idle_file_is_closed_and_resumed_where_it_was_left_when_it_grows(tmp_
         f.write(b"3\n")
     assert _names(_until_idle(items)) == [("events-7.jsonl", b"3\n")]  # not 1 and 2 again
     items.close()
+
+
+def test_a_file_removed_between_listing_and_reading_is_skipped(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    gone = tmp_path / "events-1.jsonl"
+    gone.write_bytes(b"a\n")
+    (tmp_path / "events-2.jsonl").write_bytes(b"b\n")
+    real_stat = os.stat
+    looked: list[str] = []
+
+    def stat_then_removal(name, *args, **kwargs):  # cleaned up once listed and checked (isfile, then stat)
+        result = real_stat(name, *args, **kwargs)
+        looked.append(str(name))
+        if str(name) == str(gone) and looked.count(str(gone)) == 2:
+            gone.unlink()
+        return result
+
+    monkeypatch.setattr(sources.os, "stat", stat_then_removal)
+    items = follow_matching(str(tmp_path / "events-*.jsonl"), StopFlag())
+    assert _names(_until_idle(items)) == [("events-2.jsonl", b"b\n")]
+    items.close()
