@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import sys
 from pathlib import Path
@@ -50,6 +49,7 @@ def store_path(url: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from mlmon.ingest.core import DEFAULT_BATCH_SIZE, validator_for
+    from mlmon.ingest.sources import is_pattern
     from mlmon_logging import contract
 
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.follow and (len(args.paths) != 1 or args.paths[0] == "-"):
         raise SystemExit("mlmon ingest: --follow takes exactly one file path")
     for name in args.paths:
-        if name != "-" and not Path(name).is_file() and not (args.follow and glob.has_magic(name)):
+        if name != "-" and not Path(name).is_file() and not (args.follow and is_pattern(name)):
             raise SystemExit(f"mlmon ingest: no such file: {name}")
     validator = validator_for(args.namespace or contract.DEFAULT_NAMESPACE)
     db = store_path(args.store)
@@ -74,23 +74,19 @@ def _ingest_files(paths: list[str], db: Path, validator: Validator, batch_size: 
     from mlmon.ingest.core import batched, ingest_batches, now_ms, open_store
     from mlmon.ingest.duckdb_sink import DuckDBSink
     from mlmon.ingest.report import IngestReport
-    from mlmon.stores.duckdb_connect import StoreLocked
 
     total = IngestReport()
-    try:
-        with open_store(db) as con:
-            sink = DuckDBSink(con)
-            for name in paths:
-                stream = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
-                source = None if name == "-" else str(Path(name).resolve())
-                try:
-                    for part in ingest_batches(batched(stream, batch_size), sink, validator, now_ms, source):
-                        total.merge(part)
-                finally:
-                    if stream is not sys.stdin.buffer:
-                        stream.close()
-    except StoreLocked as err:
-        raise SystemExit(f"mlmon ingest: {err}") from None
+    with open_store(db) as con:  # a store held past the wait is a StoreError, reported by mlmon.cli
+        sink = DuckDBSink(con)
+        for name in paths:
+            stream = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
+            source = None if name == "-" else str(Path(name).resolve())
+            try:
+                for part in ingest_batches(batched(stream, batch_size), sink, validator, now_ms, source):
+                    total.merge(part)
+            finally:
+                if stream is not sys.stdin.buffer:
+                    stream.close()
     return total
 
 

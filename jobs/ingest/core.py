@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -62,16 +61,11 @@ def open_store(store: Store, *, lock_wait: float | None = None,
         return
     path = Path(store)
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = connect(path, wait=lock_wait, give_up=give_up, on_wait=_say_waiting)
+    con = connect(path, wait=lock_wait, give_up=give_up)
     try:
         yield con
     finally:
         con.close()
-
-
-def _say_waiting(message: str) -> None:
-    print(f"mlmon ingest: the store is in use by another process; waiting for it ({message})", file=sys.stderr,
-          flush=True)
 
 
 def ingest_lines(lines: Iterable[bytes | str], store: Store, *, namespace: str = contract.DEFAULT_NAMESPACE,

@@ -169,7 +169,8 @@ IDLE_CLOSE_SECONDS = 300.0
 
 
 def is_pattern(name: str) -> bool:
-    return glob.has_magic(name)  # type: ignore[attr-defined]  # public since 3.0, untyped
+    """Whether ``name`` holds glob wildcards (``*``, ``?``, ``[``), as :func:`glob.glob` decides it."""
+    return glob.has_magic(name)  # type: ignore[attr-defined]  # glob's own test, not in its documented API
 
 
 def follow_matching(pattern: str, stop: StopFlag, *, clock: Callable[[], float] = time.monotonic

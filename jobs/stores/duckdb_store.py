@@ -13,7 +13,6 @@ stream + EdgeIndex ~55 ms. Only sufficient statistics leave this module.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +29,7 @@ from mlmon.documents import METRIC_FIELDS, MetricDocument
 from mlmon.reference import ReferenceProfile
 from mlmon.stats import CategoryStats, NumericAccumulator, NumericStats, WindowStatistics
 from mlmon.stores.base import StoreError, WindowQuery, flatten_source, nest
-from mlmon.stores.duckdb_connect import StoreLocked, connect
+from mlmon.stores.duckdb_connect import connect
 from mlmon.stores.duckdb_schema import (EVENT_TABLES, METRICS_TABLE, ensure_schema, newest_reference_document,
                                         put_reference_document, quote, reference_table_ddl)
 
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     from mlmon.explainability_job import ExplainBackend
     from mlmon.stores.labels_base import LabelledStore
 
-log = logging.getLogger(__name__)
 PREDICTIONS = EVENT_TABLES["prediction"]
 REFERENCES_TABLE = "reference_profiles"
 CHECKPOINTS_TABLE = "mlmon_checkpoints"
@@ -64,9 +62,7 @@ class DuckDBStore:
     def __init__(self, path: str | Path, read_only: bool = False, lock_wait: float | None = None) -> None:
         self.path = str(path)
         try:
-            self.con = connect(self.path, read_only=read_only, wait=lock_wait, on_wait=_say_waiting)
-        except (StoreLocked, ValueError) as err:  # ValueError: a bad MLMON_STORE_LOCK_WAIT, named
-            raise StoreError(f"cannot open DuckDB store: {err}") from err
+            self.con = connect(self.path, read_only=read_only, wait=lock_wait)  # StoreLocked is a StoreError
         except duckdb.Error as err:
             raise StoreError(f"cannot open DuckDB store {self.path}: {err}") from err
         if not read_only:
@@ -269,10 +265,6 @@ class DuckDBStore:
 
     def close(self) -> None:
         self.con.close()
-
-
-def _say_waiting(message: str) -> None:
-    log.warning("mlmon: the store is in use by another process; waiting for it (%s)", message)
 
 
 def _present_values(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:

@@ -89,14 +89,15 @@ def test_while_the_store_is_busy_the_follower_reads_ahead_then_stores_it_all(tmp
 
 
 def test_past_the_read_ahead_bound_it_waits_for_its_turn(tmp_path: Path, line_of,
-                                                         monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(follow_module, "READ_AHEAD_BATCHES", 1)
     events, db = tmp_path / "events.jsonl", tmp_path / "m.duckdb"
     events.write_bytes(b"")
     with held_by_another_process(db) as holder:
         follower = Follower(events, db, batch_size=2)
         _append(events, line_of("a"), line_of("b"), line_of("c"))
-        assert eventually(lambda: "waiting for it" in capsys.readouterr().err)  # 2 lines in hand: the bound
+        assert eventually(lambda: "waiting for it" in caplog.text)  # 2 lines in hand: the bound
         release_after(holder, 0.5)
         assert eventually(lambda: sum(p.stored["prediction"] for p in follower.parts) == 3)
     follower.finish()

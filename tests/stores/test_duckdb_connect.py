@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from mlmon.cli import main
 from mlmon.stores.base import StoreError
 from mlmon.stores.duckdb_connect import LOCK_WAIT_ENV, StoreLocked, connect
 from mlmon.stores.duckdb_store import DuckDBStore
@@ -66,10 +67,18 @@ def test_the_wait_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest
         with pytest.raises(StoreLocked, match="within 0.2 s"):
             connect(path)
     monkeypatch.setenv(LOCK_WAIT_ENV, "soon")
-    with pytest.raises(ValueError, match=f"{LOCK_WAIT_ENV}='soon'"):
+    with pytest.raises(StoreError, match=f"{LOCK_WAIT_ENV}='soon': expected a number of seconds"):
         connect(path)
     with pytest.raises(StoreError, match=f"{LOCK_WAIT_ENV}='soon': expected a number of seconds"):
         DuckDBStore(path)
+
+
+def test_ingest_names_a_bad_wait_setting_plainly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"")
+    monkeypatch.setenv(LOCK_WAIT_ENV, "-1")
+    assert main(["ingest", str(events), "--store", str(tmp_path / "m.duckdb")]) == 1
+    assert capsys.readouterr().err == f"mlmon ingest: {LOCK_WAIT_ENV}='-1': expected a number of seconds >= 0\n"
 
 
 def test_a_command_that_cannot_get_the_store_says_so_plainly(tmp_path: Path) -> None:
@@ -83,5 +92,5 @@ def test_a_command_that_cannot_get_the_store_says_so_plainly(tmp_path: Path) -> 
     assert "Traceback" not in proc.stderr
     waiting, error = proc.stderr.strip().splitlines()
     assert waiting.startswith("mlmon: the store is in use by another process; waiting for it")
-    assert error.startswith(f"mlmon metrics: cannot open DuckDB store: {path} is in use by another process")
+    assert error.startswith(f"mlmon metrics: {path} is in use by another process")
     assert f"PID {holder.pid}" in error and LOCK_WAIT_ENV in error
