@@ -71,8 +71,8 @@ Action = Literal["created", "updated", "unchanged", "skipped", "would create", "
                  "marked", "would mark", "warning"]
 
 FINGERPRINT_KEY = "mlmon_fingerprint"
-#: Key of the composed fingerprint in a data-stream index template's ``template.mappings._meta``,
-#: and so in the mapping ``_meta`` of every backing index created from it.
+#: Key of the composed fingerprint in an index template's ``template.mappings._meta``, and so
+#: in the mapping ``_meta`` of every index created from it (backing indices and document indices).
 TEMPLATE_FINGERPRINT_KEY = "mlmon_template_fingerprint"
 #: Licences that include Watcher.
 WATCHER_LICENCES = ("gold", "platinum", "enterprise", "trial")
@@ -377,15 +377,11 @@ def owner(stream: StreamState, templates: Mapping[str, Asset], to_create: Sequen
                 None)
 
 
-def write_index_fingerprints(es: elasticsearch.Elasticsearch, templates: Sequence[Asset]) -> dict[str, str]:
-    """Backing index -> the composed fingerprint in its mapping ``_meta``, for the templates' streams.
-
-    One request by the templates' patterns (short, whatever the number of namespaces; a
-    comma-joined list of write indices could outgrow the 4 KB HTTP request line). filter_path
-    keeps just the fingerprint; an index without one is left out of the answer.
-    """
-    patterns = sorted({p for t in templates for p in t.body["index_patterns"]})
-    found = es.indices.get_mapping(index=patterns, ignore_unavailable=True, allow_no_indices=True,
+def mapping_fingerprints(es: elasticsearch.Elasticsearch, targets: Sequence[str]) -> dict[str, str]:
+    """Index -> the composed fingerprint in its mapping ``_meta``, for the indices ``targets``
+    (names, patterns or data streams) resolve to; one request. filter_path keeps just the
+    fingerprint, and an index without one is left out of the answer."""
+    found = es.indices.get_mapping(index=list(targets), ignore_unavailable=True, allow_no_indices=True,
                                    filter_path=f"*.mappings._meta.{TEMPLATE_FINGERPRINT_KEY}")
     out: dict[str, str] = {}
     for index, record in found.body.items():
@@ -427,7 +423,9 @@ def roll_over_stale_streams(es: elasticsearch.Elasticsearch, assets: Sequence[As
              if (t := owner(s, templates, to_create)) is not None]
     if not owned:
         return []
-    current = write_index_fingerprints(es, list(templates.values()))
+    # By the templates' patterns: short, whatever the number of namespaces (a comma-joined list
+    # of write indices could outgrow the 4 KB HTTP request line).
+    current = mapping_fingerprints(es, sorted({p for t in templates.values() for p in t.body["index_patterns"]}))
     out: list[Outcome] = []
     done: set[str] = set()
     for stream, template in owned:
@@ -463,12 +461,10 @@ def update_document_mappings(es: elasticsearch.Elasticsearch, assets: Sequence[A
             if (t := _our_template_of(index, templates)) is not None and (wanted := template_fingerprint(t))]
     if not ours:
         return []
-    current = es.indices.get_mapping(index=[index for index, _ in ours], ignore_unavailable=True,
-                                     allow_no_indices=True,
-                                     filter_path=f"*.mappings._meta.{TEMPLATE_FINGERPRINT_KEY}").body
+    current = mapping_fingerprints(es, [index for index, _ in ours])
     out: list[Outcome] = []
     for index, wanted in ours:
-        if (current.get(index) or {}).get("mappings", {}).get("_meta", {}).get(TEMPLATE_FINGERPRINT_KEY) == wanted:
+        if current.get(index) == wanted:
             continue
         if dry_run:
             out.append(Outcome("index mapping", index, "would update", "onto its current template"))

@@ -39,7 +39,7 @@ import pytest
 from mlmon.cli import main
 from mlmon.setup.installer import TEMPLATE_FINGERPRINT_KEY
 from tests.support.estypes import assert_bodies_typecheck
-from tests.support.fake_elastic import FakeElasticsearch, filter_path, merge_deep
+from tests.support.fake_elastic import FakeElasticsearch, merge_deep
 from tests.support.fake_http import FakeServer, Reply, Request, es_error, es_reply
 
 #: Elasticsearch's built-in template for logs-*-* (what a stream gets when Logstash writes before setup ran).
@@ -129,21 +129,12 @@ class FakeElasticsearchWithStreams(FakeElasticsearch):
             found += [h for h in hits if h not in found]
         return es_reply({"data_streams": [self._stream_doc(s) for s in found]})
 
-    def _get_mapping(self, req: Request, targets: list[str]) -> Reply:
-        """Data streams resolve to their backing indices; other targets are regular indices (the base fake's)."""
-        body: dict[str, Any] = {}
-        for target in targets:
-            streams = sorted(s for s in self.data_streams if fnmatch.fnmatchcase(s, target))
-            backing = [i for s in streams for i in self.backing[s]] or [i for i in self.mapping_meta if i == target]
-            regular = sorted(i for i in self.index_mappings if fnmatch.fnmatchcase(i, target))
-            if not backing and not regular and "*" not in target and req.query.get("ignore_unavailable") != ["true"]:
-                return es_error(404, "index_not_found_exception", f"no such index [{target}]")
-            body.update({i: {"mappings": {"_meta": self.mapping_meta[i]} if self.mapping_meta[i] else {}}
-                         for i in backing})
-            body.update({i: {"mappings": self.index_mappings[i]} for i in regular})
-        if "filter_path" in req.query:
-            body = filter_path(body, req.query["filter_path"][0].split(".")) or {}
-        return es_reply(body)
+    def mappings_of(self, target: str) -> dict[str, dict[str, Any]]:
+        """Data streams resolve to their backing indices (mapping: the ``_meta`` they were made with)."""
+        streams = sorted(s for s in self.data_streams if fnmatch.fnmatchcase(s, target))
+        backing = [i for s in streams for i in self.backing[s]] or [i for i in self.mapping_meta if i == target]
+        found = {i: {"_meta": self.mapping_meta[i]} if self.mapping_meta[i] else {} for i in backing}
+        return {**found, **super().mappings_of(target)}
 
     def _rollover(self, req: Request, stream: str) -> Reply:
         if req.method != "POST":

@@ -228,13 +228,17 @@ class FakeElasticsearch:
         return es_reply({"template": {"settings": settings, "mappings": self.composed_mappings(name), "aliases": {}},
                          "overlapping": []})
 
+    def mappings_of(self, target: str) -> dict[str, dict[str, Any]]:
+        """Index -> mapping, for the indices a ``GET /<target>/_mapping`` target names (or matches)."""
+        return {i: self.index_mappings[i] for i in sorted(self.index_mappings) if fnmatch.fnmatchcase(i, target)}
+
     def _get_mapping(self, req: Request, targets: list[str]) -> Reply:
         found: dict[str, Any] = {}
         for target in targets:
-            hits = sorted(i for i in self.index_mappings if fnmatch.fnmatchcase(i, target))
+            hits = self.mappings_of(target)
             if not hits and "*" not in target and req.query.get("ignore_unavailable") != ["true"]:
                 return es_error(404, "index_not_found_exception", f"no such index [{target}]")
-            found.update({i: {"mappings": self.index_mappings[i]} for i in hits})
+            found.update({i: {"mappings": mapping} for i, mapping in hits.items()})
         if "filter_path" in req.query:
             found = filter_path(found, req.query["filter_path"][0].split(".")) or {}
         return es_reply(found)
