@@ -144,7 +144,7 @@ def _model(name: str, spec: Any, where: Where) -> ModelConfig:
 def _drift(raw: Any, where: Where) -> DriftConfig:
     body = mapping_of(raw, where)
     no_unknown_keys(body, {"features", "prediction", "thresholds", "min_rows", "alpha", "correction", "calibrate",
-                       "calibration_samples", "segments"}, where)
+                           "calibration_samples", "segments"}, where)
     features: tuple[str, ...] = ()
     per_feature: dict[str, dict[str, Rule]] = {}
     feats = body.get("features")
@@ -169,7 +169,8 @@ def _drift(raw: Any, where: Where) -> DriftConfig:
         alpha=probability(body.get("alpha", DEFAULT_ALPHA), where.at("alpha")),
         correction=correction,
         calibrate=boolean(body.get("calibrate", False), where.at("calibrate")),
-        calibration_samples=integer_at_least(body.get("calibration_samples", 200), where.at("calibration_samples"), minimum=20),
+        calibration_samples=integer_at_least(body.get("calibration_samples", 200), where.at("calibration_samples"),
+                                             minimum=20),
     )
     segments: dict[str, tuple[str, ...]] = {}
     for seg, values in mapping_of(body.get("segments") or {}, where.at("segments")).items():

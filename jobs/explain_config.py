@@ -125,7 +125,7 @@ class FairnessConfig:
 
 def parse_explainability(raw: Mapping[str, Any], where: Where) -> ExplainabilityConfig:
     no_unknown_keys(raw, {"features", "method", "reference", "reference_window", "top_k", "min_explanations", "alpha",
-                      "thresholds", "permutation", "segments"}, where)
+                          "thresholds", "permutation", "segments"}, where)
     features = raw.get("features") or []
     if not isinstance(features, list):
         raise where.at("features").fail("expected a list of feature names")
@@ -139,7 +139,8 @@ def parse_explainability(raw: Mapping[str, Any], where: Where) -> Explainability
         reference=_non_empty_str(raw.get("reference"), where.at("reference")),
         reference_window=None if window is None else _window(window, where.at("reference_window")),
         top_k=None if top_k is None else integer_at_least(top_k, where.at("top_k"), 1),
-        min_explanations=integer_at_least(raw.get("min_explanations", DEFAULT_MIN_EXPLANATIONS), where.at("min_explanations"), 1),
+        min_explanations=integer_at_least(raw.get("min_explanations", DEFAULT_MIN_EXPLANATIONS),
+                                          where.at("min_explanations"), 1),
         alpha=probability(raw.get("alpha", DEFAULT_EXPLAIN_ALPHA), where.at("alpha")),
         thresholds=_thresholds(raw.get("thresholds"), EXPLAINABILITY_DEFAULTS, where.at("thresholds")),
         permutation=None if raw.get("permutation") is None else _permutation(raw["permutation"],
@@ -254,7 +255,8 @@ def _permutation(raw: Any, where: Where) -> PermutationConfig:
     scoring = raw.get("scoring", "accuracy")
     if scoring not in SCORINGS:
         raise where.at("scoring").fail(f"expected one of {', '.join(SCORINGS)}, got {scoring!r}")
-    return PermutationConfig(model_path=path, sample=integer_at_least(raw.get("sample", 2000), where.at("sample"), 10),
+    return PermutationConfig(model_path=path,
+                             sample=integer_at_least(raw.get("sample", 2000), where.at("sample"), 10),
                              repeats=integer_at_least(raw.get("repeats", 5), where.at("repeats"), 1), scoring=scoring,
                              seed=integer_at_least(raw.get("seed", 0), where.at("seed"), 0))
 

@@ -127,7 +127,8 @@ def parse_performance(raw: Mapping[str, Any], where: Where) -> PerformanceConfig
     maturity = mapping_of(raw.get("maturity"), where.at("maturity"))
     no_unknown_keys(maturity, {"coverage", "age"}, where.at("maturity"))
     coverage = _fraction(maturity.get("coverage", DEFAULT_MATURITY_COVERAGE), where.at("maturity").at("coverage"))
-    age = parse_duration(maturity["age"], where.at("maturity").at("age")) if "age" in maturity else DEFAULT_MATURITY_AGE
+    age = (parse_duration(maturity["age"], where.at("maturity").at("age")) if "age" in maturity
+           else DEFAULT_MATURITY_AGE)
     lookback = parse_duration(raw["lookback"], where.at("lookback")) if "lookback" in raw else DEFAULT_LOOKBACK
     if age > lookback:
         raise where.at("maturity").at("age").fail(
@@ -149,7 +150,8 @@ def parse_performance(raw: Mapping[str, Any], where: Where) -> PerformanceConfig
         min_labelled=integer_at_least(raw.get("min_labelled", DEFAULT_MIN_LABELLED), where.at("min_labelled"), 1),
         maturity_coverage=coverage, maturity_age=age, lookback=lookback, reference=reference, cbpe=cbpe,
         score_bins=integer_at_least(raw.get("score_bins", DEFAULT_SCORE_BINS), where.at("score_bins"), 10),
-        calibration_bins=integer_at_least(raw.get("calibration_bins", DEFAULT_CALIBRATION_BINS), where.at("calibration_bins"), 2),
+        calibration_bins=integer_at_least(raw.get("calibration_bins", DEFAULT_CALIBRATION_BINS),
+                                          where.at("calibration_bins"), 2),
         error_histogram=_error_histogram(raw.get("error_histogram"), where.at("error_histogram")),
         thresholds=thresholds)
 
@@ -279,6 +281,8 @@ def _error_histogram(raw: Any, where: Where) -> ErrorHistogram | None:
     if low is None or high is None or not low < high:
         raise where.fail("expected low < high (errors are prediction - actual, in the target's unit)")
     return ErrorHistogram(low, high, integer_at_least(body.get("bins", 50), where.at("bins"), 1))
+
+
 def _name_or_label(value: Any, where: Where) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
         raise where.fail(f"expected a class label (string), got {value!r}")
