@@ -120,8 +120,8 @@ def run_duckdb_reader(lines: list[bytes]) -> Rate:
 
     A floor from a different parser, to show Arrow's reader is not what holds the
     target back. (It is not usable as ingest's parser as it is: it casts values to
-    the types it inferred, e.g. the string "1.5" into a double, where the contract
-    must refuse them.)
+    the types it inferred from its sample, so a string "1.5" after a sample of
+    doubles is stored as the double 1.5, where the contract must refuse it.)
     """
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "events.jsonl"
