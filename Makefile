@@ -1,5 +1,7 @@
 # `make demo` and `make test` work on a fresh machine: each bootstraps .venv first.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The interpreter .venv is built from: the distribution's optimised build when it is
+# >= 3.11 with venv, else python3.11 / python3 on PATH (scripts/pick-python.sh says why).
+PYTHON ?= $(shell ./scripts/pick-python.sh)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed

@@ -182,6 +182,9 @@ def main() -> int:
     args = parser.parse_args()
     # A shared machine skews every figure alike; the ratios below are the comparable part.
     print(f"before: {_load()}")
+    # The interpreter's build matters as much as the machine: a PGO/LTO build (distributions')
+    # runs all contenders about 1.3x faster than one built without (pyenv's default).
+    print(f"interpreter: {sys.executable} (Python {sys.version.split()[0]})")
     callers = measure_callers(args.rounds, args.calls)
     ours_p50, ours_p99 = callers["ModelLogger"]
     print(f"caller thread, 20-feature prediction, median of {args.rounds} rounds x {args.calls} calls (us):")
