@@ -15,15 +15,26 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlmon_logging import contract
+from mlmon_logging import contract, plans
 from mlmon_logging.events import EventBuilder, ModelIdentity
 from mlmon_logging.lines import PredictionLines
 from mlmon_logging.render import render
 
 TS = 1_800_000_000_123_456_789
+
+
+@pytest.fixture(autouse=True, params=["c-speedup", "pure-python"])
+def split_implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with the C extension's split (when built) and without it."""
+    if request.param == "pure-python":
+        monkeypatch.setattr(plans, "APPLY_PLAN", None)
+    elif plans.APPLY_PLAN is None:
+        pytest.skip("mlmon_logging._speedups is not built here (tests/emitter/test_speedups.py says whether it must be)")
+    return str(request.param)
 
 VALID = ["age", "plan", "zip", "income", "x"]
 BAD = ["has.dot", "", "x" * 130, 5]
