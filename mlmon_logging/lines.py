@@ -67,8 +67,8 @@ class PredictionLines:
         or when rendering it raised: nothing of it is appended, and the dict path then
         handles or reports it. Items are ModelLogger's queue tuples: (kind, ts_ns,
         prediction id, features, prediction, score, latency_ms, segment, scores). One call
-        per run rather than per item: the loop here measured 6% fewer instructions per event
-        (callgrind) than a call per item from ModelLogger's loop.
+        per run rather than per item from ModelLogger's loop: 2% fewer instructions per
+        event (callgrind).
         """
         body_of, model, split, dumps = self._body, self._model, self._split, orjson.dumps
         before_body, after_body = self._before_body, self._after_body

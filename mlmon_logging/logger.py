@@ -50,7 +50,6 @@ _FEEDBACK: Final = 1
 _EXPLANATION: Final = 2
 
 
-
 def _write_none(batch: Any, start: int, *_: Any) -> int:
     """Stands in for PredictionLines.write_run when every event must take the dict path."""
     return start

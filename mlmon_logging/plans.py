@@ -48,7 +48,7 @@ Shape = tuple[tuple[Any, ...], tuple[type, ...]]
 #: Returns a float as it is and raises TypeError for anything else (bool and int included).
 _float_only: Final = float.conjugate
 
-ApplyPlan = Callable[[dict[Any, Any], list[Any], bytes], "dict[str, dict[str, Any]] | None"]
+ApplyPlan = Callable[[dict[Any, Any], list[Any], bytes], dict[str, dict[str, Any]] | None]
 #: The last shape's plan applied in C, when the optional extension was built
 #: (mlmon_logging/_speedups.c says why); MLMON_LOGGING_NO_SPEEDUPS=1 turns it off.
 APPLY_PLAN: ApplyPlan | None = None
@@ -137,7 +137,8 @@ class FeatureSplitter:
         summed through ``float.conjugate``, which takes only floats (in C, where it counts).
         That lets float subclasses (``numpy.float64``) through, and orjson refuses those
         with a TypeError, so the caller sees them all the same. Anything unexpected is
-        handed to ``split_features``.
+        handed to ``split_features``, and so is everything where the C extension does
+        the exact check for less.
         """
         last_names, _, plan = self._last
         if plan is None or not plan.has_numeric or self._apply_plan is not None or [*features] != last_names:
