@@ -50,112 +50,101 @@ apply_plan(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     }
     const char *kind = PyBytes_AS_STRING(kinds);
-    /* First pass: names, order and kinds; nothing is built for a dict that declines. */
-    Py_ssize_t pos = 0, i = 0, n_categorical = 0, n_int = 0;
+    Py_ssize_t n_categorical = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        n_categorical += kind[k] == 's';
+    }
+    PyObject *result = PyDict_New();
+    if (result == NULL || n == 0) {
+        return result;
+    }
+    /* Mostly numbers: copy the dict whole (one C-level clone) and move the strings out
+     * as the one pass over it checks names, order and kinds. All strings: copy it as the
+     * categorical dict. A dict that declines half-way costs the copy, once per new shape. */
+    PyObject *numeric = NULL, *categorical = NULL;
+    if (n_categorical == n) {
+        categorical = PyDict_Copy(features);
+    }
+    else {
+        numeric = PyDict_Copy(features);
+        categorical = n_categorical ? PyDict_New() : NULL;
+    }
+    if ((n_categorical < n && numeric == NULL) || (n_categorical && categorical == NULL)) {
+        goto fail;
+    }
+    Py_ssize_t pos = 0, i = 0;
     PyObject *key, *value;
     while (PyDict_Next(features, &pos, &key, &value)) {
         PyObject *name = PyList_GET_ITEM(names, i);
         if (!PyUnicode_CheckExact(key)) {
-            Py_RETURN_NONE;
+            goto decline;
         }
         if (key != name) {
             /* Exact str on both sides: the comparison runs no Python code. */
             if (!PyUnicode_CheckExact(name) || PyUnicode_Compare(key, name) != 0) {
                 if (PyErr_Occurred()) {
-                    return NULL;
+                    goto fail;
                 }
-                Py_RETURN_NONE;
+                goto decline;
             }
         }
         switch (kind[i]) {
         case 'f':
             if (!PyFloat_CheckExact(value) || !isfinite(PyFloat_AS_DOUBLE(value))) {
-                Py_RETURN_NONE;
+                goto decline;
             }
             break;
-        case 'i':
+        case 'i': {
             if (!PyLong_CheckExact(value)) {
-                Py_RETURN_NONE;
+                goto decline;
             }
-            n_int++;
+            double as_double = PyLong_AsDouble(value);
+            if (as_double == -1.0 && PyErr_Occurred()) {
+                if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                    goto fail;
+                }
+                PyErr_Clear();  /* beyond the float range: the Python path flags it */
+                goto decline;
+            }
+            PyObject *as_float = PyFloat_FromDouble(as_double);
+            if (as_float == NULL || PyDict_SetItem(numeric, key, as_float) < 0) {
+                Py_XDECREF(as_float);
+                goto fail;
+            }
+            Py_DECREF(as_float);
             break;
+        }
         case 's':
             if (!PyUnicode_CheckExact(value)) {
-                Py_RETURN_NONE;
+                goto decline;
             }
-            n_categorical++;
+            if (numeric != NULL &&
+                (PyDict_SetItem(categorical, key, value) < 0 || PyDict_DelItem(numeric, key) < 0)) {
+                goto fail;
+            }
             break;
         default:
             PyErr_Format(PyExc_ValueError, "apply_plan: unknown kind %c", kind[i]);
-            return NULL;
+            goto fail;
         }
         i++;
     }
-    PyObject *result = PyDict_New();
-    if (result == NULL) {
-        return NULL;
-    }
-    if (n == 0) {
-        return result;
-    }
-    if (n_categorical == n) {
-        PyObject *categorical = PyDict_Copy(features);
-        if (categorical == NULL || PyDict_SetItem(result, categorical_key, categorical) < 0) {
-            Py_XDECREF(categorical);
-            Py_DECREF(result);
-            return NULL;
-        }
-        Py_DECREF(categorical);
-        return result;
-    }
-    /* Mostly numbers: copy the dict whole (one C-level clone) and move the strings out. */
-    PyObject *numeric = PyDict_Copy(features);
-    PyObject *categorical = n_categorical ? PyDict_New() : NULL;
-    if (numeric == NULL || (n_categorical && categorical == NULL)) {
-        goto fail;
-    }
-    if (n_categorical || n_int) {
-        pos = 0;
-        i = 0;
-        while (PyDict_Next(features, &pos, &key, &value)) {
-            if (kind[i] == 's') {
-                if (PyDict_SetItem(categorical, key, value) < 0 || PyDict_DelItem(numeric, key) < 0) {
-                    goto fail;
-                }
-            }
-            else if (kind[i] == 'i') {
-                double as_double = PyLong_AsDouble(value);
-                if (as_double == -1.0 && PyErr_Occurred()) {
-                    if (!PyErr_ExceptionMatches(PyExc_OverflowError)) {
-                        goto fail;
-                    }
-                    PyErr_Clear();  /* beyond the float range: the Python path flags it */
-                    Py_DECREF(numeric);
-                    Py_XDECREF(categorical);
-                    Py_DECREF(result);
-                    Py_RETURN_NONE;
-                }
-                PyObject *as_float = PyFloat_FromDouble(as_double);
-                if (as_float == NULL || PyDict_SetItem(numeric, key, as_float) < 0) {
-                    Py_XDECREF(as_float);
-                    goto fail;
-                }
-                Py_DECREF(as_float);
-            }
-            i++;
-        }
-    }
-    if (PyDict_SetItem(result, numeric_key, numeric) < 0 ||
+    if ((numeric != NULL && PyDict_SetItem(result, numeric_key, numeric) < 0) ||
         (categorical != NULL && PyDict_SetItem(result, categorical_key, categorical) < 0)) {
         goto fail;
     }
-    Py_DECREF(numeric);
+    Py_XDECREF(numeric);
     Py_XDECREF(categorical);
     return result;
-fail:
+decline:
     Py_XDECREF(numeric);
     Py_XDECREF(categorical);
     Py_DECREF(result);
+    Py_RETURN_NONE;
+fail:
+    Py_XDECREF(numeric);
+    Py_XDECREF(categorical);
+    Py_XDECREF(result);
     return NULL;
 }
 
