@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -155,7 +155,6 @@ class EventBuilder:
         self._routes: dict[object, int] = {name: _CATEGORICAL for name in identity.categorical}
         self._features_plain = FeatureSplitter(self._routes, valid_name)
         self._split_features = self._features_plain.split_features  # bound once: called per event
-        self.split_for_orjson = self._features_plain.split_for_orjson
         # Attributions are numbers whatever the feature's kind: their own splitter, no shared routes.
         self._attributions_plain = FeatureSplitter({}, valid_name)
         self._valid_names: set[str] = set()
@@ -199,19 +198,16 @@ class EventBuilder:
                          score: Any, latency_ms: Any, segment: Any, scores: Any) -> EventDict | None:
         """The prediction event if every input is plain, else None (then call ``careful_prediction``)."""
         mlmon = self.plain_prediction_body(self._model, (None, ts_ns, prediction_id, features, prediction, score,
-                                                         latency_ms, segment, scores), self._split_features)
+                                                         latency_ms, segment, scores))
         return None if mlmon is None else self._envelope("prediction", ts_ns, mlmon)
 
-    def plain_prediction_body(self, model: Any, args: tuple[Any, ...],
-                              split_features: Callable[[dict[Any, Any]], EventDict | None]) -> EventDict | None:
+    def plain_prediction_body(self, model: Any, args: tuple[Any, ...]) -> EventDict | None:
         """The ``mlmon`` object of a plain prediction event, or None.
 
         ``args`` is ModelLogger's queue tuple: (kind, ts_ns, prediction id, features,
         prediction, score, latency_ms, segment, scores) - one argument instead of eight, as
         this runs once per event. ``model`` is what goes under ``mlmon.model``: the model
         dict, or the same pre-serialised as an ``orjson.Fragment`` (:mod:`mlmon_logging.lines`).
-        ``split_features`` is the splitter's ``split_features``, or its ``split_for_orjson``
-        where the body goes straight into ``orjson.dumps``.
         """
         _, _, prediction_id, features, prediction, score, latency_ms, segment, scores = args
         # Exact type checks on purpose: bool is an int subclass and numpy floats are float
@@ -251,7 +247,7 @@ class EventBuilder:
         if features is not None:
             if type(features) is not dict:
                 return None
-            feats = split_features(features)
+            feats = self._split_features(features)
             if feats is None:
                 return None
             if feats:

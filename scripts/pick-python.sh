@@ -8,8 +8,8 @@
 # included) are shared and get --enable-optimizations only when
 # PYTHON_CONFIGURE_OPTS asks for it (this one's configure line has none).
 # Measured here with benchmarks/emitter.py: the same code drains about 1.3x
-# faster under Debian's 3.11 than under pyenv's, and structlog's recipe takes
-# 8-15 us a call on the caller instead of ~21 us.
+# faster under Debian's 3.11 than under pyenv's, and structlog's recipe took
+# 8-18 us a call on the caller instead of 21-22 us.
 # `make PYTHON=...` overrides the choice.
 for candidate in /usr/bin/python3 "$(command -v python3.11)" "$(command -v python3)"; do
     [ -n "$candidate" ] && [ -x "$candidate" ] || continue

@@ -128,8 +128,9 @@ class _Str(str):
 
 
 def test_lines_check_each_value_when_only_the_types_change() -> None:
-    """PredictionLines skips listing value types while the names repeat (split_for_orjson):
-    every value that breaks the last plan must still reach the careful path's result."""
+    """While the names repeat, the last shape's plan is applied first (in C where built) and
+    only what it declines is looked at again: every value that breaks that plan must still
+    reach the careful path's result."""
     fast, reference = _builders("classification", 1.0)
     lines = PredictionLines(fast)
     plain = {"x": 1.5, "age": 41, "plan": "pro", "zip": "10115"}
