@@ -21,11 +21,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlmon.config import parse  # noqa: E402
-from mlmon.drift_job import DriftWindowJob  # noqa: E402
-from mlmon.reference import build_from_frame  # noqa: E402
-from mlmon.reference import ReferenceProfile  # noqa: E402
-from mlmon.stats import CategoryStats, EdgeIndex, NumericAccumulator, WindowStatistics  # noqa: E402
+from mlmon.config.model import parse  # noqa: E402
+from mlmon.jobs.drift import DriftWindowJob  # noqa: E402
+from mlmon.core.reference import build_from_frame  # noqa: E402
+from mlmon.core.reference import ReferenceProfile  # noqa: E402
+from mlmon.core.stats import CategoryStats, EdgeIndex, NumericAccumulator, WindowStatistics  # noqa: E402
 from tests.drift.synth import make_features  # noqa: E402
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)

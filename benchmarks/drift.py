@@ -100,8 +100,8 @@ def make_data(tmp: Path) -> tuple[Path, Path]:
 def ours(tmp: Path, ref_path: Path, cur_path: Path, repeat: int) -> dict[str, Any]:
     import pandas as pd
 
-    from mlmon.reference import build_from_frame
-    from mlmon.stores.duckdb_store import DuckDBStore
+    from mlmon.core.reference import build_from_frame
+    from mlmon.stores.duckdb.store import DuckDBStore
     from tests.drift.synth import load, to_events
 
     db = tmp / "bench.duckdb"
@@ -121,8 +121,8 @@ def ours(tmp: Path, ref_path: Path, cur_path: Path, repeat: int) -> dict[str, An
     code = f"""
 import sys, time, json; sys.path.insert(0, {str(ROOT)!r})
 from datetime import datetime, timezone, timedelta
-from mlmon.config import parse; from mlmon.runner import Runner; from mlmon.drift_job import DriftWindowJob
-from mlmon.stores.duckdb_store import DuckDBStore
+from mlmon.config.model import parse; from mlmon.schedule.runner import Runner; from mlmon.jobs.drift import DriftWindowJob
+from mlmon.stores.duckdb.store import DuckDBStore
 store = DuckDBStore({str(db)!r}); runner = Runner(parse({{"models": {{"bench": {{"drift": {{"prediction": False}}}}}}}}), store)
 model = runner.config.models[0]; reference = runner.reference(model)
 t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)

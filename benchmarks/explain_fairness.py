@@ -34,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import duckdb  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from mlmon.fairness_job import compared_groups  # noqa: E402
-from mlmon.stores.duckdb_explain import DuckDBExplainStore  # noqa: E402
-from mlmon.stores.duckdb_labels import DuckDBLabels  # noqa: E402
-from mlmon.stores.labels_base import LabelQuery  # noqa: E402
-from mlmon.stores.duckdb_schema import ensure_family_columns, ensure_schema, quote  # noqa: E402
+from mlmon.jobs.fairness import compared_groups  # noqa: E402
+from mlmon.stores.duckdb.explain import DuckDBExplainStore  # noqa: E402
+from mlmon.stores.duckdb.labels import DuckDBLabels  # noqa: E402
+from mlmon.core.labels import LabelQuery  # noqa: E402
+from mlmon.stores.duckdb.schema import ensure_family_columns, ensure_schema, quote  # noqa: E402
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 SPAN = timedelta(hours=1)

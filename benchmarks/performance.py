@@ -58,9 +58,9 @@ def run_mlmon(db: str) -> dict[str, float]:
 
     from mlmon.metrics.cbpe import estimate_binary
     from mlmon.metrics.performance import classification_metrics
-    from mlmon.performance_job import fit_calibration
-    from mlmon.stores.duckdb_labels import DuckDBLabels
-    from mlmon.stores.labels_base import LabelQuery
+    from mlmon.jobs.performance import fit_calibration
+    from mlmon.stores.duckdb.labels import DuckDBLabels
+    from mlmon.core.labels import LabelQuery
 
     sys.path.insert(0, str(ROOT))
     from tests.performance.synth import HOUR, T0

@@ -52,7 +52,7 @@ echo "test-stack: setup finished, Logstash healthy; pushing the golden files"
 source "$env_file"
 compose run --rm --no-deps \
     -e MLMON_ES_USERNAME=elastic -e MLMON_ES_PASSWORD="$ELASTIC_PASSWORD" \
-    --entrypoint python setup -m mlmon.setup.golden_stack \
+    --entrypoint python setup -m tools.golden_stack \
     --es https://elasticsearch:9200 --logstash logstash:5044
 echo "test-stack: golden files pass on real Logstash + Elasticsearch"
 # The fingerprints setup compares (templates, policies, roles, watches, Kibana objects, the

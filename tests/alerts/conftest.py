@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from mlmon.documents import MetricDocument, Threshold
+from mlmon.core.documents import MetricDocument, Threshold
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
 DRIFT_THRESHOLD = Threshold(warning=0.1, alert=0.25, direction="above", source="default")

@@ -21,12 +21,13 @@ from typing import Any
 
 import pytest
 
-from mlmon.alerts import assets
-from mlmon.alerts.es_store import last_notifications_search, metric_history_search, recent_alerts_search
+from tests.support import REPO
+from mlmon.stack import alert_assets as assets
+from mlmon.stores.elasticsearch.alerts import last_notifications_search, metric_history_search, recent_alerts_search
 from mlmon.alerts.rules import Rule
-from mlmon.alerts.schema import ALERT_FIELDS
-from mlmon.documents import METRIC_FIELDS
-from mlmon.stores.base import flatten_source
+from mlmon.core.alert_schema import ALERT_FIELDS
+from mlmon.core.documents import METRIC_FIELDS
+from mlmon.stores.protocols import flatten_source
 from mlmon_logging import contract
 from tests.support.estypes import assert_bodies_typecheck
 
@@ -61,9 +62,9 @@ def test_committed_files_are_what_the_generator_produces() -> None:
     expected = assets.expected_files()
     committed = {*assets.RULES_DIR.glob("*.json"), *assets.CONNECTORS_DIR.glob("*.json"),
                  *assets.WATCHER_DIR.glob("*.json")}
-    assert committed == set(expected), "run: python -m mlmon.alerts.assets"
+    assert committed == set(expected), "run: python -m mlmon.stack.alert_assets"
     for path, text in expected.items():
-        assert path.read_text() == text, f"{path} is stale; run: python -m mlmon.alerts.assets"
+        assert path.read_text() == text, f"{path} is stale; run: python -m mlmon.stack.alert_assets"
 
 
 def test_the_issue_s_conditions_are_all_covered() -> None:
@@ -261,12 +262,12 @@ def test_alert_documents_written_by_kibana_and_watcher_fit_the_alert_mapping() -
         assert keys and keys <= segments, f"{name}: {keys - segments} not in ALERT_FIELDS"
 
 
-TEMPLATES = assets.REPO / "elasticsearch" / "index_templates"
+TEMPLATES = REPO / "elasticsearch" / "index_templates"
 
 
 def template_fields(pattern: str) -> dict[str, str] | None:
     """Mapped fields of the committed index template whose index_patterns match ``pattern``, if any."""
-    components = assets.REPO / "elasticsearch" / "component_templates"
+    components = REPO / "elasticsearch" / "component_templates"
     for path in sorted(TEMPLATES.glob("*.json")):
         body = load(path)
         if pattern not in body.get("index_patterns", []):

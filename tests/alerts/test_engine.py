@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from mlmon.alerts.engine import evaluate
-from mlmon.alerts.model import LastNotification
+from mlmon.core.alerts import LastNotification
 from mlmon.alerts.rules import Rule
 from tests.alerts.conftest import T0, make_metric, series
 
@@ -106,8 +106,8 @@ def test_history_of_two_series_is_rejected() -> None:
 
 
 def test_alert_document_fields_are_all_in_the_mapping() -> None:
-    from mlmon.alerts.schema import ALERT_FIELDS
-    from mlmon.stores.base import flatten_source
+    from mlmon.core.alert_schema import ALERT_FIELDS
+    from mlmon.stores.protocols import flatten_source
 
     alert = evaluate(series(["alert"]), [ONE_OF_ONE], {}, now=NOW)[0]
     flat = flatten_source(alert.to_source())

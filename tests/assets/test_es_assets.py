@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from mlmon.alerts.schema import ALERT_FIELDS
-from mlmon.documents import METRIC_FIELDS
-from mlmon.paths import ELASTICSEARCH
-from mlmon.setup import assets
+from mlmon.core.alert_schema import ALERT_FIELDS
+from mlmon.core.documents import METRIC_FIELDS
+from mlmon.core.assets import ELASTICSEARCH
+from mlmon.stack import elasticsearch_assets as assets
 from mlmon_logging import contract
 
 GENERATED_DIRS = ("component_templates", "index_templates", "ilm", "roles")
@@ -29,9 +29,9 @@ def _committed() -> dict[str, Any]:
 def test_committed_files_equal_the_generator_output() -> None:
     generated = assets.generate()
     committed = _committed()
-    assert sorted(committed) == sorted(generated), "run: python -m mlmon.setup.assets"
+    assert sorted(committed) == sorted(generated), "run: python -m mlmon.stack.elasticsearch_assets"
     for rel, body in generated.items():
-        assert (ELASTICSEARCH / rel).read_text() == assets.render(body), f"{rel} is stale: python -m mlmon.setup.assets"
+        assert (ELASTICSEARCH / rel).read_text() == assets.render(body), f"{rel} is stale: python -m mlmon.stack.elasticsearch_assets"
 
 
 # --- resolving what Elasticsearch would map, from the committed files ---------------------------
@@ -154,8 +154,8 @@ def test_document_indices_map_their_schemas_exactly(template: str, fields: dict[
 
 def test_a_real_reference_profile_document_is_fully_mapped() -> None:
     np = pytest.importorskip("numpy")
-    from mlmon.reference import ReferenceProfile
-    from mlmon.stats import CategoryStats, NumericStats
+    from mlmon.core.reference import ReferenceProfile
+    from mlmon.core.stats import CategoryStats, NumericStats
 
     assert NumericStats and CategoryStats and np
     profile = ReferenceProfile(model="churn", version="3", rows=10, numeric={}, categorical={},

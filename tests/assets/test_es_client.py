@@ -1,4 +1,4 @@
-"""mlmon.es_client against a local fake Elasticsearch: credentials, retries with backoff, clear errors."""
+"""mlmon.stores.elasticsearch.client against a local fake Elasticsearch: credentials, retries with backoff, clear errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlmon.es_client import (BACKOFF_CAP_S, BackoffTransport, ElasticsearchSetupError, check_connection,
+from mlmon.stores.elasticsearch.client import (BACKOFF_CAP_S, BackoffTransport, ElasticsearchSetupError, check_connection,
                              connect)
 from tests.support.fake_http import FakeServer, Reply, Request, es_error, es_reply
 

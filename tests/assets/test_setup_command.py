@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mlmon.cli import main
-from mlmon.setup.installer import FINGERPRINT_KEY, TEMPLATE_FINGERPRINT_KEY
-from mlmon.paths import ELASTICSEARCH
+from mlmon.cli.main import main
+from mlmon.stack.installer import FINGERPRINT_KEY, TEMPLATE_FINGERPRINT_KEY
+from mlmon.core.assets import ELASTICSEARCH
 from tests.support.estypes import assert_bodies_typecheck
 from tests.support.fake_elastic import FakeElasticsearch, FakeKibana
 from tests.support.fake_http import FakeServer, Request, es_error
@@ -201,7 +201,7 @@ def test_every_body_under_elasticsearch_and_every_body_setup_sends_typechecks(as
     sent = {r.path.rsplit("/", 1)[-1] for r in es.writes()}
     on_disk = {p.stem for p in (assets / "elasticsearch").glob("*/*.json")}
     assert on_disk <= sent and len(items) >= 30
-    from mlmon.setup import golden_stack
+    from tools import golden_stack
 
     items += [("search", golden_stack.ids_search(["a", "b"]), "golden_stack ids search"),
               ("count", golden_stack.count_body(), "golden_stack count")]
@@ -209,8 +209,8 @@ def test_every_body_under_elasticsearch_and_every_body_setup_sends_typechecks(as
 
 
 def test_committed_rules_and_connectors_install_then_stay_unchanged(tmp_path: Path, trial_es, kibana) -> None:
-    """The files `python -m mlmon.alerts.assets` writes ({"id", "body"}) install as they are, connectors first."""
-    from mlmon.paths import KIBANA
+    """The files `python -m mlmon.stack.alert_assets` writes ({"id", "body"}) install as they are, connectors first."""
+    from mlmon.core.assets import KIBANA
 
     shutil.copytree(ELASTICSEARCH, tmp_path / "elasticsearch")
     shutil.copytree(KIBANA, tmp_path / "kibana")

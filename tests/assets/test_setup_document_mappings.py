@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mlmon.cli import main
-from mlmon.setup.installer import TEMPLATE_FINGERPRINT_KEY
+from mlmon.cli.main import main
+from mlmon.stack.installer import TEMPLATE_FINGERPRINT_KEY
 from tests.support.estypes import assert_bodies_typecheck
 from tests.support.fake_elastic import FakeElasticsearch
 from tests.support.fake_http import FakeServer, Reply, Request, es_error

@@ -1,6 +1,6 @@
 """``mlmon setup`` brings existing data streams onto the current templates with lazy rollovers, at the HTTP edge.
 
-The rule (see :mod:`mlmon.setup.installer`): a stream on one of our index templates whose
+The rule (see :mod:`mlmon.stack.installer`): a stream on one of our index templates whose
 write index does not carry the template's current composed fingerprint in its mapping
 ``_meta`` is marked to roll over at its next write, whatever this run changed.
 
@@ -36,8 +36,8 @@ from typing import Any
 
 import pytest
 
-from mlmon.cli import main
-from mlmon.setup.installer import TEMPLATE_FINGERPRINT_KEY
+from mlmon.cli.main import main
+from mlmon.stack.installer import TEMPLATE_FINGERPRINT_KEY
 from tests.support.estypes import assert_bodies_typecheck
 from tests.support.fake_elastic import FakeElasticsearch, merge_deep
 from tests.support.fake_http import FakeServer, Reply, Request, es_error, es_reply

@@ -47,8 +47,8 @@ def test_report_and_summary_are_written(demo: DemoResult) -> None:
 
 
 def test_the_compose_jobs_config_is_valid() -> None:
-    from mlmon.config import load
-    from mlmon.paths import ROOT
+    from mlmon.config.model import load
+    from mlmon.core.assets import ROOT
 
     config = load(ROOT / "docker" / "mlmon.yaml")
     assert [m.name for m in config.models] == ["cancer-screen"]

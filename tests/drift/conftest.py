@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mlmon.reference import ReferenceProfile, build_from_frame
-from mlmon.stores.duckdb_store import DuckDBStore
+from mlmon.core.reference import ReferenceProfile, build_from_frame
+from mlmon.stores.duckdb.store import DuckDBStore
 from tests.drift.synth import load, make_features, to_events
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)

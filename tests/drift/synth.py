@@ -14,7 +14,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from mlmon.stores.duckdb_schema import ensure_family_columns, ensure_schema, quote
+from mlmon.stores.duckdb.schema import ensure_family_columns, ensure_schema, quote
 
 NUMERIC = "mlmon.features.numeric."
 CATEGORICAL = "mlmon.features.categorical."

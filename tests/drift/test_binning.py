@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlmon.reference import quantile_edges
-from mlmon.stats import EdgeIndex, NumericAccumulator, NumericStats, bin_counts, validate_edges
+from mlmon.core.reference import quantile_edges
+from mlmon.core.stats import EdgeIndex, NumericAccumulator, NumericStats, bin_counts, validate_edges
 
 
 def _edge_cases(edges: tuple[float, ...]) -> np.ndarray:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mlmon.config import ConfigError, load, parse
+from mlmon.config.model import ConfigError, load, parse
 
 
 def test_shortest_config_gets_sensible_defaults() -> None:

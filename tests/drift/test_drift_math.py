@@ -10,8 +10,8 @@ from scipy.spatial import distance
 
 from mlmon.metrics import drift as dm
 from mlmon.metrics.thresholds import adjust
-from mlmon.reference import is_discrete, quantile_edges
-from mlmon.stats import CategoryStats, NumericStats
+from mlmon.core.reference import is_discrete, quantile_edges
+from mlmon.core.stats import CategoryStats, NumericStats
 
 CASES = {
     "clean": (lambda r: r.normal(0, 1, 100_000), lambda r: r.normal(0, 1, 30_000)),

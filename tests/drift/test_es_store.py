@@ -7,15 +7,15 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from mlmon import es_client
-from mlmon.config import parse
-from mlmon.documents import MetricDocument
-from mlmon.es_client import connect
-from mlmon.runner import Runner
-from mlmon.stats import NumericStats
-from mlmon.stores import es_store
-from mlmon.stores.base import StoreError, WindowQuery
-from mlmon.stores.es_store import ElasticsearchStore
+from mlmon.stores.elasticsearch import client as es_client
+from mlmon.config.model import parse
+from mlmon.core.documents import MetricDocument
+from mlmon.stores.elasticsearch.client import connect
+from mlmon.schedule.runner import Runner
+from mlmon.core.stats import NumericStats
+from mlmon.stores.elasticsearch import store as es_store
+from mlmon.stores.protocols import StoreError, WindowQuery
+from mlmon.stores.elasticsearch.store import ElasticsearchStore
 from tests.drift.conftest import HOUR, T0
 from tests.drift.fake_es import FakeElasticsearch, bulk_failing
 from tests.support.estypes import assert_bodies_typecheck

@@ -11,13 +11,13 @@ import duckdb
 import numpy as np
 import pytest
 
-from mlmon.cli import main
-from mlmon.config import parse
-from mlmon.reference import ReferenceProfile
-from mlmon.runner import Runner, checkpoint_key, run_every
-from mlmon.stats import CategoryStats, NumericStats
-from mlmon.stores.base import StoreError, WindowQuery
-from mlmon.stores.duckdb_store import DuckDBStore
+from mlmon.cli.main import main
+from mlmon.config.model import parse
+from mlmon.core.reference import ReferenceProfile
+from mlmon.schedule.runner import Runner, checkpoint_key, run_every
+from mlmon.core.stats import CategoryStats, NumericStats
+from mlmon.stores.protocols import StoreError, WindowQuery
+from mlmon.stores.duckdb.store import DuckDBStore
 from tests.drift.conftest import HOUR, T0
 
 
@@ -160,7 +160,7 @@ def test_reference_document_round_trip(reference: ReferenceProfile, tmp_path: Pa
 
 def test_window_statistics_with_nulls_nan_and_many_batches(tmp_path: Path, reference: ReferenceProfile,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from mlmon.stores import duckdb_store
+    from mlmon.stores.duckdb import store as duckdb_store
     from tests.drift.synth import load, make_features, to_events
 
     monkeypatch.setattr(duckdb_store, "ARROW_BATCH_ROWS", 700)  # several Arrow batches per window

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mlmon.documents import METRIC_FIELDS, MetricDocument, Threshold
-from mlmon.stores.base import StoreError
-from mlmon.stores.duckdb_schema import METRICS_TABLE, quote, sql_type
-from mlmon.stores.duckdb_store import DuckDBStore
+from mlmon.core.documents import METRIC_FIELDS, MetricDocument, Threshold
+from mlmon.stores.protocols import StoreError
+from mlmon.stores.duckdb.schema import METRICS_TABLE, quote, sql_type
+from mlmon.stores.duckdb.store import DuckDBStore
 
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 

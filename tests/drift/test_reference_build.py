@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmon.reference import ProfileError, build_from_frame, is_discrete, quantile_edges
-from mlmon.stats import CategoryStats, NumericStats
+from mlmon.core.reference import ProfileError, build_from_frame, is_discrete, quantile_edges
+from mlmon.core.stats import CategoryStats, NumericStats
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 1_001, 1_002, 4_999, 20_000])

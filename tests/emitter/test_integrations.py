@@ -123,7 +123,7 @@ def test_dictconfig_formatter_with_sample_filter(clean_logging: None) -> None:
 
 
 def _mlmon(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mlmon.cli", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "mlmon.cli.main", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=60)
 
 

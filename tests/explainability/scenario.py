@@ -28,7 +28,7 @@ import pandas as pd
 import pytest
 
 from mlmon.ingest import ingest_lines
-from mlmon.stores.duckdb_store import DuckDBStore
+from mlmon.stores.duckdb.store import DuckDBStore
 from mlmon_logging import ModelLogger
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)

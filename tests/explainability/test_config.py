@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from mlmon import config as cfg
-from mlmon.explain_config import (EXPLAINABILITY_DEFAULTS, FAIRNESS_DEFAULTS, ExplainabilityConfig, FairnessConfig,
+from mlmon.config import model as cfg
+from mlmon.config.explainability import (EXPLAINABILITY_DEFAULTS, FAIRNESS_DEFAULTS, ExplainabilityConfig, FairnessConfig,
                                   explainability_config, fairness_config, parse_explainability)
 
 

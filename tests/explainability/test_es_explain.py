@@ -8,17 +8,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mlmon import config as cfg
-from mlmon.es_client import connect
-from mlmon.explainability_job import ExplainabilityJob, load_reference, reference_from_frame, \
+from mlmon.config import model as cfg
+from mlmon.stores.elasticsearch.client import connect
+from mlmon.jobs.explainability import ExplainabilityJob, load_reference, reference_from_frame, \
     save_reference
-from mlmon.explain_config import explainability_config
-from mlmon.perf_stats import AttributionSums
-from mlmon.stores.base import StoreError
-from mlmon.stores.duckdb_store import DuckDBStore
-from mlmon.stores.es_explain import (ATTRIBUTION_REFERENCES_INDEX, ElasticsearchExplainStore,
+from mlmon.config.explainability import explainability_config
+from mlmon.core.perf_stats import AttributionSums
+from mlmon.stores.protocols import StoreError
+from mlmon.stores.duckdb.store import DuckDBStore
+from mlmon.stores.elasticsearch.explain import (ATTRIBUTION_REFERENCES_INDEX, ElasticsearchExplainStore,
                                      attribution_search_body, parse_attribution_response, segment_ids_body)
-from mlmon.stores.es_store import latest_reference_query
+from mlmon.stores.elasticsearch.store import latest_reference_query
 from tests.explainability.scenario import FEATURES, HOUR, MODEL, T0, VERSION, Scenario
 from tests.support.estypes import assert_bodies_typecheck
 from tests.support.fake_http import FakeServer, Reply, Request, es_error, es_reply

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import ndcg_score
 
-from mlmon import config as cfg
-from mlmon.documents import MetricDocument
-from mlmon.explainability_job import (AttributionReference, ExplainabilityJobError,
+from mlmon.config import model as cfg
+from mlmon.core.documents import MetricDocument
+from mlmon.jobs.explainability import (AttributionReference, ExplainabilityJobError,
                                       explainability_job, load_reference, reference_from_frame, save_reference)
-from mlmon.perf_stats import AttributionSums
-from mlmon.stores.duckdb_store import DuckDBStore
+from mlmon.core.perf_stats import AttributionSums
+from mlmon.stores.duckdb.store import DuckDBStore
 from tests.explainability.scenario import FEATURES, HOUR, MODEL, T0, VERSION, Scenario
 
 

@@ -12,10 +12,10 @@ import pytest
 from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LogisticRegression
 
-from mlmon import config as cfg
-from mlmon.explainability_job import ExplainabilityJobError, explainability_job
-from mlmon.stores.duckdb_explain import DuckDBExplainStore
-from mlmon.stores.duckdb_store import DuckDBStore
+from mlmon.config import model as cfg
+from mlmon.jobs.explainability import ExplainabilityJobError, explainability_job
+from mlmon.stores.duckdb.explain import DuckDBExplainStore
+from mlmon.stores.duckdb.store import DuckDBStore
 from tests.explainability.scenario import COEF, FEATURES, HOUR, MODEL, T0, VERSION
 
 

@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from mlmon import config as cfg
-from mlmon.documents import MetricDocument
-from mlmon.es_client import connect
-from mlmon.explainability_job import explainability_job, reference_from_frame, save_reference
-from mlmon.explain_config import explainability_config
-from mlmon.perf_stats import AttributionSums
-from mlmon.stores.duckdb_store import DuckDBStore
-from mlmon.stores.es_explain import ElasticsearchExplainStore
-from mlmon.stores.es_store import ElasticsearchStore
+from mlmon.config import model as cfg
+from mlmon.core.documents import MetricDocument
+from mlmon.stores.elasticsearch.client import connect
+from mlmon.jobs.explainability import explainability_job, reference_from_frame, save_reference
+from mlmon.config.explainability import explainability_config
+from mlmon.core.perf_stats import AttributionSums
+from mlmon.stores.duckdb.store import DuckDBStore
+from mlmon.stores.elasticsearch.explain import ElasticsearchExplainStore
+from mlmon.stores.elasticsearch.store import ElasticsearchStore
 from tests.explainability.scenario import FEATURES, HOUR, MODEL, T0, VERSION, Scenario
 from tests.performance.fake_es import FakeCluster
 from tests.support.fake_http import FakeServer

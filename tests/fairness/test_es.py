@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from mlmon import config as cfg
-from mlmon.documents import MetricDocument
-from mlmon.es_client import connect
-from mlmon.fairness_job import fairness_job
-from mlmon.stores.duckdb_store import DuckDBStore
-from mlmon.stores.es_store import ElasticsearchStore
+from mlmon.config import model as cfg
+from mlmon.core.documents import MetricDocument
+from mlmon.stores.elasticsearch.client import connect
+from mlmon.jobs.fairness import fairness_job
+from mlmon.stores.duckdb.store import DuckDBStore
+from mlmon.stores.elasticsearch.store import ElasticsearchStore
 from tests.explainability.scenario import HOUR, MODEL, T0, VERSION
 from tests.performance.fake_es import FakeCluster
 from tests.support.fake_http import FakeServer

@@ -10,12 +10,12 @@ import pytest
 from fairlearn import metrics as flm
 from sklearn.metrics import accuracy_score, precision_score
 
-from mlmon import config as cfg
-from mlmon.documents import MetricDocument
-from mlmon.fairness_job import FairnessJobError, compared_groups, fairness_job
-from mlmon.perf_stats import GroupCounts
-from mlmon.stores.duckdb_store import DuckDBStore
-from mlmon.stores.labels_base import LabelQuery, labelled_store
+from mlmon.config import model as cfg
+from mlmon.core.documents import MetricDocument
+from mlmon.jobs.fairness import FairnessJobError, compared_groups, fairness_job
+from mlmon.core.perf_stats import GroupCounts
+from mlmon.stores.duckdb.store import DuckDBStore
+from mlmon.core.labels import LabelQuery, labelled_store
 from tests.explainability.scenario import HOUR, MODEL, T0, VERSION, Scenario
 
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mlmon.cli import main
-from mlmon.commands.ingest import store_path
-from mlmon.stores.duckdb_store import DuckDBStore
+from mlmon.cli.main import main
+from mlmon.cli.commands.ingest import store_path
+from mlmon.stores.duckdb.store import DuckDBStore
 from mlmon.stores.url import open_store
 from tests.support.eventually import eventually
 
-MLMON = [sys.executable, "-m", "mlmon.cli"]
+MLMON = [sys.executable, "-m", "mlmon.cli.main"]
 
 
 def test_ingest_files_twice_reports_counts(tmp_path: Path, line_of, capsys) -> None:

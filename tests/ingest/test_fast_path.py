@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlmon.ingest import core, golden, ingest_lines
+from mlmon.ingest import core, ingest_lines
+from tools import golden
 from mlmon.ingest.fast_path import FastPath
 from mlmon.ingest.timestamps import Instant
-from mlmon.stores import duckdb_schema as schema
+from mlmon.stores.duckdb import schema
 
 NOW = Instant(1_737_000_000, 250_000_000)  # 2025-01-16, after every golden timestamp
 GOLDEN_LINES = [line for case in golden.cases()

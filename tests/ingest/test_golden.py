@@ -9,9 +9,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from mlmon.ingest import golden, ingest_lines
+from mlmon.ingest import ingest_lines
+from tools import golden
 from mlmon.ingest.core import now_ms, validator_for
-from mlmon.stores import duckdb_schema as schema
+from mlmon.stores.duckdb import schema
 
 CASES = golden.cases()
 

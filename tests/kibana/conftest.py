@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mlmon.kibana import build, mappings
+from mlmon.stack.kibana import build, mappings
 
 
 @pytest.fixture(scope="session")

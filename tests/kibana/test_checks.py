@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mlmon.kibana import checks, mappings
+from mlmon.stack.kibana import checks, mappings
 
 
 def _first(objects: list[dict[str, Any]], type_: str, id_: str | None = None) -> dict[str, Any]:

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from mlmon.kibana import build, checks, dashboards, data_views, mappings
-from mlmon.kibana.__main__ import main
-from mlmon.kibana.saved_objects import MIN_KIBANA_VERSION
-from mlmon.paths import ELASTICSEARCH, ROOT
+from mlmon.stack.kibana import build, checks, dashboards, data_views, mappings
+from mlmon.stack.kibana.__main__ import main
+from mlmon.stack.kibana.saved_objects import MIN_KIBANA_VERSION
+from mlmon.core.assets import ELASTICSEARCH, ROOT
 
 
 def test_committed_file_equals_generator_output() -> None:
-    assert build.OUTPUT.read_text(encoding="utf-8") == build.render(), "run: python -m mlmon.kibana"
+    assert build.OUTPUT.read_text(encoding="utf-8") == build.render(), "run: python -m mlmon.stack.kibana"
 
 
 def test_check_mode_reports_a_stale_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

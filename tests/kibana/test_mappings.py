@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlmon.kibana import mappings
+from mlmon.stack.kibana import mappings
 
 
 def _write(path: Path, body: dict) -> None:

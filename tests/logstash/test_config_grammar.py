@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mlmon import paths
-from mlmon.ingest.logstash_config import check_file, check_text
+from mlmon.core import assets as paths
+from tools.logstash_grammar import check_file, check_text
 
 CONFS = sorted((paths.LOGSTASH / "pipeline").glob("*.conf"))
 

@@ -21,7 +21,7 @@ def test_contract_json_carries_every_contract_field_and_family() -> None:
 
 
 def test_pipeline_references_the_script_and_contract_it_ships() -> None:
-    from mlmon import paths
+    from mlmon.core import assets as paths
     conf = (paths.LOGSTASH / "pipeline" / "mlmon-events.conf").read_text(encoding="utf-8")
     assert "/usr/share/logstash/mlmon/mlmon_event.rb" in conf
     assert "/usr/share/logstash/mlmon/mlmon_contract.json" in conf

@@ -6,7 +6,7 @@ import inspect
 import re
 from fnmatch import fnmatchcase
 
-from mlmon import paths
+from mlmon.core import assets as paths
 from mlmon_logging.sinks import FileSink
 
 #: ``${NAME:default}`` as Logstash substitutes it (the default runs to the first "}").

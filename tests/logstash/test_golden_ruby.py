@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mlmon.ingest import golden
+from tools import golden
 from mlmon.ingest.spec import SPEC_PATH
 
 HERE = Path(__file__).parent

@@ -12,7 +12,7 @@ from scipy import stats as sps
 from sklearn.metrics import ndcg_score
 
 from mlmon.metrics.attribution import attribution_metrics, ndcg
-from mlmon.perf_stats import AttributionSums, add_features
+from mlmon.core.perf_stats import AttributionSums, add_features
 
 
 def sums_of(attributions: dict[str, np.ndarray]) -> dict[str, AttributionSums]:

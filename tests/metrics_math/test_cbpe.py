@@ -11,7 +11,7 @@ from sklearn.isotonic import IsotonicRegression
 
 from mlmon.metrics.cbpe import IsotonicCalibration, estimate_binary, estimate_multiclass, estimation_error
 from mlmon.metrics.performance import MetricSet, classification_metrics
-from mlmon.perf_stats import CbpeStats, ClassificationStats, uniform_edges
+from mlmon.core.perf_stats import CbpeStats, ClassificationStats, uniform_edges
 
 EDGES = uniform_edges(1000)
 Calibrated = Callable[..., tuple[np.ndarray, np.ndarray]]

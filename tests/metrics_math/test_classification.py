@@ -11,7 +11,7 @@ from sklearn.calibration import calibration_curve
 
 from mlmon.metrics.performance import (MetricSet, average_precision, calibration_error, classification_metrics,
                                        confusion_matrix, roc_auc)
-from mlmon.perf_stats import ClassificationStats, ScoreBins, uniform_edges
+from mlmon.core.perf_stats import ClassificationStats, ScoreBins, uniform_edges
 
 BinaryData = tuple[np.ndarray, np.ndarray]
 

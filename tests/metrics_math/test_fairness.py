@@ -8,7 +8,7 @@ from fairlearn import metrics as flm
 from sklearn.metrics import accuracy_score, precision_score
 
 from mlmon.metrics.fairness import fairness_metrics
-from mlmon.perf_stats import GroupCounts
+from mlmon.core.perf_stats import GroupCounts
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlmon.perf_stats import (AttributionSums, ClassificationStats, ConfusionCounts, GroupCounts, Histogram,
+from mlmon.core.perf_stats import (AttributionSums, ClassificationStats, ConfusionCounts, GroupCounts, Histogram,
                               PredictedScoreBins, RegressionSums, ScoreBins, add_features, add_groups, bin_index,
                               uniform_edges)
 

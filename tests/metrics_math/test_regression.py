@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as skm
 
 from mlmon.metrics.performance import regression_metrics
-from mlmon.perf_stats import RegressionSums
+from mlmon.core.perf_stats import RegressionSums
 
 
 def test_regression_metrics_match_sklearn(rng: np.random.Generator) -> None:

@@ -18,7 +18,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from mlmon.stores.duckdb_schema import EVENT_TABLES
+from mlmon.stores.duckdb.schema import EVENT_TABLES
 from tests.support.fake_http import Reply, Request, es_error, es_reply
 
 

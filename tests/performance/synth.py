@@ -14,7 +14,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from mlmon.stores.duckdb_schema import EVENT_TABLES, ensure_family_columns, ensure_schema, quote
+from mlmon.stores.duckdb.schema import EVENT_TABLES, ensure_family_columns, ensure_schema, quote
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)

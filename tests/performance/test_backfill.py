@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from mlmon.cli import main
-from mlmon.config import Config, parse
-from mlmon.reference import build_from_frame
-from mlmon.runner import Runner
-from mlmon.stores.duckdb_store import DuckDBStore
+from mlmon.cli.main import main
+from mlmon.config.model import Config, parse
+from mlmon.core.reference import build_from_frame
+from mlmon.schedule.runner import Runner
+from mlmon.stores.duckdb.store import DuckDBStore
 from tests.performance.synth import HOUR, T0, Traffic, binary_traffic, joined, load
 
 HOURS = 6

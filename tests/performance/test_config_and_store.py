@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from mlmon.config import ConfigError, Where
+from mlmon.config.model import ConfigError, Where
 from mlmon.metrics.performance import classification_metrics, regression_metrics
-from mlmon.performance_config import PerformanceConfig, parse_performance
-from mlmon.stores.duckdb_labels import DuckDBLabels
-from mlmon.stores.labels_base import LabelQuery
+from mlmon.config.performance import PerformanceConfig, parse_performance
+from mlmon.stores.duckdb.labels import DuckDBLabels
+from mlmon.core.labels import LabelQuery
 from tests.performance.synth import HOUR, T0, Traffic, binary_traffic, joined, load
 
 

@@ -18,12 +18,12 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from mlmon.config import ModelConfig
+from mlmon.config.model import ModelConfig
 from mlmon.ingest import ingest_lines
-from mlmon.performance_config import MetricRule, PerformanceConfig
-from mlmon.performance_job import PerformanceJob, PerformanceReport
-from mlmon.stores.duckdb_labels import DuckDBLabels
-from mlmon.stores.duckdb_store import DuckDBStore
+from mlmon.config.performance import MetricRule, PerformanceConfig
+from mlmon.jobs.performance import PerformanceJob, PerformanceReport
+from mlmon.stores.duckdb.labels import DuckDBLabels
+from mlmon.stores.duckdb.store import DuckDBStore
 from mlmon_logging import ModelLogger
 
 T0 = datetime(2025, 3, 1, tzinfo=timezone.utc)

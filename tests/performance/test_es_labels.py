@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmon.es_client import connect
-from mlmon.stores.duckdb_labels import DuckDBLabels
-from mlmon.stores.es_labels import (ElasticsearchLabels, feedback_ids_body, known_ids_body, latest_feedback_body,
+from mlmon.stores.elasticsearch.client import connect
+from mlmon.stores.duckdb.labels import DuckDBLabels
+from mlmon.stores.elasticsearch.labels import (ElasticsearchLabels, feedback_ids_body, known_ids_body, latest_feedback_body,
                                     prediction_page_body)
-from mlmon.stores.labels_base import LabelQuery
+from mlmon.core.labels import LabelQuery
 from tests.performance.fake_es import FakeCluster
 from tests.performance.synth import HOUR, T0, Traffic, binary_traffic, load
 from tests.support.estypes import assert_bodies_typecheck

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from mlmon.kibana import checks, mappings
-from mlmon.paths import ROOT
+from mlmon.stack.kibana import checks, mappings
+from mlmon.core.assets import ROOT
 
 DOC = ROOT / "docs" / "queries.md"
 _BLOCK = re.compile(r"```console\n(.*?)```", re.S)

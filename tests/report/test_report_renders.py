@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mlmon.documents import MetricDocument, Threshold
-from mlmon.report.data import CategoricalDistribution, ModelReport, NumericDistribution, Report
-from mlmon.report.html import render
+from mlmon.core.documents import MetricDocument, Threshold
+from mlmon.outputs.report.data import CategoricalDistribution, ModelReport, NumericDistribution, Report
+from mlmon.outputs.report.html import render
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)

@@ -15,10 +15,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from mlmon.cli import main
-from mlmon.stores.base import StoreError
-from mlmon.stores.duckdb_connect import LOCK_WAIT_ENV, StoreLocked, connect
-from mlmon.stores.duckdb_store import DuckDBStore
+from mlmon.cli.main import main
+from mlmon.stores.protocols import StoreError
+from mlmon.stores.duckdb.connect import LOCK_WAIT_ENV, StoreLocked, connect
+from mlmon.stores.duckdb.store import DuckDBStore
 from tests.support.duckdb_holder import held_by_another_process, release_after
 
 def test_a_locked_store_is_waited_for_and_the_wait_is_announced_once(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_a_command_that_cannot_get_the_store_says_so_plainly(tmp_path: Path) -> 
     DuckDBStore(path).close()
     env = {**os.environ, LOCK_WAIT_ENV: "0.3"}
     with held_by_another_process(path) as holder:
-        proc = subprocess.run([sys.executable, "-m", "mlmon.cli", "metrics", "--store", f"duckdb:///{path}",
+        proc = subprocess.run([sys.executable, "-m", "mlmon.cli.main", "metrics", "--store", f"duckdb:///{path}",
                                "--model", "churn"], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr

@@ -1,0 +1,1 @@
+"""Where alerts are delivered beside the store: one module per channel."""

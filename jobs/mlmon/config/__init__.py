@@ -1,0 +1,1 @@
+"""``mlmon.yaml``: one typed model of the configuration, validated on load."""

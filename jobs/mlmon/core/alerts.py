@@ -1,0 +1,142 @@
+"""The values the alert engine works with: series keys, alerts, notification state."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from mlmon.core.documents import MetricDocument, iso
+
+Action = Literal["fired", "escalated", "renotified", "recovered"]
+
+
+@dataclass(frozen=True, order=True)
+class SeriesKey:
+    """What a metric measures, without the window: one time series of metric documents."""
+
+    model: str
+    model_version: str
+    family: str
+    metric: str
+    feature: str = ""
+    class_label: str = ""
+    segment_field: str = ""
+    segment_value: str = ""
+
+    @classmethod
+    def of(cls, doc: MetricDocument) -> SeriesKey:
+        return cls(doc.model, doc.model_version, doc.family, doc.metric, doc.feature, doc.class_label,
+                   doc.segment_field, doc.segment_value)
+
+    def describe(self) -> str:
+        """Short human form, e.g. ``churn v3 drift/psi feature=age``."""
+        parts = [f"{self.model} v{self.model_version}", f"{self.family}/{self.metric}"]
+        if self.feature:
+            parts.append(f"feature={self.feature}")
+        if self.class_label:
+            parts.append(f"class={self.class_label}")
+        if self.segment_field:
+            parts.append(f"{self.segment_field}={self.segment_value}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class LastNotification:
+    """The most recent alert a rule raised for a series: the engine's only memory.
+
+    Derived from the newest stored alert document of (rule, series), so the
+    engine itself stays stateless and a restart loses nothing.
+    """
+
+    action: Action
+    window_end: datetime
+    #: Metric status at the time of that notification (for escalation).
+    status: str
+
+    @property
+    def firing(self) -> bool:
+        return self.action != "recovered"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One notification: a (rule, series) changed state, or is still bad after the re-notify interval."""
+
+    rule_id: str
+    rule_name: str
+    action: Action
+    series: SeriesKey
+    metric: MetricDocument  # the metric document of the window that caused it
+    previous_status: str    # metric status of the preceding window ("" for the first window seen)
+    bad_windows: int
+    considered_windows: int
+    fired_at: datetime
+
+    @property
+    def series_id(self) -> str:
+        """Identifies (rule, series): the key under which the engine's memory is read back."""
+        return series_id(self.rule_id, self.series)
+
+    @property
+    def id(self) -> str:
+        """Deterministic: rule, series, window and action. Re-running a window fires nothing new."""
+        return _hash(self.series_id, iso(self.metric.window_start), iso(self.metric.window_end), self.action)
+
+    @property
+    def reason(self) -> str:
+        m = self.metric
+        th = m.threshold
+        limit = ""
+        if th is not None:
+            bounds = [f"{name} {v:g}" for name, v in (("warning", th.warning), ("alert", th.alert)) if v is not None]
+            limit = f" ({th.direction}: {', '.join(bounds)})" if bounds else ""
+        value = "n/a" if m.value is None else f"{m.value:.4g}"
+        return (f"{self.action}: {self.series.describe()} is {m.status}{limit}, value {value}, "
+                f"window {iso(m.window_start)}..{iso(m.window_end)}; "
+                f"{self.bad_windows} of the last {self.considered_windows} windows bad [rule {self.rule_id}]")
+
+    def to_source(self) -> dict[str, Any]:
+        """The alert as stored (nested; field names in :data:`mlmon.core.alert_schema.ALERT_FIELDS`)."""
+        m = self.metric
+        th = m.threshold
+        return {
+            "@timestamp": iso(m.window_end),
+            "alert": {
+                "id": self.id,
+                "series_id": self.series_id,
+                "source": "mlmon-jobs",
+                "action": self.action,
+                "rule": {"id": self.rule_id, "name": self.rule_name},
+                "status": {"previous": self.previous_status, "new": m.status},
+                "fired_at": iso(self.fired_at),
+                "reason": self.reason,
+                "group": "",
+                "windows": {"bad": self.bad_windows, "considered": self.considered_windows},
+            },
+            "mlmon": {"model": {"name": m.model, "version": m.model_version}},
+            "metric": {
+                "id": m.id,
+                "family": m.family,
+                "name": m.metric,
+                "feature": m.feature,
+                "class": m.class_label,
+                "segment": {"field": m.segment_field, "value": m.segment_value},
+                "value": m.value,
+                "maturity": m.maturity,
+                "threshold": None if th is None else {
+                    "warning": th.warning, "alert": th.alert, "direction": th.direction},
+            },
+            "window": {"start": iso(m.window_start), "end": iso(m.window_end)},
+        }
+
+
+def series_id(rule_id: str, series: SeriesKey) -> str:
+    s = series
+    return _hash(rule_id, s.model, s.model_version, s.family, s.metric, s.feature, s.class_label,
+                 s.segment_field, s.segment_value)
+
+
+def _hash(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:40]

@@ -1,0 +1,261 @@
+"""One drift window of one model: store statistics -> drift metrics -> statuses -> metric documents.
+
+The store is asked once per window (and segment) for the statistics of every
+monitored field; everything after that is pure computation over counts.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from mlmon import __version__
+from mlmon.config.model import ModelConfig
+from mlmon.core.documents import SEVERITY, Family, MetricDocument, Status, Threshold
+from mlmon.metrics import drift as dm
+from mlmon.metrics import thresholds as th
+from mlmon.core.reference import PREDICTION_CATEGORICAL, PREDICTION_NUMERIC, ReferenceProfile
+from mlmon.core.stats import CategoryStats, NumericStats, WindowStatistics
+from mlmon.stores.protocols import Store, WindowQuery
+
+_FEATURE_PREFIXES = ("mlmon.features.numeric.", "mlmon.features.categorical.")
+METHOD_FINE = "binned:reference-quantiles"
+METHOD_COARSE = f"binned:{dm.COARSE_BINS}-reference-quantile-groups"
+
+
+class DriftJobError(ValueError):
+    """The configuration and the reference profile do not fit together."""
+
+
+def display_name(field_name: str) -> str:
+    """``mlmon.features.numeric.age`` -> ``age``; ``mlmon.prediction.score`` -> ``prediction.score``."""
+    for prefix in _FEATURE_PREFIXES:
+        if field_name.startswith(prefix):
+            return field_name[len(prefix):]
+    return field_name.removeprefix("mlmon.")
+
+
+def monitored_fields(model: ModelConfig, reference: ReferenceProfile) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) fields to monitor: the configured features, or all of the reference's."""
+    by_name = {display_name(f): f for f in reference.fields() if f.startswith(_FEATURE_PREFIXES)}
+    if model.drift.features:
+        missing = [f for f in model.drift.features if f not in by_name]
+        if missing:
+            raise DriftJobError(f"model {model.name}: features {missing} are not in reference profile "
+                                f"{reference.id} (it has {sorted(by_name)})")
+        chosen = [by_name[f] for f in model.drift.features]
+    else:
+        chosen = list(by_name.values())
+    if model.drift.prediction:
+        chosen += [f for f in (*PREDICTION_NUMERIC, *PREDICTION_CATEGORICAL) if f in reference.fields()]
+    numeric = sorted(f for f in chosen if f in reference.numeric)
+    categorical = sorted(f for f in chosen if f in reference.categorical)
+    return numeric, categorical
+
+
+@dataclass
+class _Measure:
+    """One metric value before its status is decided (needs the window's adjusted p-values)."""
+
+    family: Family
+    metric: str
+    feature: str
+    value: float | None
+    n_current: int
+    method: str
+    p_index: int | None          # index of the field's test p-value in the window's list
+    enough_data: bool
+    rule: th.Rule
+    reference_value: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DriftWindowJob:
+    store: Store
+    model: ModelConfig
+    reference: ReferenceProfile
+    run_id: str
+    code_version: str = __version__
+    _calibration_cache: dict[tuple[str, str, int], th.Rule] = field(default_factory=dict)
+
+    def run(self, start: datetime, end: datetime) -> list[MetricDocument]:
+        """Documents of the window for all traffic and each configured segment (not yet written)."""
+        docs = self.window(start, end, None)
+        for seg_name, values in self.model.drift.segments.items():
+            for value in values:
+                docs += self.window(start, end, (seg_name, value))
+        return docs
+
+    def window(self, start: datetime, end: datetime, segment: tuple[str, str] | None) -> list[MetricDocument]:
+        numeric, categorical = monitored_fields(self.model, self.reference)
+        query = WindowQuery(
+            model=self.model.name, start=start, end=end, version=self.model.version, segment=segment,
+            numeric={f: self.reference.numeric[f].edges for f in numeric},
+            categorical={f: tuple(self.reference.categorical[f].counts) for f in categorical},
+        )
+        stats = self.store.window_statistics(query)
+        return self.documents(stats, start, end, segment)
+
+    # --- pure part: statistics -> documents --------------------------------------------------
+
+    def documents(self, stats: WindowStatistics, start: datetime, end: datetime,
+                  segment: tuple[str, str] | None) -> list[MetricDocument]:
+        policy = self.model.drift.policy
+        p_values: list[float] = []
+        measures: list[_Measure] = []
+        for f, cur in stats.numeric.items():
+            measures += self._numeric(f, self.reference.numeric[f], cur, stats.rows, p_values)
+        for f, cur_c in stats.categorical.items():
+            measures += self._categorical(f, self.reference.categorical[f], cur_c, stats.rows, p_values)
+        adjusted = th.adjust(p_values, policy.correction)
+        docs = [self._document(m, p_values, adjusted, start, end, segment) for m in measures]
+        docs += self._summary(docs, stats.rows, start, end, segment)
+        return docs
+
+    def _numeric(self, f: str, ref: NumericStats, cur: NumericStats, rows: int, p_values: list[float]) -> list[_Measure]:
+        policy, name = self.model.drift.policy, display_name(f)
+        result = dm.numeric_drift(ref, cur, discrete=f in self.reference.discrete)
+        out = self._test_measures(f, "numeric", result, cur.present, p_values,
+                                  lambda metric: METHOD_COARSE if metric in ("psi", "jensen_shannon", "hellinger")
+                                  else METHOD_FINE)
+        out.append(self._missing_share(name, ref, cur, rows, p_values))
+        oor = cur.counts[0] + cur.counts[-1]
+        # Under no drift a new value falls outside the range of n reference values with probability 2/(n+1).
+        op = _push(p_values, th.share_pvalue(oor, cur.present, 2.0 / (ref.present + 1)))
+        out.append(_Measure("data_quality", "out_of_range_share", name, dm.out_of_range_share(cur), cur.present,
+                            "count", op, cur.present >= policy.min_rows, policy.rule("out_of_range_share", name),
+                            details={"below": cur.counts[0], "above": cur.counts[-1], "reference_min": ref.minimum,
+                                     "reference_max": ref.maximum, "current_min": cur.minimum,
+                                     "current_max": cur.maximum}))
+        return out
+
+    def _categorical(self, f: str, ref: CategoryStats, cur: CategoryStats, rows: int,
+                     p_values: list[float]) -> list[_Measure]:
+        policy, name = self.model.drift.policy, display_name(f)
+        result = dm.categorical_drift(ref, cur)
+        out = self._test_measures(f, "categorical", result, cur.present, p_values,
+                                  lambda metric: "counts:reference-categories+other")
+        out.append(self._missing_share(name, ref, cur, rows, p_values))
+        share, unseen = dm.unseen_categories(ref, cur)
+        ref_other = ref.other / ref.present if ref.present else 0.0
+        up = _push(p_values, th.share_pvalue(round((share or 0.0) * cur.present), cur.present,
+                                              max(ref_other, 1.0 / (ref.present + 1))))
+        out.append(_Measure("data_quality", "unseen_share", name, share, cur.present, "counts", up,
+                            cur.present >= policy.min_rows, policy.rule("unseen_share", name),
+                            details={"unseen": ", ".join(unseen[:20])}))
+        return out
+
+    def _test_measures(self, f: str, kind: str, result: dm.DriftResult, present: int, p_values: list[float],
+                       method: Callable[[str], str]) -> list[_Measure]:
+        """One measure per drift statistic of a field's test; their shared p-value joins ``p_values``."""
+        policy, name = self.model.drift.policy, display_name(f)
+        family: Family = "drift" if f.startswith(_FEATURE_PREFIXES) else "prediction_drift"
+        enough = present >= policy.min_rows
+        p_index = _push(p_values, result.p_value)
+        calibrated = self._calibrated(f, kind, present) if policy.calibrate and enough else {}
+        out = []
+        for metric, value in result.values.items():
+            rule = policy.rule(metric, name)
+            if metric in calibrated and rule.source == "default":
+                rule = calibrated[metric]
+            out.append(_Measure(family, metric, name, value, present, method(metric), p_index, enough, rule,
+                                details={"test": result.test, **result.details}))
+        return out
+
+    def _missing_share(self, name: str, ref: NumericStats | CategoryStats, cur: NumericStats | CategoryStats,
+                       rows: int, p_values: list[float]) -> _Measure:
+        """Data quality: the share of missing values, tested against the reference's share."""
+        policy = self.model.drift.policy
+        ref_missing = dm.missing_share(ref) or 0.0
+        mp = _push(p_values, th.share_pvalue(cur.missing, cur.n, ref_missing))
+        return _Measure("data_quality", "missing_share", name, dm.missing_share(cur), cur.n, "count", mp,
+                        rows >= policy.min_rows, policy.rule("missing_share", name), reference_value=ref_missing,
+                        details={"reference_share": ref_missing})
+
+    def _calibrated(self, f: str, kind: str, n: int) -> dict[str, th.Rule]:
+        """Calibrated rules of every drift metric of a field, for windows of about ``n`` values (cached)."""
+        policy = self.model.drift.policy
+        n_key = int(float(f"{n:.2g}"))  # windows of similar size share thresholds
+        tests = len(self.reference.numeric) + len(self.reference.categorical)
+        metrics = dm.NUMERIC_METRICS if kind == "numeric" else dm.CATEGORICAL_METRICS
+        if all((f, m, n_key) in self._calibration_cache for m in metrics):
+            return {m: self._calibration_cache[(f, m, n_key)] for m in metrics}
+        # Seeded from what is calibrated, so re-running a window reproduces its thresholds.
+        rng = np.random.default_rng(zlib.crc32(f"{self.reference.id}|{f}|{n_key}".encode()))
+        samples: list[Mapping[str, float]] = []
+        for _ in range(policy.calibration_samples):
+            if kind == "numeric":
+                ref_n = self.reference.numeric[f]
+                sim = th.resample_numeric(ref_n, n_key, rng)
+                samples.append(dm.numeric_drift(ref_n, sim, discrete=f in self.reference.discrete).values)
+            else:
+                ref_c = self.reference.categorical[f]
+                samples.append(dm.categorical_drift(ref_c, th.resample_categories(ref_c, n_key, rng)).values)
+        out = {}
+        for metric in metrics:
+            key = (f, metric, n_key)
+            if key not in self._calibration_cache:
+                self._calibration_cache[key] = th.calibrate([s[metric] for s in samples], tests, alpha=policy.alpha)
+            out[metric] = self._calibration_cache[key]
+        return out
+
+    def _document(self, m: _Measure, p_values: list[float], adjusted: list[float], start: datetime, end: datetime,
+                  segment: tuple[str, str] | None) -> MetricDocument:
+        policy = self.model.drift.policy
+        threshold: Threshold = m.rule.threshold(m.reference_value)
+        p_adj = adjusted[m.p_index] if m.p_index is not None else None
+        status, why = th.decide(m.value, threshold, gated=m.rule.gated, p_adjusted=p_adj, alpha=policy.alpha,
+                                enough_data=m.enough_data)
+        details = dict(m.details)
+        if m.p_index is not None:
+            details.update(p_value=p_values[m.p_index], p_adjusted=p_adj, correction=policy.correction)
+        if why:
+            details["status_reason"] = why
+        has_threshold = threshold.warning is not None or threshold.alert is not None
+        return MetricDocument(
+            model=self.model.name, model_version=self.model.version or self.reference.version, family=m.family,
+            metric=m.metric, window_start=start, window_end=end, value=m.value, status=status,
+            n_current=m.n_current, run_id=self.run_id, code_version=self.code_version, method=m.method,
+            feature=m.feature, segment_field=segment[0] if segment else "", segment_value=segment[1] if segment else "",
+            threshold=threshold if has_threshold else None, n_reference=self.reference.rows,
+            reference_id=self.reference.id, details=dict(details),
+        )
+
+    def _summary(self, docs: list[MetricDocument], rows: int, start: datetime, end: datetime,
+                 segment: tuple[str, str] | None) -> list[MetricDocument]:
+        """Per window: rows seen, and the share of fields in alert with the worst status as the status."""
+        drift_docs = [d for d in docs if d.family in ("drift", "prediction_drift", "data_quality")]
+        worst: Status = max((d.status for d in drift_docs), key=lambda s: SEVERITY[s], default="ok")
+        by_field: dict[str, int] = {}
+        for d in drift_docs:
+            by_field[d.feature] = max(by_field.get(d.feature, 0), SEVERITY[d.status])
+        alerted = sorted(f for f, sev in by_field.items() if sev >= SEVERITY["alert"])
+        enough = rows >= self.model.drift.policy.min_rows
+        common: dict[str, Any] = dict(
+            model=self.model.name, model_version=self.model.version or self.reference.version, window_start=start,
+            window_end=end, n_current=rows, run_id=self.run_id, code_version=self.code_version,
+            segment_field=segment[0] if segment else "", segment_value=segment[1] if segment else "",
+            n_reference=self.reference.rows, reference_id=self.reference.id)
+        return [
+            MetricDocument(family="drift", metric="drifted_fields_share",
+                           value=len(alerted) / len(by_field) if by_field else None,
+                           status=worst if enough else "insufficient_data", method="worst-field-status",
+                           details={"alerted_fields": ", ".join(alerted), "fields": len(by_field)}, **common),
+            MetricDocument(family="volume", metric="rows", value=float(rows), status="no_threshold",
+                           method="count", **common),
+        ]
+
+
+def _push(p_values: list[float], p: float | None) -> int | None:
+    if p is None or not math.isfinite(p):
+        return None
+    p_values.append(p)
+    return len(p_values) - 1
+

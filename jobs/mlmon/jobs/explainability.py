@@ -1,0 +1,340 @@
+"""One explainability window of one model: attribution sums -> importance and attribution drift -> documents.
+
+Per window the store answers with ``AttributionSums`` per feature (one
+aggregation / one SQL scan); :func:`mlmon.metrics.attribution.attribution_metrics`
+turns them into per-feature importance (mean |attribution|), share, rank and
+signed mean, and - against the attribution reference - per-feature
+``attribution_drift`` (share change), ``ranking_ndcg`` (SageMaker's score) and
+``importance_shift``. Statuses follow the drift jobs' rule: an effect-size
+threshold, a significance gate (the Welch z of mean |a|, Holm-adjusted across
+the window's features) because explanations are usually sampled, and a
+minimum number of explanations below which the status is ``insufficient_data``.
+With ``explainability.segments`` the same documents are written per configured
+segment value too (``segment_field`` / ``segment_value``; explanations take
+their prediction's segment, joined by prediction id in the store), each
+compared with the same reference.
+
+The attribution reference comes from ``explainability.reference`` (an id), from
+``explainability.reference_window`` (a production window, computed once and
+stored), or is the newest stored for the model / version. References are built
+from attributions given at build time with :func:`reference_from_frame`
+(e.g. SHAP values of the training set) and stored with :func:`save_reference`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from statistics import NormalDist
+from typing import Any, Protocol, Self, cast
+
+import numpy as np
+
+from mlmon import __version__
+from mlmon.config.model import ModelConfig
+from mlmon.core.documents import MetricDocument, Status, Threshold, iso
+from mlmon.config.explainability import ExplainabilityConfig, explainability_config
+from mlmon.metrics import thresholds as th
+from mlmon.metrics.attribution import attribution_metrics
+from mlmon.metrics.performance import MetricValue
+from mlmon.core.perf_stats import AttributionSums
+from mlmon.stores.protocols import Store
+from mlmon_logging import contract
+
+log = logging.getLogger("mlmon.explainability")
+REFERENCE_FORMAT = 1
+ATTRIBUTIONS_PREFIX = "mlmon.attributions."
+#: Metrics with thresholds; the rest (importance, share, rank, mean attribution) are reported as they are.
+THRESHOLDED = ("attribution_drift", "ranking_ndcg", "importance_shift")
+
+
+class ExplainabilityJobError(ValueError):
+    """Configuration, reference and data do not fit together; the message says what to do."""
+
+
+class ExplainBackend(Protocol):
+    """What the explainability job asks of a store (implemented for DuckDB and Elasticsearch)."""
+
+    def attribution_features(self, model: str, version: str | None = None) -> list[str]: ...
+
+    def attribution_sums(self, model: str, start: datetime, end: datetime, *, version: str | None = None,
+                         method: str | None = None, features: Sequence[str] = (),
+                         segment: tuple[str, str] | None = None) -> dict[str, AttributionSums]: ...
+
+    def put_attribution_reference(self, reference_id: str, model: str, version: str, created_at: datetime,
+                                  source: str, rows: int, document: Mapping[str, Any]) -> str: ...
+
+    def get_attribution_reference(self, model: str, version: str | None = None,
+                                  reference_id: str | None = None) -> dict[str, Any] | None: ...
+
+
+# --- attribution references -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AttributionReference:
+    """Attribution sums per feature of a reference (training set or a production window)."""
+
+    model: str
+    version: str
+    features: Mapping[str, AttributionSums]
+    source: str = ""
+    created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @property
+    def rows(self) -> int:
+        return int(max((s.n for s in self.features.values()), default=0.0))
+
+    @property
+    def id(self) -> str:
+        """Content-addressed, like reference profiles: the same attributions give the same id."""
+        body = json.dumps(self._body(), sort_keys=True, separators=(",", ":")).encode()
+        return f"{self.model}-{self.version}-attr-{hashlib.sha256(body).hexdigest()[:16]}"
+
+    def _body(self) -> dict[str, Any]:
+        return {"format": REFERENCE_FORMAT, "model": self.model, "version": self.version,
+                "features": {f: [s.n, s.sum_abs, s.sum, s.sum_sq] for f, s in sorted(self.features.items())}}
+
+    def to_document(self) -> dict[str, Any]:
+        return {**self._body(), "source": self.source, "created_at": iso(self.created_at)}
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> Self:
+        try:
+            if int(doc["format"]) > REFERENCE_FORMAT:
+                raise ExplainabilityJobError(f"attribution reference format {doc['format']} is newer than this mlmon")
+            features = {str(f): AttributionSums(*(float(x) for x in v)) for f, v in doc["features"].items()}
+            return cls(model=str(doc["model"]), version=str(doc["version"]), features=features,
+                       source=str(doc.get("source", "")),
+                       created_at=datetime.fromisoformat(str(doc["created_at"]).replace("Z", "+00:00")))
+        except (KeyError, TypeError, ValueError) as err:
+            if isinstance(err, ExplainabilityJobError):
+                raise
+            raise ExplainabilityJobError(f"not an attribution reference document ({err!r})") from err
+
+
+def reference_from_frame(frame: Any, model: str, version: str, source: str = "") -> AttributionReference:
+    """A reference from per-row attributions (a pandas DataFrame: one column per feature, e.g. SHAP values).
+
+    Columns may be plain feature names or ``mlmon.attributions.<name>``; NaN cells are skipped.
+    """
+    import pandas as pd
+
+    if len(frame) == 0:
+        raise ExplainabilityJobError("the reference attributions have no rows")
+    sums: dict[str, AttributionSums] = {}
+    for col in map(str, frame.columns):
+        name = col.removeprefix(ATTRIBUTIONS_PREFIX)
+        if contract.family_of(ATTRIBUTIONS_PREFIX + name) is None or not contract.is_valid_name(name):
+            raise ExplainabilityJobError(f"column {col!r} is not a feature name (letters, digits, '_' or '-')")
+        try:
+            values = pd.to_numeric(frame[col], errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+        except (ValueError, TypeError) as err:
+            raise ExplainabilityJobError(f"attribution column {col!r} holds non-numbers: {err}") from err
+        if not np.isfinite(values[~np.isnan(values)]).all():
+            raise ExplainabilityJobError(f"attribution column {col!r} holds +/-inf")
+        sums[name] = AttributionSums.from_values(values)
+    if all(s.sum_abs == 0 for s in sums.values()):
+        raise ExplainabilityJobError("every reference attribution is zero or missing: nothing to compare against")
+    return AttributionReference(model, version, sums, source)
+
+
+def reference_from_store(backend: ExplainBackend, model: str, version: str, start: datetime, end: datetime, *,
+                         method: str | None = None, features: Sequence[str] = ()) -> AttributionReference:
+    """A reference from the explanation events of a production window (aggregations only)."""
+    sums = backend.attribution_sums(model, start, end, version=version, method=method, features=features)
+    sums = {f: s for f, s in sums.items() if s.n > 0}
+    if not sums:
+        raise ExplainabilityJobError(f"no {model!r} explanations between {iso(start)} and {iso(end)}: "
+                                     "cannot build an attribution reference from that window")
+    return AttributionReference(model, version, sums, source=f"window:{iso(start)}/{iso(end)}")
+
+
+def save_reference(backend: ExplainBackend, reference: AttributionReference) -> str:
+    return backend.put_attribution_reference(reference.id, reference.model, reference.version, reference.created_at,
+                                             reference.source, reference.rows, reference.to_document())
+
+
+def load_reference(backend: ExplainBackend, model: str, version: str | None = None,
+                   reference_id: str | None = None) -> AttributionReference | None:
+    doc = backend.get_attribution_reference(model, version, reference_id)
+    return None if doc is None else AttributionReference.from_document(doc)
+
+
+# --- the job ---------------------------------------------------------------------------------------
+
+@dataclass
+class ExplainabilityJob:
+    backend: ExplainBackend
+    model: ModelConfig
+    config: ExplainabilityConfig
+    run_id: str
+    #: Version written on documents when the config names none (the runner passes its reference's).
+    default_version: str = ""
+    code_version: str = __version__
+    _reference: AttributionReference | None = None
+    _reference_loaded: bool = False
+    _estimator: Any = None
+
+    @property
+    def version(self) -> str:
+        return self.model.version or (self._reference.version if self._reference else "") or self.default_version
+
+    def reference(self) -> AttributionReference | None:
+        """The attribution reference (resolved once per job): configured id, reference window, or newest."""
+        if self._reference_loaded:
+            return self._reference
+        cfg, name = self.config, self.model.name
+        if cfg.reference is not None:
+            ref = load_reference(self.backend, name, reference_id=cfg.reference)
+            if ref is None:
+                raise ExplainabilityJobError(
+                    f"model {name}: attribution reference {cfg.reference!r} is not in the store")
+        elif cfg.reference_window is not None:
+            start, end = cfg.reference_window
+            ref = reference_from_store(self.backend, name, self.model.version or self.default_version, start, end,
+                                       method=cfg.method, features=cfg.features)
+            save_reference(self.backend, ref)  # content-addressed: stored once however often it is built
+        else:
+            ref = load_reference(self.backend, name, self.model.version)
+            if ref is None:
+                log.info("model %s: no attribution reference; reporting importance without attribution drift", name)
+        self._reference, self._reference_loaded = ref, True
+        return ref
+
+    def run(self, start: datetime, end: datetime) -> list[MetricDocument]:
+        """Documents of the window (not yet written)."""
+        cfg = self.config
+        reference = self.reference()
+        features = list(cfg.features) or sorted(set(self.backend.attribution_features(self.model.name,
+                                                                                        self.model.version))
+                                                 | set(reference.features if reference else ()))
+        docs: list[MetricDocument] = []
+        if features:
+            # All traffic, then each configured segment value against the same reference.
+            for segment in [None, *((name, v) for name, values in cfg.segments.items() for v in values)]:
+                current = self.backend.attribution_sums(self.model.name, start, end, version=self.model.version,
+                                                        method=cfg.method, features=features, segment=segment)
+                docs += self.documents(current, reference, start, end, segment)
+        if cfg.permutation is not None:
+            docs += self.permutation_documents(start, end)
+        return docs
+
+    def permutation_documents(self, start: datetime, end: datetime) -> list[MetricDocument]:
+        """Permutation importance of the configured model on the window's labelled rows (see mlmon.jobs.permutation)."""
+        from mlmon.jobs import permutation as pm
+
+        perm = self.config.permutation
+        assert perm is not None
+        if not hasattr(self.backend, "labelled_sample"):
+            raise ExplainabilityJobError(f"model {self.model.name}: explainability.permutation needs labelled rows, "
+                                         "which only the embedded store serves so far")
+        try:
+            if self._estimator is None:
+                self._estimator = pm.load_estimator(perm.model_path)
+            features = pm.model_features(self._estimator, self.config.features)
+            rows = cast(pm.LabelledRows, self.backend)
+            values, used, baseline = pm.permutation_importances(rows, self._estimator, features, perm,
+                                                                self.model.name, start, end, self.model.version)
+        except pm.PermutationError as err:
+            raise ExplainabilityJobError(f"model {self.model.name}: {err}") from err
+        common: dict[str, Any] = dict(
+            model=self.model.name, model_version=self.version, family="explainability",
+            metric="permutation_importance", window_start=start, window_end=end, n_current=used, run_id=self.run_id,
+            code_version=self.code_version, method=f"permutation:{perm.scoring}:{perm.repeats}-repeats")
+        if not values:
+            return [MetricDocument(feature=f, value=None, status="insufficient_data",
+                                   details={"status_reason": f"{used} labelled rows, fewer than {pm.MIN_SAMPLE}"},
+                                   **common) for f in features]
+        return [MetricDocument(feature=f, value=mean, status="no_threshold",
+                               details={"std": std, "baseline_score": baseline, "scoring": perm.scoring,
+                                        "repeats": perm.repeats, "rows": used}, **common)
+                for f, (mean, std) in values.items()]
+
+    # --- pure part: sums -> documents ----------------------------------------------------------------
+
+    def documents(self, current: Mapping[str, AttributionSums], reference: AttributionReference | None,
+                  start: datetime, end: datetime, segment: tuple[str, str] | None = None) -> list[MetricDocument]:
+        """Documents of one window (of all traffic, or of ``segment`` = (name, value))."""
+        cfg = self.config
+        if not cfg.features:
+            # Columns of other models' features exist too: keep what this model logged now or in its reference.
+            current = {f: s for f, s in current.items()
+                       if s.n > 0 or (reference is not None and f in reference.features)}
+        n_explanations = max((s.n for s in current.values()), default=0.0)
+        enough = n_explanations >= cfg.min_explanations
+        values = list(attribution_metrics(current, reference.features if reference else None, cfg.top_k))
+        drift = [v for v in values if v.metric == "attribution_drift"]
+        p_raw = [_two_sided_p(v.details.get("z")) for v in drift]
+        tested = [p for p in p_raw if p is not None]
+        adjusted_iter = iter(th.adjust(tested, "holm"))
+        p_adjusted = {v.feature: (next(adjusted_iter) if p is not None else None) for v, p in zip(drift, p_raw)}
+        p_of = {v.feature: p for v, p in zip(drift, p_raw)}
+        docs = [self._document(v, enough, p_of.get(v.feature), p_adjusted.get(v.feature), reference, start, end)
+                for v in values]
+        docs.append(self._count_document(n_explanations, enough, reference, start, end))
+        if segment is not None:
+            docs = [replace(d, segment_field=segment[0], segment_value=segment[1]) for d in docs]
+        return docs
+
+    def _document(self, v: MetricValue, enough: bool, p_value: float | None, p_adjusted: float | None,
+                  reference: AttributionReference | None, start: datetime, end: datetime) -> MetricDocument:
+        details: dict[str, Any] = dict(v.details)
+        threshold: Threshold | None = None
+        if v.metric in THRESHOLDED:
+            threshold = self.config.thresholds[v.metric].threshold()
+        if v.value is None:
+            status: Status = "insufficient_data" if v.missing == "insufficient_data" or not enough else "no_threshold"
+            details["status_reason"] = v.note
+        elif not enough:
+            status = "insufficient_data"
+            details["status_reason"] = f"fewer than min_explanations={self.config.min_explanations} explanations"
+        elif threshold is None:
+            status = "no_threshold"
+        else:
+            # attribution_drift is signed (share up or down); its thresholds apply to the size of the change.
+            measured = abs(v.value) if v.metric == "attribution_drift" else v.value
+            status, why = th.decide(measured, threshold, gated=v.metric == "attribution_drift",
+                                    p_adjusted=p_adjusted, alpha=self.config.alpha, enough_data=True)
+            if why:
+                details["status_reason"] = why
+        if v.metric == "attribution_drift":
+            details.update(p_value=p_value, p_adjusted=p_adjusted, correction="holm", compared="abs(value)")
+        return MetricDocument(
+            model=self.model.name, model_version=self.version, family="explainability", metric=v.metric,
+            window_start=start, window_end=end, value=v.value, status=status, n_current=int(round(v.n)),
+            run_id=self.run_id, code_version=self.code_version, method=_method(self.config), feature=v.feature,
+            threshold=threshold, n_reference=reference.rows if reference else None,
+            reference_id=reference.id if reference else "", details=dict(details))
+
+    def _count_document(self, n: float, enough: bool, reference: AttributionReference | None, start: datetime,
+                        end: datetime) -> MetricDocument:
+        return MetricDocument(
+            model=self.model.name, model_version=self.version, family="explainability", metric="explanations",
+            window_start=start, window_end=end, value=n, status="no_threshold" if enough else "insufficient_data",
+            n_current=int(round(n)), run_id=self.run_id, code_version=self.code_version, method="count",
+            n_reference=reference.rows if reference else None, reference_id=reference.id if reference else "",
+            details={"min_explanations": self.config.min_explanations})
+
+
+def explainability_job(store: Store, model: ModelConfig, run_id: str, *, default_version: str = "",
+                       file: str = "<config>") -> ExplainabilityJob | None:
+    """The model's explainability job, or None when its config has no ``explainability`` section."""
+    cfg = explainability_config(model, file)
+    if cfg is None:
+        return None
+    return ExplainabilityJob(store.explain_queries(), model, cfg, run_id, default_version=default_version)
+
+
+def _method(cfg: ExplainabilityConfig) -> str:
+    return f"attribution-sums:{cfg.method or 'any-method'}"
+
+
+def _two_sided_p(z: object) -> float | None:
+    if not isinstance(z, int | float) or not np.isfinite(z):
+        return None
+    return 2.0 * (1.0 - NormalDist().cdf(abs(float(z))))
+

@@ -1,0 +1,155 @@
+"""One fairness window of one model: the label join per group -> fairness rates and gaps -> documents.
+
+For every configured sensitive attribute (a segment, ``mlmon.segment.<name>``)
+the store's label join (:mod:`mlmon.core.labels`, the performance
+job's: latest feedback wins, weights ``1 / sample_rate``, DuckDB and
+Elasticsearch alike) answers per group; :func:`group_counts` reads each
+group's ``GroupCounts`` from it - predictions and predicted positives of the
+window, labelled or not, plus the confusion cells of those whose feedback has
+arrived. :func:`mlmon.metrics.fairness.fairness_metrics` turns them into
+per-group rates and between-group gaps (fairlearn's definitions).
+
+Documents: family ``fairness``, ``segment_field`` = the attribute,
+``segment_value`` = the group for per-group rates (selection rate, TPR, FPR,
+accuracy, precision, label coverage) or ``""`` for the gaps (demographic
+parity difference, disparate impact ratio with the four-fifths rule, equal
+opportunity difference, equalized odds difference). Gaps get statuses from
+the configured thresholds; a rate or gap without enough observations
+(``min_group_size``) is ``insufficient_data``. Rates that need labels move as
+feedback arrives: re-running a window overwrites its documents (same ids).
+
+Cost per window: one join of all traffic (for the predictions left out of
+every comparison) plus one per attribute; on Elasticsearch each is the label
+join's bounded pages (see :mod:`mlmon.stores.elasticsearch.labels`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mlmon import __version__
+from mlmon.config.model import ModelConfig
+from mlmon.core.documents import MetricDocument, Status
+from mlmon.config.explainability import FairnessConfig, fairness_config
+from mlmon.metrics.fairness import fairness_metrics
+from mlmon.metrics.performance import MetricValue
+from mlmon.core.perf_stats import GroupCounts
+from mlmon.stores.protocols import Store
+from mlmon.core.labels import LabelledStore, LabelledWindow, LabelQuery, group_counts, labelled_store
+
+log = logging.getLogger("mlmon.fairness")
+GAPS = ("demographic_parity_difference", "disparate_impact_ratio", "equal_opportunity_difference",
+        "equalized_odds_difference")
+
+
+class FairnessJobError(ValueError):
+    """The store cannot answer the fairness questions, or the config does not fit; the message says what to do."""
+
+
+def compared_groups(windows: Mapping[str, LabelledWindow], positive_label: str, groups: Sequence[str] = (),
+                    max_groups: int = 50) -> dict[str, GroupCounts]:
+    """The groups compared: the configured ones (present or not), else the ``max_groups`` largest.
+
+    Ties in size go to the smaller group name, so re-runs compare the same groups.
+    """
+    counts = {g: group_counts(w, positive_label) for g, w in windows.items()}
+    if groups:
+        return {g: counts.get(g, GroupCounts.empty()) for g in groups}
+    largest = sorted(counts, key=lambda g: (-counts[g].n_predictions, g))[:max_groups]
+    return {g: counts[g] for g in sorted(largest)}
+
+
+def left_out(overall: GroupCounts, compared: Mapping[str, GroupCounts]) -> GroupCounts:
+    """Every prediction of the window in no compared group (attribute missing, or a group not compared)."""
+    cells = [overall.n_predictions, overall.n_predicted_positive, overall.tp, overall.fp, overall.fn, overall.tn]
+    for c in compared.values():
+        for i, v in enumerate((c.n_predictions, c.n_predicted_positive, c.tp, c.fp, c.fn, c.tn)):
+            cells[i] -= v
+    # Differences of float sums: clamp the rounding residue of "nothing left out" to exactly 0.
+    slack = 1e-9 * max(overall.n_predictions, 1.0)
+    return GroupCounts(*(0.0 if v < slack else v for v in cells))
+
+
+@dataclass
+class FairnessJob:
+    labels: LabelledStore
+    model: ModelConfig
+    config: FairnessConfig
+    run_id: str
+    default_version: str = ""
+    code_version: str = __version__
+
+    @property
+    def version(self) -> str:
+        return self.model.version or self.default_version
+
+    def run(self, start: datetime, end: datetime) -> list[MetricDocument]:
+        """Documents of the window for every configured attribute (not yet written)."""
+        cfg = self.config
+        overall = group_counts(self._join(start, end, None, None)[""], cfg.positive_label)
+        docs: list[MetricDocument] = []
+        for attribute, groups in cfg.attributes.items():
+            windows = self._join(start, end, attribute, groups or None)
+            compared = compared_groups(windows, cfg.positive_label, groups, cfg.max_groups)
+            docs += self.documents(attribute, compared, left_out(overall, compared), start, end)
+        return docs
+
+    def _join(self, start: datetime, end: datetime, attribute: str | None,
+              groups: Sequence[str] | None) -> Mapping[str, LabelledWindow]:
+        return self.labels.labelled_window(LabelQuery(
+            self.model.name, start, end, "classification", version=self.model.version,
+            positive_label=self.config.positive_label, segment=attribute,
+            segment_values=None if groups is None else tuple(groups)))
+
+    # --- pure part: counts -> documents ------------------------------------------------------------------
+
+    def documents(self, attribute: str, groups: dict[str, GroupCounts], left_out: GroupCounts, start: datetime,
+                  end: datetime) -> list[MetricDocument]:
+        cfg = self.config
+        values = fairness_metrics(groups, cfg.min_group_size)
+        if groups and all(c.n_predicted_positive == 0 and c.tp + c.fn == 0 for c in groups.values()):
+            log.warning("model %s, attribute %s: no prediction or label equals positive_label %r in the window; "
+                        "check fairness.positive_label", self.model.name, attribute, cfg.positive_label)
+        context = {"positive_label": cfg.positive_label, "min_group_size": cfg.min_group_size,
+                   "groups_compared": sorted(groups), "predictions_left_out": left_out.n_predictions}
+        return [self._document(attribute, v, context, start, end) for v in values]
+
+    def _document(self, attribute: str, v: MetricValue, context: dict[str, Any], start: datetime,
+                  end: datetime) -> MetricDocument:
+        details: dict[str, Any] = dict(v.details)
+        threshold = self.config.thresholds[v.metric].threshold() if v.metric in GAPS else None
+        status: Status
+        if v.value is None:
+            status = "insufficient_data" if v.missing == "insufficient_data" else "no_threshold"
+            details["status_reason"] = v.note
+        elif threshold is None:
+            status = "no_threshold"
+        else:
+            status = threshold.status(v.value)
+        if v.metric in GAPS:
+            details.update(context)
+            details["groups_left_out"] = ", ".join(map(str, details.get("groups_left_out") or []))
+        return MetricDocument(
+            model=self.model.name, model_version=self.version, family="fairness", metric=v.metric,
+            window_start=start, window_end=end, value=v.value, status=status, n_current=int(round(v.n)),
+            run_id=self.run_id, code_version=self.code_version,
+            method=f"label-join:latest-feedback;positive={self.config.positive_label}",
+            segment_field=attribute, segment_value=v.group, threshold=threshold, details=dict(details))
+
+
+def fairness_job(store: Store, model: ModelConfig, run_id: str, *, default_version: str = "",
+                 file: str = "<config>") -> FairnessJob | None:
+    """The model's fairness job, or None when its config has no ``fairness`` section."""
+    cfg = fairness_config(model, file)
+    if cfg is None:
+        return None
+    try:
+        labels = labelled_store(store)
+    except TypeError as err:
+        raise FairnessJobError(f"model {model.name}: fairness needs predictions joined with their feedback: {err}") \
+            from err
+    return FairnessJob(labels, model, cfg, run_id, default_version=default_version)

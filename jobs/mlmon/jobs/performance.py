@@ -1,0 +1,569 @@
+"""Performance with delayed ground truth: label join -> realised and estimated metrics -> metric documents.
+
+One round, per model with a ``performance`` section:
+
+1. Windows are the model's aligned windows (as for drift) whose end lies
+   within the look-back. Each is recomputed every round until it is
+   ``final``: labels keep arriving, the documents keep their ids
+   (``mlmon.core.documents.metric_id``), so the latest truth overwrites the last
+   one and nothing is duplicated. A recomputation is logged.
+2. The store joins the latest feedback to the window's predictions
+   (``LabelledStore.labelled_window``) and returns sufficient statistics.
+3. Pure functions turn them into metrics: realised (``performance``),
+   label coverage / delay / duplicates (``label_coverage``) and, with a
+   labelled reference, CBPE estimates (``estimated_performance``) whose
+   details carry the estimation error once realised values exist.
+4. ``maturity`` is ``provisional`` until coverage reaches the configured
+   share or the window is older than the maturity age; then ``final``.
+   Final windows at the front of the look-back move the checkpoint on, so
+   later rounds skip them.
+
+The labelled reference (CBPE calibration, reference metrics for relative
+thresholds, per-window metrics for calibrated ones) is built once from the
+store over ``performance.reference`` and kept as a ``PerformanceReference``
+document in the store (``put_performance_reference``): the drift profile has
+no slot for labels.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from mlmon import __version__
+from mlmon.config.model import ModelConfig
+from mlmon.core.documents import Family, Maturity, MetricDocument, Status, Threshold, iso
+from mlmon.metrics.cbpe import IsotonicCalibration, estimate_binary, estimate_multiclass, estimation_error
+from mlmon.metrics.performance import (MetricSet, MetricValue, classification_metrics, confusion_matrix,
+                                       regression_metrics)
+from mlmon.core.perf_stats import ClassificationStats, RegressionSums, ScoreBins, uniform_edges
+from mlmon.config.performance import MAX_SEGMENT_VALUES, PER_CLASS, MetricRule, PerformanceConfig
+from mlmon.stores.protocols import Store
+from mlmon.core.labels import LabelledStore, LabelledWindow, LabelQuery, labelled_store
+from mlmon.core.windows import floor_time
+
+log = logging.getLogger("mlmon.performance")
+METHOD_JOIN = "label-join:latest-feedback"
+METHOD_CBPE = "cbpe:isotonic-reference-calibration"
+#: Calibrated thresholds need at least this many labelled reference windows.
+MIN_REFERENCE_WINDOWS = 5
+#: Realised metrics computed from score bins (their per-class values carry ``details["error_bound"]``).
+
+
+class PerformanceJobError(ValueError):
+    """The configuration and the stored data do not fit together (e.g. an empty reference period)."""
+
+
+
+def metric_key(metric: str, class_label: str = "") -> str:
+    return f"{metric}|{class_label}"
+
+
+# --- the labelled reference ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PerformanceReference:
+    """What the labelled reference period says: calibration for CBPE and the metrics thresholds compare to."""
+
+    key: str
+    model: str
+    version: str
+    task: str
+    start: datetime
+    end: datetime
+    labelled_rows: int
+    #: Class -> isotonic map raw score -> P(actual = class) (binary: the positive class only).
+    calibrations: Mapping[str, IsotonicCalibration] = field(default_factory=dict)
+    #: metric_key -> value over the whole reference period.
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    #: metric_key -> (mean, sd, windows) over the reference's windows, for calibrated thresholds.
+    window_metrics: Mapping[str, tuple[float, float, int]] = field(default_factory=dict)
+    #: Regression: mean actual (the shift of the sums) and RMSE.
+    actual_mean: float = 0.0
+    created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def to_document(self) -> dict[str, Any]:
+        return {"@timestamp": iso(self.created_at),
+                "performance_reference": {
+                    "key": self.key, "model": self.model, "version": self.version, "task": self.task,
+                    "start": iso(self.start), "end": iso(self.end), "labelled_rows": self.labelled_rows,
+                    "calibrations": {c: cal.to_dict() for c, cal in self.calibrations.items()},
+                    "metrics": dict(self.metrics),
+                    "window_metrics": {k: list(v) for k, v in self.window_metrics.items()},
+                    "actual_mean": self.actual_mean, "created_at": iso(self.created_at)}}
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> PerformanceReference:
+        try:
+            body = doc["performance_reference"]
+            return cls(
+                key=str(body["key"]), model=str(body["model"]), version=str(body["version"]), task=str(body["task"]),
+                start=_parse_time(body["start"]), end=_parse_time(body["end"]),
+                labelled_rows=int(body["labelled_rows"]),
+                calibrations={c: IsotonicCalibration.from_dict(v) for c, v in body["calibrations"].items()},
+                metrics={k: float(v) for k, v in body["metrics"].items()},
+                window_metrics={k: (float(v[0]), float(v[1]), int(v[2])) for k, v in body["window_metrics"].items()},
+                actual_mean=float(body["actual_mean"]), created_at=_parse_time(body["created_at"]))
+        except (KeyError, TypeError, IndexError) as err:
+            raise PerformanceJobError(f"not a performance reference document (missing {err})") from err
+
+
+def reference_key(model: ModelConfig, cfg: PerformanceConfig) -> str:
+    assert cfg.reference is not None
+    start, end = cfg.reference
+    return (f"{model.name}:{model.version or '*'}:{cfg.task}:{iso(start)}:{iso(end)}:"
+            f"{model.window.total_seconds():g}s:{cfg.score_bins}")
+
+
+def fit_calibration(bins: ScoreBins) -> IsotonicCalibration:
+    """Isotonic calibration from a class's labelled score bins (no rows needed).
+
+    Each non-empty bin is two weighted points at its mean score: its positives
+    (y = 1) and its negatives (y = 0); sklearn pools equal scores by weight, so
+    this is the row-level fit up to the bin width.
+    """
+    pos, neg, ssum = (np.asarray(v) for v in (bins.positives, bins.negatives, bins.score_sum))
+    count = pos + neg
+    filled = count > 0
+    mean = ssum[filled] / count[filled]
+    scores = np.concatenate([mean, mean])
+    actual = np.concatenate([np.ones(mean.size, bool), np.zeros(mean.size, bool)])
+    weights = np.concatenate([pos[filled], neg[filled]])
+    keep = weights > 0
+    return IsotonicCalibration.fit(scores[keep], actual[keep], sample_weight=weights[keep])
+
+
+def _values(metrics: MetricSet) -> dict[str, float]:
+    return {metric_key(v.metric, v.class_label): v.value for v in metrics
+            if v.value is not None and not v.group and not v.feature}
+
+
+def build_reference(labels: LabelledStore, model: ModelConfig, cfg: PerformanceConfig) -> PerformanceReference:
+    """Join the reference period window by window: summed statistics for its metrics and calibration,
+    per-window metrics for calibrated thresholds."""
+    assert cfg.reference is not None
+    start, end = cfg.reference
+    per_window: list[dict[str, float]] = []
+    total: ClassificationStats | RegressionSums | None = None
+    labelled_rows = 0
+    s = floor_time(start, model.window)
+    while s < end:
+        w = _query(model, cfg, s, s + model.window, shift=0.0, error_edges=None, cbpe=False)
+        part = labels.labelled_window(w).get("")
+        s += model.window
+        if part is None or part.labelled_rows == 0:
+            continue
+        labelled_rows += part.labelled_rows
+        stats = part.classification if cfg.task == "classification" else part.regression
+        assert stats is not None
+        total = stats if total is None else total + stats  # type: ignore[operator]
+        if part.labelled_rows >= cfg.min_labelled:
+            per_window.append(_values(_realised(cfg, stats)))
+    if total is None:
+        raise PerformanceJobError(f"model {model.name}: no labelled predictions in the reference period "
+                                  f"{iso(start)} - {iso(end)}")
+    metrics = _values(_realised(cfg, total))
+    window_metrics: dict[str, tuple[float, float, int]] = {}
+    for key in {k for w in per_window for k in w}:
+        vals = np.asarray([w[key] for w in per_window if key in w])
+        if vals.size >= 2:
+            window_metrics[key] = (float(vals.mean()), float(vals.std(ddof=1)), int(vals.size))
+    calibrations: dict[str, IsotonicCalibration] = {}
+    actual_mean = 0.0
+    if isinstance(total, ClassificationStats) and cfg.cbpe:
+        for cls, bins in total.scores.items():
+            if bins.n_positive > 0 and bins.n_negative > 0:
+                calibrations[cls] = fit_calibration(bins)
+            else:
+                log.warning("model %s: class %r is %s in the reference: no CBPE calibration for it", model.name,
+                            cls, "never the actual class" if bins.n_positive == 0 else "always the actual class")
+    if isinstance(total, RegressionSums) and total.n > 0:
+        actual_mean = total.shift + total.sum_actual / total.n
+    return PerformanceReference(key=reference_key(model, cfg), model=model.name, version=model.version or "*",
+                                task=cfg.task, start=start, end=end, labelled_rows=labelled_rows,
+                                calibrations=calibrations, metrics=metrics, window_metrics=window_metrics,
+                                actual_mean=actual_mean)
+
+
+def _realised(cfg: PerformanceConfig, stats: ClassificationStats | RegressionSums) -> MetricSet:
+    if isinstance(stats, ClassificationStats):
+        return classification_metrics(stats, calibration_bins=cfg.calibration_bins)
+    return regression_metrics(stats)
+
+
+def _query(model: ModelConfig, cfg: PerformanceConfig, start: datetime, end: datetime, *, shift: float,
+           error_edges: tuple[float, ...] | None, cbpe: bool, segment: str | None = None,
+           segment_values: tuple[str, ...] | None = None) -> LabelQuery:
+    return LabelQuery(model=model.name, start=start, end=end, task=cfg.task, version=model.version,
+                      positive_label=cfg.positive_label, classes=cfg.classes,
+                      score_edges=uniform_edges(cfg.score_bins), error_edges=error_edges, shift=shift, cbpe=cbpe,
+                      segment=segment, segment_values=segment_values)
+
+
+# --- thresholds ------------------------------------------------------------------------------------
+
+
+def default_class(cfg: PerformanceConfig, metric: str) -> str:
+    if metric not in PER_CLASS:
+        return ""
+    return "macro" if cfg.classes else cfg.positive_label
+
+
+def threshold_for(rule: MetricRule, reference: PerformanceReference | None, key: str) -> tuple[Threshold | None, str]:
+    """The Threshold of a rule for one metric key, or None with the reason."""
+    if rule.mode == "absolute":
+        return Threshold(rule.warning, rule.alert, rule.direction, "config"), ""
+    if reference is None:
+        return None, "no performance reference"
+    if rule.mode == "relative":
+        base = reference.metrics.get(key)
+        if base is None:
+            return None, f"the reference has no value of {key}"
+        return Threshold(None if rule.warning is None else base + rule.warning,
+                         None if rule.alert is None else base + rule.alert, rule.direction,
+                         "reference_relative"), ""
+    stats = reference.window_metrics.get(key)
+    if stats is None or stats[2] < MIN_REFERENCE_WINDOWS:
+        return None, f"fewer than {MIN_REFERENCE_WINDOWS} labelled reference windows with {key}"
+    mean, sd, _ = stats
+    sign = -1.0 if rule.direction == "below" else 1.0
+    return Threshold(mean + sign * rule.warning_sd * sd, mean + sign * rule.alert_sd * sd, rule.direction,
+                     "calibrated"), ""
+
+
+# --- the job ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PerformanceReport:
+    windows: int = 0
+    documents: int = 0
+    alerts: int = 0
+    recomputed: int = 0
+    final: int = 0
+    #: What this round wrote, for the alert engine and the jobs that follow the label schedule (fairness).
+    docs: list[MetricDocument] = field(default_factory=list)
+    spans: list[tuple[datetime, datetime]] = field(default_factory=list)
+
+
+@dataclass
+class PerformanceJob:
+    store: Store
+    labels: LabelledStore
+    model: ModelConfig
+    cfg: PerformanceConfig
+    run_id: str
+    code_version: str = __version__
+    _reference: PerformanceReference | None = None
+    _reference_loaded: bool = False
+
+    @property
+    def checkpoint_final(self) -> str:
+        return f"performance-final:{self.model.name}:{self.model.version or '*'}"
+
+    @property
+    def checkpoint_computed(self) -> str:
+        return f"performance:{self.model.name}:{self.model.version or '*'}"
+
+    # --- reference ----------------------------------------------------------------------------
+
+    def reference(self) -> PerformanceReference | None:
+        """The labelled reference: loaded from the store, or built there on first use."""
+        if not self._reference_loaded:
+            self._reference_loaded = True
+            if self.cfg.reference is not None:
+                key = reference_key(self.model, self.cfg)
+                doc = self.labels.get_performance_reference(key)
+                if doc is not None:
+                    self._reference = PerformanceReference.from_document(doc)
+                else:
+                    self._reference = build_reference(self.labels, self.model, self.cfg)
+                    self.labels.put_performance_reference(key, self._reference.to_document())
+                    log.info("performance reference built", extra={
+                        "model": self.model.name, "key": key, "labelled_rows": self._reference.labelled_rows,
+                        "calibrated_classes": sorted(self._reference.calibrations)})
+        return self._reference
+
+    # --- scheduling ---------------------------------------------------------------------------
+
+    def due_windows(self, at: datetime) -> list[tuple[datetime, datetime]]:
+        """Windows ending within the look-back and after the last final one, up to ``at - lateness``."""
+        size = self.model.window
+        last_end = floor_time(at - self.model.lateness, size)
+        first = floor_time(at - self.cfg.lookback, size)
+        final = self.store.get_checkpoint(self.checkpoint_final)
+        if final is not None and final > first:
+            first = final
+        out = []
+        s = first
+        while s + size <= last_end:
+            out.append((s, s + size))
+            s += size
+        return out
+
+    def run_round(self, at: datetime) -> PerformanceReport:
+        """The windows due at ``at``: every non-final window of the look-back, recomputed with the labels so far."""
+        return self.run_windows(self.due_windows(at), at)
+
+    def run_windows(self, windows: Iterable[tuple[datetime, datetime]], at: datetime) -> PerformanceReport:
+        """Compute and write the given aligned windows, maturity judged at ``at`` (a round, or a backfill).
+
+        Documents keep their ids, so re-running overwrites. Checkpoints only move forward: the final
+        checkpoint advances over windows that are final (or empty) and contiguous with what is already
+        settled - the current final checkpoint or, before any, the start of the look-back - so a backfill
+        of old windows never moves it back, and one that leaves a gap or a provisional window before
+        the look-back never lets the rounds skip it.
+        """
+        report = PerformanceReport()
+        computed_before = self.store.get_checkpoint(self.checkpoint_computed)
+        final_front = self.store.get_checkpoint(self.checkpoint_final)
+        lookback_start = floor_time(at - self.cfg.lookback, self.model.window)
+        settled = lookback_start if final_front is None else max(final_front, lookback_start)
+        contiguous = True
+        for start, end in sorted(set(windows)):
+            docs, maturity = self.window(start, end, at)
+            self.store.write_metrics(docs)  # raises StoreError unless every document was written
+            report.docs.extend(docs)
+            report.spans.append((start, end))
+            recomputed = computed_before is not None and end <= computed_before
+            coverage = next((d for d in docs if d.metric == "label_coverage" and not d.segment_field), None)
+            if recomputed:
+                report.recomputed += 1
+                log.info("performance window recomputed with late labels", extra={
+                    "model": self.model.name, "start": iso(start), "end": iso(end), "maturity": maturity,
+                    "coverage": coverage.value if coverage else None, "documents": len(docs)})
+            report.windows += 1
+            report.documents += len(docs)
+            report.alerts += sum(1 for d in docs if d.status == "alert")
+            empty = coverage is not None and coverage.n_current == 0
+            if maturity == "final":
+                report.final += 1
+            # Windows without predictions do not hold the checkpoint back: predictions shipped later than
+            # the model's `lateness` into an already passed window are not waited for.
+            if (maturity == "final" or empty) and contiguous and start <= settled:
+                if end > settled:  # settled >= the stored checkpoint: this only ever moves it forward
+                    settled = end
+                    self.store.set_checkpoint(self.checkpoint_final, end)
+            else:
+                contiguous = False
+            if computed_before is None or end > computed_before:
+                self.store.set_checkpoint(self.checkpoint_computed, end)
+        return report
+
+    # --- one window -----------------------------------------------------------------------------
+
+    def window(self, start: datetime, end: datetime, at: datetime) -> tuple[list[MetricDocument], Maturity]:
+        """Documents of one window (all traffic and configured segments) and its maturity."""
+        reference = self.reference()
+        shift = reference.actual_mean if reference else 0.0
+        eh = self.cfg.error_histogram
+        error_edges = uniform_edges(eh.bins, eh.low, eh.high) if eh else None
+        cbpe = self.cfg.cbpe and reference is not None and bool(reference.calibrations)
+        overall = self.labels.labelled_window(_query(self.model, self.cfg, start, end, shift=shift,
+                                                     error_edges=error_edges, cbpe=cbpe))
+        window = overall.get("") or next(iter(overall.values()), None)
+        maturity = self.maturity(window, end, at)
+        docs = self.documents(window, start, end, maturity, None, reference) if window else []
+        for segment, values in self.cfg.segments.items():
+            parts = self.labels.labelled_window(_query(self.model, self.cfg, start, end, shift=shift,
+                                                       error_edges=error_edges, cbpe=cbpe, segment=segment,
+                                                       segment_values=values))
+            chosen = sorted(parts.items(), key=lambda kv: (-kv[1].rows, kv[0]))
+            if values is None and len(chosen) > MAX_SEGMENT_VALUES:
+                log.warning("model %s: segment %s has %d values in [%s, %s); reporting the %d most frequent",
+                            self.model.name, segment, len(chosen), iso(start), iso(end), MAX_SEGMENT_VALUES)
+                chosen = chosen[:MAX_SEGMENT_VALUES]
+            for value, part in chosen:
+                docs += self.documents(part, start, end, maturity, (segment, value), reference)
+        orphans = self.labels.orphan_feedback(self.model.name, start, end, self.model.version)
+        docs.append(self._doc("label_coverage", "orphan_feedback", start, end, float(orphans.orphans),
+                              "no_threshold", None, orphans.feedback, None, method="anti-join:feedback-by-time",
+                              details={"feedback": orphans.feedback, "example_prediction_ids": list(
+                                  orphans.example_ids), "note": "feedback stamped in this window whose prediction "
+                                  "is not stored yet; it joins when the prediction arrives"}, reference=reference))
+        return docs, maturity
+
+    def maturity(self, window: LabelledWindow | None, end: datetime, at: datetime) -> Maturity:
+        if at - end >= self.cfg.maturity_age:
+            return "final"
+        coverage = window.coverage if window else None
+        return "final" if coverage is not None and coverage >= self.cfg.maturity_coverage else "provisional"
+
+    def documents(self, window: LabelledWindow, start: datetime, end: datetime, maturity: Maturity,
+                  segment: tuple[str, str] | None, reference: PerformanceReference | None) -> list[MetricDocument]:
+        common: dict[str, Any] = dict(segment=segment, reference=reference)
+        enough = window.labelled_rows >= self.cfg.min_labelled
+        delay = window.delay_quantiles()
+        maturity_reason = self._maturity_reason(window, end, maturity)
+        cov_status, cov_threshold, cov_why = self._status("label_coverage", "", window.coverage, window.rows > 0,
+                                                          reference)
+        docs = [
+            self._doc("label_coverage", "label_coverage", start, end, window.coverage, cov_status, cov_threshold,
+                      window.rows, maturity, method=METHOD_JOIN,
+                      details={"labelled": window.n_labelled, "predictions": window.n_predictions,
+                               "labelled_rows": window.labelled_rows, "duplicate_feedback": window.duplicate_feedback,
+                               "maturity_reason": maturity_reason, "status_reason": cov_why}, **common),
+            self._doc("label_coverage", "label_delay_seconds", start, end, delay["p50"], "no_threshold", None,
+                      window.labelled_rows, maturity, method="histogram:geometric-delay-bins",
+                      details={**{f"{k}_seconds": v for k, v in delay.items()},
+                               "feedback_before_prediction": window.delay.underflow,
+                               "beyond_last_bin": window.delay.overflow}, **common),
+        ]
+        if window.rows == 0:
+            return docs  # no traffic: coverage and delay say so; performance documents would be empty noise
+        realised = self._realised(window)
+        for mv in realised:
+            if mv.metric == "label_coverage":
+                continue
+            status, threshold, details = self._judged(mv, enough, reference)
+            docs.append(self._doc("performance", mv.metric, start, end, mv.value, status, threshold,
+                                  window.labelled_rows, maturity, class_label=mv.class_label, method=METHOD_JOIN,
+                                  details=details, **common))
+        if window.classification is not None:
+            docs += self._confusion_rows(window, start, end, maturity, enough, segment, reference)
+        docs += self._estimated(window, realised if enough else None, start, end, maturity, segment, reference)
+        return docs
+
+    def _confusion_rows(self, window: LabelledWindow, start: datetime, end: datetime, maturity: Maturity,
+                        enough: bool, segment: tuple[str, str] | None,
+                        reference: PerformanceReference | None) -> list[MetricDocument]:
+        """The confusion matrix as one document per actual class (sklearn's row): value = the class's count,
+        ``details.counts`` = its predictions per class of ``details.predicted_classes``.
+
+        One document per row keeps the id scheme (model, metric, class, segment, window) and fits a
+        flattened ``details`` field, which would flatten a nested list of lists into one list.
+        """
+        assert window.classification is not None
+        confusion = window.classification.confusion
+        if confusion.total <= 0:
+            return []
+        # Declared classes first so dashboards get stable axes; classes outside the declaration still show.
+        matrix = confusion_matrix(confusion, tuple(sorted(set(self.cfg.classes) | set(confusion.classes))))
+        status: Status = "no_threshold" if enough else "insufficient_data"
+        docs = []
+        for actual, row in zip(matrix.classes, matrix.counts):
+            total = float(sum(row))
+            docs.append(self._doc(
+                "performance", "confusion_matrix", start, end, total, status, None, window.labelled_rows, maturity,
+                class_label=actual, method=METHOD_JOIN, segment=segment, reference=reference,
+                details={"predicted_classes": list(matrix.classes), "counts": list(row),
+                         "shares": [c / total if total else None for c in row],
+                         "note": f"row of actual class {actual!r}: labelled predictions per predicted class"}))
+        return docs
+
+    def _realised(self, window: LabelledWindow) -> MetricSet:
+        stats = window.classification if self.cfg.task == "classification" else window.regression
+        if stats is None:
+            return MetricSet(())
+        return _realised(self.cfg, stats)
+
+    def _estimated(self, window: LabelledWindow, realised: MetricSet | None, start: datetime, end: datetime,
+                   maturity: Maturity, segment: tuple[str, str] | None,
+                   reference: PerformanceReference | None) -> list[MetricDocument]:
+        if reference is None or not window.cbpe or not reference.calibrations:
+            return []
+        if self.cfg.classes:
+            usable = {c: s for c, s in window.cbpe.items() if c in reference.calibrations}
+            if len(usable) < 3 or len(usable) != len(window.cbpe):
+                return []  # a class without calibration: the one-vs-rest sum would be biased
+            estimated = estimate_multiclass(usable, {c: reference.calibrations[c] for c in usable})
+        else:
+            pos = self.cfg.positive_label
+            if pos not in window.cbpe or pos not in reference.calibrations:
+                return []
+            estimated = estimate_binary(window.cbpe[pos], reference.calibrations[pos], pos)
+        errors = estimation_error(estimated, realised) if realised is not None else MetricSet(())
+        enough = window.rows >= self.cfg.min_labelled
+        docs = []
+        for mv in estimated:
+            status, threshold, details = self._judged(mv, enough, reference)
+            try:
+                err = errors.get(mv.metric, mv.class_label)
+                details.update(estimation_error=err.value, **err.details)
+            except KeyError:
+                pass
+            docs.append(self._doc("estimated_performance", mv.metric, start, end, mv.value, status, threshold,
+                                  window.rows, maturity, class_label=mv.class_label, method=METHOD_CBPE,
+                                  details=details, segment=segment, reference=reference))
+        return docs
+
+    def _judged(self, mv: MetricValue, enough: bool,
+                reference: PerformanceReference | None) -> tuple[Status, Threshold | None, dict[str, Any]]:
+        """A metric value's status and threshold, and its details with the note and the reason."""
+        status, threshold, why = self._status(mv.metric, mv.class_label, mv.value, enough, reference)
+        details: dict[str, Any] = {**mv.details}
+        if mv.note:
+            details["note"] = mv.note
+        if why:
+            details["status_reason"] = why
+        return status, threshold, details
+
+    def _status(self, metric: str, class_label: str, value: float | None, enough: bool,
+                reference: PerformanceReference | None) -> tuple[Status, Threshold | None, str]:
+        rule = self._rule(metric, class_label)
+        threshold, why = (None, "") if rule is None else threshold_for(rule, reference,
+                                                                       metric_key(metric, class_label))
+        if not enough:
+            return "insufficient_data", threshold, f"fewer than {self.cfg.min_labelled} observations"
+        if threshold is None or value is None:
+            return "no_threshold", threshold, why
+        return threshold.status(value), threshold, why
+
+    def _rule(self, metric: str, class_label: str) -> MetricRule | None:
+        for rule in self.cfg.thresholds:
+            wanted = rule.class_label if rule.class_label is not None else default_class(self.cfg, rule.metric)
+            if rule.metric == metric and wanted == class_label:
+                return rule
+        return None
+
+    def _maturity_reason(self, window: LabelledWindow, end: datetime, maturity: Maturity) -> str:
+        if maturity == "provisional":
+            return f"coverage below {self.cfg.maturity_coverage:g} and window younger than {self.cfg.maturity_age}"
+        cov = window.coverage
+        if cov is not None and cov >= self.cfg.maturity_coverage:
+            return f"coverage reached {self.cfg.maturity_coverage:g}"
+        return f"maturity age {self.cfg.maturity_age} passed"
+
+    def _doc(self, family: Family, metric: str, start: datetime, end: datetime, value: float | None,
+             status: Status, threshold: Threshold | None, n: int | None, maturity: Maturity | None, *,
+             class_label: str = "", method: str = "", details: Mapping[str, Any] | None = None,
+             segment: tuple[str, str] | None = None,
+             reference: PerformanceReference | None = None) -> MetricDocument:
+        return MetricDocument(
+            model=self.model.name, model_version=self.model.version or (reference.version if reference else "*"),
+            family=family, metric=metric, window_start=start, window_end=end, value=value, status=status,
+            n_current=int(n or 0), run_id=self.run_id, code_version=self.code_version, method=method,
+            class_label=class_label, segment_field=segment[0] if segment else "",
+            segment_value=segment[1] if segment else "", threshold=threshold,
+            n_reference=reference.labelled_rows if reference else None,
+            reference_id=reference.key if reference else "", maturity=maturity, details=dict(details or {}))
+
+
+def performance_job(store: Store, model: ModelConfig, run_id: str) -> PerformanceJob | None:
+    """The performance job of ``model`` (None when it has no ``performance`` section)."""
+    cfg = model.sections.get("performance")
+    if cfg is None:
+        return None
+    if not isinstance(cfg, PerformanceConfig):
+        raise PerformanceJobError(f"model {model.name}: the performance section was not validated "
+                                  "(register mlmon.config.performance.parse_performance in SECTION_PARSERS)")
+    return PerformanceJob(store, labelled_store(store), model, cfg, run_id)
+
+
+def run_performance(store: Store, model: ModelConfig, at: datetime, run_id: str) -> PerformanceReport | None:
+    """The runner's hook: one round of the performance job of ``model`` (None when it has no section)."""
+    job = performance_job(store, model, run_id)
+    return None if job is None else job.run_round(at)
+
+
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+

@@ -1,0 +1,1 @@
+"""Scheduling: rounds, ``--every``, backfills. The only writer of metric documents and checkpoints."""

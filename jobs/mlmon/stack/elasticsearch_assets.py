@@ -1,0 +1,365 @@
+"""Generate ``elasticsearch/`` (templates, ILM policies, roles) from the contract and document schemas.
+
+The JSON files under ``elasticsearch/`` are what users read and what ``mlmon setup``
+installs; each is the exact REST body of its API. They are *derived*, the way
+Elastic's integrations packages derive mappings from ``fields.yml``: mappings
+from :mod:`mlmon_logging.contract` (events, dead letters),
+:data:`mlmon.core.documents.METRIC_FIELDS`, :data:`mlmon.core.alert_schema.ALERT_FIELDS` and
+:data:`REFERENCE_FIELDS`; index patterns and role grants from the same names.
+A test fails when the committed files differ from :func:`generate`; regenerate with::
+
+    python -m mlmon.stack.elasticsearch_assets          # rewrites elasticsearch/{component,index}_templates, ilm, roles
+
+Mapping explosion guard. Features, scores, segments, attributions and labels are
+user-named: they are mapped on first sight by dynamic templates (numeric ->
+double, categorical/segment/label -> keyword) and only under their family's
+object; everything else is ``dynamic: false`` (kept in ``_source``, never mapped).
+Each event data stream's ``index.mapping.total_fields.limit`` is its fixed fields
+plus :data:`~mlmon_logging.contract.MAX_FAMILY_FIELDS` per family it carries, so an
+event within the contract never hits the limit; beyond it
+``ignore_dynamic_beyond_limit`` keeps the document and leaves the extra fields
+unindexed instead of rejecting it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mlmon.core.alert_schema import ALERT_FIELDS
+from mlmon.core.documents import ALERTS_INDEX, CHECKPOINTS_INDEX, METRIC_FIELDS, METRICS_INDEX, REFERENCES_INDEX
+from mlmon.core.assets import ELASTICSEARCH
+from mlmon_logging import contract
+
+Body = dict[str, Any]
+
+#: Field -> type of a stored reference profile (``mlmon.core.reference.ReferenceProfile.to_document``);
+#: the profile body itself is stored but not indexed (``profile``: ``enabled: false``).
+REFERENCE_FIELDS: dict[str, str] = {
+    "@timestamp": "date",
+    "mlmon.model.name": "keyword",
+    "mlmon.model.version": "keyword",
+    "reference.id": "keyword",
+    "reference.source": "keyword",
+    "reference.rows": "long",
+    "reference.created_at": "date",
+    "reference.fields": "keyword",
+}
+CHECKPOINT_FIELDS: dict[str, str] = {"@timestamp": "date", "checkpoint.key": "keyword", "window.end": "date"}
+
+#: Index templates must outrank Elasticsearch's built-in ``logs`` template (priority 100, ``logs-*-*``).
+PRIORITY = 200
+#: Longer keyword values are kept in _source but not indexed (ECS's convention).
+KEYWORD_IGNORE_ABOVE = 1024
+MANAGED_BY = "mlmon"
+MODEL_KINDS: tuple[contract.Kind, ...] = ("prediction", "feedback", "explanation")
+
+#: Default ILM retention (the delete phase's min_age, counted from rollover), per policy.
+#: Override at install time: ``mlmon setup --retention events=400d``.
+RETENTION: dict[str, str] = {"events": "90d", "deadletter": "30d", "telemetry": "30d"}
+ROLLOVER: Body = {"max_primary_shard_size": "50gb", "max_age": "30d"}
+POLICY_OF_KIND: dict[str, str] = {"prediction": "events", "feedback": "events", "explanation": "events",
+                                  "emitter": "telemetry", "deadletter": "deadletter"}
+
+
+def ilm_policy_name(policy: str) -> str:
+    return f"mlmon-{policy}"
+
+
+# --- mappings -------------------------------------------------------------------------------
+
+def leaf_mapping(es_type: str) -> Body:
+    if es_type == "keyword":
+        return {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE}
+    return {"type": es_type}
+
+
+def nest(flat: Mapping[str, Body]) -> Body:
+    """``{"a.b": {...}}`` -> ``{"a": {"properties": {"b": {...}}}}`` (Elasticsearch ``properties``)."""
+    root: Body = {}
+    for dotted, spec in sorted(flat.items()):
+        node = root
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            parent = node.setdefault(part, {})
+            if "type" in parent:
+                raise ValueError(f"{dotted!r}: {part!r} is both an object and a field")
+            node = parent.setdefault("properties", {})
+        if leaf in node:
+            raise ValueError(f"{dotted!r} is both an object and a field")
+        node[leaf] = spec
+    return root
+
+
+def _family_objects(families: Iterable[contract.FieldFamily]) -> tuple[dict[str, Body], list[Body]]:
+    """Family prefixes as dynamic objects, and one dynamic template per family."""
+    objects: dict[str, Body] = {}
+    templates: list[Body] = []
+    for fam in families:
+        path = fam.prefix.rstrip(".")
+        objects[path] = {"type": "object", "dynamic": True}
+        templates.append({path.replace(".", "_"): {"path_match": f"{fam.prefix}*", "mapping": leaf_mapping(fam.type)}})
+    return objects, templates
+
+
+def mappings(fields: Mapping[str, str], families: Iterable[contract.FieldFamily] = (),
+             extra: Mapping[str, Body] | None = None) -> Body:
+    flat: dict[str, Body] = {name: leaf_mapping(t) for name, t in fields.items()}
+    flat.update(extra or {})
+    objects, dynamic_templates = _family_objects(families)
+    flat.update(objects)
+    body: Body = {"dynamic": False, "properties": nest(flat)}
+    if dynamic_templates:
+        body["dynamic_templates"] = dynamic_templates
+    return body
+
+
+def _types(fields: Iterable[contract.Field]) -> dict[str, str]:
+    return {f.name: f.type for f in fields}
+
+
+def _kinds_of(name: str) -> set[str]:
+    return {k for k in contract.KINDS if any(f.name == name for f in contract.fields_for(k))}
+
+
+def _event_field_groups() -> dict[str, dict[str, str]]:
+    """Component name -> fields, so that each kind's composition maps exactly ``fields_for(kind)``."""
+    every = [f for f in contract.fields_for("prediction") if _kinds_of(f.name) == set(contract.KINDS)]
+    ecs = {f.name: f.type for f in every if not f.name.startswith("mlmon.")}
+    common = {f.name: f.type for f in every if f.name.startswith("mlmon.")}
+    model = {f.name: f.type for f in contract.fields_for("prediction")
+             if set(MODEL_KINDS) <= _kinds_of(f.name) and f.name not in ecs and f.name not in common}
+    groups = {"mlmon-ecs@mappings": ecs, "mlmon-common@mappings": common, "mlmon-model@mappings": model}
+    for kind in contract.KINDS:
+        shared = ecs.keys() | common.keys() | (model.keys() if kind in MODEL_KINDS else set())
+        groups[f"mlmon-{kind}@mappings"] = {f.name: f.type for f in contract.fields_for(kind) if f.name not in shared}
+    return groups
+
+
+#: Logstash's data_stream output (and Elastic's own data streams) carry these on every document.
+DATA_STREAM_FIELDS: dict[str, Body] = {f"data_stream.{k}": {"type": "constant_keyword"}
+                                       for k in ("type", "dataset", "namespace")}
+
+#: The rejected line is kept whole for replay but neither indexed nor aggregatable (ECS's event.original).
+_UNINDEXED_KEYWORD: Body = {"type": "keyword", "index": False, "doc_values": False}
+
+
+def component_templates() -> dict[str, Body]:
+    groups = _event_field_groups()
+    labels = [f for f in contract.FAMILIES if f.prefix == "labels."]
+    out: dict[str, Body] = {}
+    for name, fields in groups.items():
+        kind = name.removeprefix("mlmon-").removesuffix("@mappings")
+        families = labels if name == "mlmon-ecs@mappings" else (
+            [f for f in contract.families_for(kind) if f.prefix != "labels."] if kind in contract.KINDS else [])  # type: ignore[arg-type]
+        extra = DATA_STREAM_FIELDS if name == "mlmon-ecs@mappings" else None
+        out[name] = _component(mappings(fields, families, extra), _describe(name))
+
+    dead = _types(contract.DEAD_LETTER_FIELDS)
+    dead_extra = {**DATA_STREAM_FIELDS, "event.original": _UNINDEXED_KEYWORD, "log.offset": {"type": "long"}}
+    out["mlmon-deadletter@mappings"] = _component(
+        mappings({k: v for k, v in dead.items() if k != "event.original"}, (), dead_extra),
+        "Dead letters: lines that failed validation, with the reason and the original line.")
+
+    for policy in sorted(set(POLICY_OF_KIND.values())):
+        out[f"mlmon-{policy}@settings"] = _component_settings(
+            {"index": {"lifecycle": {"name": ilm_policy_name(policy)},
+                       "mapping": {"total_fields": {"ignore_dynamic_beyond_limit": True}}}},
+            f"Settings of the mlmon {policy} data streams (ILM policy {ilm_policy_name(policy)}).")
+    out["mlmon-documents@settings"] = _component_settings(
+        {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
+        "Settings of the mlmon metric, alert, reference and checkpoint indices: small, one shard.")
+    out["mlmon-metrics@mappings"] = _component(mappings(METRIC_FIELDS), "Metric documents (mlmon.core.documents.METRIC_FIELDS).")
+    out["mlmon-alerts@mappings"] = _component(mappings(ALERT_FIELDS), "Alert documents (mlmon.core.alert_schema.ALERT_FIELDS).")
+    out["mlmon-references@mappings"] = _component(
+        mappings(REFERENCE_FIELDS, (), {"profile": {"type": "object", "enabled": False}}),
+        "Reference profiles: searchable header; the profile body is stored, not indexed.")
+    out["mlmon-checkpoints@mappings"] = _component(mappings(CHECKPOINT_FIELDS), "Per-job progress of the jobs' windows.")
+    return out
+
+
+def _describe(component: str) -> str:
+    return {
+        "mlmon-ecs@mappings": "ECS base fields of every mlmon event, labels.* and data_stream.*.",
+        "mlmon-common@mappings": "mlmon fields every mlmon event carries.",
+        "mlmon-model@mappings": "Fields of model events (predictions, feedback, explanations): model, ids, data quality.",
+    }.get(component, f"Fields only {component.removeprefix('mlmon-').removesuffix('@mappings')} events carry.")
+
+
+def _meta(description: str) -> Body:
+    return {"managed_by": MANAGED_BY, "description": description, "contract_schema_version": contract.SCHEMA_VERSION}
+
+
+def _component(mapping: Body, description: str) -> Body:
+    return {"template": {"mappings": mapping}, "_meta": _meta(description)}
+
+
+def _component_settings(settings: Body, description: str) -> Body:
+    return {"template": {"settings": settings}, "_meta": _meta(description)}
+
+
+# --- index templates ------------------------------------------------------------------------
+
+def count_fields(properties: Mapping[str, Any]) -> int:
+    """Fields Elasticsearch counts against total_fields.limit: every leaf and object, and multi-fields."""
+    total = 0
+    for spec in properties.values():
+        total += 1 + len(spec.get("fields", {}))
+        total += count_fields(spec.get("properties", {}))
+    return total
+
+
+def merged_properties(composed_of: Iterable[str], components: Mapping[str, Body]) -> Body:
+    """Properties of the composed mapping (later components win, as in Elasticsearch)."""
+    merged: Body = {}
+
+    def merge(into: Body, props: Mapping[str, Any]) -> None:
+        for key, spec in props.items():
+            if "properties" in spec and "properties" in into.get(key, {}):
+                merge(into[key]["properties"], spec["properties"])
+            else:
+                into[key] = json.loads(json.dumps(spec))
+    for name in composed_of:
+        merge(merged, components[name].get("template", {}).get("mappings", {}).get("properties", {}))
+    return merged
+
+
+def field_limit(kind: contract.Kind, fixed_fields: int) -> int:
+    return fixed_fields + len(contract.families_for(kind)) * contract.MAX_FAMILY_FIELDS
+
+
+def index_templates(components: Mapping[str, Body]) -> dict[str, Body]:
+    out: dict[str, Body] = {}
+    for kind in contract.KINDS:
+        composed = ["mlmon-ecs@mappings", "mlmon-common@mappings"]
+        composed += ["mlmon-model@mappings"] if kind in MODEL_KINDS else []
+        composed += [f"mlmon-{kind}@mappings", f"mlmon-{POLICY_OF_KIND[kind]}@settings"]
+        fixed = count_fields(merged_properties(composed, components))
+        out[f"logs-mlmon.{kind}"] = {
+            "index_patterns": [contract.data_stream(kind, "*")],
+            "data_stream": {},
+            "priority": PRIORITY,
+            "composed_of": composed,
+            "template": {"settings": {"index": {"mapping": {"total_fields": {"limit": field_limit(kind, fixed)}}}}},
+            "_meta": _meta(f"mlmon {kind} events ({fixed} fixed fields + {contract.MAX_FAMILY_FIELDS} "
+                           f"per user-named family)"),
+        }
+    out["logs-mlmon.deadletter"] = {
+        "index_patterns": [contract.data_stream("deadletter", "*")],
+        "data_stream": {},
+        "priority": PRIORITY,
+        "composed_of": ["mlmon-deadletter@mappings", "mlmon-deadletter@settings"],
+        "_meta": _meta("mlmon dead letters: rejected lines, never silently dropped"),
+    }
+    # Regular indices, not data streams: metric documents are overwritten by id (a re-run or
+    # late labels replace a window's value), which data streams' append-only model forbids.
+    for index, what in ((METRICS_INDEX, "metrics"), (ALERTS_INDEX, "alerts"), (REFERENCES_INDEX, "references"),
+                        (CHECKPOINTS_INDEX, "checkpoints")):
+        out[index] = {
+            "index_patterns": [f"{index}*"],
+            "priority": PRIORITY,
+            "composed_of": [f"mlmon-{what}@mappings", "mlmon-documents@settings"],
+            "_meta": _meta(f"mlmon {what} (regular index, documents overwritten by id)"),
+        }
+    return out
+
+
+# --- ILM ------------------------------------------------------------------------------------
+
+def ilm_policies(retention: Mapping[str, str] | None = None) -> dict[str, Body]:
+    keep = {**RETENTION, **(retention or {})}
+    unknown = set(keep) - set(RETENTION)
+    if unknown:
+        raise ValueError(f"unknown retention policy {sorted(unknown)}; known: {sorted(RETENTION)}")
+    return {
+        ilm_policy_name(policy): {"policy": {
+            "phases": {
+                "hot": {"min_age": "0ms", "actions": {"rollover": dict(ROLLOVER)}},
+                "delete": {"min_age": keep[policy], "actions": {"delete": {}}},
+            },
+            "_meta": _meta(f"mlmon {policy}: roll over at 50gb per primary shard or 30 days, "
+                           f"delete {keep[policy]} after rollover"),
+        }}
+        for policy in sorted(RETENTION)
+    }
+
+
+# --- roles ----------------------------------------------------------------------------------
+
+EVENT_STREAMS = f"{contract.DATA_STREAM_TYPE}-mlmon.*-*"
+DOCUMENT_INDICES = [f"{i}*" for i in (METRICS_INDEX, ALERTS_INDEX, REFERENCES_INDEX, CHECKPOINTS_INDEX)]
+#: Kibana feature privileges (application privileges of Kibana's default application), all spaces.
+KIBANA_VIEWER = {"application": "kibana-.kibana", "resources": ["*"],
+                 "privileges": ["feature_discover_v2.read", "feature_dashboard_v2.read", "feature_visualize_v2.read"]}
+
+
+def roles() -> dict[str, Body]:
+    meta = {"managed_by": MANAGED_BY}
+    return {
+        "mlmon_logstash_writer": {
+            "description": "Logstash: append mlmon events to the mlmon data streams, nothing else.",
+            # monitor: the Logstash output checks the cluster's version and licence at start.
+            "cluster": ["monitor"],
+            # create_doc: append only (no overwrite, no delete). auto_configure: create a data
+            # stream for a new namespace and map a new feature dynamically (data streams need it).
+            "indices": [{"names": [EVENT_STREAMS], "privileges": ["create_doc", "auto_configure"]}],
+            "metadata": meta,
+        },
+        "mlmon_jobs": {
+            "description": "mlmon jobs: read events; write metrics, alerts, references and checkpoints.",
+            "cluster": ["monitor"],
+            "indices": [
+                {"names": [EVENT_STREAMS], "privileges": ["read", "view_index_metadata"]},
+                {"names": DOCUMENT_INDICES, "privileges": ["read", "write", "view_index_metadata", "auto_configure"]},
+            ],
+            "metadata": meta,
+        },
+        "mlmon_viewer": {
+            "description": "Read-only: mlmon events, metrics and alerts in Discover and dashboards.",
+            "indices": [{"names": [EVENT_STREAMS, *DOCUMENT_INDICES], "privileges": ["read", "view_index_metadata"]}],
+            "applications": [KIBANA_VIEWER],
+            "metadata": meta,
+        },
+    }
+
+
+# --- files ----------------------------------------------------------------------------------
+
+def generate() -> dict[str, Body]:
+    """Relative path under ``elasticsearch/`` -> body, for every generated file."""
+    components = component_templates()
+    files: dict[str, Body] = {}
+    files.update({f"component_templates/{n}.json": b for n, b in components.items()})
+    files.update({f"index_templates/{n}.json": b for n, b in index_templates(components).items()})
+    files.update({f"ilm/{n}.json": b for n, b in ilm_policies().items()})
+    files.update({f"roles/{n}.json": b for n, b in roles().items()})
+    return files
+
+
+def render(body: Body) -> str:
+    return json.dumps(body, indent=2, sort_keys=False) + "\n"
+
+
+def write(root: Path = ELASTICSEARCH) -> list[Path]:
+    """Write the generated files; remove stale generated files of the same directories."""
+    files = generate()
+    written: list[Path] = []
+    for directory in {Path(p).parent.as_posix() for p in files}:
+        for old in (root / directory).glob("*.json"):
+            if f"{directory}/{old.name}" not in files:
+                old.unlink()
+    for rel, body in sorted(files.items()):
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(body), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for p in write():
+        print(p)
+    sys.exit(0)

@@ -1,0 +1,1 @@
+"""The embedded store: one DuckDB file holding events, metric documents, references and alerts."""

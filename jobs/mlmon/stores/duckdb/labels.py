@@ -1,0 +1,339 @@
+"""Label join on the embedded store: SQL over the ``predictions`` and ``feedback`` tables.
+
+One pass joins the window's predictions to the latest feedback of each
+(``arg_max`` by feedback time, a hash join on the prediction id, restricted to
+the window's ids) into a temporary table; small GROUP BY queries then turn it
+into ``mlmon.core.perf_stats`` objects. Nothing but those statistics reaches Python.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+
+from mlmon.core.perf_stats import (LOG_LOSS_EPS, CbpeStats, ClassificationStats, ConfusionCounts, Histogram, LogLossSums,
+                              PredictedScoreBins, RegressionSums, ScoreBins)
+from mlmon.stores.protocols import StoreError
+from mlmon.stores.duckdb.schema import EVENT_TABLES, quote, table_columns
+from mlmon.core.labels import (DELAY_EDGES_S, LabelledWindow, LabelQuery, OrphanFeedback, SegmentedWindows)
+
+PREDICTIONS = EVENT_TABLES["prediction"]
+FEEDBACK = EVENT_TABLES["feedback"]
+PERFORMANCE_REFERENCES_TABLE = "performance_references"
+_JOINED = "_mlmon_perf_joined"
+_ORPHAN_EXAMPLES = 5
+
+_REFERENCES_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {PERFORMANCE_REFERENCES_TABLE} "
+    "(key VARCHAR PRIMARY KEY, updated_at TIMESTAMPTZ NOT NULL, document JSON NOT NULL)"
+)
+
+
+def bin_sql(x: str, edges_param: str, k: int, guess: str) -> str:
+    """0-based bin of ``x`` (already inside [edges[0], edges[-1]]) under perf_stats' convention.
+
+    ``guess`` is an arithmetic estimate (floor of the scaled value) that rounding
+    can put one bin off at an exact edge; comparing with the edges themselves
+    fixes it, so SQL bins equal numpy's ``searchsorted`` bins exactly.
+    """
+    g = f"least(greatest(CAST(floor({guess}) AS BIGINT), 0), {k - 1})"
+    return (f"(CASE WHEN {g} < {k - 1} AND {x} >= list_extract({edges_param}, {g} + 2) THEN {g} + 1 "
+            f"WHEN {g} > 0 AND {x} < list_extract({edges_param}, {g} + 1) THEN {g} - 1 ELSE {g} END)")
+
+
+def _uniform_guess(x: str, edges: tuple[float, ...]) -> str:
+    lo, hi = edges[0], edges[-1]
+    return f"(({x}) - {lo!r}) * {(len(edges) - 1) / (hi - lo)!r}"
+
+
+def _delay_guess(x: str) -> str:
+    # DELAY_EDGES_S: [0, e1) then geometric; bin i >= 1 starts at e1 * r^(i-1).
+    first, last, k = DELAY_EDGES_S[1], DELAY_EDGES_S[-1], len(DELAY_EDGES_S) - 1
+    ratio = (last / first) ** (1.0 / (k - 1))
+    return f"(CASE WHEN {x} < {first!r} THEN 0 ELSE 1 + ln({x} / {first!r}) / ln({ratio!r}) END)"
+
+
+class DuckDBLabels:
+    """LabelledStore over a DuckDB connection (the one of ``DuckDBStore``, or any with the mlmon tables)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+        self.con.execute(_REFERENCES_DDL)
+
+    # --- the join ---------------------------------------------------------------------------
+
+    def labelled_window(self, query: LabelQuery) -> SegmentedWindows:
+        pcols = table_columns(self.con, PREDICTIONS)
+        seg_col = f"mlmon.segment.{query.segment}" if query.segment else None
+        if seg_col is not None and seg_col not in pcols:
+            return {}  # no prediction ever carried this segment
+        params: dict[str, Any] = {"model": query.model, "start": query.start, "end": query.end}
+        try:
+            self._join(query, pcols, seg_col, params)
+            return self._statistics(query)
+        except duckdb.Error as err:
+            raise StoreError(f"label join of {query.model} [{query.start}, {query.end}) failed: {err}") from err
+        finally:
+            self.con.execute(f"DROP TABLE IF EXISTS {_JOINED}")
+
+    def _join(self, query: LabelQuery, pcols: Mapping[str, str], seg_col: str | None,
+              params: dict[str, Any]) -> None:
+        def col(name: str) -> str:
+            return quote(name) if name in pcols else "NULL"
+
+        where = [f"{quote('mlmon.model.name')} = $model", f"{quote('@timestamp')} >= $start",
+                 f"{quote('@timestamp')} < $end"]
+        if query.version is not None:
+            where.append(f"{quote('mlmon.model.version')} = $version")
+            params["version"] = query.version
+        if seg_col is not None:
+            where.append(f"{quote(seg_col)} IS NOT NULL")
+            if query.segment_values is not None:
+                where.append(f"list_contains($segment_values, {quote(seg_col)})")
+                params["segment_values"] = list(query.segment_values)
+        select = [f"{quote('mlmon.prediction.id')} AS pid", f"{quote('@timestamp')} AS pts",
+                  f"{quote(seg_col)} AS seg" if seg_col else "'' AS seg",
+                  f"1.0 / coalesce({quote('mlmon.sample_rate')}, 1.0) AS w"]
+        if query.task == "classification":
+            select.append(f"{col('mlmon.prediction.label')} AS pred")
+            if query.multiclass:
+                select += [f"CAST({col(f'mlmon.prediction.scores.{c}')} AS DOUBLE) AS s{i}"
+                           for i, c in enumerate(query.classes)]
+            else:
+                select.append(f"CAST({col('mlmon.prediction.score')} AS DOUBLE) AS s0")
+            actual = quote("mlmon.feedback.actual")
+        else:
+            select.append(f"{col('mlmon.prediction.value')} AS pval")
+            actual = quote("mlmon.feedback.actual_value")
+        latest = f"struct_pack(t := {quote('@timestamp')}, e := {quote('event.id')})"
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {_JOINED} AS
+            WITH p AS (SELECT {', '.join(select)} FROM {PREDICTIONS} WHERE {' AND '.join(where)}),
+            f AS (
+                SELECT {quote('mlmon.prediction.id')} AS pid,
+                       arg_max({actual}, {latest}) FILTER (WHERE {actual} IS NOT NULL) AS actual,
+                       arg_max({quote('@timestamp')}, {latest}) FILTER (WHERE {actual} IS NOT NULL) AS fts,
+                       count(*) AS n_feedback
+                FROM {FEEDBACK}
+                WHERE {quote('mlmon.model.name')} = $model
+                  AND {quote('mlmon.prediction.id')} IN (SELECT pid FROM p)
+                GROUP BY ALL)
+            SELECT p.*, f.actual, f.fts, coalesce(f.n_feedback, 0) AS n_feedback
+            FROM p LEFT JOIN f USING (pid)""", params)
+
+    def _statistics(self, query: LabelQuery) -> dict[str, LabelledWindow]:
+        lab = "actual IS NOT NULL AND pred IS NOT NULL" if query.task == "classification" \
+            else "actual IS NOT NULL AND pval IS NOT NULL"
+        totals = self.con.execute(f"""
+            SELECT seg, count(*), sum(w), count(*) FILTER (WHERE {lab}), coalesce(sum(w) FILTER (WHERE {lab}), 0),
+                   CAST(sum(greatest(n_feedback - 1, 0)) AS BIGINT)
+            FROM {_JOINED} GROUP BY seg ORDER BY seg""").fetchall()
+        if not totals and query.segment is None:
+            totals = [("", 0, 0.0, 0, 0.0, 0)]
+        delays = self._delays(lab)
+        out: dict[str, LabelledWindow] = {}
+        if query.task == "classification":
+            per_seg = self._classification(query, lab, {str(r[0]): float(r[2] or 0.0) for r in totals})
+            predicted = self._predicted()
+            cbpe = self._cbpe(query) if query.cbpe else {}
+        else:
+            sums = self._regression(query, lab)
+        for seg, rows, n, lrows, nlab, dupes in totals:
+            seg = str(seg)
+            common: dict[str, Any] = dict(rows=int(rows), n_predictions=float(n or 0.0), labelled_rows=int(lrows),
+                                          n_labelled=float(nlab), duplicate_feedback=int(dupes or 0),
+                                          delay=delays.get(seg, _empty_delay()))
+            if query.task == "classification":
+                out[seg] = LabelledWindow(**common, classification=per_seg[seg], cbpe=cbpe.get(seg, {}),
+                                          predicted=predicted.get(seg, {}))
+            else:
+                out[seg] = LabelledWindow(**common, regression=sums.get(seg, RegressionSums.empty(query.shift)))
+        return out
+
+    def _predicted(self) -> dict[str, dict[str, float]]:
+        """Weighted predictions per predicted label, labelled or not, per segment value."""
+        out: dict[str, dict[str, float]] = {}
+        for seg, pred, n in self.con.execute(
+                f"SELECT seg, pred, sum(w) FROM {_JOINED} WHERE pred IS NOT NULL GROUP BY ALL ORDER BY ALL").fetchall():
+            out.setdefault(str(seg), {})[str(pred)] = float(n)
+        return out
+
+    def _delays(self, lab: str) -> dict[str, Histogram]:
+        edges = list(DELAY_EDGES_S)
+        k = len(edges) - 1
+        d = "(epoch_ms(fts) - epoch_ms(pts)) / 1000.0"
+        rows = self.con.execute(f"""
+            WITH x AS (SELECT seg, w, {d} AS d FROM {_JOINED} WHERE {lab} AND fts IS NOT NULL)
+            SELECT seg, {bin_sql('d', '$edges', k, _delay_guess('d'))} AS b, sum(w)
+            FROM x WHERE d >= 0 AND d <= {edges[-1]!r} GROUP BY ALL
+            UNION ALL SELECT seg, -1, sum(w) FROM x WHERE d < 0 GROUP BY seg
+            UNION ALL SELECT seg, {k}, sum(w) FROM x WHERE d > {edges[-1]!r} GROUP BY seg""",
+                                {"edges": edges}).fetchall()
+        return {seg: _histogram(DELAY_EDGES_S, [(b, c) for s, b, c in rows if s == seg])
+                for seg in {r[0] for r in rows}}
+
+    def _score_columns(self, query: LabelQuery) -> list[tuple[str, str]]:
+        """(class, column of its score in the joined table)."""
+        if query.multiclass:
+            return [(c, f"s{i}") for i, c in enumerate(query.classes)]
+        return [(query.positive_label, "s0")]
+
+    def _classification(self, query: LabelQuery, lab: str,
+                        segments: Mapping[str, float]) -> dict[str, ClassificationStats]:
+        """Per segment value (-> its weighted prediction count): confusion, score bins, log loss."""
+        pairs: dict[str, dict[tuple[str, str], float]] = {s: {} for s in segments}
+        for seg, actual, pred, n in self.con.execute(
+                f"SELECT seg, actual, pred, sum(w) FROM {_JOINED} WHERE {lab} GROUP BY ALL").fetchall():
+            pairs.setdefault(str(seg), {})[(str(actual), str(pred))] = float(n)
+        edges = query.score_edges
+        k = len(edges) - 1
+        scores: dict[str, dict[str, ScoreBins]] = {s: {} for s in segments}
+        for cls, column in self._score_columns(query):
+            clipped = f"least(greatest({column}, {edges[0]!r}), {edges[-1]!r})"
+            rows = self.con.execute(f"""
+                WITH x AS (SELECT seg, w, {clipped} AS s, actual = $cls AS pos FROM {_JOINED}
+                           WHERE {lab} AND {column} IS NOT NULL)
+                SELECT seg, {bin_sql('s', '$edges', k, _uniform_guess('s', edges))} AS b,
+                       coalesce(sum(w) FILTER (WHERE pos), 0), coalesce(sum(w) FILTER (WHERE NOT pos), 0), sum(w * s)
+                FROM x GROUP BY ALL""", {"cls": cls, "edges": list(edges)}).fetchall()
+            cells: dict[str, tuple[list[float], list[float], list[float]]] = {}
+            for s, b, p, q, t in rows:
+                pos, neg, ssum = cells.setdefault(str(s), ([0.0] * k, [0.0] * k, [0.0] * k))
+                pos[b], neg[b], ssum[b] = float(p), float(q), float(t)
+            for seg, (pos, neg, ssum) in cells.items():
+                scores.setdefault(seg, {})[cls] = ScoreBins(edges, tuple(pos), tuple(neg), tuple(ssum))
+        log_loss = self._log_loss(query, lab)
+        return {seg: ClassificationStats(ConfusionCounts.from_pairs(pairs.get(seg, {})), n,
+                                         scores.get(seg, {}), log_loss.get(seg))
+                for seg, n in segments.items()}
+
+    def _log_loss(self, query: LabelQuery, lab: str) -> dict[str, LogLossSums]:
+        if query.multiclass:
+            cases = " ".join(f"WHEN $c{i} THEN s{i}" for i in range(len(query.classes)))
+            # An actual class without a score column gets probability 0 (clipped to eps), as a model that never
+            # scored it deserves; a row missing its scores is left out.
+            p_actual = f"CASE actual {cases} ELSE 0.0 END"
+            present = " AND ".join(f"s{i} IS NOT NULL" for i in range(len(query.classes)))
+            params: dict[str, Any] = {f"c{i}": c for i, c in enumerate(query.classes)}
+        else:
+            p_actual = "CASE WHEN actual = $pos THEN s0 ELSE 1.0 - s0 END"
+            present = "s0 IS NOT NULL"
+            params = {"pos": query.positive_label}
+        rows = self.con.execute(f"""
+            SELECT seg, sum(w * -ln(least(greatest({p_actual}, {LOG_LOSS_EPS!r}), {1.0 - LOG_LOSS_EPS!r}))), sum(w)
+            FROM {_JOINED} WHERE {lab} AND {present} GROUP BY seg""", params).fetchall()
+        return {str(seg): LogLossSums(float(nll), float(n)) for seg, nll, n in rows}
+
+    def _cbpe(self, query: LabelQuery) -> dict[str, dict[str, CbpeStats]]:
+        """Raw-score bins of every prediction (labelled or not), split by predicted class, per class."""
+        edges = query.score_edges
+        k = len(edges) - 1
+        out: dict[str, dict[str, CbpeStats]] = {}
+        for cls, column in self._score_columns(query):
+            clipped = f"least(greatest({column}, {edges[0]!r}), {edges[-1]!r})"
+            rows = self.con.execute(f"""
+                WITH x AS (SELECT seg, w, {clipped} AS s, coalesce(pred = $cls, FALSE) AS pp FROM {_JOINED}
+                           WHERE {column} IS NOT NULL)
+                SELECT seg, pp, {bin_sql('s', '$edges', k, _uniform_guess('s', edges))} AS b, sum(w), sum(w * s)
+                FROM x GROUP BY ALL""", {"cls": cls, "edges": list(edges)}).fetchall()
+            cells: dict[str, dict[bool, tuple[list[float], list[float]]]] = {}
+            for s, pp, b, n, t in rows:
+                per_seg = cells.setdefault(str(s), {True: ([0.0] * k, [0.0] * k), False: ([0.0] * k, [0.0] * k)})
+                per_seg[bool(pp)][0][b] = float(n)
+                per_seg[bool(pp)][1][b] = float(t)
+            for seg, bins in cells.items():
+                out.setdefault(seg, {})[cls] = CbpeStats(
+                    PredictedScoreBins(edges, tuple(bins[True][0]), tuple(bins[True][1])),
+                    PredictedScoreBins(edges, tuple(bins[False][0]), tuple(bins[False][1])))
+        return out
+
+    def _regression(self, query: LabelQuery, lab: str) -> dict[str, RegressionSums]:
+        rows = self.con.execute(f"""
+            WITH x AS (SELECT seg, w, pval - actual AS e, actual AS y FROM {_JOINED} WHERE {lab})
+            SELECT seg, sum(w), sum(w * e), sum(w * abs(e)), sum(w * e * e), sum(w * (y - $shift)),
+                   sum(w * (y - $shift) * (y - $shift)),
+                   coalesce(sum(w * abs(e) / abs(y)) FILTER (WHERE y <> 0), 0),
+                   coalesce(sum(w) FILTER (WHERE y <> 0), 0)
+            FROM x GROUP BY seg""", {"shift": query.shift}).fetchall()
+        hists = self._error_histograms(query, lab)
+        out: dict[str, RegressionSums] = {}
+        for seg, *sums in rows:
+            n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape = (float(v) for v in sums)
+            out[str(seg)] = RegressionSums(n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape, shift=query.shift,
+                                           error_histogram=hists.get(str(seg)) if query.error_edges else None)
+        return out
+
+    def _error_histograms(self, query: LabelQuery, lab: str) -> dict[str, Histogram]:
+        edges = query.error_edges
+        if edges is None:
+            return {}
+        k = len(edges) - 1
+        rows = self.con.execute(f"""
+            WITH x AS (SELECT seg, w, pval - actual AS e FROM {_JOINED} WHERE {lab})
+            SELECT seg, {bin_sql('e', '$edges', k, _uniform_guess('e', edges))} AS b, sum(w)
+            FROM x WHERE e >= {edges[0]!r} AND e <= {edges[-1]!r} GROUP BY ALL
+            UNION ALL SELECT seg, -1, sum(w) FROM x WHERE e < {edges[0]!r} GROUP BY seg
+            UNION ALL SELECT seg, {k}, sum(w) FROM x WHERE e > {edges[-1]!r} GROUP BY seg""",
+                                {"edges": list(edges)}).fetchall()
+        return {seg: _histogram(edges, [(b, c) for s, b, c in rows if s == seg]) for seg in {r[0] for r in rows}}
+
+    # --- feedback without a prediction ---------------------------------------------------------
+
+    def orphan_feedback(self, model: str, start: datetime, end: datetime,
+                        version: str | None = None) -> OrphanFeedback:
+        params: dict[str, Any] = {"model": model, "start": start, "end": end}
+        version_clause = ""
+        if version is not None:
+            version_clause = f"AND f.{quote('mlmon.model.version')} = $version"
+            params["version"] = version
+        pid = quote("mlmon.prediction.id")
+        try:
+            row = self.con.execute(f"""
+                WITH fb AS (
+                    SELECT f.{pid} AS pid, NOT EXISTS (
+                        SELECT 1 FROM {PREDICTIONS} p
+                        WHERE p.{pid} = f.{pid} AND p.{quote('mlmon.model.name')} = $model) AS orphan
+                    FROM {FEEDBACK} f
+                    WHERE f.{quote('mlmon.model.name')} = $model AND f.{quote('@timestamp')} >= $start
+                      AND f.{quote('@timestamp')} < $end {version_clause})
+                SELECT count(*), count(*) FILTER (WHERE orphan),
+                       list(pid ORDER BY pid) FILTER (WHERE orphan)[1:{_ORPHAN_EXAMPLES}]
+                FROM fb""", params).fetchone()
+        except duckdb.Error as err:
+            raise StoreError(f"orphan feedback count of {model} failed: {err}") from err
+        assert row is not None
+        return OrphanFeedback(int(row[0]), int(row[1]), tuple(row[2] or ()))
+
+    # --- performance references ----------------------------------------------------------------
+
+    def put_performance_reference(self, key: str, document: Mapping[str, Any]) -> None:
+        self.con.execute(f"INSERT OR REPLACE INTO {PERFORMANCE_REFERENCES_TABLE} VALUES (?, ?, ?)",
+                         [key, datetime.now(timezone.utc), json.dumps(document, allow_nan=False)])
+
+    def get_performance_reference(self, key: str) -> dict[str, Any] | None:
+        row = self.con.execute(f"SELECT document FROM {PERFORMANCE_REFERENCES_TABLE} WHERE key = ?",
+                               [key]).fetchone()
+        return json.loads(row[0]) if row else None
+
+
+def _histogram(edges: tuple[float, ...], cells: Sequence[tuple[int, float]]) -> Histogram:
+    """Histogram from (bin, weight) cells; bin -1 is underflow, len(edges) - 1 overflow."""
+    k = len(edges) - 1
+    counts = [0.0] * k
+    under = over = 0.0
+    for b, c in cells:
+        if b < 0:
+            under += float(c)
+        elif b >= k:
+            over += float(c)
+        else:
+            counts[b] += float(c)
+    return Histogram(edges, tuple(counts), under, over)
+
+
+def _empty_delay() -> Histogram:
+    return Histogram(DELAY_EDGES_S, (0.0,) * (len(DELAY_EDGES_S) - 1))

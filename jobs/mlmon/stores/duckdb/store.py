@@ -1,0 +1,325 @@
+"""The embedded store: a DuckDB file laid out by :mod:`mlmon.stores.duckdb.schema`.
+
+A window's statistics come from two scans: one aggregate query for the row
+count and, per categorical column, ``histogram(col)`` (counts per category,
+bounded to the reference's categories plus the most frequent unseen ones);
+and one stream of the numeric columns in Arrow batches, binned in numpy over
+the reference's edges (:class:`mlmon.core.stats.EdgeIndex`) batch by batch, so
+memory stays flat however large the window. Measured on 1M rows x 20 numeric
+fields: DuckDB's ``histogram(col, boundaries)`` took ~170 ms per field, the
+stream + EdgeIndex ~55 ms. Only sufficient statistics leave this module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from mlmon.core.documents import METRIC_FIELDS, MetricDocument
+from mlmon.core.reference import ReferenceProfile
+from mlmon.core.stats import CategoryStats, NumericAccumulator, NumericStats, WindowStatistics
+from mlmon.stores.protocols import StoreError, WindowQuery, flatten_source, nest
+from mlmon.stores.duckdb.connect import connect
+from mlmon.stores.duckdb.schema import (EVENT_TABLES, METRICS_TABLE, ensure_schema, newest_reference_document,
+                                        put_reference_document, quote, reference_table_ddl)
+
+if TYPE_CHECKING:
+    from mlmon.stores.duckdb.alerts import AlertStore
+    from mlmon.jobs.explainability import ExplainBackend
+    from mlmon.core.labels import LabelledStore
+
+PREDICTIONS = EVENT_TABLES["prediction"]
+REFERENCES_TABLE = "reference_profiles"
+CHECKPOINTS_TABLE = "mlmon_checkpoints"
+#: Rows per Arrow batch when streaming numeric columns: ~0.5 MB per column, so memory stays flat with traffic.
+ARROW_BATCH_ROWS = 65_536
+_THREADS = int(os.environ.get("MLMON_THREADS", min(4, os.cpu_count() or 1)))
+_FIELD_PREFIXES = ("mlmon.features.numeric.", "mlmon.features.categorical.")
+_PREDICTION_FIELDS = ("mlmon.prediction.score", "mlmon.prediction.value", "mlmon.prediction.label")
+
+# Tables of the jobs' own documents (not events): kept here until duckdb_schema adopts them.
+_JOB_DDL = (
+    reference_table_ddl(REFERENCES_TABLE),
+    f"CREATE TABLE IF NOT EXISTS {CHECKPOINTS_TABLE} (key VARCHAR PRIMARY KEY, window_end TIMESTAMPTZ NOT NULL)",
+)
+
+
+class DuckDBStore:
+    """The embedded store. It holds the file's lock from here to :meth:`close`, so open
+    it for a unit of work (a round, a query): other processes wait for their turn
+    (:mod:`mlmon.stores.duckdb.connect`), up to ``lock_wait`` seconds."""
+
+    def __init__(self, path: str | Path, read_only: bool = False, lock_wait: float | None = None) -> None:
+        self.path = str(path)
+        try:
+            self.con = connect(self.path, read_only=read_only, wait=lock_wait)  # StoreLocked is a StoreError
+        except duckdb.Error as err:
+            raise StoreError(f"cannot open DuckDB store {self.path}: {err}") from err
+        if not read_only:
+            ensure_schema(self.con)
+            for ddl in _JOB_DDL:
+                self.con.execute(ddl)
+
+    # --- statistics ------------------------------------------------------------------
+
+    def _columns(self) -> set[str]:
+        rows = self.con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                [PREDICTIONS]).fetchall()
+        return {r[0] for r in rows}
+
+    def _where(self, model: str, start: datetime, end: datetime, version: str | None,
+               segment: tuple[str, str] | None, columns: set[str]) -> tuple[str, list[Any]]:
+        clauses = [f"{quote('mlmon.model.name')} = ?", f"{quote('@timestamp')} >= ?", f"{quote('@timestamp')} < ?"]
+        params: list[Any] = [model, start, end]
+        if version is not None:
+            clauses.append(f"{quote('mlmon.model.version')} = ?")
+            params.append(version)
+        if segment is not None:
+            column = f"mlmon.segment.{segment[0]}"
+            if column not in columns:
+                clauses.append("FALSE")  # no event ever carried this segment
+            else:
+                clauses.append(f"{quote(column)} = ?")
+                params.append(segment[1])
+        return " AND ".join(clauses), params
+
+    def window_statistics(self, query: WindowQuery) -> WindowStatistics:
+        columns = self._columns()
+        where, params = self._where(query.model, query.start, query.end, query.version, query.segment, columns)
+        numeric = [f for f in query.numeric if f in columns]
+        categorical = [f for f in query.categorical if f in columns]
+        try:
+            rows, out_cat = self._category_counts(query, categorical, where, params)
+            out_num = self._numeric_stats(query, numeric, where, params) if rows else {}
+        except duckdb.Error as err:
+            raise StoreError(f"window statistics query failed: {err}") from err
+        for f in query.numeric:
+            out_num.setdefault(f, _absent_numeric(query.numeric[f], rows))
+        for f in query.categorical:
+            out_cat.setdefault(f, CategoryStats(missing=rows))
+        return WindowStatistics(rows=rows, numeric=out_num, categorical=out_cat)
+
+    def _category_counts(self, query: WindowQuery, fields: list[str], where: str,
+                         params: list[Any]) -> tuple[int, dict[str, CategoryStats]]:
+        """Row count and, per categorical field, counts per value: one aggregate scan."""
+        selects = ["count(*)"] + [f"histogram({quote(f)}), count({quote(f)})" for f in fields]
+        # fetchall, not fetchone: the result must be finished before the next query on this connection.
+        (row,) = self.con.execute(f"SELECT {', '.join(selects)} FROM {PREDICTIONS} WHERE {where}", params).fetchall()
+        rows = int(row[0])
+        out = {}
+        for i, f in enumerate(fields):
+            hist, count = row[1 + 2 * i], row[2 + 2 * i]
+            out[f] = _categories(hist or {}, query.categorical[f], query.max_unseen, rows - int(count))
+        return rows, out
+
+    def _numeric_stats(self, query: WindowQuery, fields: list[str], where: str,
+                       params: list[Any]) -> dict[str, NumericStats]:
+        """Histograms and moments of the numeric fields, from the window's columns streamed in Arrow batches.
+
+        Measured on 1M rows x 20 fields (2 cores): DuckDB's ``histogram(col,
+        boundaries)`` ~170 ms per field; streaming the columns out (~17 ms per
+        field) and binning with :class:`EdgeIndex` (~40 ms) is ~3x faster, and
+        memory stays at one batch. Only statistics leave this method.
+        """
+        if not fields:
+            return {}
+        acc = [NumericAccumulator(query.numeric[f]) for f in fields]
+        sql = f"SELECT {', '.join(quote(f) for f in fields)} FROM {PREDICTIONS} WHERE {where}"
+        reader = self.con.sql(sql, params=params).to_arrow_reader(ARROW_BATCH_ROWS)
+        try:
+            if _THREADS > 1:
+                # numpy releases the GIL in the binning kernels: fields of a batch run in parallel.
+                with ThreadPoolExecutor(_THREADS) as pool:
+                    for batch in reader:
+                        list(pool.map(lambda a, column: a.add(*_present_values(column)), acc, batch.columns))
+            else:
+                for batch in reader:
+                    for a, column in zip(acc, batch.columns):
+                        a.add(*_present_values(column))
+        finally:
+            reader.close()  # an abandoned stream would block the connection's next query
+        return {f: a.result() for f, a in zip(fields, acc)}
+
+    def quantiles(self, model: str, start: datetime, end: datetime, fields: Sequence[str],
+                  levels: Sequence[float], version: str | None = None) -> dict[str, list[float]]:
+        columns = self._columns()
+        present = [f for f in fields if f in columns]
+        if not present:
+            return {}
+        where, params = self._where(model, start, end, version, None, columns)
+        # quantile_disc returns observed values, like numpy's inverted_cdf, so ties give repeated (dropped) edges.
+        sel = ", ".join(f"quantile_disc({quote(f)}, $levels)" for f in present)
+        named: dict[str, Any] = {"levels": [float(q) for q in levels]}
+        for j, p in enumerate(params):
+            named[f"w{j}"] = p
+            where = where.replace("?", f"$w{j}", 1)
+        row = self.con.execute(f"SELECT {sel} FROM {PREDICTIONS} WHERE {where}", named).fetchone()
+        assert row is not None
+        return {f: [float(v) for v in (row[i] or [])] for i, f in enumerate(present)}
+
+    def fields(self, model: str, version: str | None = None) -> list[str]:
+        return sorted(c for c in self._columns() if c.startswith(_FIELD_PREFIXES) or c in _PREDICTION_FIELDS)
+
+    # --- documents -------------------------------------------------------------------
+
+    def write_metrics(self, docs: Sequence[MetricDocument]) -> None:
+        if not docs:
+            return
+        names = list(METRIC_FIELDS)
+        latest = {d.id: d for d in docs}  # one row per id: the last computation in the batch wins
+        flats = [flatten_source(d.to_source()) for d in latest.values()]
+        # One Arrow batch and one INSERT ... SELECT: row-wise executemany costs ~20 ms per document.
+        table = pa.table({n: pa.array([_sql_value(f.get(n), METRIC_FIELDS[n]) for f in flats],
+                                      type=_ARROW_TYPES[METRIC_FIELDS[n]]) for n in names})
+        cols = ", ".join(quote(n) for n in names)
+        # A cursor of its own: the batch registration and transaction must not meet a result
+        # another caller left pending on the shared connection.
+        cur = self.con.cursor()
+        try:
+            cur.register("_mlmon_metric_batch", table)
+            cur.execute("BEGIN")
+            cur.execute(f"INSERT OR REPLACE INTO {METRICS_TABLE} ({cols}) SELECT {cols} FROM _mlmon_metric_batch")
+            cur.execute("COMMIT")
+        except duckdb.Error as err:
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # the failure came before BEGIN: nothing to roll back
+            raise StoreError(f"writing {len(docs)} metric documents failed (none written): {err}") from err
+        finally:
+            cur.close()
+
+    def read_metrics(self, model: str | None = None, limit: int = 1000,
+                     start: datetime | None = None, end: datetime | None = None) -> list[dict[str, Any]]:
+        names = list(METRIC_FIELDS)
+        clauses, params = [], []
+        if model is not None:
+            clauses.append(f"{quote('mlmon.model.name')} = ?")
+            params.append(model)
+        if start is not None:
+            clauses.append(f"{quote('window.end')} > ?")
+            params.append(start)
+        if end is not None:
+            clauses.append(f"{quote('window.start')} < ?")
+            params.append(end)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = (f"SELECT {', '.join(quote(n) for n in names)} FROM {METRICS_TABLE} {where} "
+               f"ORDER BY {quote('window.end')} DESC, {quote('metric.feature')}, {quote('metric.name')} LIMIT {int(limit)}")
+        out = []
+        for row in self.con.execute(sql, params).fetchall():
+            flat = {n: _py_value(v, METRIC_FIELDS[n]) for n, v in zip(names, row)}
+            out.append(nest(flat))
+        return out
+
+    def put_reference(self, profile: ReferenceProfile) -> str:
+        put_reference_document(self.con, REFERENCES_TABLE, profile.id, profile.model, profile.version,
+                               profile.created_at, profile.source, profile.rows, profile.to_document())
+        return profile.id
+
+    def get_reference(self, model: str, version: str | None = None,
+                      reference_id: str | None = None) -> ReferenceProfile | None:
+        doc = newest_reference_document(self.con, REFERENCES_TABLE, model, version, reference_id)
+        return ReferenceProfile.from_document(doc) if doc else None
+
+    def list_references(self, model: str | None = None) -> list[dict[str, Any]]:
+        where, params = ("", []) if model is None else (f"WHERE {quote('mlmon.model.name')} = ?", [model])
+        rows = self.con.execute(
+            f"SELECT {quote('reference.id')}, {quote('mlmon.model.name')}, {quote('mlmon.model.version')}, "
+            f"{quote('reference.created_at')}, {quote('reference.source')}, {quote('reference.rows')} "
+            f"FROM {REFERENCES_TABLE} {where} ORDER BY {quote('reference.created_at')} DESC", params).fetchall()
+        return [{"id": r[0], "model": r[1], "version": r[2], "created_at": r[3].astimezone(timezone.utc).isoformat(),
+                 "source": r[4], "rows": r[5]} for r in rows]
+
+    def get_checkpoint(self, key: str) -> datetime | None:
+        row = self.con.execute(f"SELECT window_end FROM {CHECKPOINTS_TABLE} WHERE key = ?", [key]).fetchone()
+        return row[0].astimezone(timezone.utc) if row else None
+
+    def set_checkpoint(self, key: str, window_end: datetime) -> None:
+        self.con.execute(f"INSERT OR REPLACE INTO {CHECKPOINTS_TABLE} VALUES (?, ?)", [key, window_end])
+
+    # The other jobs' queries on this connection, imported on first use (each pulls in its job's code).
+    def labels(self) -> LabelledStore:
+        from mlmon.stores.duckdb.labels import DuckDBLabels
+
+        return DuckDBLabels(self.con)
+
+    def explain_queries(self) -> ExplainBackend:
+        from mlmon.stores.duckdb.explain import DuckDBExplainStore
+
+        return DuckDBExplainStore(self.con)
+
+    def alert_store(self) -> AlertStore:
+        from mlmon.stores.duckdb.alerts import DuckDBAlertStore
+
+        return DuckDBAlertStore(self.con)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _present_values(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:
+    """(non-null values as float64, null count) of an Arrow column, without a copy when there are no nulls."""
+    nulls = column.null_count
+    if nulls:
+        column = column.drop_null()
+    values = column.to_numpy(zero_copy_only=False) if isinstance(column, pa.ChunkedArray) else \
+        column.to_numpy(zero_copy_only=not nulls)
+    return np.asarray(values, dtype=np.float64), nulls
+
+
+def _absent_numeric(edges: tuple[float, ...], rows: int) -> NumericStats:
+    return NumericStats(edges=edges, counts=(0,) * (len(edges) + 1), missing=rows, minimum=None, maximum=None,
+                        total=0.0, total_sq=0.0)
+
+
+def _categories(hist: Mapping[str, int], known: tuple[str, ...], max_unseen: int, missing: int) -> CategoryStats:
+    known_set = set(known)
+    counts = {k: int(hist.get(k, 0)) for k in known}
+    unseen = sorted(((k, int(c)) for k, c in hist.items() if k not in known_set), key=lambda kv: (-kv[1], kv[0]))
+    counts.update(unseen[:max_unseen])
+    return CategoryStats(counts=counts, other=sum(c for _, c in unseen[max_unseen:]), missing=missing)
+
+
+_ARROW_TYPES: dict[str, pa.DataType] = {
+    "date": pa.timestamp("us", tz="UTC"), "keyword": pa.string(), "text": pa.string(), "flattened": pa.string(),
+    "double": pa.float64(), "long": pa.int64(), "byte": pa.int8(), "boolean": pa.bool_(),
+}
+
+
+def _sql_value(value: Any, es_type: str) -> Any:
+    if value is None:
+        return None
+    if es_type == "date":
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if es_type == "flattened":
+        return json.dumps(value, default=_json_default)
+    if es_type == "double":
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return value
+
+
+def _py_value(value: Any, es_type: str) -> Any:
+    if value is None:
+        return None
+    if es_type == "date":
+        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if es_type == "flattened":
+        return json.loads(value) if isinstance(value, str) else value
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {value!r}")

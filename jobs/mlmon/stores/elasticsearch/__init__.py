@@ -1,0 +1,1 @@
+"""The Elasticsearch store: statistics from aggregations, documents through the official client."""

@@ -1,0 +1,324 @@
+"""The Elasticsearch store: aggregations in, metric documents out, through the official client.
+
+Per window ONE search with ``size: 0`` asks for every monitored field at once:
+a ``range`` aggregation over the reference's edges, ``extended_stats``, a
+``missing`` count and a tail ``range`` with sums per numeric field; a
+``terms`` aggregation restricted to the reference's categories plus one for
+the most frequent unseen ones (``sum_other_doc_count`` counts the rest) per
+categorical field. What the cluster returns depends on fields and bins, never
+on documents. Only when features x bins would exceed the cluster's bucket
+limit (``search.max_buckets``, 65,536 by default) is it split into several
+requests - still independent of the number of documents.
+
+Retries with backoff on 429 / 5xx / timeouts come from :mod:`mlmon.stores.elasticsearch.client`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
+
+from mlmon.core.documents import CHECKPOINTS_INDEX, METRICS_INDEX, REFERENCES_INDEX, MetricDocument, iso
+from mlmon.core.reference import ReferenceProfile
+from mlmon.core.stats import CategoryStats, NumericStats, WindowStatistics
+from mlmon.stores.protocols import StoreError, WindowQuery
+from mlmon_logging.contract import data_stream
+
+if TYPE_CHECKING:
+    from mlmon.stores.duckdb.alerts import AlertStore
+    from mlmon.jobs.explainability import ExplainBackend
+    from mlmon.core.labels import LabelledStore
+
+log = logging.getLogger("mlmon.stores.es")
+
+PREDICTIONS_PATTERN = data_stream("prediction", "*")   # logs-mlmon.prediction-*
+#: Stay under the default search.max_buckets (65,536) with room for the terms buckets.
+BUCKET_BUDGET = 60_000
+BULK_ATTEMPTS = 4
+BULK_BACKOFF_S = 1.0
+
+
+# --- request bodies (pure; type-checked against Elastic's API types in the tests) ---------------
+
+def window_filter(model: str, start: datetime, end: datetime, version: str | None,
+                  segment: tuple[str, str] | None) -> dict[str, Any]:
+    filters: list[dict[str, Any]] = [
+        {"term": {"mlmon.model.name": model}},
+        {"range": {"@timestamp": {"gte": iso(start), "lt": iso(end), "format": "strict_date_optional_time"}}},
+    ]
+    if version is not None:
+        filters.append({"term": {"mlmon.model.version": version}})
+    if segment is not None:
+        filters.append({"term": {f"mlmon.segment.{segment[0]}": segment[1]}})
+    return {"bool": {"filter": filters}}
+
+
+def numeric_aggs(i: int, field: str, edges: Sequence[float]) -> dict[str, Any]:
+    ranges: list[dict[str, float]] = [{"to": edges[0]}]
+    ranges += [{"from": a, "to": b} for a, b in zip(edges[:-1], edges[1:])]
+    ranges.append({"from": edges[-1]})
+    return {
+        f"n{i}_bins": {"range": {"field": field, "ranges": ranges}},
+        f"n{i}_stats": {"extended_stats": {"field": field}},
+        f"n{i}_missing": {"missing": {"field": field}},
+        f"n{i}_tails": {"range": {"field": field, "ranges": [{"to": edges[0]}, {"from": edges[-1]}]},
+                        "aggs": {"sum": {"sum": {"field": field}}}},
+    }
+
+
+def categorical_aggs(i: int, field: str, known: Sequence[str], max_unseen: int) -> dict[str, Any]:
+    aggs: dict[str, Any] = {
+        f"c{i}_missing": {"missing": {"field": field}},
+        f"c{i}_unseen": {"terms": {"field": field, "size": max(max_unseen, 1), "exclude": list(known)}},
+    }
+    if known:
+        # include + size = len(known): every shard returns every known category, so counts are exact.
+        aggs[f"c{i}_known"] = {"terms": {"field": field, "size": len(known), "include": list(known)}}
+    return aggs
+
+
+def window_search_bodies(query: WindowQuery) -> list[tuple[dict[str, Any], list[str], list[str]]]:
+    """The search bodies of a window: (body, numeric fields in it, categorical fields in it)."""
+    groups: list[tuple[dict[str, Any], list[str], list[str]]] = []
+    aggs: dict[str, Any] = {}
+    nums: list[str] = []
+    cats: list[str] = []
+    used = 0
+
+    def flush() -> None:
+        nonlocal aggs, nums, cats, used
+        groups.append(({"size": 0, "track_total_hits": True,
+                        "query": window_filter(query.model, query.start, query.end, query.version, query.segment),
+                        "aggs": aggs}, nums, cats))
+        aggs, nums, cats, used = {}, [], [], 0
+
+    for i, (f, edges) in enumerate(query.numeric.items()):
+        cost = len(edges) + 3
+        if nums and used + cost > BUCKET_BUDGET:
+            flush()
+        aggs.update(numeric_aggs(i, f, edges))
+        nums.append(f)
+        used += cost
+    for i, (f, known) in enumerate(query.categorical.items()):
+        cost = len(known) + query.max_unseen
+        if (nums or cats) and used + cost > BUCKET_BUDGET:
+            flush()
+        aggs.update(categorical_aggs(i, f, known, query.max_unseen))
+        cats.append(f)
+        used += cost
+    flush()
+    return groups
+
+
+def parse_window_response(response: Mapping[str, Any], query: WindowQuery, nums: Sequence[str],
+                          cats: Sequence[str]) -> WindowStatistics:
+    aggs = response.get("aggregations") or {}
+    rows = int(response["hits"]["total"]["value"])
+    numeric: dict[str, NumericStats] = {}
+    categorical: dict[str, CategoryStats] = {}
+    index_num = {f: i for i, f in enumerate(query.numeric)}
+    index_cat = {f: i for i, f in enumerate(query.categorical)}
+    for f in nums:
+        i = index_num[f]
+        edges = query.numeric[f]
+        buckets = aggs[f"n{i}_bins"]["buckets"]
+        if len(buckets) != len(edges) + 1:
+            raise StoreError(f"{f}: expected {len(edges) + 1} range buckets, got {len(buckets)}")
+        st = aggs[f"n{i}_stats"]
+        tails = aggs[f"n{i}_tails"]["buckets"]
+        numeric[f] = NumericStats(
+            edges=edges, counts=tuple(int(b["doc_count"]) for b in buckets),
+            missing=int(aggs[f"n{i}_missing"]["doc_count"]),
+            minimum=st.get("min"), maximum=st.get("max"), total=float(st.get("sum") or 0.0),
+            total_sq=float(st.get("sum_of_squares") or 0.0),
+            below_sum=float(tails[0]["sum"]["value"] or 0.0), above_sum=float(tails[1]["sum"]["value"] or 0.0))
+    for f in cats:
+        i = index_cat[f]
+        known = query.categorical[f]
+        counts = {k: 0 for k in known}
+        if known:
+            for b in aggs[f"c{i}_known"]["buckets"]:
+                counts[str(b["key"])] = int(b["doc_count"])
+        unseen = aggs[f"c{i}_unseen"]
+        for b in unseen["buckets"]:
+            counts[str(b["key"])] = int(b["doc_count"])
+        categorical[f] = CategoryStats(counts=counts, other=int(unseen.get("sum_other_doc_count", 0)),
+                                       missing=int(aggs[f"c{i}_missing"]["doc_count"]))
+    return WindowStatistics(rows=rows, numeric=numeric, categorical=categorical)
+
+
+def latest_reference_query(model: str, version: str | None, reference_id: str | None) -> dict[str, Any]:
+    filters: list[dict[str, Any]] = [{"term": {"mlmon.model.name": model}}]
+    if version is not None:
+        filters.append({"term": {"mlmon.model.version": version}})
+    if reference_id is not None:
+        filters.append({"term": {"reference.id": reference_id}})
+    return {"size": 1, "query": {"bool": {"filter": filters}}, "sort": [{"reference.created_at": {"order": "desc"}}]}
+
+
+def metrics_query(model: str | None, limit: int, start: datetime | None, end: datetime | None) -> dict[str, Any]:
+    filters: list[dict[str, Any]] = []
+    if model is not None:
+        filters.append({"term": {"mlmon.model.name": model}})
+    if start is not None:
+        filters.append({"range": {"window.end": {"gt": iso(start)}}})
+    if end is not None:
+        filters.append({"range": {"window.start": {"lt": iso(end)}}})
+    return {"size": limit, "query": {"bool": {"filter": filters}},
+            "sort": [{"window.end": {"order": "desc"}}, {"metric.feature": {"order": "asc"}},
+                     {"metric.name": {"order": "asc"}}]}
+
+
+def quantiles_body(model: str, start: datetime, end: datetime, fields: Sequence[str], levels: Sequence[float],
+                   version: str | None) -> dict[str, Any]:
+    percents = [min(max(q * 100.0, 0.0), 100.0) for q in levels]
+    return {"size": 0, "query": window_filter(model, start, end, version, None),
+            "aggs": {f"q{i}": {"percentiles": {"field": f, "percents": percents, "keyed": False}}
+                     for i, f in enumerate(fields)}}
+
+
+# --- the store ------------------------------------------------------------------------------------
+
+class ElasticsearchStore:
+    def __init__(self, client: Elasticsearch, predictions: str = PREDICTIONS_PATTERN) -> None:
+        self.es = client
+        self.predictions = predictions
+
+    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except (ApiError, TransportError) as err:
+            raise StoreError(f"Elasticsearch {what} failed after retries: {err}") from err
+
+    def window_statistics(self, query: WindowQuery) -> WindowStatistics:
+        result: WindowStatistics | None = None
+        for body, nums, cats in window_search_bodies(query):
+            resp = self._call("window search", self.es.search, index=self.predictions,
+                              ignore_unavailable=True, allow_no_indices=True, **body)
+            part = parse_window_response(resp.body, query, nums, cats)
+            result = part if result is None else WindowStatistics(
+                rows=part.rows, numeric={**result.numeric, **part.numeric},
+                categorical={**result.categorical, **part.categorical})
+        assert result is not None
+        return result
+
+    def quantiles(self, model: str, start: datetime, end: datetime, fields: Sequence[str],
+                  levels: Sequence[float], version: str | None = None) -> dict[str, list[float]]:
+        body = quantiles_body(model, start, end, fields, levels, version)
+        resp = self._call("quantiles search", self.es.search, index=self.predictions, **body).body
+        out: dict[str, list[float]] = {}
+        for i, f in enumerate(fields):
+            vals = [v["value"] for v in resp["aggregations"][f"q{i}"]["values"] if v["value"] is not None]
+            if vals:
+                out[f] = [float(v) for v in vals]
+        return out
+
+    def fields(self, model: str, version: str | None = None) -> list[str]:
+        resp = self._call("field caps", self.es.field_caps, index=self.predictions,
+                          fields=["mlmon.features.*", "mlmon.prediction.score", "mlmon.prediction.value",
+                                  "mlmon.prediction.label"], ignore_unavailable=True, allow_no_indices=True)
+        return sorted(f for f in resp.body.get("fields", {}) if f.count(".") >= 2)
+
+    def write_metrics(self, docs: Sequence[MetricDocument]) -> None:
+        self._bulk(METRICS_INDEX, [(d.id, d.to_source()) for d in docs])
+
+    def _bulk(self, index: str, items: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Index by ``_id`` (upserts); failed items are retried with backoff, then a StoreError names them."""
+        pending = list(items)
+        errors: list[Any] = []
+        for attempt in range(BULK_ATTEMPTS):
+            if not pending:
+                return
+            if attempt:
+                time.sleep(BULK_BACKOFF_S * 2 ** (attempt - 1))
+            actions = [{"_op_type": "index", "_index": index, "_id": i, "_source": s} for i, s in pending]
+            by_id = dict(pending)
+            errors = []
+            try:
+                for ok, item in helpers.streaming_bulk(self.es, actions, raise_on_error=False,
+                                                       raise_on_exception=False, max_retries=2):
+                    if not ok:
+                        errors.append(item)
+            except (ApiError, TransportError) as err:
+                errors = [{"index": {"_id": i, "error": str(err)}} for i, _ in pending]
+            failed_ids = [e.get("index", {}).get("_id") for e in errors]
+            pending = [(i, by_id[i]) for i in failed_ids if i in by_id]
+            if errors and len(pending) < len(errors):  # an error without an id: retry everything
+                pending = list(items)
+            if pending:
+                log.warning("bulk to %s: %d of %d documents failed (attempt %d of %d)", index, len(pending),
+                            len(items), attempt + 1, BULK_ATTEMPTS)
+        if pending:
+            first = errors[0].get("index", {}).get("error") if errors else "unknown"
+            raise StoreError(f"{len(pending)} of {len(items)} documents could not be written to {index} after "
+                             f"{BULK_ATTEMPTS} attempts; first error: {first}")
+
+    def read_metrics(self, model: str | None = None, limit: int = 1000,
+                     start: datetime | None = None, end: datetime | None = None) -> list[dict[str, Any]]:
+        resp = self._call("metrics search", self.es.search, index=METRICS_INDEX, ignore_unavailable=True,
+                          **metrics_query(model, limit, start, end))
+        return [h["_source"] for h in resp.body["hits"]["hits"]]
+
+    def put_reference(self, profile: ReferenceProfile) -> str:
+        self._bulk(REFERENCES_INDEX, [(profile.id, profile.to_document())])
+        return profile.id
+
+    def get_reference(self, model: str, version: str | None = None,
+                      reference_id: str | None = None) -> ReferenceProfile | None:
+        resp = self._call("reference search", self.es.search, index=REFERENCES_INDEX, ignore_unavailable=True,
+                          **latest_reference_query(model, version, reference_id))
+        hits = resp.body["hits"]["hits"]
+        return ReferenceProfile.from_document(hits[0]["_source"]) if hits else None
+
+    def list_references(self, model: str | None = None) -> list[dict[str, Any]]:
+        filters = [{"term": {"mlmon.model.name": model}}] if model else []
+        resp = self._call("reference search", self.es.search, index=REFERENCES_INDEX, ignore_unavailable=True,
+                          size=1000, query={"bool": {"filter": filters}}, source_excludes=["profile"],
+                          sort=[{"reference.created_at": {"order": "desc"}}])
+        out = []
+        for h in resp.body["hits"]["hits"]:
+            s = h["_source"]
+            out.append({"id": s["reference"]["id"], "model": s["mlmon"]["model"]["name"],
+                        "version": s["mlmon"]["model"]["version"], "created_at": s["reference"]["created_at"],
+                        "source": s["reference"].get("source", ""), "rows": s["reference"].get("rows")})
+        return out
+
+    def get_checkpoint(self, key: str) -> datetime | None:
+        try:
+            resp = self.es.get(index=CHECKPOINTS_INDEX, id=key)
+        except ApiError as err:
+            if err.meta.status == 404:
+                return None
+            raise StoreError(f"reading checkpoint {key} failed: {err}") from err
+        except TransportError as err:
+            raise StoreError(f"reading checkpoint {key} failed: {err}") from err
+        return datetime.fromisoformat(resp.body["_source"]["window"]["end"].replace("Z", "+00:00"))
+
+    def set_checkpoint(self, key: str, window_end: datetime) -> None:
+        self._call("checkpoint write", self.es.index, index=CHECKPOINTS_INDEX, id=key, refresh="wait_for",
+                   document={"checkpoint": {"key": key}, "window": {"end": iso(window_end)},
+                             "@timestamp": iso(datetime.now(timezone.utc))})
+
+    # The other jobs' queries through this client, imported on first use (each pulls in its job's code).
+    def labels(self) -> LabelledStore:
+        from mlmon.stores.elasticsearch.labels import ElasticsearchLabels
+
+        return ElasticsearchLabels(self.es)
+
+    def explain_queries(self) -> ExplainBackend:
+        from mlmon.stores.elasticsearch.explain import ElasticsearchExplainStore
+
+        return ElasticsearchExplainStore(self.es)
+
+    def alert_store(self) -> AlertStore:
+        from mlmon.stores.elasticsearch.alerts import ElasticsearchAlertStore
+
+        return ElasticsearchAlertStore(self.es)
+
+    def close(self) -> None:
+        self.es.close()
