@@ -24,10 +24,10 @@ import pytest
 from tests.support import REPO
 from mlmon.stack import alert_assets as assets
 from mlmon.stores.elasticsearch.alerts import last_notifications_search, metric_history_search, recent_alerts_search
-from mlmon.alerts.rules import Rule
+from mlmon.config.alerts import Rule
 from mlmon.core.alert_schema import ALERT_FIELDS
 from mlmon.core.documents import METRIC_FIELDS
-from mlmon.stores.protocols import flatten_source
+from mlmon.core.queries import flatten_source
 from mlmon_logging import contract
 from tests.support.estypes import assert_bodies_typecheck
 

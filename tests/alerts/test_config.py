@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mlmon.core.alerts import SeriesKey
-from mlmon.alerts.rules import DEFAULT_RULES, AlertsConfigError, parse_alerts_config
+from mlmon.config.alerts import DEFAULT_RULES, AlertsConfigError, parse_alerts_config
 
 SRC = "/etc/mlmon/mlmon.yaml"
 KEY = "models.churn.alerts"
@@ -86,7 +86,7 @@ def test_errors_name_the_file_and_the_key(text: str, key: str, message: str) -> 
 
 def test_section_parser_plugs_into_mlmon_yaml_loading(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from mlmon.config import model as mlmon_config
-    from mlmon.alerts.rules import section_parser
+    from mlmon.config.alerts import section_parser
 
     monkeypatch.setitem(mlmon_config.SECTION_PARSERS, "alerts", section_parser)
     good = tmp_path / "mlmon.yaml"

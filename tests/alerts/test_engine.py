@@ -8,7 +8,7 @@ import pytest
 
 from mlmon.alerts.engine import evaluate
 from mlmon.core.alerts import LastNotification
-from mlmon.alerts.rules import Rule
+from mlmon.config.alerts import Rule
 from tests.alerts.conftest import T0, make_metric, series
 
 NOW = T0 + timedelta(days=30)
@@ -107,7 +107,7 @@ def test_history_of_two_series_is_rejected() -> None:
 
 def test_alert_document_fields_are_all_in_the_mapping() -> None:
     from mlmon.core.alert_schema import ALERT_FIELDS
-    from mlmon.stores.protocols import flatten_source
+    from mlmon.core.queries import flatten_source
 
     alert = evaluate(series(["alert"]), [ONE_OF_ONE], {}, now=NOW)[0]
     flat = flatten_source(alert.to_source())

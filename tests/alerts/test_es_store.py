@@ -9,7 +9,7 @@ import pytest
 
 from mlmon.alerts.engine import evaluate
 from mlmon.stores.elasticsearch.alerts import ElasticsearchAlertStore, last_notifications_search, metric_history_search
-from mlmon.alerts.rules import Rule
+from mlmon.config.alerts import Rule
 from mlmon.stores.elasticsearch.client import connect
 from mlmon.stores.protocols import StoreError
 from tests.alerts.conftest import T0, make_metric, series

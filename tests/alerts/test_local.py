@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from mlmon.alerts.local import alert_round
-from mlmon.alerts.rules import AlertsConfig, Rule, WebhookConfig, parse_alerts_config
+from mlmon.config.alerts import AlertsConfig, Rule, WebhookConfig, parse_alerts_config
 from mlmon.core.alert_schema import ALERTS_TABLE
 from mlmon.stores.duckdb.alerts import DuckDBAlertStore
 from mlmon.stores.duckdb.schema import quote

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from mlmon.alerts.engine import evaluate
-from mlmon.alerts.rules import Rule, WebhookConfig
+from mlmon.config.alerts import Rule, WebhookConfig
 from mlmon.alerts.channels.webhook import make_session, post_alerts
 from tests.alerts.conftest import T0, Receiver, series
 

@@ -14,7 +14,8 @@ from mlmon.stores.elasticsearch.client import connect
 from mlmon.schedule.runner import Runner
 from mlmon.core.stats import NumericStats
 from mlmon.stores.elasticsearch import store as es_store
-from mlmon.stores.protocols import StoreError, WindowQuery
+from mlmon.stores.protocols import StoreError
+from mlmon.core.queries import WindowQuery
 from mlmon.stores.elasticsearch.store import ElasticsearchStore
 from tests.drift.conftest import HOUR, T0
 from tests.drift.fake_es import FakeElasticsearch, bulk_failing

@@ -16,7 +16,8 @@ from mlmon.config.model import parse
 from mlmon.core.reference import ReferenceProfile
 from mlmon.schedule.runner import Runner, checkpoint_key, run_every
 from mlmon.core.stats import CategoryStats, NumericStats
-from mlmon.stores.protocols import StoreError, WindowQuery
+from mlmon.stores.protocols import StoreError
+from mlmon.core.queries import WindowQuery
 from mlmon.stores.duckdb.store import DuckDBStore
 from tests.drift.conftest import HOUR, T0
 

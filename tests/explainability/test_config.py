@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from mlmon.config import model as cfg
-from mlmon.config.explainability import (EXPLAINABILITY_DEFAULTS, FAIRNESS_DEFAULTS, ExplainabilityConfig, FairnessConfig,
-                                  explainability_config, fairness_config, parse_explainability)
+from mlmon.config.explainability import EXPLAINABILITY_DEFAULTS, FAIRNESS_DEFAULTS, ExplainabilityConfig, FairnessConfig, parse_explainability
+from mlmon.config.model import explainability_config, fairness_config
 
 
 def _model(**sections: Any) -> cfg.ModelConfig:

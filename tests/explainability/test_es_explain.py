@@ -12,7 +12,7 @@ from mlmon.config import model as cfg
 from mlmon.stores.elasticsearch.client import connect
 from mlmon.jobs.explainability import ExplainabilityJob, load_reference, reference_from_frame, \
     save_reference
-from mlmon.config.explainability import explainability_config
+from mlmon.config.model import explainability_config
 from mlmon.core.perf_stats import AttributionSums
 from mlmon.stores.protocols import StoreError
 from mlmon.stores.duckdb.store import DuckDBStore

@@ -17,7 +17,7 @@ from mlmon.config import model as cfg
 from mlmon.core.documents import MetricDocument
 from mlmon.stores.elasticsearch.client import connect
 from mlmon.jobs.explainability import explainability_job, reference_from_frame, save_reference
-from mlmon.config.explainability import explainability_config
+from mlmon.config.model import explainability_config
 from mlmon.core.perf_stats import AttributionSums
 from mlmon.stores.duckdb.store import DuckDBStore
 from mlmon.stores.elasticsearch.explain import ElasticsearchExplainStore

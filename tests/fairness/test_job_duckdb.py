@@ -15,7 +15,8 @@ from mlmon.core.documents import MetricDocument
 from mlmon.jobs.fairness import FairnessJobError, compared_groups, fairness_job
 from mlmon.core.perf_stats import GroupCounts
 from mlmon.stores.duckdb.store import DuckDBStore
-from mlmon.core.labels import LabelQuery, labelled_store
+from mlmon.core.labels import LabelQuery
+from mlmon.stores.protocols import labelled_store
 from tests.explainability.scenario import HOUR, MODEL, T0, VERSION, Scenario
 
 

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from mlmon.core.alerts import Action, Alert, LastNotification, SeriesKey
-from mlmon.alerts.rules import Rule
+from mlmon.config.alerts import Rule
 from mlmon.core.documents import SEVERITY, MetricDocument
 
 

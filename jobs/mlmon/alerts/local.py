@@ -18,8 +18,8 @@ from datetime import datetime, timedelta, timezone
 
 from mlmon.alerts.engine import evaluate
 from mlmon.core.alerts import Alert, SeriesKey, series_id
-from mlmon.alerts.rules import AlertsConfig, WebhookConfig
-from mlmon.stores.duckdb.alerts import AlertStore
+from mlmon.config.alerts import AlertsConfig, WebhookConfig
+from mlmon.stores.protocols import AlertStore
 from mlmon.alerts.channels.webhook import DeliveryReport, post_alerts
 from mlmon.core.documents import MetricDocument
 

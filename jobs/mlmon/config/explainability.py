@@ -39,19 +39,17 @@ parsers in :data:`mlmon.config.model.SECTION_PARSERS`. Every key is optional::
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 # The scalar validators are config.py's, so every section words its errors the same way.
-from mlmon.config.model import SECTION_PARSERS, ModelConfig
 from mlmon.config.values import Where, integer_at_least, no_unknown_keys, optional_float, optional_str, probability
 from mlmon.core.documents import Threshold
 from mlmon_logging import contract
 
 Direction = Literal["above", "below"]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -181,25 +179,6 @@ def parse_fairness(raw: Mapping[str, Any], where: Where) -> FairnessConfig:
     )
 
 
-def explainability_config(model: ModelConfig, file: str = "<config>") -> ExplainabilityConfig | None:
-    """The model's parsed ``explainability`` section (parsing it here if the config was loaded before registration)."""
-    return _section(model, "explainability", parse_explainability, ExplainabilityConfig, file)
-
-
-def fairness_config(model: ModelConfig, file: str = "<config>") -> FairnessConfig | None:
-    return _section(model, "fairness", parse_fairness, FairnessConfig, file)
-
-
-def _section(model: ModelConfig, name: str, parser: Callable[[Mapping[str, Any], Where], T], kind: type[T],
-             file: str) -> T | None:
-    value = model.sections.get(name)
-    if value is None or isinstance(value, kind):
-        return value
-    if isinstance(value, Mapping):
-        return parser(value, Where(file, f"models.{model.name}.{name}"))
-    raise TypeError(f"model {model.name}: section {name} holds {type(value).__name__}, not a mapping")
-
-
 # --- helpers ------------------------------------------------------------------------------------------
 
 def _thresholds(raw: Any, defaults: Mapping[str, Limits], where: Where) -> dict[str, Limits]:
@@ -303,7 +282,3 @@ def _non_empty_str(value: Any, where: Where) -> str | None:
     if text == "":
         raise where.fail("expected a non-empty string")
     return text
-
-
-SECTION_PARSERS.setdefault("explainability", parse_explainability)
-SECTION_PARSERS.setdefault("fairness", parse_fairness)

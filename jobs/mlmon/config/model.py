@@ -38,7 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -46,8 +46,12 @@ from mlmon.config.values import (ConfigError, Where, boolean, integer_at_least, 
                                  optional_float, optional_str, parse_duration, probability)
 from mlmon.metrics.thresholds import (CORRECTIONS, DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_RULES, Policy, Rule,
                                      default_policy)
+from mlmon.config.alerts import section_parser as alerts_section
+from mlmon.config.explainability import ExplainabilityConfig, FairnessConfig, parse_explainability, parse_fairness
+from mlmon.config.performance import parse_performance
 from mlmon_logging import contract
 
+T = TypeVar("T")
 DEFAULT_WINDOW = timedelta(hours=1)
 DEFAULT_LATENESS = timedelta(minutes=1)
 SECTIONS = ("drift", "performance", "fairness", "explainability", "alerts")
@@ -83,8 +87,12 @@ class Config:
 
 #: Parsers of the other sections: ``(raw mapping, Where) -> parsed object``. Raise ConfigError via ``where.fail``.
 SectionParser = Callable[[Mapping[str, Any], "Where"], Any]
-SECTION_PARSERS: dict[str, SectionParser] = {}
-_REGISTERED: list[bool] = []  # set once the jobs' section parsers are registered
+SECTION_PARSERS: dict[str, SectionParser] = {
+    "performance": parse_performance,
+    "explainability": parse_explainability,
+    "fairness": parse_fairness,
+    "alerts": alerts_section,
+}
 
 
 def load(path: str | Path) -> Config:
@@ -123,9 +131,6 @@ def _model(name: str, spec: Any, where: Where) -> ModelConfig:
     for section in SECTIONS[1:]:
         if section in body:
             raw = mapping_of(body[section], where.at(section))
-            if not _REGISTERED:
-                _register_sections()
-                _REGISTERED.append(True)
             parser = SECTION_PARSERS.get(section)
             sections[section] = parser(raw, where.at(section)) if parser else raw
     window = parse_duration(body["window"], where.at("window")) if "window" in body else DEFAULT_WINDOW
@@ -212,13 +217,20 @@ def _feature_name(value: Any, where: Where) -> str:
     return value
 
 
-def _register_sections() -> None:
-    """Each job validates its own section. They import this module, so they are registered
-    on first parse, not at import (that would be a circular import)."""
-    from mlmon.config import explainability as explain_config  # noqa: F401  (registers explainability and fairness)
-    from mlmon.alerts.rules import section_parser as alerts_section
-    from mlmon.config.performance import parse_performance
+def explainability_config(model: ModelConfig, file: str = "<config>") -> ExplainabilityConfig | None:
+    """The model's parsed ``explainability`` section (parsing it here if the config was loaded before registration)."""
+    return _section(model, "explainability", parse_explainability, ExplainabilityConfig, file)
 
-    SECTION_PARSERS.setdefault("performance", parse_performance)
-    SECTION_PARSERS.setdefault("alerts", alerts_section)
 
+def fairness_config(model: ModelConfig, file: str = "<config>") -> FairnessConfig | None:
+    return _section(model, "fairness", parse_fairness, FairnessConfig, file)
+
+
+def _section(model: ModelConfig, name: str, parser: Callable[[Mapping[str, Any], Where], T], kind: type[T],
+             file: str) -> T | None:
+    value = model.sections.get(name)
+    if value is None or isinstance(value, kind):
+        return value
+    if isinstance(value, Mapping):
+        return parser(value, Where(file, f"models.{model.name}.{name}"))
+    raise TypeError(f"model {model.name}: section {name} holds {type(value).__name__}, not a mapping")

@@ -202,30 +202,3 @@ class OrphanFeedback:
 
 #: Answer of ``labelled_window``: segment value -> statistics ("" = all traffic when no segment was asked).
 SegmentedWindows = Mapping[str, LabelledWindow]
-
-
-@runtime_checkable
-class LabelledStore(Protocol):
-    def labelled_window(self, query: LabelQuery) -> SegmentedWindows:
-        """Join the latest feedback to the window's predictions; statistics per segment value."""
-
-    def orphan_feedback(self, model: str, start: datetime, end: datetime,
-                        version: str | None = None) -> OrphanFeedback:
-        """Feedback stamped in [start, end) whose prediction id is unknown to the store."""
-
-    def put_performance_reference(self, key: str, document: Mapping[str, Any]) -> None:
-        """Store a performance reference (CBPE calibration, reference metrics) under ``key`` (upsert)."""
-
-    def get_performance_reference(self, key: str) -> dict[str, Any] | None:
-        """The performance reference stored under ``key``, or None."""
-
-
-def labelled_store(store: Any) -> LabelledStore:
-    """The label join of a jobs ``Store`` (on its connection or client), or a LabelledStore as it is."""
-    from mlmon.stores.protocols import Store
-
-    if isinstance(store, Store):
-        return store.labels()
-    if isinstance(store, LabelledStore):
-        return store
-    raise TypeError(f"no label join for a store of type {type(store).__name__}")

@@ -22,7 +22,8 @@ from mlmon.metrics import drift as dm
 from mlmon.metrics import thresholds as th
 from mlmon.core.reference import PREDICTION_CATEGORICAL, PREDICTION_NUMERIC, ReferenceProfile
 from mlmon.core.stats import CategoryStats, NumericStats, WindowStatistics
-from mlmon.stores.protocols import Store, WindowQuery
+from mlmon.stores.protocols import Store
+from mlmon.core.queries import WindowQuery
 
 _FEATURE_PREFIXES = ("mlmon.features.numeric.", "mlmon.features.categorical.")
 METHOD_FINE = "binned:reference-quantiles"

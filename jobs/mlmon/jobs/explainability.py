@@ -37,12 +37,13 @@ import numpy as np
 from mlmon import __version__
 from mlmon.config.model import ModelConfig
 from mlmon.core.documents import MetricDocument, Status, Threshold, iso
-from mlmon.config.explainability import ExplainabilityConfig, explainability_config
+from mlmon.config.explainability import ExplainabilityConfig
+from mlmon.config.model import explainability_config
 from mlmon.metrics import thresholds as th
 from mlmon.metrics.attribution import attribution_metrics
 from mlmon.metrics.performance import MetricValue
 from mlmon.core.perf_stats import AttributionSums
-from mlmon.stores.protocols import Store
+from mlmon.stores.protocols import ExplainBackend, Store
 from mlmon_logging import contract
 
 log = logging.getLogger("mlmon.explainability")
@@ -54,22 +55,6 @@ THRESHOLDED = ("attribution_drift", "ranking_ndcg", "importance_shift")
 
 class ExplainabilityJobError(ValueError):
     """Configuration, reference and data do not fit together; the message says what to do."""
-
-
-class ExplainBackend(Protocol):
-    """What the explainability job asks of a store (implemented for DuckDB and Elasticsearch)."""
-
-    def attribution_features(self, model: str, version: str | None = None) -> list[str]: ...
-
-    def attribution_sums(self, model: str, start: datetime, end: datetime, *, version: str | None = None,
-                         method: str | None = None, features: Sequence[str] = (),
-                         segment: tuple[str, str] | None = None) -> dict[str, AttributionSums]: ...
-
-    def put_attribution_reference(self, reference_id: str, model: str, version: str, created_at: datetime,
-                                  source: str, rows: int, document: Mapping[str, Any]) -> str: ...
-
-    def get_attribution_reference(self, model: str, version: str | None = None,
-                                  reference_id: str | None = None) -> dict[str, Any] | None: ...
 
 
 # --- attribution references -----------------------------------------------------------------------

@@ -34,12 +34,14 @@ from typing import Any
 from mlmon import __version__
 from mlmon.config.model import ModelConfig
 from mlmon.core.documents import MetricDocument, Status
-from mlmon.config.explainability import FairnessConfig, fairness_config
+from mlmon.config.explainability import FairnessConfig
+from mlmon.config.model import fairness_config
 from mlmon.metrics.fairness import fairness_metrics
 from mlmon.metrics.performance import MetricValue
 from mlmon.core.perf_stats import GroupCounts
 from mlmon.stores.protocols import Store
-from mlmon.core.labels import LabelledStore, LabelledWindow, LabelQuery, group_counts, labelled_store
+from mlmon.core.labels import LabelledWindow, LabelQuery, group_counts
+from mlmon.stores.protocols import LabelledStore, labelled_store
 
 log = logging.getLogger("mlmon.fairness")
 GAPS = ("demographic_parity_difference", "disparate_impact_ratio", "equal_opportunity_difference",

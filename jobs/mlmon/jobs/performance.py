@@ -44,7 +44,8 @@ from mlmon.metrics.performance import (MetricSet, MetricValue, classification_me
 from mlmon.core.perf_stats import ClassificationStats, RegressionSums, ScoreBins, uniform_edges
 from mlmon.config.performance import MAX_SEGMENT_VALUES, PER_CLASS, MetricRule, PerformanceConfig
 from mlmon.stores.protocols import Store
-from mlmon.core.labels import LabelledStore, LabelledWindow, LabelQuery, labelled_store
+from mlmon.core.labels import LabelledWindow, LabelQuery
+from mlmon.stores.protocols import LabelledStore, labelled_store
 from mlmon.core.windows import floor_time
 
 log = logging.getLogger("mlmon.performance")

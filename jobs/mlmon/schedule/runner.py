@@ -18,8 +18,8 @@ from datetime import datetime, timedelta, timezone
 from types import FrameType
 
 from mlmon.alerts.local import alert_round
-from mlmon.alerts.rules import AlertsConfig
-from mlmon.stores.duckdb.alerts import AlertStore
+from mlmon.config.alerts import AlertsConfig
+from mlmon.stores.protocols import AlertStore
 from mlmon.config.model import Config, ModelConfig
 from mlmon.core.documents import MetricDocument
 from mlmon.jobs.drift import DriftWindowJob

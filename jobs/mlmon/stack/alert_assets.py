@@ -48,7 +48,7 @@ INDEX_CONNECTOR_ID = "8df68717-4a31-42d6-b853-93e118e41719"
 METRIC_LOOKBACK_HOURS = 26
 CHECK_INTERVAL = "15m"
 #: While a condition still holds, re-notify at most once per this interval - the local
-#: engine's default ``renotify_every`` (mlmon.alerts.rules.Rule): Kibana rules via each
+#: engine's default ``renotify_every`` (mlmon.config.alerts.Rule): Kibana rules via each
 #: firing action's ``frequency`` (onThrottleInterval), watches via ``throttle_period``.
 RENOTIFY_EVERY = "24h"
 WATCH_THROTTLE = RENOTIFY_EVERY

@@ -1,4 +1,6 @@
-"""The Store protocol: what the jobs ask of Elasticsearch or DuckDB.
+"""Every store protocol in one place: what the jobs, the alert engine and the outputs ask of a store.
+
+A new store (DuckDB, Elasticsearch, ...) is a subpackage of :mod:`mlmon.stores` implementing these.
 
 A store answers in sufficient statistics (histograms over given edges,
 category counts, missing counts, row counts, min/max), never in rows, so what
@@ -9,49 +11,21 @@ profiles, and checkpoints of finished windows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from mlmon.core.alerts import Alert, LastNotification
 from mlmon.core.documents import MetricDocument
+from mlmon.core.labels import LabelQuery, OrphanFeedback, SegmentedWindows
+from mlmon.core.perf_stats import AttributionSums
+from mlmon.core.queries import WindowQuery
 from mlmon.core.reference import ReferenceProfile
 from mlmon.core.stats import WindowStatistics
-
-if TYPE_CHECKING:  # the other jobs' query interfaces; they import this module
-    from mlmon.stores.duckdb.alerts import AlertStore
-    from mlmon.jobs.explainability import ExplainBackend
-    from mlmon.core.labels import LabelledStore
-
-#: Unseen categories named per field per window (the rest are counted together).
-DEFAULT_MAX_UNSEEN = 20
 
 
 class StoreError(RuntimeError):
     """The store failed after retries (unavailable, rejected writes, bad answer); the message says what."""
-
-
-@dataclass(frozen=True)
-class WindowQuery:
-    """Statistics wanted for one model and time window ``[start, end)`` of prediction events."""
-
-    model: str
-    start: datetime
-    end: datetime
-    version: str | None = None
-    #: Numeric field (dotted contract name) -> inner bin edges.
-    numeric: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
-    #: Categorical field -> the categories to count by name (the reference's).
-    categorical: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    max_unseen: int = DEFAULT_MAX_UNSEEN
-    #: Only events of this segment: (segment name, value), i.e. ``mlmon.segment.<name> == value``.
-    segment: tuple[str, str] | None = None
-
-    def __post_init__(self) -> None:
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ValueError("window bounds must be timezone-aware (UTC)")
-        if not self.start < self.end:
-            raise ValueError(f"empty window: start {self.start} is not before end {self.end}")
 
 
 @runtime_checkable
@@ -98,25 +72,60 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def flatten_source(source: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested document -> dotted keys, stopping at ``metric.details`` (a flattened field)."""
-    out: dict[str, Any] = {}
-    for k, v in source.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping) and key != "metric.details":
-            out.update(flatten_source(v, f"{key}."))
-        else:
-            out[key] = v
-    return out
+@runtime_checkable
+class LabelledStore(Protocol):
+    def labelled_window(self, query: LabelQuery) -> SegmentedWindows:
+        """Join the latest feedback to the window's predictions; statistics per segment value."""
+
+    def orphan_feedback(self, model: str, start: datetime, end: datetime,
+                        version: str | None = None) -> OrphanFeedback:
+        """Feedback stamped in [start, end) whose prediction id is unknown to the store."""
+
+    def put_performance_reference(self, key: str, document: Mapping[str, Any]) -> None:
+        """Store a performance reference (CBPE calibration, reference metrics) under ``key`` (upsert)."""
+
+    def get_performance_reference(self, key: str) -> dict[str, Any] | None:
+        """The performance reference stored under ``key``, or None."""
 
 
-def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """Dotted keys -> nested document (inverse of :func:`flatten_source`)."""
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        parts = key.split(".") if key != "@timestamp" else [key]
-        node = out
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
-        node[parts[-1]] = value
-    return out
+def labelled_store(store: Any) -> LabelledStore:
+    """The label join of a jobs ``Store`` (on its connection or client), or a LabelledStore as it is."""
+    if isinstance(store, Store):
+        return store.labels()
+    if isinstance(store, LabelledStore):
+        return store
+    raise TypeError(f"no label join for a store of type {type(store).__name__}")
+
+
+class ExplainBackend(Protocol):
+    """What the explainability job asks of a store (implemented for DuckDB and Elasticsearch)."""
+
+    def attribution_features(self, model: str, version: str | None = None) -> list[str]: ...
+
+    def attribution_sums(self, model: str, start: datetime, end: datetime, *, version: str | None = None,
+                         method: str | None = None, features: Sequence[str] = (),
+                         segment: tuple[str, str] | None = None) -> dict[str, AttributionSums]: ...
+
+    def put_attribution_reference(self, reference_id: str, model: str, version: str, created_at: datetime,
+                                  source: str, rows: int, document: Mapping[str, Any]) -> str: ...
+
+    def get_attribution_reference(self, model: str, version: str | None = None,
+                                  reference_id: str | None = None) -> dict[str, Any] | None: ...
+
+
+class AlertStore(Protocol):
+    def metric_history(self, model: str, model_version: str, since: datetime) -> Sequence[MetricDocument]:
+        """Metric documents of one model version whose window ends at or after ``since``."""
+        ...
+
+    def last_notifications(self, series_ids: Iterable[str]) -> dict[str, LastNotification]:
+        """Newest jobs-engine alert per ``alert.series_id`` among those asked for."""
+        ...
+
+    def write_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        """Store alerts not stored yet (by id); return those newly written."""
+        ...
+
+    def recent_alerts(self, model: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Stored alert documents (nested, as written), newest first; for reports and `mlmon alerts`."""
+        ...

@@ -20,7 +20,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from mlmon.core.alerts import Alert
-from mlmon.alerts.rules import WebhookConfig
+from mlmon.config.alerts import WebhookConfig
 
 log = logging.getLogger(__name__)
 

@@ -37,6 +37,7 @@ def _csv(value: str) -> list[str]:
 
 def run_build(args: argparse.Namespace) -> int:
     from mlmon.core import reference as ref
+    from mlmon.jobs.reference import build_from_store, read_table
     from mlmon.stores.protocols import StoreError
     from mlmon.stores.url import open_store
 
@@ -48,7 +49,7 @@ def run_build(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.data:
-            frame = ref.read_table(args.data)
+            frame = read_table(args.data)
             profile = ref.build_from_frame(frame, args.model, args.version, bins=args.bins,
                                            numeric=_csv(args.numeric), categorical=_csv(args.categorical),
                                            exclude=_csv(args.exclude), source=f"file:{args.data}")
@@ -56,7 +57,7 @@ def run_build(args: argparse.Namespace) -> int:
         try:
             if not args.data:
                 start, end = _time(args.start, "--from"), _time(args.end, "--to")
-                profile = ref.build_from_store(store, args.model, args.version, start, end, bins=args.bins)
+                profile = build_from_store(store, args.model, args.version, start, end, bins=args.bins)
             ref_id = store.put_reference(profile)
         finally:
             store.close()

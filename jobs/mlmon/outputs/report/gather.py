@@ -10,7 +10,8 @@ from mlmon.core.documents import SEVERITY
 from mlmon.jobs.drift import display_name
 from mlmon.core.reference import ReferenceProfile
 from mlmon.outputs.report.data import CategoricalDistribution, ModelReport, NumericDistribution, Report
-from mlmon.stores.protocols import Store, WindowQuery
+from mlmon.stores.protocols import Store
+from mlmon.core.queries import WindowQuery
 
 #: Features whose distributions the report draws: the most drifted ones in the latest window.
 MAX_DISTRIBUTIONS = 8

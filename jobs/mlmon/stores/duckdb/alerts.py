@@ -11,33 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import duckdb
 
 from mlmon.core.alerts import Alert, LastNotification
 from mlmon.core.alert_schema import ALERT_FIELDS, ALERTS_TABLE
 from mlmon.core.documents import METRIC_FIELDS, MetricDocument, Threshold, iso
-from mlmon.stores.protocols import flatten_source, nest
+from mlmon.core.queries import flatten_source, nest
 from mlmon.stores.duckdb.schema import METRICS_TABLE, quote, sql_type
-
-
-class AlertStore(Protocol):
-    def metric_history(self, model: str, model_version: str, since: datetime) -> Sequence[MetricDocument]:
-        """Metric documents of one model version whose window ends at or after ``since``."""
-        ...
-
-    def last_notifications(self, series_ids: Iterable[str]) -> dict[str, LastNotification]:
-        """Newest jobs-engine alert per ``alert.series_id`` among those asked for."""
-        ...
-
-    def write_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
-        """Store alerts not stored yet (by id); return those newly written."""
-        ...
-
-    def recent_alerts(self, model: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-        """Stored alert documents (nested, as written), newest first; for reports and `mlmon alerts`."""
-        ...
 
 
 ALERTS_DDL = (

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -28,15 +28,11 @@ import pyarrow as pa
 from mlmon.core.documents import METRIC_FIELDS, MetricDocument
 from mlmon.core.reference import ReferenceProfile
 from mlmon.core.stats import CategoryStats, NumericAccumulator, NumericStats, WindowStatistics
-from mlmon.stores.protocols import StoreError, WindowQuery, flatten_source, nest
+from mlmon.stores.protocols import AlertStore, ExplainBackend, LabelledStore, StoreError
+from mlmon.core.queries import WindowQuery, flatten_source, nest
 from mlmon.stores.duckdb.connect import connect
 from mlmon.stores.duckdb.schema import (EVENT_TABLES, METRICS_TABLE, ensure_schema, newest_reference_document,
                                         put_reference_document, quote, reference_table_ddl)
-
-if TYPE_CHECKING:
-    from mlmon.stores.duckdb.alerts import AlertStore
-    from mlmon.jobs.explainability import ExplainBackend
-    from mlmon.core.labels import LabelledStore
 
 PREDICTIONS = EVENT_TABLES["prediction"]
 REFERENCES_TABLE = "reference_profiles"

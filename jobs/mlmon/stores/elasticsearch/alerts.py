@@ -16,7 +16,8 @@ from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 from mlmon.core.alerts import Alert, LastNotification
 from mlmon.stores.duckdb.alerts import metric_from_row
 from mlmon.core.documents import ALERTS_INDEX, METRICS_INDEX, MetricDocument, iso
-from mlmon.stores.protocols import StoreError, flatten_source
+from mlmon.stores.protocols import StoreError
+from mlmon.core.queries import flatten_source
 
 PAGE_SIZE = 1000
 

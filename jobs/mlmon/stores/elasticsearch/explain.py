@@ -38,7 +38,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError
 from mlmon.core.documents import iso
 from mlmon.core.perf_stats import AttributionSums, add_features
 from mlmon.stores.protocols import StoreError
-from mlmon.stores.elasticsearch.store import latest_reference_query
+from mlmon.stores.elasticsearch.references import latest_reference_query
 from mlmon.core.labels import EXPLANATION_LOOKBACK
 from mlmon_logging.contract import data_stream
 

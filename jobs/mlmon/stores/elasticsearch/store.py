@@ -19,20 +19,17 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
 from mlmon.core.documents import CHECKPOINTS_INDEX, METRICS_INDEX, REFERENCES_INDEX, MetricDocument, iso
 from mlmon.core.reference import ReferenceProfile
 from mlmon.core.stats import CategoryStats, NumericStats, WindowStatistics
-from mlmon.stores.protocols import StoreError, WindowQuery
+from mlmon.stores.protocols import AlertStore, ExplainBackend, LabelledStore, StoreError
+from mlmon.core.queries import WindowQuery
+from mlmon.stores.elasticsearch.references import latest_reference_query
 from mlmon_logging.contract import data_stream
-
-if TYPE_CHECKING:
-    from mlmon.stores.duckdb.alerts import AlertStore
-    from mlmon.jobs.explainability import ExplainBackend
-    from mlmon.core.labels import LabelledStore
 
 log = logging.getLogger("mlmon.stores.es")
 
@@ -150,15 +147,6 @@ def parse_window_response(response: Mapping[str, Any], query: WindowQuery, nums:
         categorical[f] = CategoryStats(counts=counts, other=int(unseen.get("sum_other_doc_count", 0)),
                                        missing=int(aggs[f"c{i}_missing"]["doc_count"]))
     return WindowStatistics(rows=rows, numeric=numeric, categorical=categorical)
-
-
-def latest_reference_query(model: str, version: str | None, reference_id: str | None) -> dict[str, Any]:
-    filters: list[dict[str, Any]] = [{"term": {"mlmon.model.name": model}}]
-    if version is not None:
-        filters.append({"term": {"mlmon.model.version": version}})
-    if reference_id is not None:
-        filters.append({"term": {"reference.id": reference_id}})
-    return {"size": 1, "query": {"bool": {"filter": filters}}, "sort": [{"reference.created_at": {"order": "desc"}}]}
 
 
 def metrics_query(model: str | None, limit: int, start: datetime | None, end: datetime | None) -> dict[str, Any]:
