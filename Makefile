@@ -27,7 +27,11 @@ $(NODE_STAMP): typecheck/package.json typecheck/package-lock.json
 demo: $(STAMP)
 	$(VENV)/bin/mlmon demo
 
+# The floors (import-linter contracts in .importlinter), the type check of both packages
+# (mypy, settings in pyproject.toml), then the test suite.
 test: $(STAMP) $(TYPECHECK_DEPS)
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 # Golden files through real Logstash into real Elasticsearch (needs a Docker engine).

@@ -26,7 +26,7 @@ from mlmon.jobs.drift import DriftWindowJob  # noqa: E402
 from mlmon.core.reference import build_from_frame  # noqa: E402
 from mlmon.core.reference import ReferenceProfile  # noqa: E402
 from mlmon.core.stats import CategoryStats, EdgeIndex, NumericAccumulator, WindowStatistics  # noqa: E402
-from tests.drift.synth import make_features  # noqa: E402
+from tools.synth import make_features  # noqa: E402
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 

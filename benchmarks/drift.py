@@ -85,7 +85,7 @@ print(json.dumps({"seconds": el, "drifted": drifted}))
 
 
 def make_data(tmp: Path) -> tuple[Path, Path]:
-    from tests.drift.synth import make_features
+    from tools.synth import make_features
 
     rng = np.random.default_rng(7)
     ref = make_features(rng, 200_000, numeric=20, categorical=5)
@@ -102,7 +102,7 @@ def ours(tmp: Path, ref_path: Path, cur_path: Path, repeat: int) -> dict[str, An
 
     from mlmon.core.reference import build_from_frame
     from mlmon.stores.duckdb.store import DuckDBStore
-    from tests.drift.synth import load, to_events
+    from tools.synth import load_events as load, to_events
 
     db = tmp / "bench.duckdb"
     store = DuckDBStore(db)

@@ -40,7 +40,7 @@ def build(db: Path, rows: int) -> None:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from tests.performance.synth import T0, binary_traffic, load
+    from tools.synth import T0, binary_traffic, load_traffic as load
 
     rng = np.random.default_rng(1)
     traffic = binary_traffic(rng, rows, label_share=0.3, duplicate_share=0.05)
@@ -63,7 +63,7 @@ def run_mlmon(db: str) -> dict[str, float]:
     from mlmon.core.labels import LabelQuery
 
     sys.path.insert(0, str(ROOT))
-    from tests.performance.synth import HOUR, T0
+    from tools.synth import HOUR, T0
 
     con = duckdb.connect(db, read_only=False)
     labels = DuckDBLabels(con)

@@ -51,7 +51,9 @@ ApplyPlan = Callable[[dict[Any, Any], list[Any], bytes], dict[str, dict[str, Any
 APPLY_PLAN: ApplyPlan | None = None
 if os.environ.get("MLMON_LOGGING_NO_SPEEDUPS", "") in ("", "0"):
     try:
-        from mlmon_logging._speedups import apply_plan as APPLY_PLAN
+        from mlmon_logging._speedups import apply_plan
+
+        APPLY_PLAN = apply_plan
     except ImportError:
         pass
 

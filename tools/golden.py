@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from mlmon.core import assets as paths
 from mlmon.ingest.timestamps import Instant
 from mlmon.ingest.validate import Validator, nest
 
-GOLDEN_DIR: Path = paths.LOGSTASH / "tests"
+#: The golden files live in the repository only (they do not ship in the wheel).
+GOLDEN_DIR: Path = Path(__file__).resolve().parents[1] / "logstash" / "tests"
 INGEST_TIME = "<ingest-time>"
 DEAD_LETTER_PREFIX = "logs-mlmon.deadletter-"
 

@@ -84,16 +84,15 @@ def test_errors_name_the_file_and_the_key(text: str, key: str, message: str) -> 
     assert message in str(err.value)
 
 
-def test_section_parser_plugs_into_mlmon_yaml_loading(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_section_is_part_of_mlmon_yaml_loading(tmp_path: Any) -> None:
     from mlmon.config import model as mlmon_config
-    from mlmon.config.alerts import section_parser
 
-    monkeypatch.setitem(mlmon_config.SECTION_PARSERS, "alerts", section_parser)
     good = tmp_path / "mlmon.yaml"
     good.write_text("models:\n  churn:\n    alerts:\n      renotify_every: 12h\n")
     model = next(m for m in mlmon_config.load(good).models if m.name == "churn")
     assert all(r.renotify_every == timedelta(hours=12) for r in model.sections["alerts"].rules)
     bad = tmp_path / "bad.yaml"
     bad.write_text("models:\n  churn:\n    alerts:\n      rules: [{id: x, families: [drfit]}]\n")
-    with pytest.raises(mlmon_config.ConfigError, match=rf"^{bad}: .*alerts\.rules\[0\]\.families\[0\]: unknown family"):
+    with pytest.raises(AlertsConfigError,
+                       match=rf"^{bad}:4: models\.churn\.alerts\.rules\[0\]\.families\[0\]: unknown family 'drfit'"):
         mlmon_config.load(bad)

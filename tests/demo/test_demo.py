@@ -48,8 +48,8 @@ def test_report_and_summary_are_written(demo: DemoResult) -> None:
 
 def test_the_compose_jobs_config_is_valid() -> None:
     from mlmon.config.model import load
-    from mlmon.core.assets import ROOT
+    from tests.support import REPO
 
-    config = load(ROOT / "docker" / "mlmon.yaml")
+    config = load(REPO / "docker" / "mlmon.yaml")
     assert [m.name for m in config.models] == ["cancer-screen"]
     assert "performance" in config.models[0].sections

@@ -9,6 +9,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 from mlmon.metrics import drift as dm
+from mlmon.metrics.results import MetricSet, MetricValue
 from mlmon.metrics.thresholds import adjust
 from mlmon.core.reference import is_discrete, quantile_edges
 from mlmon.core.stats import CategoryStats, NumericStats
@@ -31,10 +32,10 @@ def test_binned_ks_and_wasserstein_match_scipy_on_raw_samples(case: str) -> None
     edges = quantile_edges(ref)
     result = dm.numeric_drift(NumericStats.from_values(ref, edges), NumericStats.from_values(cur, edges),
                               discrete=is_discrete(ref, edges))
-    assert result.values["ks"] == pytest.approx(stats.ks_2samp(ref, cur).statistic, abs=1e-3)
+    assert result.value("ks") == pytest.approx(stats.ks_2samp(ref, cur).statistic, abs=1e-3)
     exact_w = stats.wasserstein_distance(ref, cur)
-    assert result.details["wasserstein_raw"] == pytest.approx(exact_w, abs=2e-3 * ref.std())
-    assert result.values["wasserstein"] == pytest.approx(exact_w / ref.std(ddof=1), abs=2e-3)
+    assert result.get("wasserstein").details["wasserstein_raw"] == pytest.approx(exact_w, abs=2e-3 * ref.std())
+    assert result.value("wasserstein") == pytest.approx(exact_w / ref.std(ddof=1), abs=2e-3)
 
 
 def test_ks_pvalue_is_scipys_asymptotic_one() -> None:
@@ -44,8 +45,11 @@ def test_ks_pvalue_is_scipys_asymptotic_one() -> None:
     edges = quantile_edges(ref)
     r = dm.numeric_drift(NumericStats.from_values(ref, edges), NumericStats.from_values(cur, edges), discrete=True)
     exact = stats.ks_2samp(ref, cur, method="asymp")
-    assert r.values["ks"] == pytest.approx(exact.statistic, abs=1e-12)
-    assert r.p_value == pytest.approx(exact.pvalue, rel=1e-6)
+    assert r.value("ks") == pytest.approx(exact.statistic, abs=1e-12)
+    # Every value of the field carries the field's test (KS) and its p-value.
+    assert {(v.test, v.p_value) for v in r} == {("ks", r.get("ks").p_value)}
+    assert r.get("ks").p_value == pytest.approx(exact.pvalue, rel=1e-6)
+    assert r.get("ks").n == cur.size and r.get("ks").n_reference == ref.size
 
 
 def test_discrete_features_get_one_edge_per_value_and_exact_ks() -> None:
@@ -58,8 +62,8 @@ def test_discrete_features_get_one_edge_per_value_and_exact_ks() -> None:
     c = NumericStats.from_values(cur, edges)
     assert c.counts[-1] == int((cur == 5).sum())
     r = dm.numeric_drift(NumericStats.from_values(ref, edges), c, discrete=True)
-    assert r.values["ks"] == pytest.approx(stats.ks_2samp(ref, cur).statistic, abs=1e-12)
-    assert r.details["wasserstein_raw"] == pytest.approx(stats.wasserstein_distance(ref, cur), abs=1e-9)
+    assert r.value("ks") == pytest.approx(stats.ks_2samp(ref, cur).statistic, abs=1e-12)
+    assert r.get("ks").details["wasserstein_raw"] == pytest.approx(stats.wasserstein_distance(ref, cur), abs=1e-9)
 
 
 def test_ties_in_continuous_data_do_not_duplicate_edges() -> None:
@@ -80,12 +84,14 @@ def test_chi_square_is_the_contingency_test_on_the_raw_table() -> None:
     table = pd.crosstab(np.r_[np.zeros(ref.size), np.ones(cur.size)],
                         np.where(np.isin(np.r_[ref, cur], list("abcd")), np.r_[ref, cur], "__other__"))
     expected = stats.chi2_contingency(table.to_numpy())
-    assert r.values["chi_square"] == pytest.approx(expected.statistic, rel=1e-12)
-    assert r.p_value == pytest.approx(expected.pvalue, rel=1e-9)
+    assert r.value("chi_square") == pytest.approx(expected.statistic, rel=1e-12)
+    assert r.get("chi_square").p_value == pytest.approx(expected.pvalue, rel=1e-9)
+    assert {v.test for v in r} == {"chi_square"} and len({v.p_value for v in r}) == 1
     props_r = table.iloc[0] / table.iloc[0].sum()
     props_c = table.iloc[1] / table.iloc[1].sum()
-    assert r.values["l_infinity"] == pytest.approx(float((props_r - props_c).abs().max()))
-    assert r.values["jensen_shannon"] == pytest.approx(distance.jensenshannon(props_r, props_c, base=2))
+    assert r.value("l_infinity") == pytest.approx(float((props_r - props_c).abs().max()))
+    assert r.value("jensen_shannon") == pytest.approx(distance.jensenshannon(props_r, props_c, base=2))
+    assert r.get("l_infinity").details["largest_change"] == str((props_r - props_c).abs().idxmax())
 
 
 def test_goodness_of_fit_would_inflate_what_the_contingency_test_does_not() -> None:
@@ -93,7 +99,7 @@ def test_goodness_of_fit_would_inflate_what_the_contingency_test_does_not() -> N
     ref = CategoryStats(counts={"a": 600, "b": 400})
     cur = CategoryStats(counts={"a": 60_000, "b": 40_000})
     r = dm.categorical_drift(ref, cur)
-    assert r.values["chi_square"] == pytest.approx(0.0, abs=1e-9) and r.p_value == pytest.approx(1.0)
+    assert r.value("chi_square") == pytest.approx(0.0, abs=1e-9) and r.get("chi_square").p_value == pytest.approx(1.0)
 
 
 def test_psi_js_hellinger_by_their_formulas() -> None:
@@ -103,6 +109,49 @@ def test_psi_js_hellinger_by_their_formulas() -> None:
     assert dm.psi(p, q) == pytest.approx(np.sum((floor_q - floor_p) * np.log(floor_q / floor_p)))
     assert dm.jensen_shannon(p, q) == pytest.approx(distance.jensenshannon(pp, qq, base=2))
     assert dm.hellinger(p, q) == pytest.approx(np.sqrt(0.5 * np.sum((np.sqrt(pp) - np.sqrt(qq)) ** 2)))
+
+
+def test_numeric_drift_is_one_metric_set_in_registry_order_with_the_fields_details() -> None:
+    rng = np.random.default_rng(7)
+    ref, cur = rng.normal(0, 1, 20_000), rng.normal(0.3, 1, 5_000)
+    edges = quantile_edges(ref)
+    r = dm.numeric_drift(NumericStats.from_values(ref, edges), NumericStats.from_values(cur, edges), feature="age")
+    assert isinstance(r, MetricSet) and all(isinstance(v, MetricValue) for v in r)
+    assert [v.metric for v in r] == ["wasserstein", "ks", "psi", "jensen_shannon", "hellinger", "mean_shift"]
+    assert {v.feature for v in r} == {"age"} and all(v.value is not None and not v.missing for v in r)
+    details = r.get("psi", feature="age").details
+    assert list(details) == ["wasserstein_raw", "reference_std", "reference_mean", "current_mean", "bins",
+                             "coarse_bins"]
+    assert details["bins"] == len(edges) + 1 and details["coarse_bins"] in range(10, dm.COARSE_BINS + 1)
+    assert r.value("mean_shift", feature="age") == pytest.approx((cur.mean() - ref.mean()) / ref.std(ddof=1))
+    rc, cc = dm.coarsen(NumericStats.from_values(ref, edges).counts_array(),
+                        NumericStats.from_values(cur, edges).counts_array())
+    assert r.value("psi", feature="age") == dm.psi(rc, cc)
+    assert r.value("hellinger", feature="age") == dm.hellinger(rc, cc)
+
+
+def test_an_empty_sample_makes_every_value_insufficient_data_instead_of_nan() -> None:
+    edges = (0.0, 1.0, 2.0)
+    ref = NumericStats.from_values(np.array([0.5, 1.5, 1.7]), edges)
+    empty = NumericStats.from_values(np.array([np.nan, np.nan]), edges)
+    for result in (dm.numeric_drift(ref, empty), dm.numeric_drift(empty, ref),
+                   dm.categorical_drift(CategoryStats(counts={"a": 3}), CategoryStats(counts={}, missing=4))):
+        assert len(result) > 0
+        for v in result:
+            assert v.value is None and v.missing == "insufficient_data" and v.p_value is None
+            assert v.details == {"reason": "no values in one of the samples"} and v.test in ("ks", "chi_square")
+    assert dm.numeric_drift(ref, empty).get("ks").n == 0 and dm.numeric_drift(ref, empty).get("ks").n_reference == 3
+
+
+def test_wasserstein_against_a_constant_reference_is_undefined_not_infinite() -> None:
+    edges = (5.0, np.nextafter(5.0, np.inf))
+    ref = NumericStats.from_values(np.full(100, 5.0), edges)
+    same = dm.numeric_drift(ref, NumericStats.from_values(np.full(10, 5.0), edges), discrete=True)
+    assert same.value("wasserstein") == 0.0 and same.value("mean_shift") == 0.0
+    moved = dm.numeric_drift(ref, NumericStats.from_values(np.full(10, 6.0), edges), discrete=True)
+    w = moved.get("wasserstein")
+    assert w.value is None and w.missing == "undefined" and "constant reference" in w.note
+    assert w.details["wasserstein_raw"] == pytest.approx(1.0) and moved.value("mean_shift") == 0.0
 
 
 def test_data_quality_shares() -> None:

@@ -12,7 +12,8 @@ import pytest
 from mlmon.stack.kibana import build, checks, dashboards, data_views, mappings
 from mlmon.stack.kibana.__main__ import main
 from mlmon.stack.kibana.saved_objects import MIN_KIBANA_VERSION
-from mlmon.core.assets import ELASTICSEARCH, ROOT
+from mlmon.core.assets import ELASTICSEARCH
+from tests.support import REPO
 
 
 def test_committed_file_equals_generator_output() -> None:
@@ -104,11 +105,11 @@ def _version(text: str) -> tuple[int, ...]:
 
 
 def test_the_pinned_kibana_imports_this_file() -> None:
-    compose = ROOT / "docker-compose.yml"
+    compose = REPO / "docker-compose.yml"
     if not compose.exists():
         pytest.skip("docker-compose.yml not written yet")
     text = compose.read_text(encoding="utf-8")
-    env = ROOT / ".env.example"
+    env = REPO / ".env.example"
     env_text = env.read_text(encoding="utf-8") if env.exists() else ""
     match = re.search(r"kibana/kibana:([0-9.]+)", text) or re.search(r"(?m)^\s*(?:STACK|KIBANA)_VERSION=([0-9.]+)", env_text)
     assert match, "could not find the pinned Kibana version in docker-compose.yml / .env.example"

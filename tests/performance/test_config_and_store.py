@@ -26,7 +26,7 @@ def parse(raw: dict[str, Any]) -> PerformanceConfig:
 def test_full_section_parses() -> None:
     cfg = parse({"task": "classification", "positive_label": 1, "segments": {"country": ["DE"], "plan": None},
                  "maturity": {"coverage": 0.8, "age": "2d"}, "lookback": "7d",
-                 "reference": {"start": "2025-01-01T00:00:00Z", "end": "2025-01-08T00:00:00Z"},
+                 "reference": {"from": "2025-01-01T00:00:00Z", "to": "2025-01-08T00:00:00Z"},
                  "thresholds": {"accuracy": {"warning": 0.85, "alert": 0.8},
                                 "f1": {"class": "1", "relative": True, "warning": -0.05, "alert": -0.1},
                                 "roc_auc": {"calibrated": True}}})
@@ -46,8 +46,9 @@ def test_full_section_parses() -> None:
     ({"task": "classification", "cbpe": True}, "performance.cbpe", "labelled reference period"),
     ({"task": "classification", "maturity": {"age": "30d"}}, "performance.maturity.age", "exceeds the look-back"),
     ({"task": "classification", "classes": ["a", "b"]}, "performance.classes", "multiclass"),
-    ({"task": "classification", "reference": {"start": "2025-01-08", "end": "2025-01-01"}},
-     "performance.reference", "must be before end"),
+    ({"task": "classification", "reference": {"from": "2025-01-08", "to": "2025-01-01"}},
+     "performance.reference", "must be before to"),
+    ({"task": "classification", "reference": {"from": "2025-01-01"}}, "performance.reference.to", "required"),
 ])
 def test_errors_name_file_and_key(raw: dict[str, Any], key: str, words: str) -> None:
     with pytest.raises(ConfigError) as err:

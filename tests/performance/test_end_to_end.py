@@ -21,7 +21,8 @@ from sklearn import metrics as skm
 from mlmon.config.model import ModelConfig
 from mlmon.ingest import ingest_lines
 from mlmon.config.performance import MetricRule, PerformanceConfig
-from mlmon.jobs.performance import PerformanceJob, PerformanceReport
+from mlmon.jobs.performance import PerformanceJob
+from mlmon.schedule.runner import RoundReport, run_jobs
 from mlmon.stores.duckdb.labels import DuckDBLabels
 from mlmon.stores.duckdb.store import DuckDBStore
 from mlmon_logging import ModelLogger
@@ -101,7 +102,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     perf_log.addHandler(collector)
     previous_level = perf_log.level
     perf_log.setLevel(logging.INFO)
-    reports: list[PerformanceReport] = []
+    reports: list[RoundReport] = []
     snapshots: list[list[dict[str, object]]] = []
     previous = T0 - HOUR
     for k, at in enumerate(ROUNDS):
@@ -110,7 +111,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         store = DuckDBStore(db)
         try:
             job = PerformanceJob(store, DuckDBLabels(store.con), model, cfg, run_id=f"round-{k}")
-            reports.append(job.run_round(at))
+            reports.append(run_jobs(store, [job], job.schedule.due(at), at))
             snapshots.append(store.read_metrics("churn", limit=100_000))
         finally:
             store.close()

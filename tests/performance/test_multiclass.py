@@ -21,7 +21,8 @@ from sklearn import metrics as skm
 from mlmon.config.model import ModelConfig
 from mlmon.ingest import ingest_lines
 from mlmon.config.performance import PerformanceConfig
-from mlmon.jobs.performance import PerformanceJob, PerformanceReport
+from mlmon.jobs.performance import PerformanceJob
+from mlmon.schedule.runner import RoundReport, run_jobs
 from mlmon.stores.duckdb.labels import DuckDBLabels
 from mlmon.stores.duckdb.store import DuckDBStore
 from mlmon_logging import ModelLogger
@@ -88,7 +89,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                             cbpe=True)
     store = DuckDBStore(db)
     try:
-        report = PerformanceJob(store, DuckDBLabels(store.con), model, cfg, run_id="mc").run_round(AT)
+        job = PerformanceJob(store, DuckDBLabels(store.con), model, cfg, run_id="mc")
+        report = run_jobs(store, [job], job.schedule.due(AT), AT)
         docs = store.read_metrics("zoo", limit=100_000)
     finally:
         store.close()
@@ -118,7 +120,7 @@ def _scores(rows: pd.DataFrame) -> np.ndarray:
 
 
 def test_every_window_is_written_once_and_final_or_provisional(run: dict) -> None:
-    report: PerformanceReport = run["report"]
+    report: RoundReport = run["report"]
     docs = run["docs"]
     assert report.windows == 6
     ids = [d["metric"]["id"] for d in docs]

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from mlmon.stack.kibana import checks, mappings
-from mlmon.core.assets import ROOT
+from tests.support import REPO
 
-DOC = ROOT / "docs" / "queries.md"
+DOC = REPO / "docs" / "queries.md"
 _BLOCK = re.compile(r"```console\n(.*?)```", re.S)
 _TRIPLE = re.compile(r'"""(.*?)"""', re.S)
 _ESQL_STRING = re.compile(r'"(?:\\.|[^"\\])*"')

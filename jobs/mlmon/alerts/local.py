@@ -67,8 +67,8 @@ def alert_round(store: AlertStore, new_metrics: Sequence[MetricDocument], config
 def _evaluate_version(store: AlertStore, model: str, version: str, docs: Sequence[MetricDocument],
                       config: AlertsConfig, fired_at: datetime) -> list[Alert]:
     touched = {SeriesKey.of(d) for d in docs}
-    rules = {s: config.rule_for(s) for s in touched}
-    rules = {s: r for s, r in rules.items() if r is not None}
+    found = {s: config.rule_for(s) for s in touched}
+    rules = {s: r for s, r in found.items() if r is not None}
     if not rules:
         return []
     # Enough history for the widest "N of M" window: M windows of the longest window length seen.

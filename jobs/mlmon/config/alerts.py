@@ -33,14 +33,17 @@ still-bad series is re-notified once a day.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, ValidationError, WithJsonSchema, field_validator, model_validator
 
 from mlmon.core.alerts import SeriesKey
-from mlmon.config.values import ConfigError, Where, parse_duration
+from mlmon.config.values import (DURATION_PATTERN, Bool, ConfigError, Section, Where, config_error,
+                                 duration, fail, given, json_list, prefix_of)
 from mlmon.core.documents import SEVERITY
 
 _FAMILIES: tuple[str, ...] = ("drift", "data_quality", "prediction_drift", "performance", "estimated_performance",
@@ -97,12 +100,47 @@ DEFAULT_RULES: tuple[Rule, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class WebhookConfig:
-    url: str
-    timeout_seconds: float = 5.0
-    max_attempts: int = 4
-    headers: Mapping[str, str] = field(default_factory=dict)
+def _url(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise fail(f"expected a non-empty string, got {value!r}")
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise fail(f"expected an http(s) URL, got {value!r}")
+    return value
+
+
+def _timeout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 300:
+        raise fail(f"expected a number of seconds in (0, 300], got {value!r}")
+    return float(value)
+
+
+def _attempts(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
+        raise fail(f"expected an integer in [1, 10], got {value!r}")
+    return value
+
+
+def _headers(value: Any) -> Any:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise fail(f"expected a mapping, got {type(value).__name__}")
+    for name, val in value.items():
+        if not isinstance(val, str) or not val:
+            raise fail(f"expected a non-empty string, got {val!r}", at=str(name))
+    return {str(k): v for k, v in value.items()}
+
+
+class WebhookConfig(Section):
+    """Where alerts are POSTed (JSON), with retries."""
+
+    url: Annotated[str, BeforeValidator(_url)] = Field(description="an http(s) URL",
+                                                        json_schema_extra={"pattern": r"^https?://[^/\s]+"})
+    timeout_seconds: Annotated[float, BeforeValidator(_timeout)] = Field(default=5.0, gt=0, le=300,
+                                                                         description="per attempt, in (0, 300]")
+    max_attempts: Annotated[int, BeforeValidator(_attempts)] = Field(default=4, ge=1, le=10, description="in [1, 10]")
+    headers: Annotated[dict[str, str], BeforeValidator(_headers)] = Field(
+        default_factory=dict, description="extra HTTP headers, e.g. {Authorization: Bearer ...}")
 
 
 @dataclass(frozen=True)
@@ -116,6 +154,140 @@ class AlertsConfig:
         return next((r for r in self.rules if r.matches(series)), None)
 
 
+def _renotify(value: Any) -> timedelta | None:
+    if value == "never" or value is None or isinstance(value, timedelta):
+        return None if value == "never" else value
+    if not isinstance(value, str) or not value:
+        raise fail(f"expected a non-empty string, got {value!r}")
+    try:
+        return duration(value)
+    except ValueError as err:
+        raise fail(f"{err} (or 'never')") from None
+
+
+def _strings(value: Any) -> Any:
+    if isinstance(value, str | bytes) or not isinstance(value, list):
+        raise fail(f"expected a list, got {type(value).__name__}")
+    if not value:
+        raise fail("expected at least one entry")
+    for i, v in enumerate(value):
+        if not isinstance(v, str) or not v:
+            raise fail(f"expected a non-empty string, got {v!r}", at=i)
+    return value
+
+
+def _n_of_m(value: Any) -> Any:
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise fail(f"expected a list, got {type(value).__name__}")
+    if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise fail(f"expected [n, m] (two integers), got {value!r}")
+    n, m = value
+    if not 1 <= n <= m <= 1000:
+        raise fail(f"need 1 <= n <= m <= 1000, got n={n}, m={m}")
+    return (n, m)
+
+
+def _families(value: Any) -> Any:
+    families = _strings(value)
+    for i, fam in enumerate(families):
+        if fam not in _FAMILIES:
+            raise fail(f"unknown family {fam!r}; one of {', '.join(_FAMILIES)}", at=i)
+    return families
+
+
+_RENOTIFY_SCHEMA = {"anyOf": [{"type": "string", "pattern": DURATION_PATTERN}, {"const": "never"}],
+                    "examples": ["12h", "1d", "never"]}
+Renotify = Annotated[timedelta | None, BeforeValidator(_renotify), WithJsonSchema(_RENOTIFY_SCHEMA)]
+Strings = Annotated[list[str], BeforeValidator(_strings)]
+
+
+class RuleSpec(Section):
+    """One alert rule; a series is handled by the first rule that matches it."""
+
+    id: str = Field(description="lowercase letters, digits, '-' or '_' (unique)",
+                    json_schema_extra={"pattern": _RULE_ID.pattern})
+    name: str | None = Field(default=None, description="shown in notifications (default: the id)",
+                             json_schema_extra={"minLength": 1})
+    families: Annotated[list[str], BeforeValidator(_families)] = Field(
+        description="metric families the rule watches", json_schema_extra={"items": {"enum": json_list(_FAMILIES)},
+                                                                           "minItems": 1})
+    metrics: Strings = Field(default=["*"], description="metric names (fnmatch patterns)", validate_default=True)
+    features: Strings = Field(default=["*"], description="feature names (fnmatch patterns)", validate_default=True)
+    min_status: str = Field(default="alert", description="the least status that counts as bad",
+                            json_schema_extra={"enum": json_list(_MIN_STATUSES)})
+    n_of_m: Annotated[tuple[int, int], BeforeValidator(_n_of_m)] = Field(
+        default=(1, 1), description="bad in at least n of the last m windows (1 <= n <= m <= 1000)")
+    renotify_every: Renotify = Field(default=None, description="re-notify a still-bad series this often, or 'never' "
+                                                       "(default: the section's renotify_every)")
+    notify_recovery: Bool = Field(default=True, description="notify when the series is good again")
+
+    _required = {"id": "a rule id (lowercase letters, digits, '-' or '_')",
+                 "families": f"one or more of {', '.join(_FAMILIES)}"}
+
+    @field_validator("id", "name", mode="before")
+    @classmethod
+    def _string(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not value:
+            raise fail(f"expected a non-empty string, got {value!r}")
+        return value
+
+    @field_validator("id", mode="after")
+    @classmethod
+    def _rule_id(cls, value: str) -> str:
+        if not _RULE_ID.match(value):
+            raise fail(f"{value!r} must be lowercase letters, digits, '-' or '_'")
+        return value
+
+    @field_validator("min_status", mode="before")
+    @classmethod
+    def _min_status(cls, value: Any) -> Any:
+        if value not in _MIN_STATUSES:
+            raise fail(f"expected 'warning' or 'alert', got {value!r}")
+        return value
+
+    def resolve(self, renotify: timedelta | None) -> Rule:
+        n, m = self.n_of_m
+        return Rule(id=self.id, name=self.name or "", families=tuple(self.families), metrics=tuple(self.metrics),
+                    features=tuple(self.features), min_status=self.min_status, n=n, m=m,
+                    renotify_every=self.renotify_every if given(self, "renotify_every") else renotify,
+                    notify_recovery=self.notify_recovery)
+
+
+class AlertsSpec(Section):
+    """Who is notified of what: rules over the metric series, and a webhook."""
+
+    enabled: Bool = Field(default=True, description="evaluate the rules and notify")
+    renotify_every: Renotify = Field(default="24h", validate_default=True,
+                                     description="default of every rule: re-notify a still-bad series this often, "
+                                                 "or 'never'")
+    use_default_rules: Bool = Field(default=True, description="append the default rules after the rules below")
+    webhook: WebhookConfig | None = Field(default=None, description="POST alerts to this URL")
+    rules: list[RuleSpec] = Field(default=[], description="checked in order before the default rules")
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rules(cls, value: Any) -> Any:
+        if isinstance(value, str | bytes) or not isinstance(value, list):
+            raise fail(f"expected a list, got {type(value).__name__}")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> AlertsSpec:
+        seen: dict[str, int] = {}
+        for i, rule in enumerate(self.rules):
+            if rule.id in seen:
+                raise fail(f"duplicate rule id {rule.id!r} (also rules[{seen[rule.id]}])", at=("rules", i, "id"))
+            seen[rule.id] = i
+        return self
+
+    def resolve(self) -> AlertsConfig:
+        rules = [r.resolve(self.renotify_every) for r in self.rules]
+        if self.use_default_rules:
+            ids = {r.id for r in rules}
+            rules += [_with_renotify(r, self.renotify_every) for r in DEFAULT_RULES if r.id not in ids]
+        return AlertsConfig(enabled=self.enabled, rules=tuple(rules), webhook=self.webhook)
+
+
 def parse_alerts_config(section: Mapping[str, Any] | None, *, source: str, key: str = "alerts") -> AlertsConfig:
     """Validate and parse one model's ``alerts:`` section.
 
@@ -124,139 +296,12 @@ def parse_alerts_config(section: Mapping[str, Any] | None, *, source: str, key: 
     """
     if section is None:
         return AlertsConfig()
-    p = _Parser(source)
-    sec = p.mapping(section, key, {"enabled", "renotify_every", "use_default_rules", "webhook", "rules"})
-    renotify = p.renotify(sec.get("renotify_every", "24h"), f"{key}.renotify_every")
-    user_rules = [p.rule(r, f"{key}.rules[{i}]", renotify)
-                  for i, r in enumerate(p.sequence(sec.get("rules", []), f"{key}.rules"))]
-    seen: dict[str, int] = {}
-    for i, rule in enumerate(user_rules):
-        if rule.id in seen:
-            raise p.error(f"{key}.rules[{i}].id", f"duplicate rule id {rule.id!r} (also rules[{seen[rule.id]}])")
-        seen[rule.id] = i
-    rules = list(user_rules)
-    if p.boolean(sec.get("use_default_rules", True), f"{key}.use_default_rules"):
-        rules += [_with_renotify(r, renotify) for r in DEFAULT_RULES if r.id not in seen]
-    webhook = sec.get("webhook")
-    return AlertsConfig(
-        enabled=p.boolean(sec.get("enabled", True), f"{key}.enabled"),
-        rules=tuple(rules),
-        webhook=None if webhook is None else p.webhook(webhook, f"{key}.webhook"),
-    )
-
-
-def section_parser(raw: Mapping[str, Any], where: Where) -> AlertsConfig:
-    """The ``alerts`` entry of :data:`mlmon.config.model.SECTION_PARSERS`."""
-    return parse_alerts_config(raw, source=where.file, key=where.key)
+    try:
+        return AlertsSpec.model_validate(section).resolve()
+    except ValidationError as err:
+        raise config_error(err, source, prefix_of(Where(source, key)), kind=AlertsConfigError) from None
 
 
 def _with_renotify(rule: Rule, renotify: timedelta | None) -> Rule:
     return Rule(rule.id, rule.families, rule.metrics, rule.features, rule.min_status, rule.n, rule.m,
                 renotify, rule.notify_recovery, rule.name)
-
-
-class _Parser:
-    """Small typed readers that turn a wrong value into an error naming file and key."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def error(self, key: str, message: str) -> AlertsConfigError:
-        return AlertsConfigError(f"{self.source}: {key}: {message}")
-
-    def mapping(self, value: Any, key: str, allowed: set[str]) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.error(key, f"expected a mapping, got {type(value).__name__}")
-        unknown = sorted(str(k) for k in value if k not in allowed)
-        if unknown:
-            raise self.error(f"{key}.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
-        return value
-
-    def sequence(self, value: Any, key: str) -> Sequence[Any]:
-        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-            raise self.error(key, f"expected a list, got {type(value).__name__}")
-        return value
-
-    def boolean(self, value: Any, key: str) -> bool:
-        if not isinstance(value, bool):
-            raise self.error(key, f"expected true or false, got {value!r}")
-        return value
-
-    def string(self, value: Any, key: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.error(key, f"expected a non-empty string, got {value!r}")
-        return value
-
-    def strings(self, value: Any, key: str) -> tuple[str, ...]:
-        items = self.sequence(value, key)
-        if not items:
-            raise self.error(key, "expected at least one entry")
-        return tuple(self.string(v, f"{key}[{i}]") for i, v in enumerate(items))
-
-    def renotify(self, value: Any, key: str) -> timedelta | None:
-        if value == "never":
-            return None
-        try:
-            return parse_duration(self.string(value, key), Where(self.source, key))
-        except ConfigError as exc:
-            raise AlertsConfigError(f"{exc} (or 'never')") from None
-
-    def rule(self, value: Any, key: str, renotify: timedelta | None) -> Rule:
-        r = self.mapping(value, key, {"id", "name", "families", "metrics", "features", "min_status", "n_of_m",
-                                      "renotify_every", "notify_recovery"})
-        if "id" not in r:
-            raise self.error(f"{key}.id", "required")
-        rule_id = self.string(r["id"], f"{key}.id")
-        if not _RULE_ID.match(rule_id):
-            raise self.error(f"{key}.id", f"{rule_id!r} must be lowercase letters, digits, '-' or '_'")
-        if "families" not in r:
-            raise self.error(f"{key}.families", f"required; one or more of {', '.join(_FAMILIES)}")
-        families = self.strings(r["families"], f"{key}.families")
-        for i, fam in enumerate(families):
-            if fam not in _FAMILIES:
-                raise self.error(f"{key}.families[{i}]", f"unknown family {fam!r}; one of {', '.join(_FAMILIES)}")
-        min_status = r.get("min_status", "alert")
-        if min_status not in _MIN_STATUSES:
-            raise self.error(f"{key}.min_status", f"expected 'warning' or 'alert', got {min_status!r}")
-        n, m = self.n_of_m(r.get("n_of_m", [1, 1]), f"{key}.n_of_m")
-        return Rule(
-            id=rule_id,
-            name=self.string(r["name"], f"{key}.name") if "name" in r else "",
-            families=families,
-            metrics=self.strings(r.get("metrics", ["*"]), f"{key}.metrics"),
-            features=self.strings(r.get("features", ["*"]), f"{key}.features"),
-            min_status=min_status,
-            n=n,
-            m=m,
-            renotify_every=self.renotify(r["renotify_every"], f"{key}.renotify_every")
-            if "renotify_every" in r else renotify,
-            notify_recovery=self.boolean(r.get("notify_recovery", True), f"{key}.notify_recovery"),
-        )
-
-    def n_of_m(self, value: Any, key: str) -> tuple[int, int]:
-        pair = self.sequence(value, key)
-        if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
-            raise self.error(key, f"expected [n, m] (two integers), got {value!r}")
-        n, m = pair
-        if not 1 <= n <= m <= 1000:
-            raise self.error(key, f"need 1 <= n <= m <= 1000, got n={n}, m={m}")
-        return n, m
-
-    def webhook(self, value: Any, key: str) -> WebhookConfig:
-        w = self.mapping(value, key, {"url", "timeout_seconds", "max_attempts", "headers"})
-        if "url" not in w:
-            raise self.error(f"{key}.url", "required")
-        url = self.string(w["url"], f"{key}.url")
-        if not re.match(r"^https?://[^/\s]+", url):
-            raise self.error(f"{key}.url", f"expected an http(s) URL, got {url!r}")
-        timeout = w.get("timeout_seconds", 5.0)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 300:
-            raise self.error(f"{key}.timeout_seconds", f"expected a number of seconds in (0, 300], got {timeout!r}")
-        attempts = w.get("max_attempts", 4)
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 10:
-            raise self.error(f"{key}.max_attempts", f"expected an integer in [1, 10], got {attempts!r}")
-        headers = self.mapping(w.get("headers", {}), f"{key}.headers", set(w.get("headers", {}) or {}))
-        for name, val in headers.items():
-            self.string(val, f"{key}.headers.{name}")
-        return WebhookConfig(url=url, timeout_seconds=float(timeout), max_attempts=attempts,
-                             headers={str(k): str(v) for k, v in headers.items()})

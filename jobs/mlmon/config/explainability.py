@@ -1,8 +1,9 @@
 """The ``explainability:`` and ``fairness:`` sections of ``mlmon.yaml``, validated.
 
-Errors name the file and the key (``mlmon.yaml: models.churn.fairness.min_group_size: ...``),
-like the rest of :mod:`mlmon.config.model`. Importing this module registers both
-parsers in :data:`mlmon.config.model.SECTION_PARSERS`. Every key is optional::
+Errors name the file, the line and the key
+(``mlmon.yaml:14: models.churn.fairness.min_group_size: ...``), like the rest of
+:mod:`mlmon.config.model`: :class:`ExplainabilitySpec` and :class:`FairnessSpec` are the
+sections' part of its typed model. Every key is optional but ``fairness.attributes``::
 
     models:
       churn:
@@ -38,16 +39,18 @@ parsers in :data:`mlmon.config.model.SECTION_PARSERS`. Every key is optional::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Literal
 
-# The scalar validators are config.py's, so every section words its errors the same way.
-from mlmon.config.values import Where, integer_at_least, no_unknown_keys, optional_float, optional_str, probability
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+# The scalar types are values.py's, so every section words its errors the same way.
+from mlmon.config.values import (GROUP_SCHEMA, NAMES_SCHEMA, SEGMENT_SUFFIX, FeatureName, Int0, Int1, Int10, Int2,
+                                 NonEmptyText, Number, Probability, Section, TimeRange, Where, config_error, describe,
+                                 fail, given, group_value, is_name, json_list, list_or_mapping, one_of, prefix_of)
 from mlmon.core.documents import Threshold
-from mlmon_logging import contract
 
 Direction = Literal["above", "below"]
 
@@ -87,13 +90,28 @@ SCORINGS = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "neg_log_loss", "r
             "neg_mean_squared_error")
 
 
-@dataclass(frozen=True)
-class PermutationConfig:
-    model_path: str
-    sample: int = 2000
-    repeats: int = 5
-    scoring: str = "accuracy"
-    seed: int = 0
+class PermutationConfig(Section):
+    """Permutation importance of a scikit-learn model on logged rows (embedded store only)."""
+
+    model_path: str = Field(description="the path of a joblib/pickle file of a scikit-learn model",
+                            json_schema_extra={"minLength": 1})
+    sample: Int10 = Field(default=2000, description="rows sampled from the window")
+    repeats: Int1 = Field(default=5, description="shuffles per feature")
+    scoring: str = Field(default="accuracy",
+                         description="a scikit-learn scorer", json_schema_extra={"enum": json_list(SCORINGS)})
+    seed: Int0 = Field(default=0, description="random seed")
+
+    @field_validator("model_path", mode="before")
+    @classmethod
+    def _path(cls, value: Any) -> Any:
+        if not isinstance(value, str) or not value:
+            raise fail(f"expected the path of a joblib/pickle file of a scikit-learn model, got {describe(value)}")
+        return value
+
+    @field_validator("scoring", mode="before")
+    @classmethod
+    def _scoring(cls, value: Any) -> Any:
+        return one_of(SCORINGS)(value)
 
 
 @dataclass(frozen=True)
@@ -121,164 +139,198 @@ class FairnessConfig:
     thresholds: Mapping[str, Limits] = field(default_factory=lambda: dict(FAIRNESS_DEFAULTS))
 
 
-def parse_explainability(raw: Mapping[str, Any], where: Where) -> ExplainabilityConfig:
-    no_unknown_keys(raw, {"features", "method", "reference", "reference_window", "top_k", "min_explanations", "alpha",
-                          "thresholds", "permutation", "segments"}, where)
-    features = raw.get("features") or []
-    if not isinstance(features, list):
-        raise where.at("features").fail("expected a list of feature names")
-    window = raw.get("reference_window")
-    if raw.get("reference") is not None and window is not None:
-        raise where.at("reference_window").fail("give either reference or reference_window, not both")
-    top_k = raw.get("top_k")
-    return ExplainabilityConfig(
-        features=tuple(_name(f, where.at("features"), "feature") for f in features),
-        method=_non_empty_str(raw.get("method"), where.at("method")),
-        reference=_non_empty_str(raw.get("reference"), where.at("reference")),
-        reference_window=None if window is None else _window(window, where.at("reference_window")),
-        top_k=None if top_k is None else integer_at_least(top_k, where.at("top_k"), 1),
-        min_explanations=integer_at_least(raw.get("min_explanations", DEFAULT_MIN_EXPLANATIONS),
-                                          where.at("min_explanations"), 1),
-        alpha=probability(raw.get("alpha", DEFAULT_EXPLAIN_ALPHA), where.at("alpha")),
-        thresholds=_thresholds(raw.get("thresholds"), EXPLAINABILITY_DEFAULTS, where.at("thresholds")),
-        permutation=None if raw.get("permutation") is None else _permutation(raw["permutation"],
-                                                                               where.at("permutation")),
-        segments=_segments(raw.get("segments"), where.at("segments")),
-    )
+class LevelsSpec(Section):
+    """Warning / alert levels of one metric; a level left out keeps its default."""
+
+    warning: Number | None = Field(default=None, description="warning level (null: none)")
+    alert: Number | None = Field(default=None, description="alert level (null: none)")
 
 
-def parse_fairness(raw: Mapping[str, Any], where: Where) -> FairnessConfig:
-    no_unknown_keys(raw, {"attributes", "positive_label", "min_group_size", "max_groups", "thresholds"}, where)
-    attrs_raw = raw.get("attributes")
-    aw = where.at("attributes")
-    attributes: dict[str, tuple[str, ...]] = {}
-    if isinstance(attrs_raw, list):
-        attributes = {_name(a, aw, "segment"): () for a in attrs_raw}
-    elif isinstance(attrs_raw, Mapping):
-        for name, groups in attrs_raw.items():
-            gw = aw.at(str(name))
-            if groups is not None and (not isinstance(groups, list) or len(groups) < 2):
-                raise gw.fail("expected a list of at least two groups to compare (or null for every group)")
-            attributes[_name(name, aw, "segment")] = tuple(_group(g, gw) for g in groups or ())
-    else:
-        raise aw.fail("expected a list of segment names (mlmon.segment.<name>) or a mapping name -> groups")
-    if not attributes:
-        raise aw.fail("no sensitive attributes configured")
-    label = raw.get("positive_label", DEFAULT_POSITIVE_LABEL)
-    if isinstance(label, bool):
-        label = "true" if label else "false"  # the emitter logs booleans as "true"/"false"
-    if not isinstance(label, str | int) or str(label) == "":
-        raise where.at("positive_label").fail(f"expected the positive class as a string, got {label!r}")
-    min_size = raw.get("min_group_size", DEFAULT_MIN_GROUP_SIZE)
-    if isinstance(min_size, bool) or not isinstance(min_size, int | float) or min_size < 1:
-        raise where.at("min_group_size").fail(f"expected a number >= 1, got {min_size!r}")
-    return FairnessConfig(
-        attributes=attributes, positive_label=str(label), min_group_size=float(min_size),
-        max_groups=integer_at_least(raw.get("max_groups", DEFAULT_MAX_GROUPS), where.at("max_groups"), 2),
-        thresholds=_thresholds(raw.get("thresholds"), FAIRNESS_DEFAULTS, where.at("thresholds")),
-    )
-
-
-# --- helpers ------------------------------------------------------------------------------------------
-
-def _thresholds(raw: Any, defaults: Mapping[str, Limits], where: Where) -> dict[str, Limits]:
+def _limits(raw: dict[str, LevelsSpec | None], defaults: Mapping[str, Limits]) -> dict[str, Limits]:
+    """Defaults overridden by the file's levels, checked against the metric's direction."""
     out = dict(defaults)
-    if raw is None:
-        return out
-    if not isinstance(raw, Mapping):
-        raise where.fail(f"expected a mapping metric -> {{warning, alert}}, got {raw!r}")
     for metric, spec in raw.items():
-        mw = where.at(str(metric))
-        if metric not in defaults:
-            raise mw.fail(f"unknown metric; expected one of {', '.join(sorted(defaults))}")
-        if not isinstance(spec, Mapping):
-            raise mw.fail(f"expected a mapping with warning and/or alert, got {spec!r}")
-        no_unknown_keys(spec, {"warning", "alert"}, mw)
         base = defaults[metric]
-        warning = optional_float(spec.get("warning", base.warning), mw.at("warning"))
-        alert = optional_float(spec.get("alert", base.alert), mw.at("alert"))
+        warning = spec.warning if spec is not None and given(spec, "warning") else base.warning
+        alert = spec.alert if spec is not None and given(spec, "alert") else base.alert
         if warning is not None and alert is not None:
             if base.direction == "above" and alert < warning:
-                raise mw.fail(f"alert ({alert}) must not be below warning ({warning}): larger is worse")
+                raise fail(f"alert ({alert}) must not be below warning ({warning}): larger is worse", at=metric)
             if base.direction == "below" and alert > warning:
-                raise mw.fail(f"alert ({alert}) must not be above warning ({warning}): smaller is worse")
-        out[str(metric)] = Limits(warning, alert, base.direction, "config")
+                raise fail(f"alert ({alert}) must not be above warning ({warning}): smaller is worse", at=metric)
+        out[metric] = Limits(warning, alert, base.direction, "config")
     return out
 
 
-def _segments(raw: Any, where: Where) -> dict[str, tuple[str, ...]]:
-    """``{name: [values]}``, worded like the drift section's ``segments``."""
+def _known_metrics(raw: Any, defaults: Mapping[str, Limits]) -> Any:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        raise where.fail(f"expected a mapping segment name -> list of values, got {raw!r}")
-    out: dict[str, tuple[str, ...]] = {}
-    for name, values in raw.items():
-        sw = where.at(str(name))
-        if not isinstance(values, list) or not values:
-            raise sw.fail("expected a non-empty list of segment values to monitor")
-        values_seen = tuple(_group(v, sw) for v in values)
-        if len(set(values_seen)) != len(values_seen):
-            raise sw.fail(f"segment values listed twice: {list(values)!r}")
-        out[_name(name, where, "segment")] = values_seen
-    return out
+        raise fail(f"expected a mapping metric -> {{warning, alert}}, got {describe(raw)}")
+    for metric in raw:
+        if metric not in defaults:
+            raise fail(f"unknown metric {metric!r}; expected one of {', '.join(sorted(defaults))}", at=str(metric))
+    return raw
 
 
-def _permutation(raw: Any, where: Where) -> PermutationConfig:
-    if not isinstance(raw, Mapping):
-        raise where.fail(f"expected a mapping with model_path, got {raw!r}")
-    no_unknown_keys(raw, {"model_path", "sample", "repeats", "scoring", "seed"}, where)
-    path = raw.get("model_path")
-    if not isinstance(path, str) or not path:
-        raise where.at("model_path").fail("expected the path of a joblib/pickle file of a scikit-learn model")
-    scoring = raw.get("scoring", "accuracy")
-    if scoring not in SCORINGS:
-        raise where.at("scoring").fail(f"expected one of {', '.join(SCORINGS)}, got {scoring!r}")
-    return PermutationConfig(model_path=path,
-                             sample=integer_at_least(raw.get("sample", 2000), where.at("sample"), 10),
-                             repeats=integer_at_least(raw.get("repeats", 5), where.at("repeats"), 1), scoring=scoring,
-                             seed=integer_at_least(raw.get("seed", 0), where.at("seed"), 0))
+def _thresholds_field(defaults: Mapping[str, Limits]) -> Any:
+    return Field(default={}, description="metric -> {warning, alert}; metrics left out keep their defaults ("
+                 + "; ".join(f"{m}: {d.warning}/{d.alert}, {'larger' if d.direction == 'above' else 'smaller'} "
+                             "is worse" for m, d in defaults.items()) + ")",
+                 json_schema_extra={"propertyNames": {"enum": json_list(sorted(defaults))}})
 
 
-def _window(raw: Any, where: Where) -> tuple[datetime, datetime]:
-    if not isinstance(raw, Mapping):
-        raise where.fail("expected {from: <ISO 8601>, to: <ISO 8601>}")
-    no_unknown_keys(raw, {"from", "to"}, where)
-    start, end = _time(raw.get("from"), where.at("from")), _time(raw.get("to"), where.at("to"))
-    if not start < end:
-        raise where.fail(f"from ({start.isoformat()}) must be before to ({end.isoformat()})")
-    return start, end
+class ExplainabilitySpec(Section):
+    """Drift of feature attributions (SHAP etc.) against an attribution reference."""
+
+    features: list[FeatureName] = Field(default=[], description="default: every attribution field logged")
+    method: NonEmptyText | None = Field(default=None, description="only explanations of this method (default: all)")
+    reference: NonEmptyText | None = Field(default=None, description="an attribution reference id "
+                                                             "(default: the newest for model/version)")
+    reference_window: TimeRange | None = Field(default=None, description="logged explanations of this period "
+                                                                 "as the reference {from, to}")
+    top_k: Int1 | None = Field(default=None, description="nDCG over the top k features (default: all)")
+    min_explanations: Int1 = Field(default=DEFAULT_MIN_EXPLANATIONS, description="fewer in a window: insufficient_data")
+    alpha: Probability = Field(default=DEFAULT_EXPLAIN_ALPHA, description="significance gate of attribution_drift "
+                                                                  "(Holm over features)")
+    thresholds: dict[str, LevelsSpec | None] = _thresholds_field(EXPLAINABILITY_DEFAULTS)
+    permutation: PermutationConfig | None = Field(default=None,
+                                                  description="permutation importance (embedded store only)")
+    segments: dict[str, list[str]] = Field(
+        default={}, description="also per value of mlmon.segment.<name>: {name: [values]}",
+        json_schema_extra={"additionalProperties": {"type": "array", "minItems": 1, "items": GROUP_SCHEMA}})
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _metrics(cls, value: Any) -> Any:
+        return _known_metrics(value, EXPLAINABILITY_DEFAULTS)
+
+    @field_validator("thresholds", mode="after")
+    @classmethod
+    def _levels(cls, value: dict[str, LevelsSpec | None]) -> dict[str, LevelsSpec | None]:
+        _limits(value, EXPLAINABILITY_DEFAULTS)
+        return value
+
+    @field_validator("segments", mode="before")
+    @classmethod
+    def _segments(cls, raw: Any) -> Any:
+        """``{name: [values]}``, worded like the drift section's ``segments``."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, Mapping):
+            raise fail(f"expected a mapping segment name -> list of values, got {describe(raw)}")
+        out: dict[str, list[str]] = {}
+        for name, values in raw.items():
+            if not isinstance(values, list) or not values:
+                raise fail("expected a non-empty list of segment values to monitor", at=str(name))
+            seen = [group_value(v) for v in values]
+            if len(set(seen)) != len(seen):
+                raise fail(f"segment values listed twice: {list(values)!r}", at=str(name))
+            if not is_name(name):
+                raise fail(f"{name!r} is not a segment name (letters, digits, '_' or '-'{SEGMENT_SUFFIX})",
+                           at=str(name))
+            out[str(name)] = seen
+        return out
+
+    @model_validator(mode="after")
+    def _one_reference(self) -> ExplainabilitySpec:
+        if self.reference is not None and self.reference_window is not None:
+            raise fail("give either reference or reference_window, not both", at="reference_window")
+        return self
+
+    def resolve(self) -> ExplainabilityConfig:
+        return ExplainabilityConfig(
+            features=tuple(self.features), method=self.method, reference=self.reference,
+            reference_window=None if self.reference_window is None else self.reference_window.span(),
+            top_k=self.top_k, min_explanations=self.min_explanations, alpha=self.alpha,
+            thresholds=_limits(self.thresholds, EXPLAINABILITY_DEFAULTS), permutation=self.permutation,
+            segments={k: tuple(v) for k, v in self.segments.items()})
 
 
-def _time(value: Any, where: Where) -> datetime:
-    if isinstance(value, datetime):  # YAML parses unquoted timestamps itself
-        t = value
-    elif isinstance(value, str):
-        try:
-            t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise where.fail(f"expected an ISO 8601 time like 2025-01-31T10:00:00Z, got {value!r}") from None
-    else:
-        raise where.fail(f"expected an ISO 8601 time, got {value!r}")
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+class FairnessSpec(Section):
+    """Gaps between groups of sensitive attributes (logged as mlmon.segment.<name>)."""
+
+    attributes: dict[str, list[str]] = Field(
+        description="a list of segment names (mlmon.segment.<name>) or a mapping name -> the groups to compare "
+                    "(null: every group)",
+        json_schema_extra=list_or_mapping({**NAMES_SCHEMA, "minItems": 1}))
+    positive_label: str = Field(default=DEFAULT_POSITIVE_LABEL, description="the favourable prediction / actual class",
+                                json_schema_extra={"type": ["string", "integer", "boolean"]})
+    min_group_size: Number = Field(default=DEFAULT_MIN_GROUP_SIZE, ge=1, description="smaller groups are not compared")
+    max_groups: Int2 = Field(default=DEFAULT_MAX_GROUPS,
+                             description="the most frequent groups of an attribute; the rest "
+                                                            "are left out, counted")
+    thresholds: dict[str, LevelsSpec | None] = _thresholds_field(FAIRNESS_DEFAULTS)
+
+    _required = {"attributes": "a list of segment names (mlmon.segment.<name>) or a mapping name -> groups"}
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _attributes(cls, raw: Any) -> Any:
+        what = "segment"
+        out: dict[str, list[str]] = {}
+        if isinstance(raw, list):
+            for i, name in enumerate(raw):
+                if not is_name(name):
+                    raise fail(f"{name!r} is not a {what} name (letters, digits, '_' or '-')", at=i)
+                out[str(name)] = []
+        elif isinstance(raw, Mapping):
+            for name, groups in raw.items():
+                if groups is not None and (not isinstance(groups, list) or len(groups) < 2):
+                    raise fail("expected a list of at least two groups to compare (or null for every group)",
+                               at=str(name))
+                if not is_name(name):
+                    raise fail(f"{name!r} is not a {what} name (letters, digits, '_' or '-')", at=str(name))
+                out[str(name)] = [group_value(g) for g in groups or ()]
+        else:
+            raise fail("expected a list of segment names (mlmon.segment.<name>) or a mapping name -> groups, "
+                       f"got {describe(raw)}")
+        if not out:
+            raise fail("no sensitive attributes configured")
+        return out
+
+    @field_validator("positive_label", mode="before")
+    @classmethod
+    def _label(cls, label: Any) -> Any:
+        if isinstance(label, bool):
+            return "true" if label else "false"  # the emitter logs booleans as "true"/"false"
+        if not isinstance(label, str | int) or str(label) == "":
+            raise fail(f"expected the positive class as a string, got {label!r}")
+        return str(label)
+
+    @field_validator("min_group_size", mode="before")
+    @classmethod
+    def _min_size(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
+            raise fail(f"expected a number >= 1, got {value!r}")
+        return float(value)
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _metrics(cls, value: Any) -> Any:
+        return _known_metrics(value, FAIRNESS_DEFAULTS)
+
+    @field_validator("thresholds", mode="after")
+    @classmethod
+    def _levels(cls, value: dict[str, LevelsSpec | None]) -> dict[str, LevelsSpec | None]:
+        _limits(value, FAIRNESS_DEFAULTS)
+        return value
+
+    def resolve(self) -> FairnessConfig:
+        return FairnessConfig(attributes={k: tuple(v) for k, v in self.attributes.items()},
+                              positive_label=self.positive_label, min_group_size=self.min_group_size,
+                              max_groups=self.max_groups, thresholds=_limits(self.thresholds, FAIRNESS_DEFAULTS))
 
 
-def _name(value: Any, where: Where, what: str) -> str:
-    if not isinstance(value, str) or not re.match(contract.NAME_PATTERN, value):
-        raise where.fail(f"{value!r} is not a {what} name (letters, digits, '_' or '-')")
-    return value
+def parse_explainability(raw: Mapping[str, Any], where: Where) -> ExplainabilityConfig:
+    try:
+        return ExplainabilitySpec.model_validate(raw).resolve()
+    except ValidationError as err:
+        raise config_error(err, where.file, prefix_of(where)) from None
 
 
-def _group(value: Any, where: Where) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if not isinstance(value, str | int | float):
-        raise where.fail(f"expected group values (strings), got {value!r}")
-    return str(value)
-
-
-def _non_empty_str(value: Any, where: Where) -> str | None:
-    text: str | None = optional_str(value, where)
-    if text == "":
-        raise where.fail("expected a non-empty string")
-    return text
+def parse_fairness(raw: Mapping[str, Any], where: Where) -> FairnessConfig:
+    try:
+        return FairnessSpec.model_validate(raw).resolve()
+    except ValidationError as err:
+        raise config_error(err, where.file, prefix_of(where)) from None

@@ -1,4 +1,4 @@
-"""``mlmon.yaml``: which models to monitor and how, validated with errors naming the file and key.
+"""``mlmon.yaml``: which models to monitor and how, as ONE typed model validated by pydantic.
 
 The shortest useful file::
 
@@ -25,36 +25,55 @@ windows with the default thresholds. Everything else is optional::
           correction: holm             # holm | bh | none
           calibrate: false             # thresholds from resampling the reference
           segments: {country: [DE, FR]}
-        performance: {...}             # sections of other jobs: see SECTION_PARSERS
+        performance: {...}             # mlmon.config.performance
+        explainability: {...}          # mlmon.config.explainability
+        fairness: {...}                # mlmon.config.explainability
+        alerts: {...}                  # mlmon.config.alerts
 
-Sections other than ``drift`` are parsed by the job that owns them: it adds
-its parser to :data:`SECTION_PARSERS`; until then the raw mapping is kept.
+:class:`MlmonYaml` is the model of the whole file (``mlmon config schema`` prints its
+JSON Schema). :func:`load` / :func:`parse` validate a file and give the :class:`Config`
+the jobs read; every error is one line ``file:line: key.path: what was expected``.
+Time ranges are ``{from, to}`` everywhere, like the CLI's ``--from`` / ``--to``.
 """
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mlmon.config.values import (ConfigError, Where, boolean, integer_at_least, mapping_of, no_unknown_keys,
-                                 optional_float, optional_str, parse_duration, probability)
-from mlmon.metrics.thresholds import (CORRECTIONS, DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_RULES, Policy, Rule,
-                                     default_policy)
-from mlmon.config.alerts import section_parser as alerts_section
-from mlmon.config.explainability import ExplainabilityConfig, FairnessConfig, parse_explainability, parse_fairness
-from mlmon.config.performance import parse_performance
+from mlmon.config.alerts import AlertsConfigError, AlertsSpec
+from mlmon.config.explainability import (ExplainabilityConfig, ExplainabilitySpec, FairnessConfig, FairnessSpec,
+                                         parse_explainability, parse_fairness)
+from mlmon.config.loader import read_yaml
+from mlmon.config.performance import PerformanceSpec, warn_old_reference
+from mlmon.config.values import (SEGMENT_SUFFIX, Bool, ConfigError, Duration, Int1, Int20, KeyPath, Number, Probability,
+                                 Section, Text, Where, config_error, describe, fail, given, is_name, list_or_mapping,
+                                 one_of, parse_duration)
+from mlmon.core.assets import ROOT
+from mlmon.metrics.registry import DRIFT_METRIC_NAMES
+from mlmon.metrics.thresholds import (CORRECTIONS, DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_RULES, Correction, Policy,
+                                      Rule, default_policy)
 from mlmon_logging import contract
+
+__all__ = ["Config", "ConfigError", "DriftConfig", "ModelConfig", "MlmonYaml", "Where", "explainability_config",
+           "fairness_config", "json_schema", "load", "parse", "parse_duration", "render_schema"]
 
 T = TypeVar("T")
 DEFAULT_WINDOW = timedelta(hours=1)
 DEFAULT_LATENESS = timedelta(minutes=1)
 SECTIONS = ("drift", "performance", "fairness", "explainability", "alerts")
+#: Drift metrics a threshold can be set for: the drift metric registry's names (a live view: a metric
+#: registered at run time is accepted too), not a list of their own here.
+DRIFT_METRICS: AbstractSet[str] = DRIFT_METRIC_NAMES
+#: The committed copy of the JSON Schema (``mlmon config schema > docs/mlmon.schema.json``).
+SCHEMA_PATH = ROOT / "docs" / "mlmon.schema.json"
 
 
 @dataclass(frozen=True)
@@ -74,7 +93,7 @@ class ModelConfig:
     window: timedelta = DEFAULT_WINDOW
     lateness: timedelta = DEFAULT_LATENESS
     drift: DriftConfig = field(default_factory=DriftConfig)
-    #: Parsed sections of other jobs (performance, fairness, ...), by section name.
+    #: Parsed sections of other jobs (PerformanceConfig, FairnessConfig, ...), by section name.
     sections: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -85,15 +104,193 @@ class Config:
     path: str = "<config>"
 
 
-#: Parsers of the other sections: ``(raw mapping, Where) -> parsed object``. Raise ConfigError via ``where.fail``.
-SectionParser = Callable[[Mapping[str, Any], "Where"], Any]
-SECTION_PARSERS: dict[str, SectionParser] = {
-    "performance": parse_performance,
-    "explainability": parse_explainability,
-    "fairness": parse_fairness,
-    "alerts": alerts_section,
-}
+# --- the typed model of the file -------------------------------------------------------------------
 
+class DriftThreshold(Section):
+    """Warning / alert levels of one drift metric; a level left out keeps the metric's default."""
+
+    warning: Number | None = Field(default=None, description="warning level (null: none)")
+    alert: Number | None = Field(default=None, description="alert level (null: none; not below warning)")
+    gated: Bool | None = Field(default=None, description="also need the field's test to be significant (default: true)")
+
+    def rule(self, metric: str) -> Rule:
+        base = DEFAULT_RULES.get(metric, Rule(None, None))
+        return Rule(self.warning if given(self, "warning") else base.warning,
+                    self.alert if given(self, "alert") else base.alert,
+                    relative=base.relative, gated=base.gated if self.gated is None else self.gated, source="config")
+
+
+Thresholds = dict[str, DriftThreshold | None]
+
+
+def _thresholds_schema(schema: dict[str, Any]) -> None:
+    schema["propertyNames"] = {"enum": sorted(DRIFT_METRICS)}  # when the schema is made: registered metrics too
+
+
+
+def _known_metrics(raw: Any, at: KeyPath = ()) -> Any:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise fail(f"expected a mapping metric -> {{warning, alert}}, got {describe(raw)}", at=at or None)
+    for metric in raw:
+        if metric not in DRIFT_METRICS:
+            raise fail(f"unknown metric {metric!r}; expected one of {', '.join(sorted(DRIFT_METRICS))}",
+                       at=(*at, str(metric)))
+    return raw
+
+
+def _rules(thresholds: Thresholds) -> dict[str, Rule]:
+    return {m: (spec or DriftThreshold()).rule(m) for m, spec in thresholds.items()}
+
+
+class DriftSpec(Section):
+    """Drift of features and predictions against the reference profile."""
+
+    features: dict[str, Thresholds | None] = Field(
+        default={}, description="default: every feature of the reference; a list of names, or a mapping "
+                        "name -> per-feature thresholds", json_schema_extra=list_or_mapping(
+                            {"type": "array", "items": {"type": "string", "pattern": contract.NAME_PATTERN}}))
+    prediction: Bool = Field(default=True, description="drift of scores / predicted labels too")
+    thresholds: Thresholds = Field(default={}, description="metric -> {warning, alert, gated}; metrics left out keep "
+                                                   "their default rule", json_schema_extra=_thresholds_schema)
+    min_rows: Int1 = Field(default=DEFAULT_MIN_ROWS, description="smaller windows: insufficient_data")
+    alpha: Probability = Field(default=DEFAULT_ALPHA, description="significance level of the gating tests")
+    correction: Correction = Field(default="holm", description="multiple-testing correction across a window's tests")
+    calibrate: Bool = Field(default=False, description="thresholds from resampling the reference at the window's size")
+    calibration_samples: Int20 = Field(default=200, description="resamples of the reference when calibrating")
+    segments: dict[str, list[str]] = Field(
+        default={}, description="also per value of mlmon.segment.<name>: {name: [values]}",
+        json_schema_extra={"additionalProperties": {"type": "array", "minItems": 1}})
+
+    @field_validator("features", mode="before")
+    @classmethod
+    def _features(cls, raw: Any) -> Any:
+        if raw is None:
+            return {}
+        if isinstance(raw, list):
+            for i, name in enumerate(raw):
+                if not is_name(name):
+                    raise fail(f"{name!r} is not a feature name (letters, digits, '_' or '-')", at=i)
+            return {name: None for name in raw}
+        if not isinstance(raw, Mapping):
+            raise fail("expected a list of feature names or a mapping name -> thresholds")
+        for name, spec in raw.items():
+            if not is_name(name):
+                raise fail(f"{name!r} is not a feature name (letters, digits, '_' or '-')", at=str(name))
+            _known_metrics(spec, (str(name),))
+        return raw
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _metrics(cls, raw: Any) -> Any:
+        return _known_metrics(raw)
+
+    @field_validator("correction", mode="before")
+    @classmethod
+    def _correction(cls, value: Any) -> Any:
+        return one_of(CORRECTIONS)(value)
+
+    @field_validator("segments", mode="before")
+    @classmethod
+    def _segments(cls, raw: Any) -> Any:
+        if raw is None:
+            return {}
+        if not isinstance(raw, Mapping):
+            raise fail(f"expected a mapping segment name -> list of values, got {describe(raw)}")
+        for seg, values in raw.items():
+            if not is_name(seg):
+                raise fail(f"segment names use letters, digits, '_' and '-' ({SEGMENT_SUFFIX.lstrip('; ')})",
+                           at=str(seg))
+            if not isinstance(values, list) or not values:
+                raise fail("expected a non-empty list of segment values to monitor", at=str(seg))
+        return {str(seg): [str(v) for v in values] for seg, values in raw.items()}
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftSpec:
+        for at, thresholds in [(("thresholds",), self.thresholds),
+                               *((("features", f), t) for f, t in self.features.items() if t)]:
+            for metric, rule in _rules(thresholds).items():
+                if rule.warning is not None and rule.alert is not None and rule.alert < rule.warning:
+                    raise fail(f"alert ({rule.alert}) must not be below warning ({rule.warning})", at=(*at, metric))
+        return self
+
+    def resolve(self) -> DriftConfig:
+        rules = dict(DEFAULT_RULES)
+        rules.update(_rules(self.thresholds))
+        policy = Policy(rules=rules, per_feature={f: _rules(t) for f, t in self.features.items() if t is not None},
+                        min_rows=self.min_rows, alpha=self.alpha, correction=self.correction,
+                        calibrate=self.calibrate, calibration_samples=self.calibration_samples)
+        return DriftConfig(features=tuple(self.features), prediction=self.prediction, policy=policy,
+                           segments={k: tuple(v) for k, v in self.segments.items()})
+
+
+class ModelSpec(Section):
+    """One monitored model (the key is the model name of its logged events)."""
+
+    version: Text | None = Field(default=None, description="events and reference of this model version "
+                                                   "(default: the latest reference)")
+    reference: Text | None = Field(default=None, description="a reference profile id (default: the latest for "
+                                                     "model/version)")
+    window: Duration = Field(default="1h", validate_default=True, description="length of a window (30s, 5m, 1h, 1d)")
+    lateness: Duration = Field(default="1m", validate_default=True, description="wait this long after a window ends "
+                                                                        "for late events")
+    drift: DriftSpec | None = Field(default=None, description="drift of features and predictions")
+    performance: PerformanceSpec | None = Field(default=None, description="performance against delayed labels")
+    fairness: FairnessSpec | None = Field(default=None, description="gaps between groups of sensitive attributes")
+    explainability: ExplainabilitySpec | None = Field(default=None, description="drift of feature attributions")
+    alerts: AlertsSpec | None = Field(default=None, description="alert rules and the webhook")
+
+    @field_validator(*SECTIONS, mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any) -> Any:
+        return {} if value is None else value  # `performance:` with nothing under it is an empty section
+
+    def resolve(self, name: str) -> ModelConfig:
+        sections: dict[str, Any] = {s: spec.resolve() for s in SECTIONS[1:]
+                                    if (spec := getattr(self, s)) is not None}
+        return ModelConfig(name=name, version=self.version, reference=self.reference, window=self.window,
+                           lateness=self.lateness, drift=(self.drift or DriftSpec()).resolve(), sections=sections)
+
+
+class MlmonYaml(Section):
+    """mlmon.yaml: which models mlmon monitors, and how."""
+
+    model_config = ConfigDict(title="mlmon.yaml")
+
+    store: str | None = Field(default=None, description="store URL: duckdb:///mlmon.duckdb or https://host:9200 "
+                                                "(--store overrides)")
+    models: dict[str, ModelSpec | None] = Field(description="model name -> how to monitor it (null: the defaults)",
+                                         json_schema_extra={"propertyNames": {"pattern": contract.NAME_PATTERN},
+                                                            "minProperties": 1})
+
+    _required = {"models": "a mapping model name -> how to monitor it, e.g. models: {churn: {}}"}
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str):
+            raise fail(f"expected a store URL string, got {value!r}")
+        return value
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, raw: Any) -> Any:
+        if raw is not None and not isinstance(raw, Mapping):
+            raise fail(f"expected a mapping model name -> its monitoring, got {describe(raw)}")
+        if not raw:
+            raise fail("no models configured")
+        for name in raw:
+            if not is_name(str(name)):
+                raise fail("model names use letters, digits, '_' and '-'", at=str(name))
+        return {str(name): {} if spec is None else spec for name, spec in raw.items()}
+
+    def resolve(self, path: str) -> Config:
+        return Config(models=tuple((spec or ModelSpec()).resolve(name) for name, spec in self.models.items()),
+                      store=self.store, path=path)
+
+
+# --- loading ----------------------------------------------------------------------------------------
 
 def load(path: str | Path) -> Config:
     p = Path(path)
@@ -101,124 +298,42 @@ def load(path: str | Path) -> Config:
         text = p.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{p}: cannot read: {err.strerror}") from err
+    raw, lines = read_yaml(text, str(p))
+    return parse(raw, str(p), lines=lines)
+
+
+def parse(raw: Any, file: str = "<config>", *, lines: Mapping[KeyPath, int] | None = None) -> Config:
+    """Validate a parsed ``mlmon.yaml``. ``lines``: the line of each key path, for error messages."""
+    _warn_deprecated(raw, file, lines or {})
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML: {err}") from err
-    return parse(raw, str(p))
+        return MlmonYaml.model_validate(raw).resolve(file)
+    except ValidationError as err:
+        first = err.errors()[0]["loc"] if err.errors() else ()
+        kind = AlertsConfigError if first[2:3] == ("alerts",) else ConfigError
+        raise config_error(err, file, (), lines, kind=kind) from None
 
 
-def parse(raw: Any, file: str = "<config>") -> Config:
-    root = Where(file, "")
-    top = mapping_of(raw, Where(file, "(top level)"))
-    no_unknown_keys(top, {"store", "models"}, Where(file, "(top level)"))
-    store = top.get("store")
-    if store is not None and not isinstance(store, str):
-        raise root.at("store").fail(f"expected a store URL string, got {store!r}")
-    models_raw = mapping_of(top.get("models"), root.at("models"))
-    if not models_raw:
-        raise root.at("models").fail("no models configured")
-    models = tuple(_model(str(name), spec, root.at("models").at(str(name))) for name, spec in models_raw.items())
-    return Config(models=models, store=store, path=file)
+def _warn_deprecated(raw: Any, file: str, lines: Mapping[KeyPath, int]) -> None:
+    models = raw.get("models") if isinstance(raw, Mapping) else None
+    for name, spec in models.items() if isinstance(models, Mapping) else ():
+        if isinstance(spec, Mapping):
+            key = ("models", str(name), "performance")
+            warn_old_reference(spec.get("performance"), key, lines.get((*key, "reference")), file)
 
 
-def _model(name: str, spec: Any, where: Where) -> ModelConfig:
-    if not re.match(contract.NAME_PATTERN, name):
-        raise where.fail("model names use letters, digits, '_' and '-'")
-    body = mapping_of(spec if spec is not None else {}, where)
-    no_unknown_keys(body, {"version", "reference", "window", "lateness", *SECTIONS}, where)
-    sections: dict[str, Any] = {}
-    for section in SECTIONS[1:]:
-        if section in body:
-            raw = mapping_of(body[section], where.at(section))
-            parser = SECTION_PARSERS.get(section)
-            sections[section] = parser(raw, where.at(section)) if parser else raw
-    window = parse_duration(body["window"], where.at("window")) if "window" in body else DEFAULT_WINDOW
-    lateness = parse_duration(body["lateness"], where.at("lateness")) if "lateness" in body else DEFAULT_LATENESS
-    return ModelConfig(
-        name=name,
-        version=optional_str(body.get("version"), where.at("version")),
-        reference=optional_str(body.get("reference"), where.at("reference")),
-        window=window,
-        lateness=lateness,
-        drift=_drift(body.get("drift") or {}, where.at("drift")),
-        sections=sections,
-    )
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``mlmon.yaml`` (for editors: YAML language servers read it)."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **MlmonYaml.model_json_schema()}
 
 
-def _drift(raw: Any, where: Where) -> DriftConfig:
-    body = mapping_of(raw, where)
-    no_unknown_keys(body, {"features", "prediction", "thresholds", "min_rows", "alpha", "correction", "calibrate",
-                           "calibration_samples", "segments"}, where)
-    features: tuple[str, ...] = ()
-    per_feature: dict[str, dict[str, Rule]] = {}
-    feats = body.get("features")
-    if isinstance(feats, list):
-        features = tuple(_feature_name(f, where.at("features")) for f in feats)
-    elif isinstance(feats, Mapping):
-        features = tuple(_feature_name(f, where.at("features")) for f in feats)
-        for fname, fspec in feats.items():
-            fw = where.at("features").at(str(fname))
-            per_feature[str(fname)] = _rules(fspec or {}, fw)
-    elif feats is not None:
-        raise where.at("features").fail("expected a list of feature names or a mapping name -> thresholds")
-    rules = dict(DEFAULT_RULES)
-    rules.update(_rules(body.get("thresholds") or {}, where.at("thresholds")))
-    correction = body.get("correction", "holm")
-    if correction not in CORRECTIONS:
-        raise where.at("correction").fail(f"expected one of {', '.join(CORRECTIONS)}, got {correction!r}")
-    policy = Policy(
-        rules=rules,
-        per_feature=per_feature,
-        min_rows=integer_at_least(body.get("min_rows", DEFAULT_MIN_ROWS), where.at("min_rows"), minimum=1),
-        alpha=probability(body.get("alpha", DEFAULT_ALPHA), where.at("alpha")),
-        correction=correction,
-        calibrate=boolean(body.get("calibrate", False), where.at("calibrate")),
-        calibration_samples=integer_at_least(body.get("calibration_samples", 200), where.at("calibration_samples"),
-                                             minimum=20),
-    )
-    segments: dict[str, tuple[str, ...]] = {}
-    for seg, values in mapping_of(body.get("segments") or {}, where.at("segments")).items():
-        sw = where.at("segments").at(str(seg))
-        if not re.match(contract.NAME_PATTERN, str(seg)):
-            raise sw.fail("segment names use letters, digits, '_' and '-' (the field is mlmon.segment.<name>)")
-        if not isinstance(values, list) or not values:
-            raise sw.fail("expected a non-empty list of segment values to monitor")
-        segments[str(seg)] = tuple(str(v) for v in values)
-    return DriftConfig(features=features, prediction=boolean(body.get("prediction", True), where.at("prediction")),
-                       policy=policy, segments=segments)
+def render_schema() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
 
 
-_KNOWN_METRICS = {"wasserstein", "ks", "psi", "jensen_shannon", "hellinger", "mean_shift", "chi_square",
-                  "l_infinity", "missing_share", "out_of_range_share", "unseen_share"}
-
-
-def _rules(raw: Any, where: Where) -> dict[str, Rule]:
-    out: dict[str, Rule] = {}
-    for metric, spec in mapping_of(raw, where).items():
-        mw = where.at(str(metric))
-        if metric not in _KNOWN_METRICS:
-            raise mw.fail(f"unknown metric; expected one of {', '.join(sorted(_KNOWN_METRICS))}")
-        body = mapping_of(spec, mw)
-        no_unknown_keys(body, {"warning", "alert", "gated"}, mw)
-        base = DEFAULT_RULES.get(str(metric), Rule(None, None))
-        warning = optional_float(body.get("warning", base.warning), mw.at("warning"))
-        alert = optional_float(body.get("alert", base.alert), mw.at("alert"))
-        if warning is not None and alert is not None and alert < warning:
-            raise mw.fail(f"alert ({alert}) must not be below warning ({warning})")
-        out[str(metric)] = Rule(warning, alert, relative=base.relative,
-                                gated=boolean(body.get("gated", base.gated), mw.at("gated")), source="config")
-    return out
-
-
-def _feature_name(value: Any, where: Where) -> str:
-    if not isinstance(value, str) or not re.match(contract.NAME_PATTERN, value):
-        raise where.fail(f"{value!r} is not a feature name (letters, digits, '_' or '-')")
-    return value
-
+# --- sections of a ModelConfig built in code -------------------------------------------------------
 
 def explainability_config(model: ModelConfig, file: str = "<config>") -> ExplainabilityConfig | None:
-    """The model's parsed ``explainability`` section (parsing it here if the config was loaded before registration)."""
+    """The model's parsed ``explainability`` section (parsing it here if it was given as a raw mapping)."""
     return _section(model, "explainability", parse_explainability, ExplainabilityConfig, file)
 
 

@@ -13,7 +13,8 @@ Example (every key but ``task`` is optional)::
           min_labelled: 100             # fewer labelled predictions -> status insufficient_data
           maturity: {coverage: 0.9, age: 7d}   # provisional until either is reached, then final
           lookback: 14d                 # windows this recent are recomputed while labels arrive
-          reference: {start: 2025-01-01T00:00:00Z, end: 2025-01-08T00:00:00Z}  # labelled reference period
+          reference: {from: 2025-01-01T00:00:00Z, to: 2025-01-08T00:00:00Z}  # labelled reference period
+                                        # (the old spelling {start, end} still works, with a deprecation warning)
           cbpe: true                    # estimate performance before labels arrive (needs reference)
           score_bins: 1000
           calibration_bins: 10
@@ -23,22 +24,26 @@ Example (every key but ``task`` is optional)::
             f1: {class: "1", relative: true, warning: -0.05, alert: -0.1}   # offsets from the reference's value
             roc_auc: {calibrated: true}                                     # from the reference's windows
 
-Wiring: ``mlmon.config.model`` calls :func:`parse_performance` for the section
-(``SECTION_PARSERS["performance"] = parse_performance``).
+:class:`PerformanceSpec` is the section's part of the typed model of ``mlmon.yaml``
+(:mod:`mlmon.config.model`); :meth:`PerformanceSpec.resolve` gives the
+:class:`PerformanceConfig` the performance job reads.
 """
 
 from __future__ import annotations
 
-import re
+import logging
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from mlmon.config.values import (Where, boolean, integer_at_least, mapping_of, no_unknown_keys, optional_float,
-                                 parse_duration)
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlmon.config.values import (NAMES_SCHEMA, SEGMENT_SUFFIX, Bool, Duration, Int1, Int10, Int2, KeyPath, Label,
+                                 Number, Positive, Section, Share, TimeRange, Where, config_error, describe, fail,
+                                 given, is_name, json_list, key_text, list_or_mapping, one_of, prefix_of)
 from mlmon.core.labels import Task
-from mlmon_logging import contract
 
 Mode = Literal["absolute", "relative", "calibrated"]
 Direction = Literal["above", "below"]
@@ -65,8 +70,6 @@ DEFAULT_WARNING_SD = 2.0
 DEFAULT_ALERT_SD = 3.0
 #: Unrestricted segments (``segments: [country]``) report at most this many values (the most frequent).
 MAX_SEGMENT_VALUES = 100
-_KEYS = {"task", "positive_label", "classes", "segments", "min_labelled", "maturity", "lookback", "reference", "cbpe",
-         "score_bins", "calibration_bins", "error_histogram", "thresholds"}
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,21 @@ class MetricRule:
         return DIRECTIONS[self.metric]
 
 
-@dataclass(frozen=True)
-class ErrorHistogram:
-    low: float
-    high: float
-    bins: int
+class ErrorHistogram(Section):
+    """Bins of the regression error (prediction - actual), in the target's unit."""
+
+    low: Number = Field(description="lower edge of the error histogram")
+    high: Number = Field(description="upper edge of the error histogram")
+    bins: Int1 = Field(default=50, description="equal-width bins between low and high")
+
+    _required = {"low": "a number (errors are prediction - actual, in the target's unit)",
+                 "high": "a number (errors are prediction - actual, in the target's unit)"}
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ErrorHistogram:
+        if not self.low < self.high:
+            raise fail("expected low < high (errors are prediction - actual, in the target's unit)")
+        return self
 
 
 @dataclass(frozen=True)
@@ -112,192 +125,232 @@ class PerformanceConfig:
     thresholds: tuple[MetricRule, ...] = ()
 
 
-def parse_performance(raw: Mapping[str, Any], where: Where) -> PerformanceConfig:
-    """Validate a model's ``performance`` mapping (``mlmon.config.model.SectionParser``)."""
-    unknown = sorted(set(map(str, raw)) - _KEYS)
-    if unknown:
-        raise where.at(unknown[0]).fail(f"unknown key; expected one of {', '.join(sorted(_KEYS))}")
-    task = raw.get("task")
-    if task not in ("classification", "regression"):
-        raise where.at("task").fail(f"expected classification or regression, got {task!r}")
-    classes = _classes(raw.get("classes"), where.at("classes"))
-    if classes and task != "classification":
-        raise where.at("classes").fail("classes are for classification models")
-    positive = _name_or_label(raw.get("positive_label", "1"), where.at("positive_label"))
-    maturity = mapping_of(raw.get("maturity"), where.at("maturity"))
-    no_unknown_keys(maturity, {"coverage", "age"}, where.at("maturity"))
-    coverage = _fraction(maturity.get("coverage", DEFAULT_MATURITY_COVERAGE), where.at("maturity").at("coverage"))
-    age = (parse_duration(maturity["age"], where.at("maturity").at("age")) if "age" in maturity
-           else DEFAULT_MATURITY_AGE)
-    lookback = parse_duration(raw["lookback"], where.at("lookback")) if "lookback" in raw else DEFAULT_LOOKBACK
-    if age > lookback:
-        raise where.at("maturity").at("age").fail(
-            f"maturity age ({age}) exceeds the look-back ({lookback}): windows would leave the look-back "
-            "before they can become final")
-    reference = _reference(raw.get("reference"), where.at("reference"))
-    cbpe = boolean(raw.get("cbpe", reference is not None and task == "classification"), where.at("cbpe"))
-    if cbpe and task != "classification":
-        raise where.at("cbpe").fail("CBPE estimates classification metrics; set cbpe: false for regression")
-    if cbpe and reference is None:
-        raise where.at("cbpe").fail("CBPE needs a labelled reference period to calibrate on: add reference: "
-                                    "{start: ..., end: ...}")
-    if "error_histogram" in raw and task != "regression":
-        raise where.at("error_histogram").fail("error histograms are for regression models")
-    thresholds = _thresholds(raw.get("thresholds"), where.at("thresholds"), task, reference is not None)
-    return PerformanceConfig(
-        task=task, positive_label=positive, classes=classes, segments=_segments(raw.get("segments"),
-                                                                              where.at("segments")),
-        min_labelled=integer_at_least(raw.get("min_labelled", DEFAULT_MIN_LABELLED), where.at("min_labelled"), 1),
-        maturity_coverage=coverage, maturity_age=age, lookback=lookback, reference=reference, cbpe=cbpe,
-        score_bins=integer_at_least(raw.get("score_bins", DEFAULT_SCORE_BINS), where.at("score_bins"), 10),
-        calibration_bins=integer_at_least(raw.get("calibration_bins", DEFAULT_CALIBRATION_BINS),
-                                          where.at("calibration_bins"), 2),
-        error_histogram=_error_histogram(raw.get("error_histogram"), where.at("error_histogram")),
-        thresholds=thresholds)
+logger = logging.getLogger("mlmon.config")
 
 
-def _thresholds(raw: Any, where: Where, task: str, has_reference: bool) -> tuple[MetricRule, ...]:
-    allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
-    rules: list[MetricRule] = []
-    for metric, spec in mapping_of(raw, where).items():
-        mw = where.at(str(metric))
-        if metric not in allowed:
-            extra = " (bias is two-sided: watch mae/rmse, or alert on bias in Kibana)" if metric == "bias" else ""
-            raise mw.fail(f"no thresholds for this metric on a {task} model; expected one of "
-                          f"{', '.join(sorted(allowed))}{extra}")
-        body = mapping_of(spec, mw)
-        no_unknown_keys(body, {"class", "warning", "alert", "relative", "calibrated", "warning_sd", "alert_sd"}, mw)
-        relative = boolean(body.get("relative", False), mw.at("relative"))
-        calibrated = boolean(body.get("calibrated", False), mw.at("calibrated"))
-        if relative and calibrated:
-            raise mw.fail("choose relative or calibrated, not both")
-        mode: Mode = "relative" if relative else "calibrated" if calibrated else "absolute"
-        if mode != "absolute" and not has_reference:
-            raise mw.fail(f"{mode} thresholds need a reference period (performance.reference)")
-        class_label = None
-        if "class" in body:
-            if metric not in PER_CLASS:
-                raise mw.at("class").fail(f"{metric} is not reported per class")
-            class_label = _name_or_label(body["class"], mw.at("class"))
-        if mode == "calibrated":
-            if "warning" in body or "alert" in body:
-                raise mw.fail("calibrated thresholds come from the reference: give warning_sd / alert_sd, "
-                              "not warning / alert")
-            w_sd = _positive(body.get("warning_sd", DEFAULT_WARNING_SD), mw.at("warning_sd"))
-            a_sd = _positive(body.get("alert_sd", DEFAULT_ALERT_SD), mw.at("alert_sd"))
-            if a_sd < w_sd:
-                raise mw.fail(f"alert_sd ({a_sd}) must not be below warning_sd ({w_sd})")
-            rules.append(MetricRule(str(metric), class_label, mode, warning_sd=w_sd, alert_sd=a_sd))
-            continue
-        warning = optional_float(body.get("warning"), mw.at("warning"))
-        alert = optional_float(body.get("alert"), mw.at("alert"))
-        if warning is None and alert is None:
-            raise mw.fail("give warning and/or alert")
-        if warning is not None and alert is not None:
-            worse = alert > warning if DIRECTIONS[str(metric)] == "below" else alert < warning
-            if worse:
-                side = "above" if DIRECTIONS[str(metric)] == "below" else "below"
-                raise mw.fail(f"alert ({alert}) must not be {side} warning ({warning}): "
-                              f"{metric} gets worse {DIRECTIONS[str(metric)]}")
-        rules.append(MetricRule(str(metric), class_label, mode, warning, alert))
-    return tuple(rules)
-
-
-def _segments(raw: Any, where: Where) -> dict[str, tuple[str, ...] | None]:
+def _segments(raw: Any) -> Any:
+    """``[country]`` (every value) or ``{country: [DE, FR], plan: null}``."""
     if raw is None:
         return {}
     if isinstance(raw, list):
-        return {_segment_name(s, where): None for s in raw}
-    out: dict[str, tuple[str, ...] | None] = {}
-    for name, values in mapping_of(raw, where).items():
-        sw = where.at(str(name))
-        seg = _segment_name(name, sw)
-        if values is None:
-            out[seg] = None
-        elif isinstance(values, list) and values:
-            out[seg] = tuple(str(v) for v in values)
-        else:
-            raise sw.fail("expected a non-empty list of segment values (or nothing: every value)")
+        for i, name in enumerate(raw):
+            if not is_name(name):
+                raise fail(f"{name!r} is not a segment name (letters, digits, '_' or '-'{SEGMENT_SUFFIX})", at=i)
+        return {str(name): None for name in raw}
+    if not isinstance(raw, Mapping):
+        raise fail(f"expected a list of segment names or a mapping name -> values, got {describe(raw)}")
+    out: dict[str, list[str] | None] = {}
+    for name, values in raw.items():
+        if not is_name(name):
+            raise fail(f"{name!r} is not a segment name (letters, digits, '_' or '-'{SEGMENT_SUFFIX})", at=str(name))
+        if values is not None and (not isinstance(values, list) or not values):
+            raise fail("expected a non-empty list of segment values (or nothing: every value)", at=str(name))
+        out[str(name)] = None if values is None else [str(v) for v in values]
     return out
 
 
-def _segment_name(value: Any, where: Where) -> str:
-    if not isinstance(value, str) or not re.match(contract.NAME_PATTERN, value):
-        raise where.fail(f"{value!r} is not a segment name (letters, digits, '_' or '-'; the field is "
-                         "mlmon.segment.<name>)")
-    return value
-
-
-def _classes(raw: Any, where: Where) -> tuple[str, ...]:
+def _classes(raw: Any) -> Any:
     if raw is None:
-        return ()
+        return []
     if not isinstance(raw, list):
-        raise where.fail(f"expected a list of class names, got {raw!r}")
-    classes = tuple(_name_or_label(c, where) for c in raw)
+        raise fail(f"expected a list of class names, got {describe(raw)}")
+    for i, c in enumerate(raw):
+        if isinstance(c, bool) or not isinstance(c, str | int) or str(c) == "":
+            raise fail(f"expected a class label (string), got {c!r}", at=i)
+    classes = [str(c) for c in raw]
     if len(set(classes)) != len(classes):
-        raise where.fail("classes must be unique")
+        raise fail("classes must be unique")
     if len(classes) < 3:
-        raise where.fail("list classes only for multiclass models (3 or more); a binary model logs one "
-                         "mlmon.prediction.score and sets positive_label")
-    bad = [c for c in classes if not re.match(contract.NAME_PATTERN, c)]
+        raise fail("list classes only for multiclass models (3 or more); a binary model logs one "
+                   "mlmon.prediction.score and sets positive_label")
+    bad = [c for c in classes if not is_name(c)]
     if bad:
-        raise where.fail(f"{bad[0]!r} cannot name a mlmon.prediction.scores.<class> field "
-                         "(letters, digits, '_' or '-')")
+        raise fail(f"{bad[0]!r} cannot name a mlmon.prediction.scores.<class> field (letters, digits, '_' or '-')")
     return classes
 
 
-def _reference(raw: Any, where: Where) -> tuple[datetime, datetime] | None:
-    if raw is None:
-        return None
-    body = mapping_of(raw, where)
-    no_unknown_keys(body, {"start", "end"}, where)
-    start, end = _time(body.get("start"), where.at("start")), _time(body.get("end"), where.at("end"))
-    if not start < end:
-        raise where.fail(f"start ({start.isoformat()}) must be before end ({end.isoformat()})")
-    return start, end
+class Maturity(Section):
+    """When a window's performance stops being provisional: whichever comes first."""
+
+    coverage: Share = Field(default=DEFAULT_MATURITY_COVERAGE, description="share of predictions labelled, in (0, 1]")
+    age: Duration = Field(default="7d", validate_default=True,
+                          description="time since the window ended (30s, 5m, 1h, 1d)")
 
 
-def _time(value: Any, where: Where) -> datetime:
-    from datetime import timezone
+def _reference_schema(schema: dict[str, Any]) -> None:
+    props = schema.setdefault("properties", {})
+    props["start"] = {**props.get("from", {}), "deprecated": True, "description": "deprecated: use 'from'"}
+    props["end"] = {**props.get("to", {}), "deprecated": True, "description": "deprecated: use 'to'"}
+    schema.pop("required", None)
+    schema["oneOf"] = [{"required": ["from", "to"]}, {"required": ["start", "end"]}]
 
-    if isinstance(value, datetime):  # YAML parses unquoted ISO times itself
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if not isinstance(value, str):
-        raise where.fail(f"expected an ISO 8601 time like 2025-01-31T00:00:00Z, got {value!r}")
+
+
+class ReferencePeriod(TimeRange):
+    """A labelled reference period ``{from, to}``; the old ``{start, end}`` still works (deprecated)."""
+
+    model_config = ConfigDict(json_schema_extra=_reference_schema)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and ("start" in data or "end" in data):
+            renamed = dict(data)
+            for old, new in (("start", "from"), ("end", "to")):
+                if old in renamed:
+                    if new in renamed:
+                        raise fail(f"give {new!r} (the old name {old!r} is deprecated), not both", at=old)
+                    renamed[new] = renamed.pop(old)
+            return renamed
+        return data
+
+
+
+class MetricThreshold(Section):
+    """Thresholds of one metric: absolute, ``relative`` to the reference's value, or ``calibrated`` on it."""
+
+    class_label: Label | None = Field(default=None, alias="class",
+                                      description="the class of a per-class metric (default: positive / macro)")
+    warning: Number | None = Field(default=None, description="warning level (an offset when relative)")
+    alert: Number | None = Field(default=None, description="alert level (an offset when relative)")
+    relative: Bool = Field(default=False, description="warning/alert are offsets from the reference period's value")
+    calibrated: Bool = Field(default=False, description="levels from the reference period's windows (mean -/+ k sd)")
+    warning_sd: Positive = Field(default=DEFAULT_WARNING_SD,
+                                 description="calibrated: sds from the reference mean to warn")
+    alert_sd: Positive = Field(default=DEFAULT_ALERT_SD, description="calibrated: sds from the reference mean to alert")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MetricThreshold:
+        if self.relative and self.calibrated:
+            raise fail("choose relative or calibrated, not both")
+        if self.calibrated:
+            if given(self, "warning") or given(self, "alert"):
+                raise fail("calibrated thresholds come from the reference: give warning_sd / alert_sd, "
+                           "not warning / alert")
+            if self.alert_sd < self.warning_sd:
+                raise fail(f"alert_sd ({self.alert_sd}) must not be below warning_sd ({self.warning_sd})")
+        elif self.warning is None and self.alert is None:
+            raise fail("give warning and/or alert")
+        return self
+
+    @property
+    def mode(self) -> Mode:
+        return "relative" if self.relative else "calibrated" if self.calibrated else "absolute"
+
+
+class PerformanceSpec(Section):
+    """Performance against delayed ground truth (and CBPE estimates before labels arrive)."""
+
+    task: Literal["classification", "regression"] = Field(
+        description="classification or regression")
+    positive_label: Label = Field(default="1",
+                                  description="binary: the class mlmon.prediction.score is the probability of")
+    classes: list[str] = Field(
+        default=[], description="multiclass (3 or more): classes with a mlmon.prediction.scores.<class> field",
+        json_schema_extra={"items": {"type": ["string", "integer"]}, "minItems": 3, "uniqueItems": True})
+    segments: dict[str, list[str] | None] = Field(
+        default={}, description="also per value of mlmon.segment.<name>: [name] (the most frequent values) or "
+                        "{name: [values]}", json_schema_extra=list_or_mapping(NAMES_SCHEMA))
+    min_labelled: Int1 = Field(default=DEFAULT_MIN_LABELLED,
+                               description="fewer labelled predictions: insufficient_data")
+    maturity: Maturity = Field(default=Maturity(), description="provisional until either is reached",
+                               json_schema_extra={"default": {"coverage": DEFAULT_MATURITY_COVERAGE, "age": "7d"}})
+    lookback: Duration = Field(default="14d", validate_default=True,
+                               description="windows this recent are recomputed while labels arrive")
+    reference: ReferencePeriod | None = Field(default=None, description="a labelled reference period {from, to}")
+    cbpe: Bool | None = Field(default=None, description="estimate performance before labels arrive (needs reference; "
+                                                 "default: on for classification with a reference)")
+    score_bins: Int10 = Field(default=DEFAULT_SCORE_BINS, description="bins of the score histogram")
+    calibration_bins: Int2 = Field(default=DEFAULT_CALIBRATION_BINS, description="bins of the calibration curve")
+    error_histogram: ErrorHistogram | None = Field(default=None,
+                                                   description="regression: histogram of prediction - actual")
+    thresholds: dict[str, MetricThreshold] = Field(
+        default={}, description="metric -> {warning, alert} (absolute), {relative: true, ...} or {calibrated: true}",
+        json_schema_extra={"propertyNames": {"enum": json_list(sorted(DIRECTIONS))}})
+
+    _required = {"task": "classification or regression"}
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task(cls, value: Any) -> Any:
+        return one_of(("classification", "regression"), "classification or regression")(value)
+
+    @field_validator("segments", mode="before")
+    @classmethod
+    def _segments(cls, value: Any) -> Any:
+        return _segments(value)
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _classes(cls, value: Any) -> Any:
+        return _classes(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PerformanceSpec:
+        task = self.task
+        if self.classes and task != "classification":
+            raise fail("classes are for classification models", at="classes")
+        if self.maturity.age > self.lookback:
+            raise fail(f"maturity age ({self.maturity.age}) exceeds the look-back ({self.lookback}): windows would "
+                       "leave the look-back before they can become final", at=("maturity", "age"))
+        if self.cbpe and task != "classification":
+            raise fail("CBPE estimates classification metrics; set cbpe: false for regression", at="cbpe")
+        if self.cbpe and self.reference is None:
+            raise fail("CBPE needs a labelled reference period to calibrate on: add reference: "
+                       "{from: ..., to: ...}", at="cbpe")
+        if self.error_histogram is not None and task != "regression":
+            raise fail("error histograms are for regression models", at="error_histogram")
+        allowed = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+        for metric, rule in self.thresholds.items():
+            at: KeyPath = ("thresholds", metric)
+            if metric not in allowed:
+                extra = " (bias is two-sided: watch mae/rmse, or alert on bias in Kibana)" if metric == "bias" else ""
+                raise fail(f"no thresholds for this metric on a {task} model; expected one of "
+                           f"{', '.join(sorted(allowed))}{extra}", at=at)
+            if rule.mode != "absolute" and self.reference is None:
+                raise fail(f"{rule.mode} thresholds need a reference period (performance.reference)", at=at)
+            if rule.class_label is not None and metric not in PER_CLASS:
+                raise fail(f"{metric} is not reported per class", at=(*at, "class"))
+            w, a = rule.warning, rule.alert
+            if rule.mode != "calibrated" and w is not None and a is not None:
+                worse = a > w if DIRECTIONS[metric] == "below" else a < w
+                if worse:
+                    side = "above" if DIRECTIONS[metric] == "below" else "below"
+                    raise fail(f"alert ({a}) must not be {side} warning ({w}): {metric} gets worse "
+                               f"{DIRECTIONS[metric]}", at=at)
+        return self
+
+    def resolve(self) -> PerformanceConfig:
+        rules = tuple(
+            MetricRule(m, r.class_label, "calibrated", warning_sd=r.warning_sd, alert_sd=r.alert_sd)
+            if r.mode == "calibrated" else MetricRule(m, r.class_label, r.mode, r.warning, r.alert)
+            for m, r in self.thresholds.items())
+        cbpe = self.cbpe if self.cbpe is not None else (self.reference is not None and self.task == "classification")
+        return PerformanceConfig(
+            task=self.task, positive_label=self.positive_label, classes=tuple(self.classes),
+            segments={k: None if v is None else tuple(v) for k, v in self.segments.items()},
+            min_labelled=self.min_labelled, maturity_coverage=self.maturity.coverage, maturity_age=self.maturity.age,
+            lookback=self.lookback, reference=None if self.reference is None else self.reference.span(), cbpe=cbpe,
+            score_bins=self.score_bins, calibration_bins=self.calibration_bins, error_histogram=self.error_histogram,
+            thresholds=rules)
+
+
+def warn_old_reference(raw: Any, key: KeyPath, line: int | None = None, file: str | None = None) -> None:
+    """Warn (DeprecationWarning and the ``mlmon.config`` logger) when a performance section spells its
+    reference period ``{start, end}`` instead of ``{from, to}``."""
+    ref = raw.get("reference") if isinstance(raw, Mapping) else None
+    if isinstance(ref, Mapping) and ("start" in ref or "end" in ref):
+        where = f"{file}:{line}: " if file and line is not None else f"{file}: " if file else ""
+        message = (f"{where}{key_text((*key, 'reference'))}: 'start'/'end' are now 'from'/'to' "
+                   "(like the CLI's --from/--to); the old names still work")
+        logger.warning("%s", message)
+        warnings.warn(message, DeprecationWarning, stacklevel=3)
+
+
+def parse_performance(raw: Mapping[str, Any], where: Where) -> PerformanceConfig:
+    """Validate a model's ``performance`` mapping; errors name ``where``'s file and key."""
+    warn_old_reference(raw, prefix_of(where), file=where.file)
     try:
-        t = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise where.fail(f"expected an ISO 8601 time like 2025-01-31T00:00:00Z, got {value!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-
-
-def _error_histogram(raw: Any, where: Where) -> ErrorHistogram | None:
-    if raw is None:
-        return None
-    body = mapping_of(raw, where)
-    no_unknown_keys(body, {"low", "high", "bins"}, where)
-    low = optional_float(body.get("low"), where.at("low"))
-    high = optional_float(body.get("high"), where.at("high"))
-    if low is None or high is None or not low < high:
-        raise where.fail("expected low < high (errors are prediction - actual, in the target's unit)")
-    return ErrorHistogram(low, high, integer_at_least(body.get("bins", 50), where.at("bins"), 1))
-
-
-def _name_or_label(value: Any, where: Where) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
-        raise where.fail(f"expected a class label (string), got {value!r}")
-    return str(value)
-
-
-
-
-def _fraction(value: Any, where: Where) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-        raise where.fail(f"expected a share in (0, 1], got {value!r}")
-    return float(value)
-
-
-def _positive(value: Any, where: Where) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise where.fail(f"expected a number > 0, got {value!r}")
-    return float(value)
+        return PerformanceSpec.model_validate(raw).resolve()
+    except ValidationError as err:
+        raise config_error(err, where.file, prefix_of(where)) from None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from textwrap import dedent
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,8 +36,7 @@ WINDOW_HOURS = 6
 
 def config_yaml(reference_start: datetime, reference_end: datetime) -> str:
     """The demo's mlmon.yaml: every kind of monitoring on, thresholds left at their defaults."""
-    ref = f"{{start: {iso(reference_start)}, end: {iso(reference_end)}}}"
-    ref_window = f"{{from: {iso(reference_start)}, to: {iso(reference_end)}}}"
+    period = f"{{from: {iso(reference_start)}, to: {iso(reference_end)}}}"
     return f"""
 models:
   {MODEL}:
@@ -53,13 +53,13 @@ models:
       min_labelled: 100
       maturity: {{coverage: 0.8, age: 3d}}
       lookback: 3d
-      reference: {ref}
+      reference: {period}
       cbpe: true
       thresholds:
         accuracy: {{relative: true, warning: -0.03, alert: -0.06}}
         f1: {{class: "1", relative: true, warning: -0.04, alert: -0.08}}
     explainability:
-      reference_window: {ref_window}
+      reference_window: {period}
       min_explanations: 50
     fairness:
       attributes: {{region: [urban, rural]}}
@@ -79,7 +79,7 @@ class DemoResult:
     dead_letters: int = 0
     windows: int = 0
     documents: int = 0
-    alerts: list[dict[str, object]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -114,7 +114,7 @@ def batched(lines: Iterable[bytes | str], size: int) -> Iterator[list[bytes | st
         yield batch
 
 
-def as_bytes(batch: list[bytes | str]) -> list[bytes]:
+def as_bytes(batch: Sequence[bytes | str]) -> list[bytes]:
     if set(map(type, batch)) <= {bytes}:
         return batch  # type: ignore[return-value]
     return [line.encode("utf-8") if isinstance(line, str) else line for line in batch]
@@ -160,7 +160,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def ingest_batch(batch: list[bytes | str], sink: DuckDBSink, validator: Validator, now: Instant,
+def ingest_batch(batch: Sequence[bytes | str], sink: DuckDBSink, validator: Validator, now: Instant,
                  source_path: str | None = None, *, columnar: bool = True) -> IngestReport:
     """One transaction: every line of ``batch`` is stored, dead-lettered or counted as blank."""
     return write_batch(sink, prepare_batch(batch, validator, now, source_path, columnar=columnar))
@@ -175,7 +175,7 @@ class PreparedBatch:
     rejected: list[Rejected]
 
 
-def prepare_batch(batch: list[bytes | str], validator: Validator, now: Instant, source_path: str | None = None, *,
+def prepare_batch(batch: Sequence[bytes | str], validator: Validator, now: Instant, source_path: str | None = None, *,
                   columnar: bool = True) -> PreparedBatch:
     """Check every line of ``batch`` (no I/O): valid rows as tables, bad lines as dead letters."""
     report = IngestReport(lines=len(batch))

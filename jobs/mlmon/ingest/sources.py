@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -101,7 +101,7 @@ class Position:
 
 
 def follow_lines(path: Path, stop: StopFlag, *, poll_seconds: float = POLL_SECONDS, start_at: int = 0,
-                 position: Position | None = None) -> Iterator[bytes | None]:
+                 position: Position | None = None) -> Generator[bytes | None, None, None]:
     """Complete lines appended to ``path`` until ``stop`` is set, from byte ``start_at``
     (a line boundary; 0: its start). After each idle tick it waits ``poll_seconds``;
     ``position``, if given, is brought up to date at each idle tick.
@@ -170,7 +170,7 @@ IDLE_CLOSE_SECONDS = 300.0
 
 def is_pattern(name: str) -> bool:
     """Whether ``name`` holds glob wildcards (``*``, ``?``, ``[``), as :func:`glob.glob` decides it."""
-    return glob.has_magic(name)  # type: ignore[attr-defined]  # glob's own test, not in its documented API
+    return glob.has_magic(name)  # glob's own test, not in its documented API
 
 
 def follow_matching(pattern: str, stop: StopFlag, *, clock: Callable[[], float] = time.monotonic
@@ -182,7 +182,7 @@ def follow_matching(pattern: str, stop: StopFlag, *, clock: Callable[[], float] 
     when none has a line.
     """
     # name -> (its lines, where it stands, when it last grew)
-    followers: dict[str, tuple[Iterator[bytes | None], Position, float]] = {}
+    followers: dict[str, tuple[Generator[bytes | None, None, None], Position, float]] = {}
     left: dict[str, tuple[int, int]] = {}  # name -> (inode, offset) of a file closed while idle
     try:
         while not stop.is_set():

@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"write {SPEC_PATH}")
     args = parser.parse_args(argv)
     if args.write:
+        if why := paths.refuse_write(SPEC_PATH):
+            print(f"python -m mlmon.ingest.spec: {why}", file=sys.stderr)
+            return 1
         SPEC_PATH.write_text(render_spec(), encoding="utf-8")
         print(f"wrote {SPEC_PATH}")
     else:

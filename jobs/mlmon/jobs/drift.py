@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,8 +18,11 @@ import numpy as np
 from mlmon import __version__
 from mlmon.config.model import ModelConfig
 from mlmon.core.documents import SEVERITY, Family, MetricDocument, Status, Threshold
+from mlmon.jobs.base import EventSchedule, Window, WindowOutput
 from mlmon.metrics import drift as dm
+from mlmon.metrics import registry
 from mlmon.metrics import thresholds as th
+from mlmon.metrics.results import MetricSet
 from mlmon.core.reference import PREDICTION_CATEGORICAL, PREDICTION_NUMERIC, ReferenceProfile
 from mlmon.core.stats import CategoryStats, NumericStats, WindowStatistics
 from mlmon.stores.protocols import Store
@@ -122,9 +125,9 @@ class DriftWindowJob:
 
     def _numeric(self, f: str, ref: NumericStats, cur: NumericStats, rows: int, p_values: list[float]) -> list[_Measure]:
         policy, name = self.model.drift.policy, display_name(f)
-        result = dm.numeric_drift(ref, cur, discrete=f in self.reference.discrete)
+        result = dm.numeric_drift(ref, cur, discrete=f in self.reference.discrete, feature=name)
         out = self._test_measures(f, "numeric", result, cur.present, p_values,
-                                  lambda metric: METHOD_COARSE if metric in ("psi", "jensen_shannon", "hellinger")
+                                  lambda metric: METHOD_COARSE if registry.binning(metric, "numeric") == registry.COARSE
                                   else METHOD_FINE)
         out.append(self._missing_share(name, ref, cur, rows, p_values))
         oor = cur.counts[0] + cur.counts[-1]
@@ -140,7 +143,7 @@ class DriftWindowJob:
     def _categorical(self, f: str, ref: CategoryStats, cur: CategoryStats, rows: int,
                      p_values: list[float]) -> list[_Measure]:
         policy, name = self.model.drift.policy, display_name(f)
-        result = dm.categorical_drift(ref, cur)
+        result = dm.categorical_drift(ref, cur, feature=name)
         out = self._test_measures(f, "categorical", result, cur.present, p_values,
                                   lambda metric: "counts:reference-categories+other")
         out.append(self._missing_share(name, ref, cur, rows, p_values))
@@ -153,21 +156,23 @@ class DriftWindowJob:
                             details={"unseen": ", ".join(unseen[:20])}))
         return out
 
-    def _test_measures(self, f: str, kind: str, result: dm.DriftResult, present: int, p_values: list[float],
+    def _test_measures(self, f: str, kind: registry.Kind, result: MetricSet, present: int, p_values: list[float],
                        method: Callable[[str], str]) -> list[_Measure]:
         """One measure per drift statistic of a field's test; their shared p-value joins ``p_values``."""
         policy, name = self.model.drift.policy, display_name(f)
         family: Family = "drift" if f.startswith(_FEATURE_PREFIXES) else "prediction_drift"
         enough = present >= policy.min_rows
-        p_index = _push(p_values, result.p_value)
+        # Every value of the field carries the field's test p-value: it joins the window's list once.
+        p_index = _push(p_values, result.values[0].p_value if len(result) else None)
         calibrated = self._calibrated(f, kind, present) if policy.calibrate and enough else {}
         out = []
-        for metric, value in result.values.items():
+        for mv in result:
+            metric = mv.metric
             rule = policy.rule(metric, name)
             if metric in calibrated and rule.source == "default":
                 rule = calibrated[metric]
-            out.append(_Measure(family, metric, name, value, present, method(metric), p_index, enough, rule,
-                                details={"test": result.test, **result.details}))
+            out.append(_Measure(family, metric, name, mv.value, present, method(metric), p_index, enough, rule,
+                                details={"test": mv.test, **mv.details}))
         return out
 
     def _missing_share(self, name: str, ref: NumericStats | CategoryStats, cur: NumericStats | CategoryStats,
@@ -180,12 +185,12 @@ class DriftWindowJob:
                         rows >= policy.min_rows, policy.rule("missing_share", name), reference_value=ref_missing,
                         details={"reference_share": ref_missing})
 
-    def _calibrated(self, f: str, kind: str, n: int) -> dict[str, th.Rule]:
+    def _calibrated(self, f: str, kind: registry.Kind, n: int) -> dict[str, th.Rule]:
         """Calibrated rules of every drift metric of a field, for windows of about ``n`` values (cached)."""
         policy = self.model.drift.policy
         n_key = int(float(f"{n:.2g}"))  # windows of similar size share thresholds
         tests = len(self.reference.numeric) + len(self.reference.categorical)
-        metrics = dm.NUMERIC_METRICS if kind == "numeric" else dm.CATEGORICAL_METRICS
+        metrics = registry.drift_metric_names(kind)
         if all((f, m, n_key) in self._calibration_cache for m in metrics):
             return {m: self._calibration_cache[(f, m, n_key)] for m in metrics}
         # Seeded from what is calibrated, so re-running a window reproduces its thresholds.
@@ -195,10 +200,10 @@ class DriftWindowJob:
             if kind == "numeric":
                 ref_n = self.reference.numeric[f]
                 sim = th.resample_numeric(ref_n, n_key, rng)
-                samples.append(dm.numeric_drift(ref_n, sim, discrete=f in self.reference.discrete).values)
+                samples.append(_values(dm.numeric_drift(ref_n, sim, discrete=f in self.reference.discrete)))
             else:
                 ref_c = self.reference.categorical[f]
-                samples.append(dm.categorical_drift(ref_c, th.resample_categories(ref_c, n_key, rng)).values)
+                samples.append(_values(dm.categorical_drift(ref_c, th.resample_categories(ref_c, n_key, rng))))
         out = {}
         for metric in metrics:
             key = (f, metric, n_key)
@@ -254,9 +259,39 @@ class DriftWindowJob:
         ]
 
 
+def _values(result: MetricSet) -> dict[str, float]:
+    """Metric -> value, NaN for a value that could not be computed (calibration skips those)."""
+    return {mv.metric: math.nan if mv.value is None else mv.value for mv in result}
+
+
 def _push(p_values: list[float], p: float | None) -> int | None:
     if p is None or not math.isfinite(p):
         return None
     p_values.append(p)
     return len(p_values) - 1
 
+
+@dataclass
+class DriftJob:
+    """Drift on the event-time schedule: each complete window once, then its checkpoint moves."""
+
+    store: Store
+    model: ModelConfig
+    reference: ReferenceProfile
+    run_id: str
+    code_version: str = __version__
+
+    @property
+    def name(self) -> str:
+        return "drift"
+
+    @property
+    def schedule(self) -> EventSchedule:
+        return EventSchedule(self.store, self.model)
+
+    def run_windows(self, windows: Sequence[Window], at: datetime) -> Iterator[WindowOutput]:
+        checkpoint = self.schedule.checkpoint
+        for start, end in sorted(set(windows)):
+            # A fresh window job per window: its calibration cache is per window, as it always was.
+            window_job = DriftWindowJob(self.store, self.model, self.reference, self.run_id, self.code_version)
+            yield WindowOutput(start, end, window_job.run(start, end), ((checkpoint, end),))

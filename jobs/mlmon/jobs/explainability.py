@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from statistics import NormalDist
@@ -39,6 +39,7 @@ from mlmon.config.model import ModelConfig
 from mlmon.core.documents import MetricDocument, Status, Threshold, iso
 from mlmon.config.explainability import ExplainabilityConfig
 from mlmon.config.model import explainability_config
+from mlmon.jobs.base import EventSchedule, Window, WindowOutput
 from mlmon.metrics import thresholds as th
 from mlmon.metrics.attribution import attribution_metrics
 from mlmon.metrics.performance import MetricValue
@@ -160,9 +161,26 @@ class ExplainabilityJob:
     #: Version written on documents when the config names none (the runner passes its reference's).
     default_version: str = ""
     code_version: str = __version__
+    #: Explainability follows the event-time schedule (the drift job's windows).
+    event_schedule: EventSchedule | None = None
     _reference: AttributionReference | None = None
     _reference_loaded: bool = False
     _estimator: Any = None
+
+    @property
+    def name(self) -> str:
+        return "explainability"
+
+    @property
+    def schedule(self) -> EventSchedule:
+        if self.event_schedule is None:
+            raise ExplainabilityJobError(f"model {self.model.name}: this explainability job was built without "
+                                         "a schedule (use explainability_job(store, ...))")
+        return self.event_schedule
+
+    def run_windows(self, windows: Sequence[Window], at: datetime) -> Iterator[WindowOutput]:
+        for start, end in sorted(set(windows)):
+            yield WindowOutput(start, end, self.run(start, end))
 
     @property
     def version(self) -> str:
@@ -311,7 +329,8 @@ def explainability_job(store: Store, model: ModelConfig, run_id: str, *, default
     cfg = explainability_config(model, file)
     if cfg is None:
         return None
-    return ExplainabilityJob(store.explain_queries(), model, cfg, run_id, default_version=default_version)
+    return ExplainabilityJob(store.explain_queries(), model, cfg, run_id, default_version=default_version,
+                             event_schedule=EventSchedule(store, model))
 
 
 def _method(cfg: ExplainabilityConfig) -> str:

@@ -26,7 +26,7 @@ join's bounded pages (see :mod:`mlmon.stores.elasticsearch.labels`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,7 @@ from mlmon.config.model import ModelConfig
 from mlmon.core.documents import MetricDocument, Status
 from mlmon.config.explainability import FairnessConfig
 from mlmon.config.model import fairness_config
+from mlmon.jobs.base import LabelSchedule, Window, WindowOutput
 from mlmon.metrics.fairness import fairness_metrics
 from mlmon.metrics.performance import MetricValue
 from mlmon.core.perf_stats import GroupCounts
@@ -84,10 +85,27 @@ class FairnessJob:
     run_id: str
     default_version: str = ""
     code_version: str = __version__
+    #: Fairness follows the label schedule of the model's performance job (no performance section: not scheduled).
+    label_schedule: LabelSchedule | None = None
+
+    @property
+    def name(self) -> str:
+        return "fairness"
+
+    @property
+    def schedule(self) -> LabelSchedule:
+        if self.label_schedule is None:
+            raise FairnessJobError(f"model {self.model.name}: fairness runs on the windows of the performance "
+                                   "job; add a performance section")
+        return self.label_schedule
 
     @property
     def version(self) -> str:
         return self.model.version or self.default_version
+
+    def run_windows(self, windows: Sequence[Window], at: datetime) -> Iterator[WindowOutput]:
+        for start, end in sorted(set(windows)):
+            yield WindowOutput(start, end, self.run(start, end))
 
     def run(self, start: datetime, end: datetime) -> list[MetricDocument]:
         """Documents of the window for every configured attribute (not yet written)."""
@@ -154,4 +172,6 @@ def fairness_job(store: Store, model: ModelConfig, run_id: str, *, default_versi
     except TypeError as err:
         raise FairnessJobError(f"model {model.name}: fairness needs predictions joined with their feedback: {err}") \
             from err
-    return FairnessJob(labels, model, cfg, run_id, default_version=default_version)
+    perf = model.sections.get("performance")
+    schedule = None if perf is None else LabelSchedule(store, model, perf.lookback)
+    return FairnessJob(labels, model, cfg, run_id, default_version=default_version, label_schedule=schedule)

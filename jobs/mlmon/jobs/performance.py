@@ -28,7 +28,7 @@ no slot for labels.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -47,6 +47,7 @@ from mlmon.stores.protocols import Store
 from mlmon.core.labels import LabelledWindow, LabelQuery
 from mlmon.stores.protocols import LabelledStore, labelled_store
 from mlmon.core.windows import floor_time
+from mlmon.jobs.base import LabelSchedule, Window, WindowOutput
 
 log = logging.getLogger("mlmon.performance")
 METHOD_JOIN = "label-join:latest-feedback"
@@ -242,18 +243,6 @@ def threshold_for(rule: MetricRule, reference: PerformanceReference | None, key:
 
 
 @dataclass
-class PerformanceReport:
-    windows: int = 0
-    documents: int = 0
-    alerts: int = 0
-    recomputed: int = 0
-    final: int = 0
-    #: What this round wrote, for the alert engine and the jobs that follow the label schedule (fairness).
-    docs: list[MetricDocument] = field(default_factory=list)
-    spans: list[tuple[datetime, datetime]] = field(default_factory=list)
-
-
-@dataclass
 class PerformanceJob:
     store: Store
     labels: LabelledStore
@@ -265,12 +254,12 @@ class PerformanceJob:
     _reference_loaded: bool = False
 
     @property
-    def checkpoint_final(self) -> str:
-        return f"performance-final:{self.model.name}:{self.model.version or '*'}"
+    def name(self) -> str:
+        return "performance"
 
     @property
-    def checkpoint_computed(self) -> str:
-        return f"performance:{self.model.name}:{self.model.version or '*'}"
+    def schedule(self) -> LabelSchedule:
+        return LabelSchedule(self.store, self.model, self.cfg.lookback)
 
     # --- reference ----------------------------------------------------------------------------
 
@@ -293,27 +282,8 @@ class PerformanceJob:
 
     # --- scheduling ---------------------------------------------------------------------------
 
-    def due_windows(self, at: datetime) -> list[tuple[datetime, datetime]]:
-        """Windows ending within the look-back and after the last final one, up to ``at - lateness``."""
-        size = self.model.window
-        last_end = floor_time(at - self.model.lateness, size)
-        first = floor_time(at - self.cfg.lookback, size)
-        final = self.store.get_checkpoint(self.checkpoint_final)
-        if final is not None and final > first:
-            first = final
-        out = []
-        s = first
-        while s + size <= last_end:
-            out.append((s, s + size))
-            s += size
-        return out
-
-    def run_round(self, at: datetime) -> PerformanceReport:
-        """The windows due at ``at``: every non-final window of the look-back, recomputed with the labels so far."""
-        return self.run_windows(self.due_windows(at), at)
-
-    def run_windows(self, windows: Iterable[tuple[datetime, datetime]], at: datetime) -> PerformanceReport:
-        """Compute and write the given aligned windows, maturity judged at ``at`` (a round, or a backfill).
+    def run_windows(self, windows: Sequence[Window], at: datetime) -> Iterator[WindowOutput]:
+        """The given aligned windows, maturity judged at ``at`` (a round, or a backfill); nothing is written.
 
         Documents keep their ids, so re-running overwrites. Checkpoints only move forward: the final
         checkpoint advances over windows that are final (or empty) and contiguous with what is already
@@ -321,41 +291,33 @@ class PerformanceJob:
         of old windows never moves it back, and one that leaves a gap or a provisional window before
         the look-back never lets the rounds skip it.
         """
-        report = PerformanceReport()
-        computed_before = self.store.get_checkpoint(self.checkpoint_computed)
-        final_front = self.store.get_checkpoint(self.checkpoint_final)
+        schedule = self.schedule
+        computed_before = self.store.get_checkpoint(schedule.computed_checkpoint)
+        final_front = self.store.get_checkpoint(schedule.final_checkpoint)
         lookback_start = floor_time(at - self.cfg.lookback, self.model.window)
         settled = lookback_start if final_front is None else max(final_front, lookback_start)
         contiguous = True
         for start, end in sorted(set(windows)):
             docs, maturity = self.window(start, end, at)
-            self.store.write_metrics(docs)  # raises StoreError unless every document was written
-            report.docs.extend(docs)
-            report.spans.append((start, end))
             recomputed = computed_before is not None and end <= computed_before
             coverage = next((d for d in docs if d.metric == "label_coverage" and not d.segment_field), None)
             if recomputed:
-                report.recomputed += 1
                 log.info("performance window recomputed with late labels", extra={
                     "model": self.model.name, "start": iso(start), "end": iso(end), "maturity": maturity,
                     "coverage": coverage.value if coverage else None, "documents": len(docs)})
-            report.windows += 1
-            report.documents += len(docs)
-            report.alerts += sum(1 for d in docs if d.status == "alert")
             empty = coverage is not None and coverage.n_current == 0
-            if maturity == "final":
-                report.final += 1
+            moves: list[tuple[str, datetime]] = []
             # Windows without predictions do not hold the checkpoint back: predictions shipped later than
             # the model's `lateness` into an already passed window are not waited for.
             if (maturity == "final" or empty) and contiguous and start <= settled:
                 if end > settled:  # settled >= the stored checkpoint: this only ever moves it forward
                     settled = end
-                    self.store.set_checkpoint(self.checkpoint_final, end)
+                    moves.append((schedule.final_checkpoint, end))
             else:
                 contiguous = False
             if computed_before is None or end > computed_before:
-                self.store.set_checkpoint(self.checkpoint_computed, end)
-        return report
+                moves.append((schedule.computed_checkpoint, end))
+            yield WindowOutput(start, end, docs, tuple(moves), recomputed=recomputed, final=maturity == "final")
 
     # --- one window -----------------------------------------------------------------------------
 
@@ -553,16 +515,8 @@ def performance_job(store: Store, model: ModelConfig, run_id: str) -> Performanc
         return None
     if not isinstance(cfg, PerformanceConfig):
         raise PerformanceJobError(f"model {model.name}: the performance section was not validated "
-                                  "(register mlmon.config.performance.parse_performance in SECTION_PARSERS)")
+                                  "(load the config with mlmon.config.model.load or parse)")
     return PerformanceJob(store, labelled_store(store), model, cfg, run_id)
-
-
-def run_performance(store: Store, model: ModelConfig, at: datetime, run_id: str) -> PerformanceReport | None:
-    """The runner's hook: one round of the performance job of ``model`` (None when it has no section)."""
-    job = performance_job(store, model, run_id)
-    return None if job is None else job.run_round(at)
-
-
 
 
 def _parse_time(value: str) -> datetime:

@@ -34,7 +34,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from mlmon.metrics.performance import Detail, MetricSet, MetricValue
+from mlmon.metrics.results import Detail, MetricSet, MetricValue
 from mlmon.core.perf_stats import AttributionSums
 
 

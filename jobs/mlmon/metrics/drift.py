@@ -1,237 +1,119 @@
-"""Drift metrics from sufficient statistics (bin counts, category counts). Pure: no I/O.
+"""Drift of one field between a reference and a current window. Pure: no I/O.
 
-Numeric features are compared on the reference profile's quantile bins
-(~1000, see :mod:`mlmon.core.reference`): Kolmogorov-Smirnov and Wasserstein use the
-fine bins, where they stay within 1e-3 of scipy's exact values on raw samples;
-PSI, Jensen-Shannon and Hellinger use the fine bins merged into ~20 groups of
-equal reference mass, because on 1000 bins a 10k-row window leaves most bins
-empty and those measures would report sampling noise as drift.
+:func:`numeric_drift` and :func:`categorical_drift` compute every metric the
+registry (:mod:`mlmon.metrics.registry`) lists for the field's kind, each on
+its binning: numeric features on the reference profile's quantile bins (~1000,
+see :mod:`mlmon.core.reference`) for Kolmogorov-Smirnov and Wasserstein, where
+they stay within 1e-3 of scipy's exact values on raw samples, and on those bins
+merged into ~20 groups of equal reference mass for PSI, Jensen-Shannon and
+Hellinger, because on 1000 bins a 10k-row window leaves most bins empty and
+those measures would report sampling noise as drift.
 
-Every result has the same shape (:class:`DriftResult`): the metric values, the
-test's p-value when there is one, and what the numbers were computed from.
+Both return a :class:`~mlmon.metrics.results.MetricSet`, the result shape of
+every metric function: one :class:`~mlmon.metrics.results.MetricValue` per
+metric, each carrying the field's test (``p_value``, ``test``: KS or
+chi-square), ``n`` (current values compared), ``n_reference`` and the field's
+details. A field with no values in one of the samples has every value None /
+``insufficient_data``.
+
+The building blocks (:mod:`mlmon.metrics.distances`) are re-exported here, and
+the data-quality shares the drift job reports next to the drift metrics live
+here too.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import replace
 
-import numpy as np
-from scipy import stats as sps
-from scipy.spatial import distance
+from mlmon.core.stats import CategoryStats, NumericStats
+from mlmon.metrics import registry
+from mlmon.metrics.distances import (COARSE_BINS, PSI_EPSILON, category_table, chi_square, coarsen, hellinger,
+                                     jensen_shannon, ks_pvalue, ks_statistic, proportions, psi, wasserstein_binned)
+from mlmon.metrics.registry import Binning, Comparison, DriftMetric, Kind, Measured
+from mlmon.metrics.results import Detail, MetricSet, MetricValue
 
-from mlmon.core.stats import OTHER, CategoryStats, NumericStats
+__all__ = ["COARSE_BINS", "PSI_EPSILON", "categorical_drift", "category_table", "chi_square", "coarsen", "hellinger",
+           "jensen_shannon", "ks_pvalue", "ks_statistic", "missing_share", "numeric_drift", "out_of_range_share",
+           "proportions", "psi", "unseen_categories", "wasserstein_binned"]
 
-#: Smoothing for empty bins in PSI (a log ratio): the common 1e-4 floor on proportions.
-PSI_EPSILON = 1e-4
-#: Groups of equal reference mass used for PSI / Jensen-Shannon / Hellinger on numeric features.
-COARSE_BINS = 20
-
-NUMERIC_METRICS = ("wasserstein", "ks", "psi", "jensen_shannon", "hellinger", "mean_shift")
-CATEGORICAL_METRICS = ("chi_square", "jensen_shannon", "l_infinity", "psi")
-
-
-@dataclass(frozen=True)
-class DriftResult:
-    """Drift of one field between a reference and a current window."""
-
-    kind: str                                  # "numeric" | "categorical"
-    values: Mapping[str, float]                # metric name -> value
-    p_value: float | None                      # of the field's test (KS or chi-square)
-    test: str                                  # which test p_value belongs to
-    n_reference: int                           # present (non-missing) values compared
-    n_current: int
-    details: Mapping[str, float | int | str] = field(default_factory=dict)
-
-
-# --- building blocks ------------------------------------------------------------
-
-def proportions(counts: np.ndarray) -> np.ndarray:
-    total = counts.sum()
-    return counts / total if total > 0 else np.zeros_like(counts, dtype=np.float64)
-
-
-def ks_statistic(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
-    """Two-sample KS D: largest gap between the empirical CDFs at the bin edges.
-
-    Exact when every distinct value has its own bin (discrete data); otherwise
-    a lower bound of the raw-sample D off by at most the largest bin mass.
-    """
-    cdf_r = np.cumsum(proportions(ref_counts))
-    cdf_c = np.cumsum(proportions(cur_counts))
-    return float(np.max(np.abs(cdf_r - cdf_c)))
-
-
-def ks_pvalue(d: float, n_reference: int, n_current: int) -> float:
-    """P-value of D as scipy's ``ks_2samp(method='asymp')`` computes it."""
-    if n_reference == 0 or n_current == 0:
-        return 1.0
-    en = n_reference * n_current / (n_reference + n_current)
-    return float(np.clip(sps.kstwo.sf(d, np.round(en)), 0.0, 1.0))
-
-
-def wasserstein_binned(stats_ref: NumericStats, stats_cur: NumericStats, discrete: bool = False) -> float:
-    """Earth mover's distance (W1) between two histograms over the same edges.
-
-    W1 is the integral of |F_ref - F_cur|. Inside a bin both CDFs are taken as
-    linear (values uniform in the bin) or, for ``discrete`` features whose
-    every value is an edge, as steps; the integral of |linear| is exact per
-    bin. The open outer bins use the sums of the values beyond the edges, for
-    which the integral is exact (E[(e0 - X)+] and E[(X - e_last)+]).
-    """
-    edges = np.asarray(stats_ref.edges, dtype=np.float64)
-    n_r, n_c = stats_ref.present, stats_cur.present
-    if n_r == 0 or n_c == 0:
-        return float("nan")
-    cum = np.cumsum(stats_ref.counts_array() / n_r - stats_cur.counts_array() / n_c)
-    # Inner bin i spans [e[i-1], e[i]): F_r - F_c goes from cum[i-1] to cum[i] across it.
-    left, right = cum[:-2], cum[1:-1]
-    widths = np.diff(edges)
-    if discrete:
-        # All of a bin's mass sits on its left edge: the CDF gap is flat at cum[i].
-        inner = float(np.sum(np.abs(right) * widths))
-    else:
-        inner = float(np.sum(_abs_linear_integral(left, right) * widths))
-    lower = _tail_excess(edges[0], stats_ref, stats_cur, below=True)
-    upper = _tail_excess(edges[-1], stats_ref, stats_cur, below=False)
-    return inner + lower + upper
-
-
-def _abs_linear_integral(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Mean of |f| over [0, 1] for f linear from a to b."""
-    same_sign = a * b >= 0
-    out = np.empty_like(a)
-    out[same_sign] = np.abs(a[same_sign] + b[same_sign]) / 2
-    cross = ~same_sign
-    aa, bb = a[cross], b[cross]
-    out[cross] = (aa * aa + bb * bb) / (2 * (np.abs(aa) + np.abs(bb)))
-    return out
-
-
-def _tail_excess(edge: float, ref: NumericStats, cur: NumericStats, below: bool) -> float:
-    """Integral of |F_r - F_c| beyond an outer edge, from the tail sums (exact if one side is empty)."""
-    def excess(s: NumericStats) -> float:
-        if below:
-            return (s.counts[0] * edge - s.below_sum) / s.present
-        return (s.above_sum - s.counts[-1] * edge) / s.present
-    return abs(excess(ref) - excess(cur))
-
-
-def coarsen(ref_counts: np.ndarray, cur_counts: np.ndarray, groups: int = COARSE_BINS) -> tuple[np.ndarray, np.ndarray]:
-    """Merge adjacent fine bins into ~``groups`` bins of equal reference mass (outer bins join their neighbours)."""
-    cdf = np.cumsum(proportions(ref_counts))
-    # group id of each fine bin: which 1/groups slice of reference mass it ends in.
-    gid = np.minimum((cdf * groups - 1e-9).astype(np.int64), groups - 1)
-    gid = np.maximum.accumulate(np.clip(gid, 0, groups - 1))
-    r = np.bincount(gid, weights=ref_counts, minlength=groups)
-    c = np.bincount(gid, weights=cur_counts, minlength=groups)
-    keep = (r + c) > 0
-    return r[keep], c[keep]
-
-
-def psi(ref_counts: np.ndarray, cur_counts: np.ndarray, epsilon: float = PSI_EPSILON) -> float:
-    """Population stability index, sum((q - p) * ln(q / p)), proportions floored at ``epsilon``."""
-    p = np.maximum(proportions(ref_counts), epsilon)
-    q = np.maximum(proportions(cur_counts), epsilon)
-    return float(np.sum((q - p) * np.log(q / p)))
-
-
-def jensen_shannon(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
-    """Jensen-Shannon distance (base 2, in [0, 1]): scipy's implementation."""
-    if ref_counts.sum() == 0 or cur_counts.sum() == 0:
-        return float("nan")
-    return float(distance.jensenshannon(ref_counts, cur_counts, base=2))
-
-
-def hellinger(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
-    bc = float(np.sum(np.sqrt(proportions(ref_counts) * proportions(cur_counts))))
-    return math.sqrt(max(0.0, 1.0 - bc))
-
-
-def chi_square(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float, int]:
-    """Two-sample chi-square test of homogeneity on the 2 x k contingency table (scipy's).
-
-    A contingency test, not goodness-of-fit against reference proportions taken
-    as exact: the reference is a sample too, and treating it as exact inflates
-    the statistic when the two samples differ in size.
-    """
-    table = np.vstack([ref_counts, cur_counts]).astype(np.float64)
-    table = table[:, table.sum(axis=0) > 0]
-    if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
-        return 0.0, 1.0, 0
-    res = sps.chi2_contingency(table)
-    return float(res.statistic), float(res.pvalue), int(res.dof)
+NO_VALUES = "no values in one of the samples"
 
 
 # --- per-field results -----------------------------------------------------------
 
 def numeric_drift(reference: NumericStats, current: NumericStats, discrete: bool = False,
-                  coarse_bins: int = COARSE_BINS) -> DriftResult:
-    """All numeric drift metrics of one field. ``current`` must be binned on ``reference.edges``."""
+                  coarse_bins: int = COARSE_BINS, *, feature: str = "") -> MetricSet:
+    """The registered numeric drift metrics of one field. ``current`` must be binned on ``reference.edges``."""
     if current.edges != reference.edges:
         raise ValueError("current statistics must be binned on the reference's edges")
+    metrics = registry.drift_metrics("numeric")
     r, c = reference.counts_array(), current.counts_array()
     n_r, n_c = reference.present, current.present
     if n_r == 0 or n_c == 0:
-        nan = float("nan")
-        return DriftResult("numeric", {m: nan for m in NUMERIC_METRICS}, None, "ks", n_r, n_c,
-                           {"reason": "no values in one of the samples"})
-    ref_std = reference.std or 0.0
-    w = wasserstein_binned(reference, current, discrete=discrete)
-    d = ks_statistic(r, c)
+        return _insufficient("numeric", metrics, n_r, n_c, feature)
+    fine = Comparison("numeric", registry.FINE, r, c, n_r, n_c, discrete=discrete, numeric=(reference, current))
     rc, cc = coarsen(r, c, coarse_bins)
+    coarse = replace(fine, binning=registry.COARSE, ref_counts=rc, cur_counts=cc)
     mean_r, mean_c = reference.mean, current.mean
     assert mean_r is not None and mean_c is not None
-    scale = ref_std if ref_std > 0 else float("nan")
-    values = {
-        # Normalised by the reference std so one threshold fits every feature.
-        "wasserstein": w / scale if ref_std > 0 else (0.0 if w == 0 else float("inf")),
-        "ks": d,
-        "psi": psi(rc, cc),
-        "jensen_shannon": jensen_shannon(rc, cc),
-        "hellinger": hellinger(rc, cc),
-        "mean_shift": (mean_c - mean_r) / scale if ref_std > 0 else 0.0,
-    }
-    details: dict[str, float | int | str] = {
-        "wasserstein_raw": w, "reference_std": ref_std, "reference_mean": mean_r, "current_mean": mean_c,
+    details: dict[str, Detail] = {
+        "reference_std": reference.std or 0.0, "reference_mean": mean_r, "current_mean": mean_c,
         "bins": len(reference.edges) + 1, "coarse_bins": int(rc.size),
     }
-    return DriftResult("numeric", values, ks_pvalue(d, n_r, n_c), "ks", n_r, n_c, details)
+    return _evaluate("numeric", metrics, {registry.FINE: fine, registry.COARSE: coarse}, details, feature)
 
 
-def category_table(reference: CategoryStats, current: CategoryStats) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Aligned counts over the reference's categories plus one ``__other__`` column.
-
-    ``__other__`` holds the reference's own "other" bucket and every current
-    value outside the reference's named categories (unseen categories).
-    """
-    names = sorted(reference.counts)
-    ref = np.array([reference.counts[k] for k in names] + [reference.other], dtype=np.float64)
-    cur_known = [current.counts.get(k, 0) for k in names]
-    unseen = current.present - sum(cur_known)
-    cur = np.array(cur_known + [unseen], dtype=np.float64)
-    return names + [OTHER], ref, cur
-
-
-def categorical_drift(reference: CategoryStats, current: CategoryStats) -> DriftResult:
+def categorical_drift(reference: CategoryStats, current: CategoryStats, *, feature: str = "") -> MetricSet:
+    """The registered categorical drift metrics of one field, on the reference's categories plus ``__other__``."""
+    metrics = registry.drift_metrics("categorical")
     names, r, c = category_table(reference, current)
     n_r, n_c = reference.present, current.present
     if n_r == 0 or n_c == 0:
-        nan = float("nan")
-        return DriftResult("categorical", {m: nan for m in CATEGORICAL_METRICS}, None, "chi_square", n_r, n_c,
-                           {"reason": "no values in one of the samples"})
-    stat, p, dof = chi_square(r, c)
-    diff = np.abs(proportions(r) - proportions(c))
-    worst = names[int(np.argmax(diff))]
-    values = {
-        "chi_square": stat,
-        "jensen_shannon": jensen_shannon(r, c),
-        "l_infinity": float(diff.max()),
-        "psi": psi(r, c),
-    }
-    return DriftResult("categorical", values, p, "chi_square", n_r, n_c,
-                       {"dof": dof, "categories": len(names) - 1, "largest_change": worst})
+        return _insufficient("categorical", metrics, n_r, n_c, feature)
+    table = Comparison("categorical", registry.CATEGORIES, r, c, n_r, n_c, labels=tuple(names))
+    return _evaluate("categorical", metrics, {registry.CATEGORIES: table}, {}, feature)
+
+
+def _test_name(kind: Kind) -> str:
+    test = registry.field_test(kind)
+    return test.name if test is not None else ""
+
+
+def _insufficient(kind: Kind, metrics: tuple[DriftMetric, ...], n_r: int, n_c: int, feature: str) -> MetricSet:
+    test = _test_name(kind)
+    return MetricSet(tuple(
+        MetricValue(m.name, None, n_c, feature=feature, missing="insufficient_data", note=NO_VALUES,
+                    details={"reason": NO_VALUES}, test=test, n_reference=n_r)
+        for m in metrics))
+
+
+def _evaluate(kind: Kind, metrics: tuple[DriftMetric, ...], comparisons: Mapping[Binning, Comparison],
+              field_details: Mapping[str, Detail], feature: str) -> MetricSet:
+    """Every metric on its binning; the field's test p-value and all details go to every value."""
+    measured: list[tuple[DriftMetric, Measured]] = []
+    for m in metrics:
+        out = m.compute(comparisons[m.binnings[kind]])
+        measured.append((m, out if isinstance(out, Measured) else Measured(out)))
+    p_value = next((out.p_value for m, out in measured if m.test), None)
+    details: dict[str, Detail] = {}
+    for _, out in measured:
+        details.update(out.details)
+    details.update(field_details)
+    test = _test_name(kind)
+    any_comparison = next(iter(comparisons.values()))
+    n_r, n_c = any_comparison.n_reference, any_comparison.n_current
+    values = []
+    for m, out in measured:
+        if math.isfinite(out.value):
+            values.append(MetricValue(m.name, out.value, n_c, feature=feature, details=dict(details),
+                                      p_value=p_value, test=test, n_reference=n_r))
+        else:
+            values.append(MetricValue(m.name, None, n_c, feature=feature, missing="undefined",
+                                      note=out.note or f"{m.name} is not finite ({out.value})",
+                                      details=dict(details), p_value=p_value, test=test, n_reference=n_r))
+    return MetricSet(tuple(values))
 
 
 # --- data quality ------------------------------------------------------------------

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from mlmon.metrics.performance import MetricSet, MetricValue
+from mlmon.metrics.results import Detail, MetricSet, MetricValue
 from mlmon.core.perf_stats import GroupCounts
 
 #: Disparate impact below this ratio fails the four-fifths rule.
@@ -71,7 +71,7 @@ def _gap(metric: str, rates: list[MetricValue], kind: Literal["difference", "rat
         return MetricValue(metric, None, n, missing="insufficient_data",
                            note=f"{len(defined)} group(s) large enough, need 2", details={"groups_left_out": left_out})
     (low, low_group, _), (high, high_group, _) = defined[0], defined[-1]
-    details = {"min_group": low_group, "max_group": high_group, "min": low, "max": high,
+    details: dict[str, Detail] = {"min_group": low_group, "max_group": high_group, "min": low, "max": high,
                "groups_left_out": left_out}
     if kind == "difference":
         return MetricValue(metric, high - low, n, details=details)

@@ -1,10 +1,12 @@
 """Realised performance from sufficient statistics: classification and regression.
 
 Pure functions over ``mlmon.core.perf_stats`` objects, checked against
-scikit-learn on the same data (tests/metrics_math). Every function of the
-performance, CBPE, fairness and attribution families returns ``MetricValue``
-objects (gathered in a ``MetricSet``): one result shape, which maps one to one
-onto a metric document (metric, value, class / feature / group, n, details).
+scikit-learn on the same data (tests/metrics_math). Every metric function of
+this package (drift, performance, CBPE, fairness, attribution) returns
+``MetricValue`` objects (gathered in a ``MetricSet``, both defined in
+:mod:`mlmon.metrics.results` and re-exported here): one result shape, which
+maps one to one onto a metric document (metric, value, class / feature /
+group, n, details).
 
 A value that cannot be computed is ``None`` with ``missing`` saying why:
 ``"insufficient_data"`` (too few observations: no labels yet, an empty group)
@@ -15,74 +17,18 @@ when only one class occurs, precision of a class never predicted).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from mlmon.core.perf_stats import ClassificationStats, ConfusionCounts, LogLossSums, RegressionSums, ScoreBins, uniform_edges
+# The result shape lives in mlmon.metrics.results; re-exported here, where it was first defined.
+from mlmon.metrics.results import Detail, MetricSet, MetricValue, Missing, ratio
 
-Missing = Literal["", "insufficient_data", "undefined"]
-Detail = float | int | str | bool | None | list[float] | list[str] | list[list[float]]
-
-
-@dataclass(frozen=True)
-class MetricValue:
-    """One computed metric; the shape every metric function of this package returns."""
-
-    metric: str
-    value: float | None
-    n: float                       # observations behind the value (its denominator's population)
-    class_label: str = ""          # a class, "macro", "weighted", "micro", or "" when not per class
-    feature: str = ""
-    group: str = ""                # value of the sensitive attribute / segment, "" for all traffic
-    missing: Missing = ""          # why value is None
-    note: str = ""                 # one human sentence when value is None or approximate
-    details: Mapping[str, Detail] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        # Plain floats out, whatever numpy scalars went in (documents and JSON want builtins).
-        object.__setattr__(self, "n", float(self.n))
-        if self.value is not None:
-            object.__setattr__(self, "value", float(self.value))
-        if self.value is None and not self.missing:
-            raise ValueError(f"{self.metric}: a None value needs a reason in 'missing'")
-        if self.value is not None and not math.isfinite(self.value):
-            raise ValueError(f"{self.metric}: non-finite value {self.value}")
-
-
-@dataclass(frozen=True)
-class MetricSet:
-    """The results of one metric function, in a stable order, with lookup by key."""
-
-    values: tuple[MetricValue, ...]
-
-    def __iter__(self) -> Iterator[MetricValue]:
-        return iter(self.values)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def get(self, metric: str, class_label: str = "", feature: str = "", group: str = "") -> MetricValue:
-        for v in self.values:
-            if (v.metric, v.class_label, v.feature, v.group) == (metric, class_label, feature, group):
-                return v
-        raise KeyError((metric, class_label, feature, group))
-
-    def value(self, metric: str, class_label: str = "", feature: str = "", group: str = "") -> float | None:
-        return self.get(metric, class_label, feature, group).value
-
-
-def ratio(numerator: float, denominator: float, metric: str, n: float, *, class_label: str = "",
-          group: str = "", feature: str = "", empty: Missing = "undefined", note: str = "",
-          details: Mapping[str, Detail] | None = None) -> MetricValue:
-    """``numerator / denominator`` as a MetricValue; None (``empty``) when the denominator is 0."""
-    if denominator <= 0:
-        return MetricValue(metric, None, n, class_label, feature, group, empty, note or "denominator is zero",
-                           details or {})
-    return MetricValue(metric, numerator / denominator, n, class_label, feature, group, details=details or {})
-
+__all__ = ["Detail", "MetricSet", "MetricValue", "Missing", "ratio", "ConfusionMatrix", "average_precision",
+           "calibration_error", "classification_metrics", "confusion_matrix", "count_metrics", "log_loss",
+           "regression_metrics", "roc_auc"]
 
 # --- classification: counts ----------------------------------------------------
 
@@ -264,8 +210,8 @@ def _macro(metric: str, per_class: list[MetricValue]) -> MetricValue:
         return MetricValue(metric, None, n, "macro", missing="undefined", note=f"{metric} is undefined for every class")
     skipped = [v.class_label for v in per_class if v.value is None]
     details: dict[str, Any] = {"classes_left_out": skipped}
-    bounds = [v.details.get("error_bound") for v in defined]
-    if all(isinstance(b, float) for b in bounds):
+    bounds = [b for v in defined if isinstance(b := v.details.get("error_bound"), float)]
+    if len(bounds) == len(defined):
         # The macro value is the mean over the same classes, so its error is at most the mean bound.
         details["error_bound"] = float(np.mean(bounds))
     return MetricValue(metric, float(np.mean([v.value for v in defined])), n, "macro",

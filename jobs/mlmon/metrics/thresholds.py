@@ -29,6 +29,12 @@ from scipy import stats as sps
 
 from mlmon.core.documents import Status, Threshold
 from mlmon.core.stats import CategoryStats, NumericStats
+from mlmon.metrics import registry
+from mlmon.metrics.rules import NO_RULE, Rule
+
+__all__ = ["CORRECTIONS", "DEFAULT_ALPHA", "DEFAULT_MIN_ROWS", "DEFAULT_RULES", "NO_RULE", "Correction", "Policy",
+           "Rule", "adjust", "calibrate", "decide", "default_policy", "resample_categories", "resample_numeric",
+           "share_pvalue"]
 
 Correction = Literal["holm", "bh", "none"]
 CORRECTIONS: tuple[str, ...] = ("holm", "bh", "none")
@@ -36,42 +42,9 @@ DEFAULT_ALPHA = 0.01
 DEFAULT_MIN_ROWS = 500
 
 
-@dataclass(frozen=True)
-class Rule:
-    """Thresholds of one metric. ``relative``: thresholds are added to the reference's own value."""
-
-    warning: float | None
-    alert: float | None
-    direction: Literal["above", "below"] = "above"
-    relative: bool = False
-    #: A warning/alert also needs the field's test to be significant (after correction).
-    gated: bool = True
-    source: str = "default"
-
-    def threshold(self, reference_value: float = 0.0) -> Threshold:
-        base = reference_value if self.relative else 0.0
-        return Threshold(
-            warning=None if self.warning is None else base + self.warning,
-            alert=None if self.alert is None else base + self.alert,
-            direction=self.direction,
-            source="reference_relative" if self.relative and self.source == "default" else self.source,
-        )
-
-
-NO_RULE = Rule(None, None)
-
-#: Default rules. Metrics without one are reported with status "no_threshold".
-DEFAULT_RULES: Mapping[str, Rule] = {
-    # Numeric drift: a 0.1 sd move of the distribution is a warning, 0.15 sd an alert.
-    "wasserstein": Rule(0.10, 0.15),
-    "psi": Rule(0.10, 0.25),
-    # Categorical drift: a category's share moved by 5 / 7.5 percentage points.
-    "l_infinity": Rule(0.05, 0.075),
-    # Data quality, absolute shares or increases over the reference's share.
-    "missing_share": Rule(0.02, 0.05, relative=True),
-    "out_of_range_share": Rule(0.01, 0.05),
-    "unseen_share": Rule(0.01, 0.05),
-}
+#: Default rules (metric name -> Rule), from the drift metric registry: each metric's entry
+#: there carries its default rule. Metrics without one are reported with status "no_threshold".
+DEFAULT_RULES: Mapping[str, Rule] = registry.DEFAULT_RULES
 
 
 @dataclass(frozen=True)

@@ -12,27 +12,24 @@ import logging
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from types import FrameType
 
 from mlmon.alerts.local import alert_round
 from mlmon.config.alerts import AlertsConfig
-from mlmon.stores.protocols import AlertStore
 from mlmon.config.model import Config, ModelConfig
 from mlmon.core.documents import MetricDocument
-from mlmon.jobs.drift import DriftWindowJob
+from mlmon.core.reference import ReferenceProfile
+from mlmon.jobs.base import EventSchedule, Job, Window, aligned_windows, event_checkpoint_key
+from mlmon.jobs.drift import DriftJob
 from mlmon.jobs.explainability import ExplainabilityJob, explainability_job
 from mlmon.jobs.fairness import FairnessJob, fairness_job
-from mlmon.jobs.performance import PerformanceReport, performance_job, run_performance
-from mlmon.core.reference import ReferenceProfile
-from mlmon.stores.protocols import Store, StoreError
-from mlmon.core.windows import floor_time
+from mlmon.jobs.performance import performance_job
+from mlmon.stores.protocols import AlertStore, Store, StoreError
 
-log = logging.getLogger("mlmon.schedule.runner")
-#: Missed windows caught up by one round after downtime; older ones are left to `mlmon backfill`.
-MAX_CATCH_UP = 1000
+log = logging.getLogger("mlmon.runner")
 
 
 class RunnerError(RuntimeError):
@@ -48,15 +45,6 @@ def parse_time(value: str) -> datetime:
     except ValueError as err:
         raise ValueError(f"{value!r} is not an ISO 8601 time like 2025-01-31T10:00:00Z") from err
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-
-
-
-def windows(start: datetime, end: datetime, size: timedelta) -> Iterator[tuple[datetime, datetime]]:
-    """Aligned windows covering [start, end): starts at the window containing ``start``."""
-    s = floor_time(start, size)
-    while s < end:
-        yield s, s + size
-        s += size
 
 
 def run_every(config: Config, open_store: Callable[[], Store], interval: timedelta, stop: threading.Event,
@@ -87,7 +75,8 @@ def run_every(config: Config, open_store: Callable[[], Store], interval: timedel
 
 
 def checkpoint_key(model: ModelConfig) -> str:
-    return f"drift:{model.name}:{model.version or '*'}"
+    """The checkpoint of the model's event-time schedule (drift and explainability)."""
+    return event_checkpoint_key(model)
 
 
 @dataclass
@@ -95,7 +84,48 @@ class RoundReport:
     windows: int = 0
     documents: int = 0
     alerts: int = 0
+    #: Windows computed again (late labels) and windows whose documents are final.
+    recomputed: int = 0
+    final: int = 0
     skipped: list[str] = field(default_factory=list)
+    #: The documents written by :func:`run_jobs`, for the alert engine (rounds do not keep them).
+    docs: list[MetricDocument] = field(default_factory=list)
+
+    def add(self, other: RoundReport) -> None:
+        self.windows += other.windows
+        self.documents += other.documents
+        self.alerts += other.alerts
+        self.recomputed += other.recomputed
+        self.final += other.final
+
+
+def run_jobs(store: Store, jobs: Sequence[Job], due: Sequence[Window], at: datetime,
+             stop: threading.Event | None = None) -> RoundReport:
+    """Jobs of one schedule over its due windows; the only place documents and checkpoints are written.
+
+    Window by window: every job's documents of the window are written first (``write_metrics``
+    raises unless all were), then the checkpoints the jobs moved, forward only. A stop request
+    ends the run between windows.
+    """
+    report = RoundReport()
+    ordered = sorted(set(due))
+    for outputs in zip(*(job.run_windows(ordered, at) for job in jobs), strict=True):
+        docs = [d for out in outputs for d in out.documents]
+        store.write_metrics(docs)
+        for out in outputs:
+            for key, end in out.checkpoints:
+                done = store.get_checkpoint(key)
+                if done is None or end > done:
+                    store.set_checkpoint(key, end)
+        lead = outputs[0]
+        report.windows += 1
+        report.documents += len(docs)
+        report.recomputed += lead.recomputed
+        report.final += lead.final
+        report.docs += docs
+        if stop is not None and stop.is_set():
+            break
+    return report
 
 
 @dataclass
@@ -104,7 +134,7 @@ class Runner:
     store: Store
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     _references: dict[str, ReferenceProfile] = field(default_factory=dict)
-    #: Per model, built once (they load references and model files); run_id is set per round.
+    #: Per model, built once (they load references and model files); their run_id is set per round.
     _explain: dict[str, ExplainabilityJob | None] = field(default_factory=dict)
     _fairness: dict[str, FairnessJob | None] = field(default_factory=dict)
     #: The alert adapter over ``store``, made on first use (it prepares its table once).
@@ -121,23 +151,34 @@ class Runner:
             self._references[model.name] = profile
         return self._references[model.name]
 
-    def _explain_job(self, model: ModelConfig, run_id: str) -> ExplainabilityJob | None:
+    def event_jobs(self, model: ModelConfig, run_id: str) -> list[Job]:
+        """The jobs of the event-time schedule: drift, then explainability when configured."""
+        reference = self.reference(model)
+        jobs: list[Job] = [DriftJob(self.store, model, reference, run_id)]
         if model.name not in self._explain:
-            self._explain[model.name] = explainability_job(
-                self.store, model, run_id, default_version=self.reference(model).version, file=self.config.path)
-        job = self._explain[model.name]
-        if job is not None:
-            job.run_id = run_id
-        return job
+            self._explain[model.name] = explainability_job(self.store, model, run_id,
+                                                           default_version=reference.version, file=self.config.path)
+        explain = self._explain[model.name]
+        if explain is not None:
+            explain.run_id = run_id
+            jobs.append(explain)
+        return jobs
 
-    def _fairness_job(self, model: ModelConfig, run_id: str) -> FairnessJob | None:
+    def label_jobs(self, model: ModelConfig, run_id: str) -> list[Job]:
+        """The jobs of the label schedule: performance, then fairness (none without a performance section)."""
+        perf = performance_job(self.store, model, run_id)
+        if perf is None:
+            return []
+        jobs: list[Job] = [perf]
         if model.name not in self._fairness:
-            self._fairness[model.name] = fairness_job(
-                self.store, model, run_id, default_version=self.reference(model).version, file=self.config.path)
-        job = self._fairness[model.name]
-        if job is not None:
-            job.run_id = run_id
-        return job
+            self._fairness[model.name] = fairness_job(self.store, model, run_id,
+                                                      default_version=self.reference(model).version,
+                                                      file=self.config.path)
+        fair = self._fairness[model.name]
+        if fair is not None:
+            fair.run_id = run_id
+            jobs.append(fair)
+        return jobs
 
     def _alerts(self, docs: list[MetricDocument]) -> int:
         """Evaluate the alert rules on freshly written documents; returns the alerts written."""
@@ -148,45 +189,35 @@ class Runner:
         configs = {m.name: m.sections.get("alerts") or AlertsConfig() for m in self.config.models}
         return len(alert_round(self._alert_store, docs, configs, now=self.clock()).written)
 
-    def run_window(self, model: ModelConfig, start: datetime, end: datetime, run_id: str,
-                   advance_checkpoint: bool = True) -> RoundReport:
-        """Compute and write one window; checkpoint it only once every document is written.
+    def _run(self, jobs: Sequence[Job], due: Sequence[Window], at: datetime,
+             stop: threading.Event | None = None) -> RoundReport:
+        """Run one schedule's jobs, then the alert rules over what they wrote."""
+        if not jobs or not due:
+            return RoundReport()
+        report = run_jobs(self.store, jobs, due, at, stop)
+        report.alerts = self._alerts(report.docs)
+        report.docs = []
+        return report
 
-        Drift and explainability follow this (event-time) schedule; performance and
-        fairness depend on labels that arrive late and follow the look-back schedule
-        of :meth:`label_round`.
-        """
-        docs = DriftWindowJob(self.store, model, self.reference(model), run_id).run(start, end)
-        explain = self._explain_job(model, run_id)
-        if explain is not None:
-            docs += explain.run(start, end)
-        self.store.write_metrics(docs)  # raises StoreError unless all were written
-        if advance_checkpoint:
-            done = self.store.get_checkpoint(checkpoint_key(model))
-            if done is None or end > done:
-                self.store.set_checkpoint(checkpoint_key(model), end)
-        alerts = self._alerts(docs)
-        log.info("window done", extra={"model": model.name, "start": start.isoformat(), "end": end.isoformat(),
-                                       "documents": len(docs), "alerts": alerts})
-        return RoundReport(windows=1, documents=len(docs), alerts=alerts)
+    def event_round(self, model: ModelConfig, due: Sequence[Window], run_id: str, at: datetime,
+                    stop: threading.Event | None = None) -> RoundReport:
+        """Drift and explainability, window by window, each followed by its alert round."""
+        jobs = self.event_jobs(model, run_id)
+        total = RoundReport()
+        for window in due:
+            if stop is not None and stop.is_set():
+                break
+            r = self._run(jobs, [window], at)
+            log.info("window done", extra={"model": model.name, "start": window[0].isoformat(),
+                                           "end": window[1].isoformat(), "documents": r.documents,
+                                           "alerts": r.alerts})
+            total.add(r)
+        return total
 
     def label_round(self, model: ModelConfig, at: datetime, run_id: str) -> RoundReport:
-        """Performance (with late-label recomputation) and fairness over the same windows."""
-        perf = run_performance(self.store, model, at, run_id)
-        return RoundReport() if perf is None else self._label_windows(model, perf, run_id)
-
-    def due_windows(self, model: ModelConfig, at: datetime) -> list[tuple[datetime, datetime]]:
-        """Complete windows not yet done: after the checkpoint (or just the latest) up to ``at - lateness``."""
-        last_end = floor_time(at - model.lateness, model.window)
-        done = self.store.get_checkpoint(checkpoint_key(model))
-        if done is None:
-            return [(last_end - model.window, last_end)]
-        due = list(windows(done, last_end, model.window))
-        if len(due) > MAX_CATCH_UP:
-            log.warning("model %s: %d windows missed; computing the last %d, backfill the rest",
-                        model.name, len(due), MAX_CATCH_UP)
-            due = due[-MAX_CATCH_UP:]
-        return due
+        """Performance (with late-label recomputation) and fairness over the look-back, then alerts on both."""
+        jobs = self.label_jobs(model, run_id)
+        return self._run(jobs, jobs[0].schedule.due(at), at) if jobs else RoundReport()
 
     def round(self, at: datetime | None = None, stop: threading.Event | None = None) -> RoundReport:
         """One round for every configured model: the windows that are due at ``at`` (default: now)."""
@@ -194,16 +225,16 @@ class Runner:
         run_id = uuid.uuid4().hex
         total = RoundReport()
         for model in self.config.models:
-            for start, end in self.due_windows(model, at):
-                if stop is not None and stop.is_set():
-                    return total
-                r = self.run_window(model, start, end, run_id)
-                total.windows += r.windows
-                total.documents += r.documents
-                total.alerts += r.alerts
-            r = self.label_round(model, at, run_id)
-            total.documents += r.documents
-            total.alerts += r.alerts
+            due = EventSchedule(self.store, model).due(at)
+            total.add(self.event_round(model, due, run_id, at, stop))
+            if stop is not None and stop.is_set():
+                return total
+            labels = self.label_round(model, at, run_id)
+            # A round counts its event windows; the look-back's recomputations are counted apart.
+            total.documents += labels.documents
+            total.alerts += labels.alerts
+            total.recomputed += labels.recomputed
+            total.final += labels.final
         return total
 
     def backfill(self, start: datetime, end: datetime, progress: bool = True) -> RoundReport:
@@ -218,30 +249,17 @@ class Runner:
 
         run_id = uuid.uuid4().hex
         at = self.clock()
-        plan = [(m, s, e) for m in self.config.models for s, e in windows(start, end, m.window)]
-        perf_jobs = {m.name: performance_job(self.store, m, run_id) for m in self.config.models}
+        plan = [(m, s, e) for m in self.config.models for s, e in aligned_windows(start, end, m.window)]
+        event_jobs = {m.name: self.event_jobs(m, run_id) for m in self.config.models}
+        label_jobs = {m.name: self.label_jobs(m, run_id) for m in self.config.models}
         total = RoundReport()
         for model, s, e in tqdm(plan, desc="backfill", unit="window", disable=not progress):
-            r = self.run_window(model, s, e, run_id)
+            events = self._run(event_jobs[model.name], [(s, e)], at)
+            labels = self._run(label_jobs[model.name], [(s, e)], at)
+            total.documents += events.documents + labels.documents
+            total.alerts += events.alerts + labels.alerts
             total.windows += 1
-            total.documents += r.documents
-            total.alerts += r.alerts
-            job = perf_jobs[model.name]
-            if job is not None:
-                labels = self._label_windows(model, job.run_windows([(s, e)], at), run_id)
-                total.documents += labels.documents
-                total.alerts += labels.alerts
         return total
-
-    def _label_windows(self, model: ModelConfig, perf: PerformanceReport, run_id: str) -> RoundReport:
-        """Fairness over the windows performance just wrote, then alerts on both (as in :meth:`label_round`)."""
-        docs = list(perf.docs)
-        fair = self._fairness_job(model, run_id)
-        if fair is not None:
-            fair_docs = [d for start, end in perf.spans for d in fair.run(start, end)]
-            self.store.write_metrics(fair_docs)
-            docs += fair_docs
-        return RoundReport(windows=perf.windows, documents=len(docs), alerts=self._alerts(docs))
 
 
 def stop_on_signals(stop: threading.Event) -> None:

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlmon.core.assets import ELASTICSEARCH, KIBANA, ROOT
+from mlmon.core.assets import ELASTICSEARCH, KIBANA, ROOT, refuse_write
 from mlmon.core.documents import ALERTS_INDEX, METRICS_INDEX
 from mlmon_logging import contract
 
@@ -271,6 +271,8 @@ def write_files() -> list[Path]:
 
 
 if __name__ == "__main__":
+    if why := next(filter(None, map(refuse_write, (RULES_DIR, WATCHER_DIR))), None):
+        sys.exit(f"python -m mlmon.stack.alert_assets: {why}")
     changed = write_files()
     print("\n".join(str(p.relative_to(ROOT)) for p in changed) or "all alerting assets up to date")
     sys.exit(0)

@@ -31,7 +31,7 @@ from typing import Any
 
 from mlmon.core.alert_schema import ALERT_FIELDS
 from mlmon.core.documents import ALERTS_INDEX, CHECKPOINTS_INDEX, METRIC_FIELDS, METRICS_INDEX, REFERENCES_INDEX
-from mlmon.core.assets import ELASTICSEARCH
+from mlmon.core.assets import ELASTICSEARCH, refuse_write
 from mlmon_logging import contract
 
 Body = dict[str, Any]
@@ -125,7 +125,7 @@ def _kinds_of(name: str) -> set[str]:
     return {k for k in contract.KINDS if any(f.name == name for f in contract.fields_for(k))}
 
 
-def _event_field_groups() -> dict[str, dict[str, str]]:
+def _event_field_groups() -> dict[str, dict[str, contract.FieldType]]:
     """Component name -> fields, so that each kind's composition maps exactly ``fields_for(kind)``."""
     every = [f for f in contract.fields_for("prediction") if _kinds_of(f.name) == set(contract.KINDS)]
     ecs = {f.name: f.type for f in every if not f.name.startswith("mlmon.")}
@@ -154,7 +154,7 @@ def component_templates() -> dict[str, Body]:
     for name, fields in groups.items():
         kind = name.removeprefix("mlmon-").removesuffix("@mappings")
         families = labels if name == "mlmon-ecs@mappings" else (
-            [f for f in contract.families_for(kind) if f.prefix != "labels."] if kind in contract.KINDS else [])  # type: ignore[arg-type]
+            [f for f in contract.families_for(kind) if f.prefix != "labels."] if kind in contract.KINDS else [])
         extra = DATA_STREAM_FIELDS if name == "mlmon-ecs@mappings" else None
         out[name] = _component(mappings(fields, families, extra), _describe(name))
 
@@ -360,6 +360,8 @@ def write(root: Path = ELASTICSEARCH) -> list[Path]:
 
 
 if __name__ == "__main__":
+    if why := refuse_write(ELASTICSEARCH):
+        sys.exit(f"python -m mlmon.stack.elasticsearch_assets: {why}")
     for p in write():
         print(p)
     sys.exit(0)

@@ -23,7 +23,7 @@ from typing import Any
 import requests
 
 from mlmon.core.assets import KIBANA
-from mlmon.stack.installer import Outcome, SetupError
+from mlmon.stack.installer import Action, Outcome, SetupError
 
 #: Fields ``PUT /api/alerting/rule/{id}`` accepts; the others (rule_type_id, consumer) are fixed at creation.
 RULE_UPDATABLE = ("name", "tags", "schedule", "params", "actions", "throttle", "notify_when", "alert_delay", "flapping")
@@ -125,7 +125,7 @@ def sync_saved_objects(kibana: KibanaClient, path: Path, *, dry_run: bool = Fals
         errors = "; ".join(f"{e.get('type')}/{e.get('id')}: {json.dumps(e.get('error', {}))}"
                            for e in result.get("errors", []))
         raise SetupError(f"Kibana refused saved objects of {path.name}: {errors}")
-    action = "created" if not installed else "updated"
+    action: Action = "created" if not installed else "updated"
     return Outcome("saved objects", path.name, action, f"{result.get('successCount', len(objects))} objects")
 
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="write a self-contained HTML report (drift, performance, alerts)")
     p.add_argument("--store", required=True, help="duckdb:///path/mlmon.duckdb or https://host:9200")
     p.add_argument("--out", default="report.html", help="HTML file to write (default: report.html)")

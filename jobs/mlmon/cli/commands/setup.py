@@ -74,14 +74,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"mlmon setup: {err}", file=sys.stderr)
         return 2
-    root = args.assets or paths.ROOT
+    es_root = args.assets / "elasticsearch" if args.assets else paths.ELASTICSEARCH
+    kibana_root = args.assets / "kibana" if args.assets else paths.KIBANA
     outcomes: list[Outcome] = []
     try:
         es = connect(args.es, api_key=args.api_key, username=args.username, password=args.password,
                      ca_certs=args.ca_certs, verify_certs=not args.insecure)
         info = check_connection(es)
         print(f"Elasticsearch {info.version} ({info.cluster_name}) at {args.es}")
-        outcomes += installer.install(es, root=root / "elasticsearch", namespace=args.namespace,
+        outcomes += installer.install(es, root=es_root, namespace=args.namespace,
                                       retention=retention, dry_run=args.dry_run)
         if args.kibana:
             auth = kibana.KibanaAuth(
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                 password=args.password or os.environ.get("MLMON_ES_PASSWORD"))
             client = kibana.KibanaClient(args.kibana, auth, ca_certs=args.ca_certs or os.environ.get("MLMON_ES_CA_CERTS"),
                                          verify_certs=not args.insecure)
-            outcomes += kibana.install(client, root / "kibana", dry_run=args.dry_run)
+            outcomes += kibana.install(client, kibana_root, dry_run=args.dry_run)
         else:
             print("no --kibana URL: Kibana saved objects and rules not installed")
     except (ElasticsearchSetupError, SetupError) as err:

@@ -6,6 +6,7 @@ import io
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any, cast
 
 import matplotlib
 
@@ -55,7 +56,8 @@ def time_series(series: Mapping[str, Sequence[Point]], title: str, ylabel: str,
         pts = sorted(points)
         xs = [p[0] for p in pts]
         ys = [p[1] for p in pts]
-        (line,) = ax.plot(xs, ys, label=name, linewidth=1.4)
+        # matplotlib plots datetimes through its date converter; its stubs only admit numbers.
+        (line,) = ax.plot(cast(Any, xs), ys, label=name, linewidth=1.4)
         final = [(x, y) for x, y, f in pts if f]
         prov = [(x, y) for x, y, f in pts if not f]
         if final:

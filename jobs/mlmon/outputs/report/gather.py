@@ -60,6 +60,8 @@ def _add_distributions(store: Store, mr: ModelReport) -> None:
                                                 numeric=numeric, categorical=categorical))
     for f in chosen:
         name = fields.get(f)
+        if name is None:
+            continue
         if name in stats.numeric:
             ref, cur = reference.numeric[name], stats.numeric[name]
             mr.distributions.append(NumericDistribution(f, list(ref.edges), [float(c) for c in ref.counts],

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from mlmon.core.assets import refuse_write
 from mlmon.stack.kibana import build, checks, mappings
 
 
@@ -25,6 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(f"{build.OUTPUT} is up to date ({len(objects)} objects)")
         return 0
+    if why := refuse_write(build.OUTPUT):
+        print(f"python -m mlmon.stack.kibana: {why}", file=sys.stderr)
+        return 1
     changed = build.write()
     print(f"{'wrote' if changed else 'unchanged'} {build.OUTPUT} ({len(objects)} objects)")
     return 0

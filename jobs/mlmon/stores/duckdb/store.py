@@ -198,7 +198,8 @@ class DuckDBStore:
     def read_metrics(self, model: str | None = None, limit: int = 1000,
                      start: datetime | None = None, end: datetime | None = None) -> list[dict[str, Any]]:
         names = list(METRIC_FIELDS)
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[str | datetime] = []
         if model is not None:
             clauses.append(f"{quote('mlmon.model.name')} = ?")
             params.append(model)

@@ -77,7 +77,7 @@ class BackoffTransport(Transport):
     #: Indirection so tests can observe pauses without sleeping.
     sleep = staticmethod(time.sleep)
 
-    def perform_request(  # type: ignore[override]
+    def perform_request(
         self,
         method: str,
         target: str,

@@ -1,0 +1,139 @@
+"""One shape for every job: what is due, and a window in, metric documents out.
+
+A job never writes. It yields one :class:`WindowOutput` per window: the window's
+documents and the checkpoints that may move once they are stored. The scheduler
+(:mod:`mlmon.schedule.runner`) is the only writer of documents and checkpoints,
+so every job gets the same guarantees: a window is checkpointed only after all
+of its documents were written, and checkpoints only move forward.
+
+Jobs run on one of two schedules, shared by the jobs that follow it:
+
+- :class:`EventSchedule` (drift, explainability): event-time windows after the
+  schedule's checkpoint, each computed once when it is complete;
+- :class:`LabelSchedule` (performance, fairness): every window of the label
+  look-back that is not final yet, recomputed each round as labels arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from mlmon.config.model import ModelConfig
+from mlmon.core.documents import MetricDocument
+from mlmon.core.windows import floor_time
+from mlmon.stores.protocols import Store
+
+log = logging.getLogger("mlmon.jobs")
+
+#: An aligned window ``[start, end)``.
+Window = tuple[datetime, datetime]
+#: Missed event windows caught up by one round after downtime; older ones are left to `mlmon backfill`.
+MAX_CATCH_UP = 1000
+
+
+@dataclass(frozen=True)
+class WindowOutput:
+    """What a job computed for one window (nothing of it is written yet)."""
+
+    start: datetime
+    end: datetime
+    documents: list[MetricDocument]
+    #: Checkpoints to move to the given window ends once ``documents`` are stored (forward only).
+    checkpoints: tuple[tuple[str, datetime], ...] = ()
+    #: The window had documents before and was computed again (e.g. with late labels).
+    recomputed: bool = False
+    #: The window's documents will not change any more (all labels in, or too old to wait for).
+    final: bool = False
+
+
+class Schedule(Protocol):
+    def due(self, at: datetime) -> list[Window]:
+        """Complete windows to compute at ``at``, oldest first."""
+        ...
+
+
+class Job(Protocol):
+    """A periodic job: its schedule says what is due; ``run_windows`` computes those windows."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def schedule(self) -> Schedule: ...
+
+    def run_windows(self, windows: Sequence[Window], at: datetime) -> Iterator[WindowOutput]:
+        """One output per window, in the order given (sorted, no duplicates)."""
+        ...
+
+
+def aligned_windows(start: datetime, end: datetime, size: timedelta) -> Iterator[Window]:
+    """Aligned windows covering [start, end): starts at the window containing ``start``."""
+    s = floor_time(start, size)
+    while s < end:
+        yield s, s + size
+        s += size
+
+
+def event_checkpoint_key(model: ModelConfig) -> str:
+    """The event-time schedule's checkpoint (named after drift, its first job, as stores already hold it)."""
+    return f"drift:{model.name}:{model.version or '*'}"
+
+
+@dataclass(frozen=True)
+class EventSchedule:
+    """Windows after the checkpoint (or just the latest one, on a first run) up to ``at - lateness``."""
+
+    store: Store
+    model: ModelConfig
+
+    @property
+    def checkpoint(self) -> str:
+        return event_checkpoint_key(self.model)
+
+    def due(self, at: datetime) -> list[Window]:
+        model = self.model
+        last_end = floor_time(at - model.lateness, model.window)
+        done = self.store.get_checkpoint(self.checkpoint)
+        if done is None:
+            return [(last_end - model.window, last_end)]
+        due = list(aligned_windows(done, last_end, model.window))
+        if len(due) > MAX_CATCH_UP:
+            log.warning("model %s: %d windows missed; computing the last %d, backfill the rest",
+                        model.name, len(due), MAX_CATCH_UP)
+            due = due[-MAX_CATCH_UP:]
+        return due
+
+
+@dataclass(frozen=True)
+class LabelSchedule:
+    """Windows ending within the look-back and after the last final one, up to ``at - lateness``."""
+
+    store: Store
+    model: ModelConfig
+    lookback: timedelta
+
+    @property
+    def final_checkpoint(self) -> str:
+        return f"performance-final:{self.model.name}:{self.model.version or '*'}"
+
+    @property
+    def computed_checkpoint(self) -> str:
+        return f"performance:{self.model.name}:{self.model.version or '*'}"
+
+    def due(self, at: datetime) -> list[Window]:
+        size = self.model.window
+        last_end = floor_time(at - self.model.lateness, size)
+        first = floor_time(at - self.lookback, size)
+        final = self.store.get_checkpoint(self.final_checkpoint)
+        if final is not None and final > first:
+            first = final
+        out = []
+        s = first
+        while s + size <= last_end:
+            out.append((s, s + size))
+            s += size
+        return out
