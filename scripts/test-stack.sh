@@ -50,8 +50,11 @@ compose up -d --build --wait --wait-timeout 900 logstash
 echo "test-stack: setup finished, Logstash healthy; pushing the golden files"
 # shellcheck disable=SC1090
 source "$env_file"
+# The driver and the golden files are development files, not in the image: mount them.
 compose run --rm --no-deps \
     -e MLMON_ES_USERNAME=elastic -e MLMON_ES_PASSWORD="$ELASTIC_PASSWORD" \
+    -v "$PWD/tools:/opt/mlmon/dev/tools:ro" -v "$PWD/logstash/tests:/opt/mlmon/dev/logstash/tests:ro" \
+    -e PYTHONPATH=/opt/mlmon/dev \
     --entrypoint python setup -m tools.golden_stack \
     --es https://elasticsearch:9200 --logstash logstash:5044
 echo "test-stack: golden files pass on real Logstash + Elasticsearch"
