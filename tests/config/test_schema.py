@@ -12,7 +12,10 @@ import pytest
 import yaml
 
 from mlmon.cli.main import main
-from mlmon.config.model import SCHEMA_PATH, json_schema, render_schema
+from mlmon.config.model import json_schema, render_schema
+from tests.support import REPO
+
+SCHEMA_PATH = REPO / "docs" / "mlmon.schema.json"
 from mlmon.core.assets import ROOT
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from mlmon.core.reference import ReferenceProfile, build_from_frame
 from mlmon.stores.duckdb.store import DuckDBStore
-from tests.drift.synth import load, make_features, to_events
+from tools.synth import load_events as load, make_features, to_events
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)

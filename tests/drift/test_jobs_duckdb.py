@@ -162,7 +162,7 @@ def test_reference_document_round_trip(reference: ReferenceProfile, tmp_path: Pa
 def test_window_statistics_with_nulls_nan_and_many_batches(tmp_path: Path, reference: ReferenceProfile,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from mlmon.stores.duckdb import store as duckdb_store
-    from tests.drift.synth import load, make_features, to_events
+    from tools.synth import load_events as load, make_features, to_events
 
     monkeypatch.setattr(duckdb_store, "ARROW_BATCH_ROWS", 700)  # several Arrow batches per window
     rng = np.random.default_rng(3)

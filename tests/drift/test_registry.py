@@ -16,7 +16,7 @@ from mlmon.metrics import registry
 from mlmon.metrics import thresholds as th
 from mlmon.metrics.registry import CATEGORIES, COARSE, FINE, Comparison, DriftMetric
 from mlmon.metrics.rules import Rule
-from tests.drift.synth import make_features
+from tools.synth import make_features
 
 #: What the config accepted and the thresholds defaulted to before the registry existed.
 KNOWN_BEFORE = {"wasserstein", "ks", "psi", "jensen_shannon", "hellinger", "mean_shift", "chi_square",

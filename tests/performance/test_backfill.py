@@ -22,7 +22,8 @@ from mlmon.config.model import Config, parse
 from mlmon.core.reference import build_from_frame
 from mlmon.schedule.runner import Runner
 from mlmon.stores.duckdb.store import DuckDBStore
-from tests.performance.synth import HOUR, T0, Traffic, binary_traffic, joined, load
+from tools.synth import HOUR, T0, Traffic, binary_traffic, joined
+from tools.synth import load_traffic as load
 
 HOURS = 6
 LATER = T0 + timedelta(days=30)          # the runner's "now": a month after the traffic

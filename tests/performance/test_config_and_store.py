@@ -16,7 +16,8 @@ from mlmon.metrics.performance import classification_metrics, regression_metrics
 from mlmon.config.performance import PerformanceConfig, parse_performance
 from mlmon.stores.duckdb.labels import DuckDBLabels
 from mlmon.core.labels import LabelQuery
-from tests.performance.synth import HOUR, T0, Traffic, binary_traffic, joined, load
+from tools.synth import HOUR, T0, Traffic, binary_traffic, joined
+from tools.synth import load_traffic as load
 
 
 def parse(raw: dict[str, Any]) -> PerformanceConfig:

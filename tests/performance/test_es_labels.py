@@ -20,7 +20,8 @@ from mlmon.stores.elasticsearch.labels import (ElasticsearchLabels, feedback_ids
                                     prediction_page_body)
 from mlmon.core.labels import LabelQuery
 from tests.performance.fake_es import FakeCluster
-from tests.performance.synth import HOUR, T0, Traffic, binary_traffic, load
+from tools.synth import HOUR, T0, Traffic, binary_traffic
+from tools.synth import load_traffic as load
 from tests.support.estypes import assert_bodies_typecheck
 from tests.support.fake_http import FakeServer
 

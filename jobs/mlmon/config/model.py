@@ -56,7 +56,6 @@ from mlmon.config.performance import PerformanceSpec, warn_old_reference
 from mlmon.config.values import (SEGMENT_SUFFIX, Bool, ConfigError, Duration, Int1, Int20, KeyPath, Number, Probability,
                                  Section, Text, Where, config_error, describe, fail, given, is_name, list_or_mapping,
                                  one_of, parse_duration)
-from mlmon.core.assets import ROOT
 from mlmon.metrics.registry import DRIFT_METRIC_NAMES
 from mlmon.metrics.thresholds import (CORRECTIONS, DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_RULES, Correction, Policy,
                                       Rule, default_policy)
@@ -72,8 +71,6 @@ SECTIONS = ("drift", "performance", "fairness", "explainability", "alerts")
 #: Drift metrics a threshold can be set for: the drift metric registry's names (a live view: a metric
 #: registered at run time is accepted too), not a list of their own here.
 DRIFT_METRICS: AbstractSet[str] = DRIFT_METRIC_NAMES
-#: The committed copy of the JSON Schema (``mlmon config schema > docs/mlmon.schema.json``).
-SCHEMA_PATH = ROOT / "docs" / "mlmon.schema.json"
 
 
 @dataclass(frozen=True)
