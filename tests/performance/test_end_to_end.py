@@ -21,6 +21,7 @@ from sklearn import metrics as skm
 from mlmon.config.model import ModelConfig
 from mlmon.ingest import ingest_lines
 from mlmon.config.performance import MetricRule, PerformanceConfig
+from mlmon.metrics.rules import Rule
 from mlmon.jobs.performance import PerformanceJob
 from mlmon.schedule.runner import RoundReport, run_jobs
 from mlmon.stores.duckdb.labels import DuckDBLabels
@@ -92,9 +93,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     cfg = PerformanceConfig(task="classification", positive_label="1", min_labelled=50,
                             maturity_coverage=0.8, maturity_age=timedelta(hours=20), lookback=timedelta(days=1),
                             reference=REFERENCE, cbpe=True,
-                            thresholds=(MetricRule("accuracy", None, "absolute", 0.6, 0.5),
-                                        MetricRule("roc_auc", None, "calibrated"),
-                                        MetricRule("f1", "1", "relative", -0.05, -0.1)))
+                            thresholds=(MetricRule("accuracy", None, Rule(0.6, 0.5, "below", source="config")),
+                                        MetricRule("roc_auc", None, Rule(None, None, "below", calibrated_sd=(2.0, 3.0))),
+                                        MetricRule("f1", "1", Rule(-0.05, -0.1, "below", relative=True))))
     records: list[logging.LogRecord] = []
     collector = logging.Handler(logging.INFO)
     collector.emit = records.append  # type: ignore[method-assign]
@@ -245,7 +246,7 @@ def test_small_windows_are_insufficient_data(tmp_path: Path) -> None:
     try:
         model = ModelConfig(name="churn", version="1", window=HOUR)
         cfg = PerformanceConfig(task="classification", min_labelled=10,
-                                thresholds=(MetricRule("accuracy", None, "absolute", 0.9, 0.8),))
+                                thresholds=(MetricRule("accuracy", None, Rule(0.9, 0.8, "below", source="config")),))
         job = PerformanceJob(store, DuckDBLabels(store.con), model, cfg, run_id="r")
         docs, maturity = job.window(T0, T0 + HOUR, T0 + 2 * HOUR)
         acc = [d for d in docs if d.metric == "accuracy"]

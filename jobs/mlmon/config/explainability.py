@@ -50,36 +50,23 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from mlmon.config.values import (GROUP_SCHEMA, NAMES_SCHEMA, SEGMENT_SUFFIX, FeatureName, Int0, Int1, Int10, Int2,
                                  NonEmptyText, Number, Probability, Section, TimeRange, Where, config_error, describe,
                                  fail, given, group_value, is_name, json_list, list_or_mapping, one_of, prefix_of)
-from mlmon.core.documents import Threshold
+from mlmon.metrics.rules import Rule
 
 Direction = Literal["above", "below"]
 
 
-@dataclass(frozen=True)
-class Limits:
-    """Warning / alert levels of one metric (``direction``: which way is worse)."""
-
-    warning: float | None
-    alert: float | None
-    direction: Direction = "above"
-    source: str = "default"
-
-    def threshold(self) -> Threshold:
-        return Threshold(self.warning, self.alert, self.direction, self.source)
-
-
 #: SageMaker Model Monitor flags a feature-attribution nDCG below 0.9.
-EXPLAINABILITY_DEFAULTS: Mapping[str, Limits] = {
-    "attribution_drift": Limits(0.05, 0.10),
-    "ranking_ndcg": Limits(0.95, 0.90, "below"),
-    "importance_shift": Limits(0.10, 0.20),
+EXPLAINABILITY_DEFAULTS: Mapping[str, Rule] = {
+    "attribution_drift": Rule(0.05, 0.10),
+    "ranking_ndcg": Rule(0.95, 0.90, "below"),
+    "importance_shift": Rule(0.10, 0.20),
 }
 #: Disparate impact below 0.8 fails the four-fifths rule: an alert; below 0.9 a warning.
-FAIRNESS_DEFAULTS: Mapping[str, Limits] = {
-    "demographic_parity_difference": Limits(0.10, 0.20),
-    "disparate_impact_ratio": Limits(0.90, 0.80, "below"),
-    "equal_opportunity_difference": Limits(0.10, 0.20),
-    "equalized_odds_difference": Limits(0.10, 0.20),
+FAIRNESS_DEFAULTS: Mapping[str, Rule] = {
+    "demographic_parity_difference": Rule(0.10, 0.20),
+    "disparate_impact_ratio": Rule(0.90, 0.80, "below"),
+    "equal_opportunity_difference": Rule(0.10, 0.20),
+    "equalized_odds_difference": Rule(0.10, 0.20),
 }
 DEFAULT_MIN_EXPLANATIONS = 100
 DEFAULT_EXPLAIN_ALPHA = 0.01
@@ -123,7 +110,7 @@ class ExplainabilityConfig:
     top_k: int | None = None
     min_explanations: int = DEFAULT_MIN_EXPLANATIONS
     alpha: float = DEFAULT_EXPLAIN_ALPHA
-    thresholds: Mapping[str, Limits] = field(default_factory=lambda: dict(EXPLAINABILITY_DEFAULTS))
+    thresholds: Mapping[str, Rule] = field(default_factory=lambda: dict(EXPLAINABILITY_DEFAULTS))
     permutation: PermutationConfig | None = None
     #: Segment name -> values: attribution metrics also per value (each against the same reference).
     segments: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -136,7 +123,7 @@ class FairnessConfig:
     positive_label: str = DEFAULT_POSITIVE_LABEL
     min_group_size: float = DEFAULT_MIN_GROUP_SIZE
     max_groups: int = DEFAULT_MAX_GROUPS
-    thresholds: Mapping[str, Limits] = field(default_factory=lambda: dict(FAIRNESS_DEFAULTS))
+    thresholds: Mapping[str, Rule] = field(default_factory=lambda: dict(FAIRNESS_DEFAULTS))
 
 
 class LevelsSpec(Section):
@@ -146,7 +133,7 @@ class LevelsSpec(Section):
     alert: Number | None = Field(default=None, description="alert level (null: none)")
 
 
-def _limits(raw: dict[str, LevelsSpec | None], defaults: Mapping[str, Limits]) -> dict[str, Limits]:
+def _limits(raw: dict[str, LevelsSpec | None], defaults: Mapping[str, Rule]) -> dict[str, Rule]:
     """Defaults overridden by the file's levels, checked against the metric's direction."""
     out = dict(defaults)
     for metric, spec in raw.items():
@@ -158,11 +145,11 @@ def _limits(raw: dict[str, LevelsSpec | None], defaults: Mapping[str, Limits]) -
                 raise fail(f"alert ({alert}) must not be below warning ({warning}): larger is worse", at=metric)
             if base.direction == "below" and alert > warning:
                 raise fail(f"alert ({alert}) must not be above warning ({warning}): smaller is worse", at=metric)
-        out[metric] = Limits(warning, alert, base.direction, "config")
+        out[metric] = Rule(warning, alert, base.direction, source="config")
     return out
 
 
-def _known_metrics(raw: Any, defaults: Mapping[str, Limits]) -> Any:
+def _known_metrics(raw: Any, defaults: Mapping[str, Rule]) -> Any:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -173,7 +160,7 @@ def _known_metrics(raw: Any, defaults: Mapping[str, Limits]) -> Any:
     return raw
 
 
-def _thresholds_field(defaults: Mapping[str, Limits]) -> Any:
+def _thresholds_field(defaults: Mapping[str, Rule]) -> Any:
     return Field(default={}, description="metric -> {warning, alert}; metrics left out keep their defaults ("
                  + "; ".join(f"{m}: {d.warning}/{d.alert}, {'larger' if d.direction == 'above' else 'smaller'} "
                              "is worse" for m, d in defaults.items()) + ")",

@@ -44,6 +44,7 @@ from mlmon.config.values import (NAMES_SCHEMA, SEGMENT_SUFFIX, Bool, Duration, I
                                  Number, Positive, Section, Share, TimeRange, Where, config_error, describe, fail,
                                  given, is_name, json_list, key_text, list_or_mapping, one_of, prefix_of)
 from mlmon.core.labels import Task
+from mlmon.metrics.rules import Rule
 
 Mode = Literal["absolute", "relative", "calibrated"]
 Direction = Literal["above", "below"]
@@ -74,19 +75,15 @@ MAX_SEGMENT_VALUES = 100
 
 @dataclass(frozen=True)
 class MetricRule:
-    """Thresholds of one metric (and class): absolute values, offsets from the reference, or calibrated."""
+    """The rule of one metric (and class): absolute levels, offsets from the reference, or calibrated."""
 
     metric: str
     class_label: str | None          # None: the default class (binary: positive; multiclass: macro)
-    mode: Mode
-    warning: float | None = None
-    alert: float | None = None
-    warning_sd: float = DEFAULT_WARNING_SD
-    alert_sd: float = DEFAULT_ALERT_SD
+    rule: Rule
 
     @property
-    def direction(self) -> Direction:
-        return DIRECTIONS[self.metric]
+    def mode(self) -> Mode:
+        return "relative" if self.rule.relative else "calibrated" if self.rule.calibrated_sd else "absolute"
 
 
 class ErrorHistogram(Section):
@@ -237,6 +234,13 @@ class MetricThreshold(Section):
     def mode(self) -> Mode:
         return "relative" if self.relative else "calibrated" if self.calibrated else "absolute"
 
+    def rule(self, direction: Direction) -> Rule:
+        if self.calibrated:
+            return Rule(None, None, direction, calibrated_sd=(self.warning_sd, self.alert_sd))
+        # Absolute levels come from the file; relative ones are the reference's value moved by them.
+        return Rule(self.warning, self.alert, direction, relative=self.relative,
+                    source="default" if self.relative else "config")
+
 
 class PerformanceSpec(Section):
     """Performance against delayed ground truth (and CBPE estimates before labels arrive)."""
@@ -321,10 +325,7 @@ class PerformanceSpec(Section):
         return self
 
     def resolve(self) -> PerformanceConfig:
-        rules = tuple(
-            MetricRule(m, r.class_label, "calibrated", warning_sd=r.warning_sd, alert_sd=r.alert_sd)
-            if r.mode == "calibrated" else MetricRule(m, r.class_label, r.mode, r.warning, r.alert)
-            for m, r in self.thresholds.items())
+        rules = tuple(MetricRule(m, r.class_label, r.rule(DIRECTIONS[m])) for m, r in self.thresholds.items())
         cbpe = self.cbpe if self.cbpe is not None else (self.reference is not None and self.task == "classification")
         return PerformanceConfig(
             task=self.task, positive_label=self.positive_label, classes=tuple(self.classes),

@@ -220,23 +220,19 @@ def default_class(cfg: PerformanceConfig, metric: str) -> str:
 def threshold_for(rule: MetricRule, reference: PerformanceReference | None, key: str) -> tuple[Threshold | None, str]:
     """The Threshold of a rule for one metric key, or None with the reason."""
     if rule.mode == "absolute":
-        return Threshold(rule.warning, rule.alert, rule.direction, "config"), ""
+        return rule.rule.threshold(), ""
     if reference is None:
         return None, "no performance reference"
     if rule.mode == "relative":
         base = reference.metrics.get(key)
         if base is None:
             return None, f"the reference has no value of {key}"
-        return Threshold(None if rule.warning is None else base + rule.warning,
-                         None if rule.alert is None else base + rule.alert, rule.direction,
-                         "reference_relative"), ""
+        return rule.rule.threshold(base), ""
     stats = reference.window_metrics.get(key)
     if stats is None or stats[2] < MIN_REFERENCE_WINDOWS:
         return None, f"fewer than {MIN_REFERENCE_WINDOWS} labelled reference windows with {key}"
     mean, sd, _ = stats
-    sign = -1.0 if rule.direction == "below" else 1.0
-    return Threshold(mean + sign * rule.warning_sd * sd, mean + sign * rule.alert_sd * sd, rule.direction,
-                     "calibrated"), ""
+    return rule.rule.calibrated(mean, sd), ""
 
 
 # --- the job ----------------------------------------------------------------------------------------

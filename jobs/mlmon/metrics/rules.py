@@ -1,4 +1,8 @@
-"""A metric's thresholds: :class:`Rule` (warning / alert, direction, gating). Pure: no I/O.
+"""A metric's thresholds: :class:`Rule`, the one threshold type of every family. Pure: no I/O.
+
+Levels are absolute, offsets from the reference's own value (``relative``), or
+calibrated on the reference's windows (``calibrated_sd``: their mean -/+ k standard
+deviations). Drift also gates a warning/alert on its field's test (``gated``).
 
 Its own module so that the drift metric registry (which gives each metric its
 default rule) and :mod:`mlmon.metrics.thresholds` (which decides statuses) can
@@ -24,6 +28,8 @@ class Rule:
     #: A warning/alert also needs the field's test to be significant (after correction).
     gated: bool = True
     source: str = "default"
+    #: Calibrated levels: (warning, alert) standard deviations of the reference's windows from their mean.
+    calibrated_sd: tuple[float, float] | None = None
 
     def threshold(self, reference_value: float = 0.0) -> Threshold:
         base = reference_value if self.relative else 0.0
@@ -33,6 +39,15 @@ class Rule:
             direction=self.direction,
             source="reference_relative" if self.relative and self.source == "default" else self.source,
         )
+
+
+    def calibrated(self, mean: float, sd: float) -> Threshold:
+        """The calibrated levels, from the mean and standard deviation of the reference's windows."""
+        if self.calibrated_sd is None:
+            raise ValueError("not a calibrated rule")
+        sign = -1.0 if self.direction == "below" else 1.0
+        warning_sd, alert_sd = self.calibrated_sd
+        return Threshold(mean + sign * warning_sd * sd, mean + sign * alert_sd * sd, self.direction, "calibrated")
 
 
 NO_RULE = Rule(None, None)
