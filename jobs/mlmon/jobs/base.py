@@ -17,13 +17,13 @@ Jobs run on one of two schedules, shared by the jobs that follow it:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from mlmon.config.model import ModelConfig
-from mlmon.core.documents import MetricDocument
+from mlmon.core.documents import Family, Maturity, MetricDocument, Status, Threshold
 from mlmon.core.windows import floor_time
 from mlmon.stores.protocols import Store
 
@@ -48,6 +48,35 @@ class WindowOutput:
     recomputed: bool = False
     #: The window's documents will not change any more (all labels in, or too old to wait for).
     final: bool = False
+
+
+@dataclass(frozen=True)
+class DocumentContext:
+    """What the documents of one job's window share; :meth:`document` is how every job makes one."""
+
+    model: str
+    version: str
+    start: datetime
+    end: datetime
+    run_id: str
+    code_version: str
+    reference_id: str = ""
+    n_reference: int | None = None
+    #: (segment field, value) of every document of the window, unless a document names its own.
+    segment: tuple[str, str] | None = None
+    maturity: Maturity | None = None
+
+    def document(self, family: Family, metric: str, value: float | None, status: Status, *, n_current: int,
+                 method: str = "", feature: str = "", class_label: str = "", threshold: Threshold | None = None,
+                 details: Mapping[str, Any] | None = None,
+                 segment: tuple[str, str] | None = None) -> MetricDocument:
+        field, segment_value = segment or self.segment or ("", "")
+        return MetricDocument(
+            model=self.model, model_version=self.version, family=family, metric=metric, window_start=self.start,
+            window_end=self.end, value=value, status=status, n_current=n_current, run_id=self.run_id,
+            code_version=self.code_version, method=method, feature=feature, class_label=class_label,
+            segment_field=field, segment_value=segment_value, threshold=threshold, n_reference=self.n_reference,
+            reference_id=self.reference_id, maturity=self.maturity, details=dict(details or {}))
 
 
 class Schedule(Protocol):

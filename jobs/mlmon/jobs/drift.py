@@ -18,7 +18,7 @@ import numpy as np
 from mlmon import __version__
 from mlmon.config.model import ModelConfig
 from mlmon.core.documents import SEVERITY, Family, MetricDocument, Status, Threshold
-from mlmon.jobs.base import EventSchedule, Window, WindowOutput
+from mlmon.jobs.base import DocumentContext, EventSchedule, Window, WindowOutput
 from mlmon.metrics import drift as dm
 from mlmon.metrics import registry
 from mlmon.metrics import thresholds as th
@@ -225,14 +225,14 @@ class DriftWindowJob:
         if why:
             details["status_reason"] = why
         has_threshold = threshold.warning is not None or threshold.alert is not None
-        return MetricDocument(
-            model=self.model.name, model_version=self.model.version or self.reference.version, family=m.family,
-            metric=m.metric, window_start=start, window_end=end, value=m.value, status=status,
-            n_current=m.n_current, run_id=self.run_id, code_version=self.code_version, method=m.method,
-            feature=m.feature, segment_field=segment[0] if segment else "", segment_value=segment[1] if segment else "",
-            threshold=threshold if has_threshold else None, n_reference=self.reference.rows,
-            reference_id=self.reference.id, details=dict(details),
-        )
+        return self._context(start, end, segment).document(
+            m.family, m.metric, m.value, status, n_current=m.n_current, method=m.method, feature=m.feature,
+            threshold=threshold if has_threshold else None, details=details)
+
+    def _context(self, start: datetime, end: datetime, segment: tuple[str, str] | None) -> DocumentContext:
+        return DocumentContext(self.model.name, self.model.version or self.reference.version, start, end,
+                               self.run_id, self.code_version, reference_id=self.reference.id,
+                               n_reference=self.reference.rows, segment=segment)
 
     def _summary(self, docs: list[MetricDocument], rows: int, start: datetime, end: datetime,
                  segment: tuple[str, str] | None) -> list[MetricDocument]:
@@ -244,18 +244,12 @@ class DriftWindowJob:
             by_field[d.feature] = max(by_field.get(d.feature, 0), SEVERITY[d.status])
         alerted = sorted(f for f, sev in by_field.items() if sev >= SEVERITY["alert"])
         enough = rows >= self.model.drift.policy.min_rows
-        common: dict[str, Any] = dict(
-            model=self.model.name, model_version=self.model.version or self.reference.version, window_start=start,
-            window_end=end, n_current=rows, run_id=self.run_id, code_version=self.code_version,
-            segment_field=segment[0] if segment else "", segment_value=segment[1] if segment else "",
-            n_reference=self.reference.rows, reference_id=self.reference.id)
+        ctx = self._context(start, end, segment)
         return [
-            MetricDocument(family="drift", metric="drifted_fields_share",
-                           value=len(alerted) / len(by_field) if by_field else None,
-                           status=worst if enough else "insufficient_data", method="worst-field-status",
-                           details={"alerted_fields": ", ".join(alerted), "fields": len(by_field)}, **common),
-            MetricDocument(family="volume", metric="rows", value=float(rows), status="no_threshold",
-                           method="count", **common),
+            ctx.document("drift", "drifted_fields_share", len(alerted) / len(by_field) if by_field else None,
+                         worst if enough else "insufficient_data", n_current=rows, method="worst-field-status",
+                         details={"alerted_fields": ", ".join(alerted), "fields": len(by_field)}),
+            ctx.document("volume", "rows", float(rows), "no_threshold", n_current=rows, method="count"),
         ]
 
 

@@ -39,7 +39,7 @@ from mlmon.config.model import ModelConfig
 from mlmon.core.documents import MetricDocument, Status, Threshold, iso
 from mlmon.config.explainability import ExplainabilityConfig
 from mlmon.config.model import explainability_config
-from mlmon.jobs.base import EventSchedule, Window, WindowOutput
+from mlmon.jobs.base import DocumentContext, EventSchedule, Window, WindowOutput
 from mlmon.metrics import thresholds as th
 from mlmon.metrics.attribution import attribution_metrics
 from mlmon.metrics.performance import MetricValue
@@ -244,17 +244,17 @@ class ExplainabilityJob:
                                                                 self.model.name, start, end, self.model.version)
         except pm.PermutationError as err:
             raise ExplainabilityJobError(f"model {self.model.name}: {err}") from err
-        common: dict[str, Any] = dict(
-            model=self.model.name, model_version=self.version, family="explainability",
-            metric="permutation_importance", window_start=start, window_end=end, n_current=used, run_id=self.run_id,
-            code_version=self.code_version, method=f"permutation:{perm.scoring}:{perm.repeats}-repeats")
+        ctx = DocumentContext(self.model.name, self.version, start, end, self.run_id, self.code_version)
+        method = f"permutation:{perm.scoring}:{perm.repeats}-repeats"
         if not values:
-            return [MetricDocument(feature=f, value=None, status="insufficient_data",
-                                   details={"status_reason": f"{used} labelled rows, fewer than {pm.MIN_SAMPLE}"},
-                                   **common) for f in features]
-        return [MetricDocument(feature=f, value=mean, status="no_threshold",
-                               details={"std": std, "baseline_score": baseline, "scoring": perm.scoring,
-                                        "repeats": perm.repeats, "rows": used}, **common)
+            return [ctx.document("explainability", "permutation_importance", None, "insufficient_data",
+                                 n_current=used, method=method, feature=f,
+                                 details={"status_reason": f"{used} labelled rows, fewer than {pm.MIN_SAMPLE}"})
+                    for f in features]
+        return [ctx.document("explainability", "permutation_importance", mean, "no_threshold", n_current=used,
+                             method=method, feature=f, details={"std": std, "baseline_score": baseline,
+                                                                "scoring": perm.scoring, "repeats": perm.repeats,
+                                                                "rows": used})
                 for f, (mean, std) in values.items()]
 
     # --- pure part: sums -> documents ----------------------------------------------------------------
@@ -306,21 +306,20 @@ class ExplainabilityJob:
                 details["status_reason"] = why
         if v.metric == "attribution_drift":
             details.update(p_value=p_value, p_adjusted=p_adjusted, correction="holm", compared="abs(value)")
-        return MetricDocument(
-            model=self.model.name, model_version=self.version, family="explainability", metric=v.metric,
-            window_start=start, window_end=end, value=v.value, status=status, n_current=int(round(v.n)),
-            run_id=self.run_id, code_version=self.code_version, method=_method(self.config), feature=v.feature,
-            threshold=threshold, n_reference=reference.rows if reference else None,
-            reference_id=reference.id if reference else "", details=dict(details))
+        return self._context(reference, start, end).document(
+            "explainability", v.metric, v.value, status, n_current=int(round(v.n)), method=_method(self.config),
+            feature=v.feature, threshold=threshold, details=details)
 
     def _count_document(self, n: float, enough: bool, reference: AttributionReference | None, start: datetime,
                         end: datetime) -> MetricDocument:
-        return MetricDocument(
-            model=self.model.name, model_version=self.version, family="explainability", metric="explanations",
-            window_start=start, window_end=end, value=n, status="no_threshold" if enough else "insufficient_data",
-            n_current=int(round(n)), run_id=self.run_id, code_version=self.code_version, method="count",
-            n_reference=reference.rows if reference else None, reference_id=reference.id if reference else "",
-            details={"min_explanations": self.config.min_explanations})
+        return self._context(reference, start, end).document(
+            "explainability", "explanations", n, "no_threshold" if enough else "insufficient_data",
+            n_current=int(round(n)), method="count", details={"min_explanations": self.config.min_explanations})
+
+    def _context(self, reference: AttributionReference | None, start: datetime, end: datetime) -> DocumentContext:
+        return DocumentContext(self.model.name, self.version, start, end, self.run_id, self.code_version,
+                               reference_id=reference.id if reference else "",
+                               n_reference=reference.rows if reference else None)
 
 
 def explainability_job(store: Store, model: ModelConfig, run_id: str, *, default_version: str = "",

@@ -36,7 +36,7 @@ from mlmon.config.model import ModelConfig
 from mlmon.core.documents import MetricDocument, Status
 from mlmon.config.explainability import FairnessConfig
 from mlmon.config.model import fairness_config
-from mlmon.jobs.base import LabelSchedule, Window, WindowOutput
+from mlmon.jobs.base import DocumentContext, LabelSchedule, Window, WindowOutput
 from mlmon.metrics.fairness import fairness_metrics
 from mlmon.metrics.performance import MetricValue
 from mlmon.core.perf_stats import GroupCounts
@@ -153,12 +153,10 @@ class FairnessJob:
         if v.metric in GAPS:
             details.update(context)
             details["groups_left_out"] = ", ".join(map(str, details.get("groups_left_out") or []))
-        return MetricDocument(
-            model=self.model.name, model_version=self.version, family="fairness", metric=v.metric,
-            window_start=start, window_end=end, value=v.value, status=status, n_current=int(round(v.n)),
-            run_id=self.run_id, code_version=self.code_version,
-            method=f"label-join:latest-feedback;positive={self.config.positive_label}",
-            segment_field=attribute, segment_value=v.group, threshold=threshold, details=dict(details))
+        ctx = DocumentContext(self.model.name, self.version, start, end, self.run_id, self.code_version)
+        return ctx.document("fairness", v.metric, v.value, status, n_current=int(round(v.n)),
+                            method=f"label-join:latest-feedback;positive={self.config.positive_label}",
+                            threshold=threshold, details=details, segment=(attribute, v.group))
 
 
 def fairness_job(store: Store, model: ModelConfig, run_id: str, *, default_version: str = "",

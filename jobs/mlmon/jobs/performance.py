@@ -47,7 +47,7 @@ from mlmon.stores.protocols import Store
 from mlmon.core.labels import LabelledWindow, LabelQuery
 from mlmon.stores.protocols import LabelledStore, labelled_store
 from mlmon.core.windows import floor_time
-from mlmon.jobs.base import LabelSchedule, Window, WindowOutput
+from mlmon.jobs.base import DocumentContext, LabelSchedule, Window, WindowOutput
 
 log = logging.getLogger("mlmon.performance")
 METHOD_JOIN = "label-join:latest-feedback"
@@ -494,14 +494,13 @@ class PerformanceJob:
              class_label: str = "", method: str = "", details: Mapping[str, Any] | None = None,
              segment: tuple[str, str] | None = None,
              reference: PerformanceReference | None = None) -> MetricDocument:
-        return MetricDocument(
-            model=self.model.name, model_version=self.model.version or (reference.version if reference else "*"),
-            family=family, metric=metric, window_start=start, window_end=end, value=value, status=status,
-            n_current=int(n or 0), run_id=self.run_id, code_version=self.code_version, method=method,
-            class_label=class_label, segment_field=segment[0] if segment else "",
-            segment_value=segment[1] if segment else "", threshold=threshold,
-            n_reference=reference.labelled_rows if reference else None,
-            reference_id=reference.key if reference else "", maturity=maturity, details=dict(details or {}))
+        ctx = DocumentContext(self.model.name, self.model.version or (reference.version if reference else "*"),
+                              start, end, self.run_id, self.code_version,
+                              reference_id=reference.key if reference else "",
+                              n_reference=reference.labelled_rows if reference else None, segment=segment,
+                              maturity=maturity)
+        return ctx.document(family, metric, value, status, n_current=int(n or 0), method=method,
+                            class_label=class_label, threshold=threshold, details=details)
 
 
 def performance_job(store: Store, model: ModelConfig, run_id: str) -> PerformanceJob | None:
