@@ -19,28 +19,13 @@ installed copy.
 
 from __future__ import annotations
 
-import atexit
 import importlib.resources
 import os
-import shutil
-import tempfile
-from importlib.resources.abc import Traversable
 from pathlib import Path
 
 #: The repository checkout this module would sit in (jobs/mlmon/core/assets.py).
 _CHECKOUT = Path(__file__).resolve().parents[3]
 _OVERRIDE = os.environ.get("MLMON_ASSETS")
-
-
-def _extract(resources: Traversable, into: Path) -> Path:
-    """Copy a Traversable that is not on the file system (a zip import) to ``into``."""
-    into.mkdir(parents=True, exist_ok=True)
-    for child in resources.iterdir():
-        if child.is_dir():
-            _extract(child, into / child.name)
-        else:
-            (into / child.name).write_bytes(child.read_bytes())
-    return into
 
 
 def _folder(name: str) -> tuple[Path, bool]:
@@ -58,9 +43,9 @@ def _folder(name: str) -> tuple[Path, bool]:
     child = next(iter(resources.iterdir()), None)
     if isinstance(child, Path):
         return child.parent, False
-    tmp = Path(tempfile.mkdtemp(prefix="mlmon-assets-"))
-    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    return _extract(resources, tmp / name), False
+    # Only a zip import gives no file-system paths; pip never installs mlmon that way.
+    raise RuntimeError(f"mlmon's {name} assets are not files on disk ({resources!r}): install mlmon with pip, "
+                       "or set MLMON_ASSETS to a folder holding elasticsearch/, kibana/ and logstash/")
 
 
 ELASTICSEARCH, _ES_IN_CHECKOUT = _folder("elasticsearch")

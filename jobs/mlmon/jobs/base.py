@@ -160,9 +160,4 @@ class LabelSchedule:
         final = self.store.get_checkpoint(self.final_checkpoint)
         if final is not None and final > first:
             first = final
-        out = []
-        s = first
-        while s + size <= last_end:
-            out.append((s, s + size))
-            s += size
-        return out
+        return list(aligned_windows(first, last_end, size))

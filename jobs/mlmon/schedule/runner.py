@@ -87,7 +87,6 @@ class RoundReport:
     #: Windows computed again (late labels) and windows whose documents are final.
     recomputed: int = 0
     final: int = 0
-    skipped: list[str] = field(default_factory=list)
     #: The documents written by :func:`run_jobs`, for the alert engine (rounds do not keep them).
     docs: list[MetricDocument] = field(default_factory=list)
 
