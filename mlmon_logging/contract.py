@@ -13,7 +13,10 @@ field *name*, not in the JSON value: numeric features live under
 ``mlmon.features.numeric.<name>`` and categorical ones under
 ``mlmon.features.categorical.<name>``. A zip code logged as the number 10115
 but declared categorical stays a keyword; a JSON ``null`` (a NaN that was
-cleaned) does not lose its kind.
+cleaned) does not lose its kind. The kind is decided per value: a number is
+numeric (unless the feature is declared categorical), a string categorical,
+and a value of the other kind than the feature's is flagged in
+``mlmon.quality.kind_changed_fields`` rather than coerced.
 """
 
 from __future__ import annotations
@@ -122,6 +125,11 @@ FIELDS: tuple[Field, ...] = (
     Field("mlmon.quality.invalid_names", "keyword",
           "User names (features, segments, scores, attributions, labels) that do not match NAME_PATTERN; "
           "their entries were left out of the event.", kinds=_MODEL_EVENTS, array=True),
+    Field("mlmon.quality.kind_changed_fields", "keyword",
+          "Features whose value here is of the other kind than the feature's: a string (or bool) for a feature "
+          "that has had a number, or the first number of one that had only had strings. The value is kept under "
+          "its own kind's field, which is what is listed; declared categoricals take numbers as labels, unflagged.",
+          kinds=_P, array=True),
     Field("mlmon.quality.truncated", "boolean", "The event exceeded the size limit and fields were dropped or shortened.",
           kinds=_MODEL_EVENTS),
     # --- prediction ----------------------------------------------------------

@@ -26,7 +26,8 @@ counted. ``flush()`` waits until everything queued before it is written and
 the sink flushed; ``close()`` (also run at interpreter exit) drains the
 queue, writes a last telemetry event and closes the sink, giving up on a
 dead sink after ``close_timeout`` seconds (what is then lost is counted as
-dropped).
+dropped). When any event was dropped over the emitter's life, ``close()``
+logs one warning with how many and why.
 """
 
 from __future__ import annotations
@@ -125,11 +126,13 @@ class Emitter:
         self._thread: threading.Thread | None = None
         # Counters: the drop counters under _drop_lock, the rest written by the worker only.
         self._dropped_full = 0
+        self._dropped_closed = 0  # submitted once close() had begun
         self._sampled_out = 0
         self._popped = 0
         self._handled = 0
         self._emitted = 0
-        self._dropped_late = 0
+        self._dropped_unrendered = 0  # the renderer failed or refused them
+        self._dropped_unwritten = 0  # the sink did not take them before close gave up
         self._errors = 0
 
     # --- caller side --------------------------------------------------------------
@@ -143,7 +146,10 @@ class Emitter:
                 self._wake.set()
             return True
         with self._drop_lock:
-            self._dropped_full += 1
+            if self._closing:
+                self._dropped_closed += 1
+            else:
+                self._dropped_full += 1
         return False
 
     def count_sampled_out(self) -> None:
@@ -155,9 +161,10 @@ class Emitter:
         with self._cond:
             in_flight = self._popped - self._handled
             queued = len(self._queue) + in_flight
-            emitted, late, errors = self._emitted, self._dropped_late, self._errors
+            emitted, errors = self._emitted, self._errors
+            late = self._dropped_unrendered + self._dropped_unwritten
         with self._drop_lock:
-            dropped, sampled_out = self._dropped_full, self._sampled_out
+            dropped, sampled_out = self._dropped_full + self._dropped_closed, self._sampled_out
         return EmitterStats(emitted=emitted, dropped=dropped + late, queued=queued, errors=errors,
                             sampled_out=sampled_out)
 
@@ -187,6 +194,30 @@ class Emitter:
             self._run()  # never started: drain on this thread
         self._closed = True
         _live.discard(self)
+        self._report_drops()
+
+    def _report_drops(self) -> None:
+        """One warning at close: how many events were lost over the emitter's life, and why."""
+        with self._cond:
+            unrendered, unwritten = self._dropped_unrendered, self._dropped_unwritten
+        with self._drop_lock:
+            full, closed = self._dropped_full, self._dropped_closed
+        total = full + closed + unrendered + unwritten
+        if not total:
+            return
+        reasons = []
+        if full:
+            reasons.append(f"{full} because the queue was full (queue_size={self._maxsize}; events came faster "
+                           f"than the sink took them, e.g. a backfill: call flush() every {self._high_water} "
+                           "events or raise queue_size)")
+        if unrendered:
+            reasons.append(f"{unrendered} that could not be built or rendered (see the errors logged before)")
+        if unwritten:
+            reasons.append(f"{unwritten} the sink had not taken when close() gave up (close_timeout="
+                           f"{self._close_timeout:g}s)")
+        if closed:
+            reasons.append(f"{closed} logged while close() was running")
+        _log.warning("mlmon: %s dropped %d events over its life: %s", self._name, total, "; ".join(reasons))
 
     def start(self) -> None:
         if self._thread is None:
@@ -262,11 +293,11 @@ class Emitter:
             self._flush_sink()  # flush() returns only once the sink has the data
         with self._cond:
             self._errors += failed
-            self._dropped_late += failed
+            self._dropped_unrendered += failed
             if written:
                 self._emitted += rendered
             else:
-                self._dropped_late += rendered
+                self._dropped_unwritten += rendered
             self._handled += len(batch)
             self._cond.notify_all()
 

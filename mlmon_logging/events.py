@@ -27,6 +27,7 @@ from mlmon_logging import contract
 from mlmon_logging.clock import TimestampFormatter
 from mlmon_logging.ids import uuid7_from_ns
 from mlmon_logging.plans import CATEGORICAL as _CATEGORICAL
+from mlmon_logging.plans import DECLARED_CATEGORICAL as _DECLARED
 from mlmon_logging.plans import INVALID as _INVALID
 from mlmon_logging.plans import MAX_CACHED_NAMES as _MAX_CACHED_NAMES
 from mlmon_logging.plans import NUMERIC as _NUMERIC
@@ -36,6 +37,7 @@ from mlmon_logging.values import (
     NOT_FINITE,
     Unrepresentable,
     classify,
+    is_fractional,
     safe_repr,
     to_label,
     to_number,
@@ -72,7 +74,8 @@ class ModelIdentity:
 
     model: str
     version: str
-    task: Task = "classification"
+    #: None: inferred from the first event (see :class:`EventBuilder`).
+    task: Task | None = None
     service: str | None = None
     service_version: str | None = None
     environment: str | None = None
@@ -84,12 +87,16 @@ class ModelIdentity:
         for what, value in (("model", self.model), ("version", self.version)):
             if not isinstance(value, str) or not value or len(value) > 256:
                 raise ValueError(f"{what} must be a non-empty string of at most 256 characters, got {value!r}")
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.task is not None and self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS} (or left out to infer it), got {self.task!r}")
         for name in self.labels:
             check_name(name, "label name")
         for name in self.categorical:
             check_name(name, "categorical feature")
+
+
+class TaskMismatch(ValueError):
+    """A regression output under a classification that was inferred, not given: refused."""
 
 
 class _Quality:
@@ -124,6 +131,12 @@ class EventBuilder:
     cleans and flags value by value. Both give the same event for the inputs
     the plain path accepts.
 
+    Without a task in the identity, the first event decides it: a prediction (or
+    feedback actual) that is a non-integral number given without a score is a
+    regression output; anything else makes a classification. Once classification
+    was inferred, such a value raises :class:`TaskMismatch` rather than become a
+    label string. Until the first event the plain path declines.
+
     Not thread-safe: each emitter thread (or formatter) owns one.
     """
 
@@ -131,8 +144,8 @@ class EventBuilder:
         self.identity = identity
         self.sample_rate = sample_rate
         self._sampled = sample_rate != 1.0
-        self._classification = identity.task == "classification"
-        self._prediction_key = "label" if self._classification else "value"
+        self._undecided = identity.task is None
+        self._inferred = identity.task is None  # a classification inferred, not given, refuses numbers
         self._timestamp = TimestampFormatter()
         self.timestamp_text = self._timestamp  # ``@timestamp`` of a time in ns
         self._ecs = {"version": contract.ECS_VERSION}
@@ -148,17 +161,36 @@ class EventBuilder:
         if identity.labels:
             host_and_labels["labels"] = {k: str(v) for k, v in identity.labels.items()}
         self._host_and_labels = host_and_labels
-        self._model = {"name": identity.model, "version": identity.version, "task": identity.task}
-        self.model_fragment = orjson.Fragment(orjson.dumps(self._model))  # the same, serialised once
+        self._set_task(identity.task or "classification")
         self._emitter_model = {"name": identity.model, "version": identity.version}
-        # feature name -> _NUMERIC/_CATEGORICAL (kind of its first non-missing value, or declared) /_INVALID
-        self._routes: dict[object, int] = {name: _CATEGORICAL for name in identity.categorical}
+        # feature name -> _NUMERIC (has had a number) / _CATEGORICAL (only strings so far) / _DECLARED / _INVALID
+        self._routes: dict[object, int] = {name: _DECLARED for name in identity.categorical}
         self._features_plain = FeatureSplitter(self._routes, valid_name)
         self._split_features = self._features_plain.split_features  # bound once: called per event
         # Attributions are numbers whatever the feature's kind: their own splitter, no shared routes.
         self._attributions_plain = FeatureSplitter({}, valid_name)
         self._valid_names: set[str] = set()
         self._warned: set[str] = set()
+
+    def _set_task(self, task: Task) -> None:
+        self.task: Task = task
+        self._classification = task == "classification"
+        self._prediction_key = "label" if self._classification else "value"
+        self._model = {"name": self.identity.model, "version": self.identity.version, "task": task}
+        self.model_fragment = orjson.Fragment(orjson.dumps(self._model))  # the same, serialised once
+
+    def _check_task(self, value: Any, has_score: bool, what: str) -> None:
+        """Decide an inferred task on the first event; refuse a regression output after it."""
+        fractional = not has_score and is_fractional(value)
+        if self._undecided:
+            self._undecided = False
+            self._set_task("regression" if fractional else "classification")
+        elif fractional and self._inferred and self._classification:
+            raise TaskMismatch(
+                f"mlmon: model {self.identity.model!r} version {self.identity.version!r} logged {what} "
+                f"{safe_repr(value)} (a fractional number without a score, so not a class label) but its task was "
+                "inferred as 'classification' from its first event; such events are dropped: "
+                "pass task='regression' (or task='classification' if it is a label) to ModelLogger")
 
     # --- the common envelope ----------------------------------------------------
     def _envelope(self, kind: contract.Kind, ts_ns: int, mlmon: Any) -> EventDict:
@@ -210,6 +242,8 @@ class EventBuilder:
         dict, or the same pre-serialised as an ``orjson.Fragment`` (:mod:`mlmon_logging.lines`).
         """
         _, _, prediction_id, features, prediction, score, latency_ms, segment, scores = args
+        if self._undecided:
+            return None  # the careful path decides the task
         # Exact type checks on purpose: bool is an int subclass and numpy floats are float
         # subclasses; both need the careful path's coercion.
         if type(prediction_id) is not str or scores is not None:
@@ -278,6 +312,7 @@ class EventBuilder:
 
     def careful_prediction(self, ts_ns: int, prediction_id: object, features: Any, prediction: Any,
                             score: Any, latency_ms: Any, segment: Any, scores: Any) -> EventDict:
+        self._check_task(prediction, score is not None or scores is not None, "prediction")
         q = _Quality()
         pred: EventDict = {}
         if self._classification:
@@ -306,6 +341,7 @@ class EventBuilder:
         return self._model_event("prediction", ts_ns, prediction_id, q, body)
 
     def feedback(self, ts_ns: int, prediction_id: object, actual: Any) -> EventDict:
+        self._check_task(actual, False, "actual")
         q = _Quality()
         fb: EventDict = {}
         if self._classification:
@@ -316,6 +352,8 @@ class EventBuilder:
 
     def explanation(self, ts_ns: int, prediction_id: object, attributions: Any, method: Any = None,
                     base_value: Any = None) -> EventDict:
+        if self._undecided:
+            self._check_task(None, False, "explanation")
         q = _Quality()
         expl: EventDict = {}
         if method is not None:
@@ -359,7 +397,10 @@ class EventBuilder:
                 if t is int and -_FLOAT_SAFE_INT < value < _FLOAT_SAFE_INT:
                     numeric[name] = float(value)
                     continue
-            if route == _CATEGORICAL:
+            elif route == _CATEGORICAL and type(value) is str:
+                categorical[name] = value
+                continue
+            if route == _DECLARED:
                 self._put_label(categorical, name, value, "mlmon.features.categorical." + name, q)
             elif route == _INVALID:
                 self._invalid(name, "feature", q)
@@ -379,8 +420,17 @@ class EventBuilder:
             # Left out: downstream, an absent field and a null count alike as missing,
             # and a missing value says nothing about the feature's kind.
             return
+        if isinstance(coerced, Unrepresentable):
+            kind = "categorical"  # written as its repr, under the categorical field
         if route is None:
             self._remember(name, _NUMERIC if kind == "numeric" else _CATEGORICAL)
+        elif (route == _NUMERIC) != (kind == "numeric"):
+            # Each value keeps its own kind; the change is flagged, never coerced away.
+            q.add("kind_changed_fields", ("mlmon.features.numeric." if kind == "numeric"
+                                          else "mlmon.features.categorical.") + name)
+            if kind == "numeric":  # its first number: numeric from now on
+                self._routes[name] = _NUMERIC
+                self._features_plain.forget_plans()
         target = numeric if kind == "numeric" else categorical
         prefix = "mlmon.features.numeric." if kind == "numeric" else "mlmon.features.categorical."
         if coerced is NOT_FINITE:

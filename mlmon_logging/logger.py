@@ -35,7 +35,7 @@ from typing import Any, Final
 import orjson
 
 from mlmon_logging.emitter import DEFAULT_DRAIN_INTERVAL_S, Emitter, EmitterStats
-from mlmon_logging.events import EventBuilder, ModelIdentity, Task
+from mlmon_logging.events import EventBuilder, ModelIdentity, Task, TaskMismatch
 from mlmon_logging.ids import uuid7_from_ns
 from mlmon_logging.lines import PREDICTION, PredictionLines
 from mlmon_logging.processors import DEFAULT_MAX_EVENT_BYTES
@@ -68,6 +68,11 @@ class ModelLogger:
             ``"tcp://host:5044"``, ``"tls://host:5045?ca=/path/ca.crt[&cert=...&key=...]"``
             or a :class:`~mlmon_logging.sinks.Sink`.
         task: ``"classification"`` (labels are strings) or ``"regression"`` (values are doubles).
+            Left out, the first event decides: a prediction that is a fractional number
+            (3.7, not 3 or 3.0) given without ``score``/``scores`` makes a regression,
+            anything else a classification; after an inferred classification such a
+            prediction is dropped, counted and reported (never written as a label). Pass it
+            when the first prediction might not tell.
         categorical: feature names that are categorical whatever their value type (zip codes, ids).
         redact: feature/segment name -> ``"drop"`` or ``"hash"`` (keyed HMAC; key from
             ``redaction_key`` or ``$MLMON_REDACTION_KEY``).
@@ -83,7 +88,7 @@ class ModelLogger:
     """
 
     def __init__(self, model: str, version: str, sink: str | Sink = "stdout", *,
-                 task: Task = "classification", service: str | None = None,
+                 task: Task | None = None, service: str | None = None,
                  service_version: str | None = None, environment: str | None = None,
                  host: str | None = None, labels: Mapping[str, str] | None = None,
                  categorical: Iterable[str] = (), redact: Mapping[str, Action] | None = None,
@@ -108,6 +113,7 @@ class ModelLogger:
                                 retry_max=retry_max, drain_interval=drain_interval,
                                 name=f"mlmon-emitter-{model}-{version}")
         self._submit = self._emitter.submit
+        self._reported_task_mismatch = False
 
     # --- request path --------------------------------------------------------------
     # Kept lean on purpose: exact-type checks instead of helpers, one tuple, one append.
@@ -192,6 +198,12 @@ class ModelLogger:
                     line = render(event, limit)  # repairs what orjson refused, and flags it
                 if len(line) > limit:
                     line = render(event, limit)  # cuts it down, and flags it
+            except TaskMismatch as refused:  # a user error: one line, once, then counted only
+                failed += 1
+                if not self._reported_task_mismatch:
+                    self._reported_task_mismatch = True
+                    _log.error("%s", refused)
+                continue
             except Exception:  # one bad event must not cost the others
                 failed += 1
                 _log.exception("mlmon: could not render an event; it is dropped")

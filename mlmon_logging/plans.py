@@ -14,10 +14,13 @@ finiteness checked and both dicts built in one call (callgrind, 20 features:
 about 6,500 instructions a split instead of 17,000). Whatever it declines
 goes through the Python code below, which stays the reference.
 
-Only shapes of valid names with plain ``float`` / ``int`` / ``str`` values
-get a plan; anything else (bools, numpy values, None, bad names, too many
-names, a non-finite number) returns None and the caller takes the careful
-one-by-one path, which coerces, flags and names what it changed. The plain
+Only shapes of valid names with plain ``float`` / ``int`` / ``str`` values,
+each of its feature's kind, get a plan; anything else (bools, numpy values,
+None, bad names, too many names, a non-finite number, a string for a numeric
+feature, a number for a categorical one) returns None and the caller takes
+the careful one-by-one path, which coerces, flags and names what it changed.
+When the careful path turns a categorical feature numeric (its first number)
+it calls :meth:`FeatureSplitter.forget_plans`: the plans made before are stale. The plain
 path and the careful one give the same event for the inputs the plain path
 accepts (``tests/emitter/test_plain_path.py`` checks it, with and without
 the extension).
@@ -31,11 +34,13 @@ from typing import Any, Final, NamedTuple
 
 from mlmon_logging import contract
 
-#: How a feature name is routed: numeric or categorical (the kind of its first
-#: non-missing value, or declared), or left out as an invalid name.
+#: How a feature name is routed: numeric (it has had a number), categorical (it has
+#: had only strings so far), declared categorical (numbers become labels), or left
+#: out as an invalid name.
 NUMERIC: Final = 0
 CATEGORICAL: Final = 1
 INVALID: Final = 2
+DECLARED_CATEGORICAL: Final = 3
 
 #: Names remembered per builder; past this, names are checked every time
 #: (a service logging unbounded names must not grow memory without bound).
@@ -72,7 +77,8 @@ class FeatureSplitter:
 
     Planning records the kind of names not seen before in ``routes``, exactly
     as the careful path would, so a feature keeps its kind whichever path
-    first saw it. Not thread-safe, like the builder that owns it.
+    first saw it. A value of the other kind than its feature's is declined:
+    the careful path flags it. Not thread-safe, like the builder that owns it.
     """
 
     def __init__(self, routes: dict[object, int], is_valid_name: Callable[[object], bool]) -> None:
@@ -127,6 +133,11 @@ class FeatureSplitter:
             return None
         return {"numeric": numeric, "categorical": categorical} if categorical else {"numeric": numeric}
 
+    def forget_plans(self) -> None:
+        """Drop every plan: a route changed (a categorical feature had its first number)."""
+        self._plans = {}
+        self._last = ([], [], None)
+
     def _plan(self, names: tuple[Any, ...], types: tuple[type, ...]) -> Plan | None:
         shape = (names, types)
         try:
@@ -147,18 +158,18 @@ class FeatureSplitter:
             if not self._is_valid_name(name):
                 return None
             route = self._routes.get(name)
-            if route == CATEGORICAL:
-                if t is not str:
-                    return None  # a declared / learned categorical given a number: to_label it
-                categorical.append(name)
-            elif t is float or t is int:
-                numeric.append(name)
-                if route is None:
-                    learned[name] = NUMERIC
-            elif t is str:
+            if t is str:
+                if route == NUMERIC:
+                    return None  # a string for a numeric feature: the careful path flags it
                 categorical.append(name)
                 if route is None:
                     learned[name] = CATEGORICAL
+            elif t is float or t is int:
+                if route == CATEGORICAL or route == DECLARED_CATEGORICAL:
+                    return None  # declared: the careful path labels it; learned: it flags the change
+                numeric.append(name)
+                if route is None:
+                    learned[name] = NUMERIC
             else:
                 return None
         for name, route in learned.items():

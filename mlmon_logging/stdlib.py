@@ -99,7 +99,7 @@ class ModelEventHandler(logging.Handler):
 class ModelEventFormatter(OrjsonFormatter):
     """python-json-logger formatter: a model-event record -> one contract JSON line."""
 
-    def __init__(self, model: str, version: str, *, task: Task = "classification", service: str | None = None,
+    def __init__(self, model: str, version: str, *, task: Task | None = None, service: str | None = None,
                  service_version: str | None = None, environment: str | None = None, host: str | None = None,
                  labels: Mapping[str, str] | None = None, categorical: Iterable[str] = (),
                  redact: Mapping[str, Action] | None = None, redaction_key: bytes | str | None = None,

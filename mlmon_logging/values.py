@@ -134,6 +134,24 @@ def to_label(value: Any) -> str | NotFinite | Missing | Unrepresentable:
     return safe_repr(value)
 
 
+def is_fractional(value: Any) -> bool:
+    """Whether ``value`` is a finite number with a fractional part (3.7, not 3.0, 3, True or "3.7").
+
+    Such a number given as a prediction without a score is a regression output, never a
+    class label: the rule ModelLogger infers its task by when ``task=`` is not given.
+    """
+    if value is None or type(value) in (str, int, bool):
+        return False
+    value = _unwrap(value)
+    if isinstance(value, (bool, str, numbers.Integral)) or not isinstance(value, (numbers.Real, Decimal)):
+        return False
+    try:
+        number = float(value)
+    except (OverflowError, TypeError, ValueError):
+        return False
+    return math.isfinite(number) and not number.is_integer()
+
+
 def classify(value: Any) -> tuple[Kind, Any]:
     """The feature kind a value implies and its coerced value.
 

@@ -55,11 +55,14 @@ def test_structlog_sampling_is_consistent_with_model_logger() -> None:
     assert predicted == fed_back and 120 < len(predicted) < 280
 
 
-def test_structlog_feedback_without_prediction_id_is_an_error() -> None:
-    log = structlog.wrap_logger(structlog.BytesLogger(io.BytesIO()),
-                                processors=model_event_processors(model="m", version="1"))
-    with pytest.raises(ValueError, match="prediction_id"):
-        log.info("feedback", actual=1)
+def test_structlog_feedback_without_prediction_id_is_an_error_line_not_an_exception(
+        caplog: pytest.LogCaptureFixture) -> None:
+    out = io.BytesIO()
+    log = structlog.wrap_logger(structlog.BytesLogger(out), processors=model_event_processors(model="m", version="1"))
+    with caplog.at_level(logging.ERROR, logger="mlmon_logging"):
+        log.info("feedback", actual=1)  # the caller's thread never sees an exception
+    assert out.getvalue() == b""
+    assert any("prediction_id=" in r.getMessage() for r in caplog.records)
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ from mlmon_logging import contract
 
 #: Version of the table layout; recorded in ``mlmon_meta`` and migrated on open.
 #: 1: first layout. 2: derived mlmon.prediction.latency_bucket; dead letters gain
-#: event.dataset and event.ingested. Migrations are additive (ADD COLUMN only), so
-#: queries written against an older layout keep working.
-STORE_SCHEMA_VERSION = 2
+#: event.dataset and event.ingested. 3: mlmon.quality.kind_changed_fields. Migrations are
+#: additive (ADD COLUMN only), so queries written against an older layout keep working.
+STORE_SCHEMA_VERSION = 3
 
 EVENT_TABLES: dict[contract.Kind, str] = {
     "prediction": "predictions",
