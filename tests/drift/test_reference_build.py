@@ -18,7 +18,9 @@ def test_edges_are_numpys_inverted_cdf_quantiles(n: int) -> None:
         q = np.unique(np.quantile(x, np.linspace(0, 1, 1001), method="inverted_cdf"))
         assert set(q.tolist()) <= set(edges)  # the quantiles, plus the even splits of wide tail bins
     else:
-        assert edges[:-1] == tuple(np.unique(x).tolist())  # few values: every value is an edge
+        # Few values: every value is an edge, and so is the next double above it (its own bin).
+        assert edges[::2] == tuple(np.unique(x).tolist())
+        assert edges[1::2] == tuple(np.nextafter(np.unique(x), np.inf).tolist())
     assert edges[-1] == np.nextafter(x.max(), np.inf)
 
 

@@ -158,6 +158,11 @@ def test_late_windows_recomputed_without_duplicates(run: dict) -> None:
     assert became_final > 0
     assert len(set(runs[:became_final + 1])) == became_final + 1   # recomputed every round until final ...
     assert set(runs[became_final:]) == {runs[became_final]}        # ... then left alone
+    # A window final by coverage (the reference's, labelled within minutes) is still recomputed while it is
+    # younger than the maturity age (20 h), so labels arriving meanwhile count, as they would in a backfill;
+    # by the last round it has left the 1-day look-back.
+    ref_runs = [_docs(s, T0 + 5 * HOUR, "performance", "accuracy")[0]["job"]["run_id"] for s in snaps]
+    assert ref_runs == ["round-0", "round-1", "round-2", "round-2"]
 
 
 def joined_at(sim: Simulation, cutoff: datetime) -> pd.DataFrame:

@@ -191,7 +191,9 @@ def test_cbpe_estimates_track_the_realised_metrics_on_calibrated_scores(run: dic
     assert acc["value"] == pytest.approx(expected_accuracy, abs=0.02)
     realised = _doc(docs, start, "performance", "accuracy")["value"]
     assert acc["details"]["lower"] <= realised <= acc["details"]["upper"]
-    assert acc["details"]["estimation_error"] == pytest.approx(acc["value"] - realised, abs=1e-12)
+    # Live windows are provisional: their realised value covers part of the rows, so no error yet.
+    assert acc["maturity"] == "provisional" and "estimation_error" not in acc["details"]
+    assert acc["details"]["estimation_error_note"] == "recorded once the window is final"
     for metric in ("f1", "precision", "recall", "roc_auc"):
         est = _doc(docs, start, "estimated_performance", metric, "macro")["value"]
         real = _doc(docs, start, "performance", metric, "macro")["value"]

@@ -14,6 +14,13 @@ name, existing or not (Elasticsearch removes the existing index from the state i
 simulates in); ``PUT /<index>/_mapping`` merges like a mapping update: new fields
 are added, a field's ``type`` cannot change (400 ``illegal_argument_exception``),
 root parameters such as ``_meta`` and ``dynamic`` are replaced.
+
+Searches (``/<index>/_search``) run over :attr:`FakeElasticsearch.documents` (index -> id ->
+source): ``bool.filter`` of ``term``/``terms``/``range``, ``sort`` (with ``search_after``),
+``from``/``size`` and ``track_total_hits``. As a real cluster does, a search whose
+``from + size`` exceeds ``index.max_result_window`` (10,000) is refused with 400, and a
+missing index is 404 unless ``ignore_unavailable``. Dates compare as the ISO strings mlmon
+writes (one format), not as epoch milliseconds.
 """
 
 from __future__ import annotations
@@ -108,6 +115,7 @@ class FakeElasticsearch:
         self.data_streams: set[str] = set()
         self.indices: set[str] = set()
         self.index_mappings: dict[str, dict[str, Any]] = {}  # regular index -> its mapping
+        self.documents: dict[str, dict[str, dict[str, Any]]] = {}  # index -> id -> source, for searches
 
     def __call__(self, req: Request) -> Reply:
         m, p = req.method, req.path
@@ -130,6 +138,8 @@ class FakeElasticsearch:
             return self._watch(req, match[1])
         if match := re.fullmatch(r"/_data_stream/([^/]+)", p):
             return self._data_stream(req, match[1])
+        if m in ("GET", "POST") and (match := re.fullmatch(r"/([a-z][^/_]*)/_search", p)):
+            return self._search(req, match[1])
         if match := re.fullmatch(r"/([a-z][^/_]*)", p):
             return self._index(req, match[1])
         if match := re.fullmatch(r"/([a-z][^/_]*)/_mapping", p):
@@ -257,6 +267,81 @@ class FakeElasticsearch:
         self.index_mappings[index] = {**current, **{k: v for k, v in update.items() if k != "properties"},
                                       "properties": properties}
         return es_reply(_ACK)
+
+
+    def _search(self, req: Request, index: str) -> Reply:
+        body = req.json or {}
+        start, size = int(body.get("from", 0)), int(body.get("size", 10))
+        if start + size > MAX_RESULT_WINDOW:
+            return es_error(400, "illegal_argument_exception",
+                            f"Result window is too large, from + size must be less than or equal to: "
+                            f"[{MAX_RESULT_WINDOW}] but was [{start + size}]. See the scroll api for a more "
+                            f"efficient way to request large data sets. This limit can be set by changing the "
+                            f"[index.max_result_window] index level setting.")
+        if index not in self.documents and req.query.get("ignore_unavailable") != ["true"]:
+            return es_error(404, "index_not_found_exception", f"no such index [{index}]")
+        sort = [next(iter(s.items())) if isinstance(s, dict) else (s, "asc") for s in body.get("sort", [])]
+        keys = [(field, order["order"] if isinstance(order, dict) else order) for field, order in sort]
+        docs = [(i, src) for i, src in self.documents.get(index, {}).items()
+                if all(_matches(f, src) for f in body.get("query", {}).get("bool", {}).get("filter", []))]
+        orders = [o for _, o in keys]
+        docs.sort(key=lambda d: _sort_key([_field(d[1], f) for f, _ in keys], orders))
+        total = len(docs)  # search_after pages through the same matches: the total stays theirs
+        if "search_after" in body:
+            after = _sort_key(body["search_after"], orders)
+            docs = [d for d in docs if _sort_key([_field(d[1], f) for f, _ in keys], orders) > after]
+        hits = [{"_index": index, "_id": i, "_source": src, "sort": [_field(src, f) for f, _ in keys]}
+                for i, src in docs[start:start + size]]
+        return es_reply({"took": 1, "timed_out": False, "hits": {"total": {"value": total, "relation": "eq"},
+                                                                  "max_score": None, "hits": hits}})
+
+
+#: index.max_result_window's default.
+MAX_RESULT_WINDOW = 10_000
+
+
+def _field(source: dict[str, Any], dotted: str) -> Any:
+    value: Any = source
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _matches(clause: dict[str, Any], source: dict[str, Any]) -> bool:
+    (kind, spec), = clause.items()
+    (field, arg), = spec.items()
+    value = _field(source, field)
+    if kind == "term":
+        return bool(value == arg)
+    if kind == "terms":
+        return value in arg
+    if kind == "range":
+        tests = {"gt": lambda b: value > b, "gte": lambda b: value >= b, "lt": lambda b: value < b,
+                 "lte": lambda b: value <= b}
+        return value is not None and all(tests[op](bound) for op, bound in arg.items() if op in tests)
+    raise AssertionError(f"the fake does not evaluate {kind!r} queries")
+
+
+class _Desc:
+    """Reverses the order of a sort value (for ``"order": "desc"``)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Desc) -> bool:
+        return bool(other.value < self.value)
+
+    def __gt__(self, other: _Desc) -> bool:
+        return bool(other.value > self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Desc) and bool(self.value == other.value)
+
+
+def _sort_key(values: list[Any], orders: list[str]) -> tuple[Any, ...]:
+    # Missing values sort last in either order, as Elasticsearch's default "missing": "_last".
+    return tuple((v is None, _Desc(v) if o == "desc" and v is not None else ("" if v is None else v))
+                 for v, o in zip(values, orders))
 
 
 class FakeKibana:

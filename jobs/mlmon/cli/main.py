@@ -1,9 +1,15 @@
-"""The ``mlmon`` command line."""
+"""The ``mlmon`` command line.
+
+Exit codes (README, "Command line"): 0 done; 1 a failure the message names (store, file,
+disk); 2 a usage error (bad option, bad config); 130 interrupted. A user error is one line
+on stderr, never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -23,6 +29,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(message: object) -> str:
+    """A message on one line: some library errors (DuckDB's, YAML's) span several."""
+    return "; ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+def _os_error(err: OSError) -> str:
+    """``cannot write report.html: No space left on device`` rather than ``[Errno 28] ...``."""
+    reason = err.strerror or str(err)
+    return f"{err.filename}: {reason}" if err.filename else reason
+
+
+def _quiet_closed_pipe() -> None:
+    """The reader of stdout went away (``mlmon metrics | head``): stop quietly. Point stdout at
+    /dev/null so the interpreter's final flush does not raise a second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests): nothing to flush
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -30,11 +58,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, not at exit, so a closed pipe is caught below
+        return code
     except KeyboardInterrupt:
         return 130
-    except StoreError as err:  # e.g. the store is held by another process past the wait: say so, no traceback
-        print(f"mlmon {args.command}: {err}", file=sys.stderr)
+    except BrokenPipeError:
+        _quiet_closed_pipe()
+        return 141  # as a shell reports a process ended by SIGPIPE (128 + 13)
+    except StoreError as err:  # a bad store URL, a missing file, a store held past the wait: say so, no traceback
+        print(f"mlmon {args.command}: {one_line(err)}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError as err:  # an input file that is not UTF-8 (the commands naming the file say so first)
+        print(f"mlmon {args.command}: an input is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+              f"{err.start}); save it as UTF-8", file=sys.stderr)
+        return 1
+    except OSError as err:  # the environment refused: a full disk, a read-only folder, a file that vanished
+        print(f"mlmon {args.command}: {_os_error(err)}", file=sys.stderr)
         return 1
 
 

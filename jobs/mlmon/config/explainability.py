@@ -30,6 +30,7 @@ sections' part of its typed model. Every key is optional but ``fairness.attribut
           positive_label: "1"            # the favourable prediction / actual class
           min_group_size: 30
           max_groups: 50                 # most frequent groups of an attribute; the rest are left out, counted
+          lookback: 14d                  # without a performance section: windows this recent are recomputed
           thresholds:
             demographic_parity_difference: {warning: 0.10, alert: 0.20}
             disparate_impact_ratio: {warning: 0.90, alert: 0.80}   # lower is worse (four-fifths rule)
@@ -41,15 +42,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 # The scalar types are values.py's, so every section words its errors the same way.
-from mlmon.config.values import (GROUP_SCHEMA, NAMES_SCHEMA, SEGMENT_SUFFIX, FeatureName, Int0, Int1, Int10, Int2,
-                                 NonEmptyText, Number, Probability, Section, TimeRange, Where, config_error, describe,
-                                 fail, given, group_value, is_name, json_list, list_or_mapping, one_of, prefix_of)
+from mlmon.config.values import (GROUP_SCHEMA, NAMES_SCHEMA, SEGMENT_SUFFIX, Duration, FeatureName, Int0, Int1,
+                                 Int10, Int2, NonEmptyText, Number, PositiveLabel, Probability, Section, TimeRange,
+                                 Where, config_error, describe, fail, given, group_value, is_name, json_list,
+                                 list_or_mapping, one_of, prefix_of)
 from mlmon.metrics.rules import Rule
 
 Direction = Literal["above", "below"]
@@ -73,6 +75,8 @@ DEFAULT_EXPLAIN_ALPHA = 0.01
 DEFAULT_MIN_GROUP_SIZE = 30
 DEFAULT_MAX_GROUPS = 50
 DEFAULT_POSITIVE_LABEL = "1"
+#: Fairness without a performance section recomputes the windows this recent every round (performance's default).
+DEFAULT_FAIRNESS_LOOKBACK = timedelta(days=14)
 SCORINGS = ("accuracy", "balanced_accuracy", "f1", "roc_auc", "neg_log_loss", "r2", "neg_mean_absolute_error",
             "neg_mean_squared_error")
 
@@ -124,6 +128,8 @@ class FairnessConfig:
     min_group_size: float = DEFAULT_MIN_GROUP_SIZE
     max_groups: int = DEFAULT_MAX_GROUPS
     thresholds: Mapping[str, Rule] = field(default_factory=lambda: dict(FAIRNESS_DEFAULTS))
+    #: Its own label schedule's look-back (no performance section); None: not given (14 days, or performance's).
+    lookback: timedelta | None = None
 
 
 class LevelsSpec(Section):
@@ -241,13 +247,16 @@ class FairnessSpec(Section):
         description="a list of segment names (mlmon.segment.<name>) or a mapping name -> the groups to compare "
                     "(null: every group)",
         json_schema_extra=list_or_mapping({**NAMES_SCHEMA, "minItems": 1}))
-    positive_label: str = Field(default=DEFAULT_POSITIVE_LABEL, description="the favourable prediction / actual class",
-                                json_schema_extra={"type": ["string", "integer", "boolean"]})
+    positive_label: PositiveLabel = Field(default=DEFAULT_POSITIVE_LABEL,
+                                  description="the favourable prediction / actual class")
     min_group_size: Number = Field(default=DEFAULT_MIN_GROUP_SIZE, ge=1, description="smaller groups are not compared")
     max_groups: Int2 = Field(default=DEFAULT_MAX_GROUPS,
                              description="the most frequent groups of an attribute; the rest "
                                                             "are left out, counted")
     thresholds: dict[str, LevelsSpec | None] = _thresholds_field(FAIRNESS_DEFAULTS)
+    lookback: Duration | None = Field(default=None, description="without a performance section: windows this recent "
+                                      "are recomputed each round while labels arrive (default: 14d); with one, "
+                                      "fairness follows the performance windows")
 
     _required = {"attributes": "a list of segment names (mlmon.segment.<name>) or a mapping name -> groups"}
 
@@ -276,15 +285,6 @@ class FairnessSpec(Section):
             raise fail("no sensitive attributes configured")
         return out
 
-    @field_validator("positive_label", mode="before")
-    @classmethod
-    def _label(cls, label: Any) -> Any:
-        if isinstance(label, bool):
-            return "true" if label else "false"  # the emitter logs booleans as "true"/"false"
-        if not isinstance(label, str | int) or str(label) == "":
-            raise fail(f"expected the positive class as a string, got {label!r}")
-        return str(label)
-
     @field_validator("min_group_size", mode="before")
     @classmethod
     def _min_size(cls, value: Any) -> Any:
@@ -306,7 +306,8 @@ class FairnessSpec(Section):
     def resolve(self) -> FairnessConfig:
         return FairnessConfig(attributes={k: tuple(v) for k, v in self.attributes.items()},
                               positive_label=self.positive_label, min_group_size=self.min_group_size,
-                              max_groups=self.max_groups, thresholds=_limits(self.thresholds, FAIRNESS_DEFAULTS))
+                              max_groups=self.max_groups, thresholds=_limits(self.thresholds, FAIRNESS_DEFAULTS),
+                              lookback=self.lookback)
 
 
 def parse_explainability(raw: Mapping[str, Any], where: Where) -> ExplainabilityConfig:

@@ -53,7 +53,7 @@ from mlmon.config.explainability import (ExplainabilityConfig, ExplainabilitySpe
                                          parse_explainability, parse_fairness)
 from mlmon.config.loader import read_yaml
 from mlmon.config.performance import PerformanceSpec, warn_old_reference
-from mlmon.config.values import (SEGMENT_SUFFIX, Bool, ConfigError, Duration, Int1, Int20, KeyPath, Number, Probability,
+from mlmon.config.values import (SEGMENT_SUFFIX, group_value, Bool, ConfigError, Duration, Int1, Int20, KeyPath, Number, Probability,
                                  Section, Text, Where, config_error, describe, fail, given, is_name, list_or_mapping,
                                  one_of, parse_duration)
 from mlmon.metrics.registry import DRIFT_METRIC_NAMES
@@ -90,6 +90,8 @@ class ModelConfig:
     window: timedelta = DEFAULT_WINDOW
     lateness: timedelta = DEFAULT_LATENESS
     drift: DriftConfig = field(default_factory=DriftConfig)
+    #: The file has a ``drift:`` section (even an empty one): drift is wanted, so no reference profile is an error.
+    drift_configured: bool = False
     #: Parsed sections of other jobs (PerformanceConfig, FairnessConfig, ...), by section name.
     sections: Mapping[str, Any] = field(default_factory=dict)
 
@@ -201,7 +203,7 @@ class DriftSpec(Section):
                            at=str(seg))
             if not isinstance(values, list) or not values:
                 raise fail("expected a non-empty list of segment values to monitor", at=str(seg))
-        return {str(seg): [str(v) for v in values] for seg, values in raw.items()}
+        return {str(seg): [group_value(v) for v in values] for seg, values in raw.items()}
 
     @model_validator(mode="after")
     def _ordered(self) -> DriftSpec:
@@ -247,7 +249,8 @@ class ModelSpec(Section):
         sections: dict[str, Any] = {s: spec.resolve() for s in SECTIONS[1:]
                                     if (spec := getattr(self, s)) is not None}
         return ModelConfig(name=name, version=self.version, reference=self.reference, window=self.window,
-                           lateness=self.lateness, drift=(self.drift or DriftSpec()).resolve(), sections=sections)
+                           lateness=self.lateness, drift=(self.drift or DriftSpec()).resolve(),
+                           drift_configured=self.drift is not None, sections=sections)
 
 
 class MlmonYaml(Section):
@@ -295,6 +298,8 @@ def load(path: str | Path) -> Config:
         text = p.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{p}: cannot read: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {err.start}); save it as UTF-8") from err
     raw, lines = read_yaml(text, str(p))
     return parse(raw, str(p), lines=lines)
 

@@ -40,9 +40,10 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mlmon.config.values import (NAMES_SCHEMA, SEGMENT_SUFFIX, Bool, Duration, Int1, Int10, Int2, KeyPath, Label,
-                                 Number, Positive, Section, Share, TimeRange, Where, config_error, describe, fail,
-                                 given, is_name, json_list, key_text, list_or_mapping, one_of, prefix_of)
+from mlmon.config.values import (NAMES_SCHEMA, group_value, SEGMENT_SUFFIX, Bool, Duration, Int1, Int10, Int2, KeyPath, Label,
+                                 Number, Positive, PositiveLabel, Section, Share, TimeRange, Where, config_error,
+                                 describe, fail, given, is_name, json_list, key_text, list_or_mapping, one_of,
+                                 prefix_of)
 from mlmon.core.labels import Task
 from mlmon.metrics.rules import Rule
 
@@ -142,7 +143,7 @@ def _segments(raw: Any) -> Any:
             raise fail(f"{name!r} is not a segment name (letters, digits, '_' or '-'{SEGMENT_SUFFIX})", at=str(name))
         if values is not None and (not isinstance(values, list) or not values):
             raise fail("expected a non-empty list of segment values (or nothing: every value)", at=str(name))
-        out[str(name)] = None if values is None else [str(v) for v in values]
+        out[str(name)] = None if values is None else [group_value(v) for v in values]
     return out
 
 
@@ -247,7 +248,7 @@ class PerformanceSpec(Section):
 
     task: Literal["classification", "regression"] = Field(
         description="classification or regression")
-    positive_label: Label = Field(default="1",
+    positive_label: PositiveLabel = Field(default="1",
                                   description="binary: the class mlmon.prediction.score is the probability of")
     classes: list[str] = Field(
         default=[], description="multiclass (3 or more): classes with a mlmon.prediction.scores.<class> field",

@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from mlmon_logging import contract
+from mlmon_logging.values import to_label
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -163,10 +164,15 @@ def _non_empty_text(value: Any) -> str:
     return text
 
 
-def _label(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int) or str(value) == "":
-        raise fail(f"expected a class label (string), got {value!r}")
-    return str(value)
+def class_label(what: str = "a class label") -> Callable[[Any], str]:
+    """The one validator of every label key (performance, fairness): a label as the emitter logs it
+    (``mlmon_logging.values.to_label``), true/false as "true"/"false", 1 and 1.0 as "1"."""
+    def validate(value: Any) -> str:
+        whole_float = isinstance(value, float) and value.is_integer()
+        if (isinstance(value, str) and value != "") or isinstance(value, bool | int) or whole_float:
+            return str(to_label(value))
+        raise fail(f"expected {what} as a string, an integer or true/false, got {describe(value)}")
+    return validate
 
 
 def _duration(value: Any) -> timedelta:
@@ -237,7 +243,10 @@ Positive = Annotated[float, BeforeValidator(_checked(lambda v: _is_num(v) and v 
 #: A string; YAML integers (``version: 3``) are taken as their text.
 Text = Annotated[str, BeforeValidator(_text), WithJsonSchema(_STR_OR_INT)]
 NonEmptyText = Annotated[str, BeforeValidator(_non_empty_text), WithJsonSchema({**_STR_OR_INT, "minLength": 1})]
-Label = Annotated[str, BeforeValidator(_label), WithJsonSchema(_STR_OR_INT)]
+#: A class label; booleans and whole numbers are read as the emitter logs them ("true", "1").
+_LABEL_SCHEMA = WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "boolean"}]})
+Label = Annotated[str, BeforeValidator(class_label()), _LABEL_SCHEMA]
+PositiveLabel = Annotated[str, BeforeValidator(class_label("the positive class")), _LABEL_SCHEMA]
 Duration = Annotated[timedelta, BeforeValidator(_duration),
                      WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN,
                                      "examples": ["30s", "5m", "1h", "1d"]})]
@@ -258,11 +267,11 @@ def json_list(values: Any) -> list[Any]:
 
 
 def group_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if not isinstance(value, str | int | float):
+    """A segment value as the emitter logs it: true -> "true", 2.0 -> "2" (not "True", "2.0")."""
+    label = to_label(value) if isinstance(value, str | int | float) else None
+    if not isinstance(label, str):
         raise fail(f"expected group values (strings), got {describe(value)}")
-    return str(value)
+    return label
 
 
 def list_or_mapping(schema: dict[str, Any]) -> Callable[[dict[str, Any]], None]:

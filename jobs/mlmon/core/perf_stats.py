@@ -356,10 +356,11 @@ class Histogram:
 class RegressionSums:
     """Sums over labelled regression predictions; ``error = prediction - actual``.
 
-    ``sum_actual`` / ``sum_actual_sq`` are taken of ``actual - shift``: a store
-    passes a shift near the actuals' mean (e.g. the reference mean) so the
+    ``sum_actual`` / ``sum_actual_sq`` are taken of ``actual - shift``, the shift
+    near the actuals' mean (stores centre on the window's own mean), so the
     variance behind R² does not cancel catastrophically when actuals are large
-    and alike. Sums with different shifts still add (converted exactly).
+    and alike (1e6 + N(0, 1)). Sums with different shifts still add: both move
+    to the shift of the larger part, never to a far-away one such as 0.
 
     MAPE's sums skip zero actuals (``n_zero_actual`` counts them) - see
     ``mlmon.metrics.performance.regression_metrics``.
@@ -393,13 +394,18 @@ class RegressionSums:
         return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, shift)
 
     @classmethod
-    def from_arrays(cls, actual: np.ndarray, predicted: np.ndarray, shift: float = 0.0,
+    def from_arrays(cls, actual: np.ndarray, predicted: np.ndarray, shift: float | None = None,
                     error_edges: tuple[float, ...] | None = None) -> Self:
-        """From raw rows (reference profiles, tests). Stores compute the same sums in SQL / aggregations."""
+        """From raw rows (reference profiles, tests). Stores compute the same sums in SQL / aggregations.
+
+        ``shift`` defaults to the actuals' mean (see the class docstring).
+        """
         y = np.asarray(actual, dtype=float)
         err = np.asarray(predicted, dtype=float) - y
         if not (np.all(np.isfinite(y)) and np.all(np.isfinite(err))):
             raise ValueError("actual and predicted values must be finite")
+        if shift is None:
+            shift = float(y.mean()) if y.size else 0.0
         nonzero = y != 0
         centred = y - shift
         return cls(float(len(y)), float(err.sum()), float(np.abs(err).sum()), float((err ** 2).sum()),
@@ -409,6 +415,8 @@ class RegressionSums:
 
     def with_shift(self, shift: float) -> RegressionSums:
         """The same sums taken around another shift: sum(y-k2) = sum(y-k1) + n(k1-k2), likewise for squares."""
+        if shift == self.shift:
+            return self
         d = self.shift - shift
         return RegressionSums(self.n, self.sum_error, self.sum_abs_error, self.sum_sq_error,
                               self.sum_actual + self.n * d,
@@ -416,15 +424,18 @@ class RegressionSums:
                               self.sum_abs_pct_error, self.n_nonzero_actual, shift, self.error_histogram)
 
     def __add__(self, other: RegressionSums) -> RegressionSums:
-        o = other.with_shift(self.shift)
-        if self.error_histogram is None or o.error_histogram is None:
-            hist = self.error_histogram or o.error_histogram
+        # The larger part's shift (the other's is near it, or the other is small): an empty part's
+        # shift (0 by default) would move 1e6-sized actuals' sums to 0 and lose their variance.
+        shift = other.shift if other.n > self.n else self.shift
+        a, o = self.with_shift(shift), other.with_shift(shift)
+        if a.error_histogram is None or o.error_histogram is None:
+            hist = a.error_histogram or o.error_histogram
         else:
-            hist = self.error_histogram + o.error_histogram
-        return RegressionSums(self.n + o.n, self.sum_error + o.sum_error, self.sum_abs_error + o.sum_abs_error,
-                              self.sum_sq_error + o.sum_sq_error, self.sum_actual + o.sum_actual,
-                              self.sum_actual_sq + o.sum_actual_sq, self.sum_abs_pct_error + o.sum_abs_pct_error,
-                              self.n_nonzero_actual + o.n_nonzero_actual, self.shift, hist)
+            hist = a.error_histogram + o.error_histogram
+        return RegressionSums(a.n + o.n, a.sum_error + o.sum_error, a.sum_abs_error + o.sum_abs_error,
+                              a.sum_sq_error + o.sum_sq_error, a.sum_actual + o.sum_actual,
+                              a.sum_actual_sq + o.sum_actual_sq, a.sum_abs_pct_error + o.sum_abs_pct_error,
+                              a.n_nonzero_actual + o.n_nonzero_actual, shift, hist)
 
 
 # --- CBPE (no labels) ----------------------------------------------------------

@@ -46,8 +46,8 @@ class ProfileError(ValueError):
 def quantile_edges(values: np.ndarray, bins: int = DEFAULT_BINS) -> tuple[float, ...]:
     """Inner bin edges: distinct, from the minimum to just above the maximum.
 
-    Few distinct values (integers, ratings, flags): every distinct value is an
-    edge, so each bin holds one value and KS / Wasserstein are exact. Otherwise
+    Few distinct values (integers, ratings, flags): see :func:`discrete_edges`,
+    each value and each gap between two values has its own bin. Otherwise
     ``inverted_cdf`` quantiles, which are observed values, so ties never yield
     duplicate edges; quantile bins much wider than the bulk (the tails) are
     split evenly, because a shifted window piles its mass into them and
@@ -77,12 +77,11 @@ def _edges_of_sorted(xs: np.ndarray, bins: int) -> tuple[float, ...]:
     # np.quantile with 1001 levels re-partitions the data per level (~40 ms per 200k-row column).
     distinct = _distinct_sorted(xs)
     if distinct.size <= bins + 1:
-        edges = distinct
-    else:
-        levels = np.linspace(0.0, 1.0, bins + 1)
-        # numpy's method="inverted_cdf" (checked equal in the tests): the smallest x with F(x) >= q.
-        idx = np.clip(np.ceil(xs.size * levels).astype(np.intp) - 1, 0, xs.size - 1)
-        edges = _split_wide_bins(_distinct_sorted(xs[idx]), max_width=float(np.std(xs)) / TAIL_BINS_PER_STD)
+        return discrete_edges(distinct, bins + 1)
+    levels = np.linspace(0.0, 1.0, bins + 1)
+    # numpy's method="inverted_cdf" (checked equal in the tests): the smallest x with F(x) >= q.
+    idx = np.clip(np.ceil(xs.size * levels).astype(np.intp) - 1, 0, xs.size - 1)
+    edges = _split_wide_bins(_distinct_sorted(xs[idx]), max_width=float(np.std(xs)) / TAIL_BINS_PER_STD)
     edges = np.append(edges, np.nextafter(edges[-1], np.inf))
     return validate_edges(edges.tolist())
 
@@ -107,15 +106,52 @@ def _stats_of_sorted(xs: np.ndarray, missing: int, edges: tuple[float, ...]) -> 
     counts = np.diff(np.concatenate(([0], below_each, [xs.size])))
     return NumericStats(edges=edges, counts=tuple(counts.tolist()), missing=missing,
                         minimum=float(xs[0]), maximum=float(xs[-1]), total=float(xs.sum()),
-                        total_sq=float(np.einsum("i,i->", xs, xs)), below_sum=float(xs[:below_each[0]].sum()),
+                        total_sq=float(np.sum(np.square(xs))), below_sum=float(xs[:below_each[0]].sum()),
                         above_sum=float(xs[below_each[-1]:].sum()))
 
 
-def is_discrete(values: np.ndarray, edges: tuple[float, ...]) -> bool:
-    """True when every distinct value is an edge (so bins hold one value each): steps, not slopes."""
+def discrete_edges(distinct: np.ndarray, max_points: int = DEFAULT_BINS + 1) -> tuple[float, ...]:
+    """Edges of a reference with few distinct values: each value v, and the next double above it.
+
+    Bin ``[v, nextafter(v))`` holds exactly v; bin ``[nextafter(v), v')`` the values
+    strictly between v and the next value v', which the reference never took. A
+    current value between two reference values (4.5 against integers) so never
+    shares a bin with a reference value: KS is exact for any current values, and
+    the gaps' contents are placed by the current sample's sums
+    (:mod:`mlmon.metrics.discrete`). Values on a grid (integers, half-steps) with
+    holes (a Poisson tail's missing 15 between 14 and 16) get the holes too, as
+    empty points, so that every gap is one grid step wide and a shifted window
+    sits at one offset in every gap; at most ``max_points`` points in all.
+    Twice the edges of one-edge-per-value, no more.
+    """
+    points = _with_grid_holes(np.asarray(distinct, dtype=np.float64), max_points)
+    above = np.nextafter(points, np.inf)
+    # np.unique: a value whose next double is the next value has no gap to bin.
+    return validate_edges(np.unique(np.concatenate([points, above])).tolist())
+
+
+#: Relative tolerance for "every gap between distinct values is a whole number of grid steps".
+GRID_TOLERANCE = 1e-9
+
+
+def _with_grid_holes(points: np.ndarray, max_points: int) -> np.ndarray:
+    """The distinct values plus the grid points missing between them (unchanged when not on a grid)."""
+    if points.size < 3:
+        return points
+    gaps = np.diff(points)
+    step = float(gaps.min())
+    steps = np.rint(gaps / step)
+    if step <= 0 or np.any(np.abs(gaps - steps * step) > GRID_TOLERANCE * gaps) or steps.sum() + 1 > max_points:
+        return points
+    holes = [points[i] + step * np.arange(1, int(steps[i])) for i in np.flatnonzero(steps > 1)]
+    return np.unique(np.concatenate([points, *holes]))
+
+
+def is_discrete(values: np.ndarray, edges: tuple[float, ...], bins: int = DEFAULT_BINS) -> bool:
+    """True when ``edges`` are :func:`discrete_edges` of the values: steps, not slopes."""
     x = np.asarray(values, dtype=np.float64)
     distinct = np.unique(x[~np.isnan(x)])
-    return distinct.size == len(edges) - 1 and bool(np.array_equal(distinct, np.asarray(edges[:-1])))
+    return distinct.size > 0 and discrete_edges(distinct, bins + 1) == tuple(edges)
 
 
 @dataclass(frozen=True)
@@ -228,9 +264,8 @@ def build_from_frame(frame: Any, model: str, version: str, *, bins: int = DEFAUL
                 raise ProfileError(f"column {col!r}: {err}") from err
             edges = _edges_of_sorted(xs, bins)
             num_stats[name] = _stats_of_sorted(xs, values.size - xs.size, edges)
-            distinct = _distinct_sorted(xs)
-            if len(edges) - 1 == distinct.size and np.array_equal(distinct, edges[:-1]):
-                discrete.add(name)  # every distinct value is an edge
+            if _distinct_sorted(xs).size <= bins + 1:
+                discrete.add(name)  # _edges_of_sorted gave every value and every gap its own bin
         else:
             cat_stats[name] = _category_stats(series, max_categories)
     if not num_stats and not cat_stats:

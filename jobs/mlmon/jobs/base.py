@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -105,6 +105,32 @@ def aligned_windows(start: datetime, end: datetime, size: timedelta) -> Iterator
     while s < end:
         yield s, s + size
         s += size
+
+
+class VersionLookup(Protocol):
+    """The store question behind per-version windows (a :class:`Store` answers it)."""
+
+    def versions(self, model: str, start: datetime | None = None, end: datetime | None = None) -> list[str]: ...
+
+
+def window_versions(lookup: VersionLookup | None, model: ModelConfig, start: datetime, end: datetime) -> list[str]:
+    """The versions whose traffic a window's documents describe, one set of documents each.
+
+    The configured version; else every version with events in the window, so no document mixes
+    versions or carries another version's name. Empty for a window without events (the jobs then
+    write their zero-count documents as before) or when there is no store to ask.
+    """
+    if model.version is not None:
+        return [model.version]
+    return list(lookup.versions(model.name, start, end)) if lookup is not None else []
+
+
+def for_version(model: ModelConfig, version: str | None) -> ModelConfig:
+    """The model as the jobs see one version's traffic: queries and documents of ``version`` only.
+
+    Checkpoint keys are taken from the configured model, never from this view, so they stay stable.
+    """
+    return model if version is None or version == model.version else replace(model, version=version)
 
 
 def event_checkpoint_key(model: ModelConfig) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 from mlmon import __version__
 from mlmon.config.model import ModelConfig
 from mlmon.core.documents import SEVERITY, Family, MetricDocument, Status, Threshold
-from mlmon.jobs.base import DocumentContext, EventSchedule, Window, WindowOutput
+from mlmon.jobs.base import DocumentContext, EventSchedule, Window, WindowOutput, for_version, window_versions
 from mlmon.metrics import drift as dm
 from mlmon.metrics import registry
 from mlmon.metrics import thresholds as th
@@ -190,26 +190,28 @@ class DriftWindowJob:
         policy = self.model.drift.policy
         n_key = int(float(f"{n:.2g}"))  # windows of similar size share thresholds
         tests = len(self.reference.numeric) + len(self.reference.categorical)
-        metrics = registry.drift_metric_names(kind)
-        if all((f, m, n_key) in self._calibration_cache for m in metrics):
-            return {m: self._calibration_cache[(f, m, n_key)] for m in metrics}
+        metrics = registry.drift_metrics(kind)
+        names = [m.name for m in metrics]
+        if all((f, m, n_key) in self._calibration_cache for m in names):
+            return {m: self._calibration_cache[(f, m, n_key)] for m in names}
         # Seeded from what is calibrated, so re-running a window reproduces its thresholds.
         rng = np.random.default_rng(zlib.crc32(f"{self.reference.id}|{f}|{n_key}".encode()))
         samples: list[Mapping[str, float]] = []
         for _ in range(policy.calibration_samples):
             if kind == "numeric":
-                ref_n = self.reference.numeric[f]
-                sim = th.resample_numeric(ref_n, n_key, rng)
-                samples.append(_values(dm.numeric_drift(ref_n, sim, discrete=f in self.reference.discrete)))
+                ref_n, discrete = self.reference.numeric[f], f in self.reference.discrete
+                sim = th.resample_numeric(ref_n, n_key, rng, discrete=discrete)
+                samples.append(_values(dm.numeric_drift(ref_n, sim, discrete=discrete)))
             else:
                 ref_c = self.reference.categorical[f]
                 samples.append(_values(dm.categorical_drift(ref_c, th.resample_categories(ref_c, n_key, rng))))
         out = {}
         for metric in metrics:
-            key = (f, metric, n_key)
+            key = (f, metric.name, n_key)
             if key not in self._calibration_cache:
-                self._calibration_cache[key] = th.calibrate([s[metric] for s in samples], tests, alpha=policy.alpha)
-            out[metric] = self._calibration_cache[key]
+                self._calibration_cache[key] = th.calibrate([s[metric.name] for s in samples], tests,
+                                                            alpha=policy.alpha, signed=metric.signed)
+            out[metric.name] = self._calibration_cache[key]
         return out
 
     def _document(self, m: _Measure, p_values: list[float], adjusted: list[float], start: datetime, end: datetime,
@@ -217,9 +219,11 @@ class DriftWindowJob:
         policy = self.model.drift.policy
         threshold: Threshold = m.rule.threshold(m.reference_value)
         p_adj = adjusted[m.p_index] if m.p_index is not None else None
-        status, why = th.decide(m.value, threshold, gated=m.rule.gated, p_adjusted=p_adj, alpha=policy.alpha,
-                                enough_data=m.enough_data)
+        status, why = th.decide(m.rule.judged(m.value), threshold, gated=m.rule.gated, p_adjusted=p_adj,
+                                alpha=policy.alpha, enough_data=m.enough_data)
         details = dict(m.details)
+        if m.rule.two_sided:
+            details["two_sided"] = True  # the thresholds apply to |value|; the value keeps its sign
         if m.p_index is not None:
             details.update(p_value=p_values[m.p_index], p_adjusted=p_adj, correction=policy.correction)
         if why:
@@ -267,13 +271,20 @@ def _push(p_values: list[float], p: float | None) -> int | None:
 
 @dataclass
 class DriftJob:
-    """Drift on the event-time schedule: each complete window once, then its checkpoint moves."""
+    """Drift on the event-time schedule: each complete window once, then its checkpoint moves.
+
+    With no version configured, each version with traffic in the window gets its own documents,
+    computed from its own events against its own reference profile - or, when it has none, against
+    ``reference`` (the newest), which the documents' ``details.reference_note`` says.
+    """
 
     store: Store
     model: ModelConfig
+    #: The configured profile (``reference`` id or ``version``), else the model's newest.
     reference: ReferenceProfile
     run_id: str
     code_version: str = __version__
+    _by_version: dict[str, tuple[ReferenceProfile, str]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -283,9 +294,29 @@ class DriftJob:
     def schedule(self) -> EventSchedule:
         return EventSchedule(self.store, self.model)
 
+    def reference_for(self, version: str | None) -> tuple[ReferenceProfile, str]:
+        """The profile a version's traffic is compared with, and a note when it is another version's."""
+        if version is None or self.model.version is not None or self.model.reference is not None:
+            return self.reference, ""
+        if version not in self._by_version:
+            own = self.store.get_reference(self.model.name, version)
+            note = "" if own is not None else (
+                f"no reference profile for version {version}; compared with version {self.reference.version}'s "
+                f"({self.reference.id})")
+            self._by_version[version] = (own or self.reference, note)
+        return self._by_version[version]
+
     def run_windows(self, windows: Sequence[Window], at: datetime) -> Iterator[WindowOutput]:
         checkpoint = self.schedule.checkpoint
         for start, end in sorted(set(windows)):
-            # A fresh window job per window: its calibration cache is per window, as it always was.
-            window_job = DriftWindowJob(self.store, self.model, self.reference, self.run_id, self.code_version)
-            yield WindowOutput(start, end, window_job.run(start, end), ((checkpoint, end),))
+            docs: list[MetricDocument] = []
+            # No version configured and no events: one set of zero-count documents under the reference's version.
+            versions: list[str | None] = [*window_versions(self.store, self.model, start, end)] or [None]
+            for version in versions:
+                reference, note = self.reference_for(version)
+                # A fresh window job per window: its calibration cache is per window, as it always was.
+                window_job = DriftWindowJob(self.store, for_version(self.model, version), reference, self.run_id,
+                                            self.code_version)
+                part = window_job.run(start, end)
+                docs += [replace(d, details={**d.details, "reference_note": note}) for d in part] if note else part
+            yield WindowOutput(start, end, docs, ((checkpoint, end),))

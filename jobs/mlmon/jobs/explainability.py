@@ -39,7 +39,8 @@ from mlmon.config.model import ModelConfig
 from mlmon.core.documents import MetricDocument, Status, Threshold, iso
 from mlmon.config.explainability import ExplainabilityConfig
 from mlmon.config.model import explainability_config
-from mlmon.jobs.base import DocumentContext, EventSchedule, Window, WindowOutput
+from mlmon.jobs.base import (DocumentContext, EventSchedule, VersionLookup, Window, WindowOutput, for_version,
+                             window_versions)
 from mlmon.metrics import thresholds as th
 from mlmon.metrics.attribution import attribution_metrics
 from mlmon.metrics.performance import MetricValue
@@ -128,15 +129,15 @@ def reference_from_frame(frame: Any, model: str, version: str, source: str = "")
     return AttributionReference(model, version, sums, source)
 
 
-def reference_from_store(backend: ExplainBackend, model: str, version: str, start: datetime, end: datetime, *,
+def reference_from_store(backend: ExplainBackend, model: str, version: str | None, start: datetime, end: datetime, *,
                          method: str | None = None, features: Sequence[str] = ()) -> AttributionReference:
-    """A reference from the explanation events of a production window (aggregations only)."""
+    """A reference from the explanation events of a production window (aggregations only; version None: all)."""
     sums = backend.attribution_sums(model, start, end, version=version, method=method, features=features)
     sums = {f: s for f, s in sums.items() if s.n > 0}
     if not sums:
         raise ExplainabilityJobError(f"no {model!r} explanations between {iso(start)} and {iso(end)}: "
                                      "cannot build an attribution reference from that window")
-    return AttributionReference(model, version, sums, source=f"window:{iso(start)}/{iso(end)}")
+    return AttributionReference(model, version or "*", sums, source=f"window:{iso(start)}/{iso(end)}")
 
 
 def save_reference(backend: ExplainBackend, reference: AttributionReference) -> str:
@@ -163,9 +164,13 @@ class ExplainabilityJob:
     code_version: str = __version__
     #: Explainability follows the event-time schedule (the drift job's windows).
     event_schedule: EventSchedule | None = None
+    #: Which versions a window's traffic holds (no version configured: documents per version).
+    versions: VersionLookup | None = None
     _reference: AttributionReference | None = None
     _reference_loaded: bool = False
     _estimator: Any = None
+    #: Per traffic version: the job as it sees that version, and the note when it uses another's reference.
+    _views: dict[str, tuple[ExplainabilityJob, str]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -179,8 +184,11 @@ class ExplainabilityJob:
         return self.event_schedule
 
     def run_windows(self, windows: Sequence[Window], at: datetime) -> Iterator[WindowOutput]:
+        # The event schedule's checkpoint moves with every job of the schedule, so it advances when drift is
+        # not run (no reference profile) or failed; the scheduler reports a failed job's windows.
+        key = self.event_schedule.checkpoint if self.event_schedule is not None else None
         for start, end in sorted(set(windows)):
-            yield WindowOutput(start, end, self.run(start, end))
+            yield WindowOutput(start, end, self.run(start, end), ((key, end),) if key else ())
 
     @property
     def version(self) -> str:
@@ -198,8 +206,8 @@ class ExplainabilityJob:
                     f"model {name}: attribution reference {cfg.reference!r} is not in the store")
         elif cfg.reference_window is not None:
             start, end = cfg.reference_window
-            ref = reference_from_store(self.backend, name, self.model.version or self.default_version, start, end,
-                                       method=cfg.method, features=cfg.features)
+            ref = reference_from_store(self.backend, name, self.model.version or self.default_version or None, start,
+                                       end, method=cfg.method, features=cfg.features)
             save_reference(self.backend, ref)  # content-addressed: stored once however often it is built
         else:
             ref = load_reference(self.backend, name, self.model.version)
@@ -209,13 +217,20 @@ class ExplainabilityJob:
         return ref
 
     def run(self, start: datetime, end: datetime) -> list[MetricDocument]:
-        """Documents of the window (not yet written)."""
+        """Documents of the window (not yet written); per version of its traffic when none is configured."""
+        if self.model.version is None and (versions := window_versions(self.versions, self.model, start, end)):
+            docs: list[MetricDocument] = []
+            for version in versions:
+                view, note = self.for_version(version)
+                part = view.run(start, end)
+                docs += [replace(d, details={**d.details, "reference_note": note}) for d in part] if note else part
+            return docs
         cfg = self.config
         reference = self.reference()
         features = list(cfg.features) or sorted(set(self.backend.attribution_features(self.model.name,
                                                                                         self.model.version))
                                                  | set(reference.features if reference else ()))
-        docs: list[MetricDocument] = []
+        docs = []
         if features:
             # All traffic, then each configured segment value against the same reference.
             for segment in [None, *((name, v) for name, values in cfg.segments.items() for v in values)]:
@@ -225,6 +240,29 @@ class ExplainabilityJob:
         if cfg.permutation is not None:
             docs += self.permutation_documents(start, end)
         return docs
+
+    def for_version(self, version: str) -> tuple[ExplainabilityJob, str]:
+        """The job over one version's traffic (kept across windows), and a note when it uses another's reference.
+
+        A configured reference or reference window serves every version; otherwise each version's newest
+        attribution reference, or the model's newest when the version has none.
+        """
+        if version not in self._views:
+            shared = self.reference()
+            ref, note = shared, ""
+            if self.config.reference is None and self.config.reference_window is None:
+                own = load_reference(self.backend, self.model.name, version)
+                if own is not None:
+                    ref = own
+                elif shared is not None:
+                    note = (f"no attribution reference for version {version}; compared with version "
+                            f"{shared.version}'s ({shared.id})")
+            view = replace(self, model=for_version(self.model, version), _reference=ref, _reference_loaded=True,
+                           _views={})
+            self._views[version] = (view, note)
+        view, note = self._views[version]
+        view.run_id = self.run_id  # set per round on this job
+        return view, note
 
     def permutation_documents(self, start: datetime, end: datetime) -> list[MetricDocument]:
         """Permutation importance of the configured model on the window's labelled rows (see mlmon.jobs.permutation)."""
@@ -329,7 +367,7 @@ def explainability_job(store: Store, model: ModelConfig, run_id: str, *, default
     if cfg is None:
         return None
     return ExplainabilityJob(store.explain_queries(), model, cfg, run_id, default_version=default_version,
-                             event_schedule=EventSchedule(store, model))
+                             event_schedule=EventSchedule(store, model), versions=store)
 
 
 def _method(cfg: ExplainabilityConfig) -> str:

@@ -27,16 +27,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from mlmon import __version__
 from mlmon.config.model import ModelConfig
 from mlmon.core.documents import MetricDocument, Status
-from mlmon.config.explainability import FairnessConfig
+from mlmon.config.explainability import DEFAULT_FAIRNESS_LOOKBACK, FairnessConfig
 from mlmon.config.model import fairness_config
-from mlmon.jobs.base import DocumentContext, LabelSchedule, Window, WindowOutput
+from mlmon.jobs.base import (DocumentContext, LabelSchedule, VersionLookup, Window, WindowOutput, for_version,
+                             window_versions)
 from mlmon.metrics.fairness import fairness_metrics
 from mlmon.metrics.performance import MetricValue
 from mlmon.core.perf_stats import GroupCounts
@@ -85,8 +86,10 @@ class FairnessJob:
     run_id: str
     default_version: str = ""
     code_version: str = __version__
-    #: Fairness follows the label schedule of the model's performance job (no performance section: not scheduled).
+    #: The label schedule: the performance job's, or (no performance section) its own over ``config.lookback``.
     label_schedule: LabelSchedule | None = None
+    #: Which versions a window's traffic holds (no version configured: documents per version).
+    versions: VersionLookup | None = None
 
     @property
     def name(self) -> str:
@@ -95,8 +98,8 @@ class FairnessJob:
     @property
     def schedule(self) -> LabelSchedule:
         if self.label_schedule is None:
-            raise FairnessJobError(f"model {self.model.name}: fairness runs on the windows of the performance "
-                                   "job; add a performance section")
+            raise FairnessJobError(f"model {self.model.name}: this fairness job was built without a schedule "
+                                   "(use fairness_job(store, ...))")
         return self.label_schedule
 
     @property
@@ -108,7 +111,10 @@ class FairnessJob:
             yield WindowOutput(start, end, self.run(start, end))
 
     def run(self, start: datetime, end: datetime) -> list[MetricDocument]:
-        """Documents of the window for every configured attribute (not yet written)."""
+        """Documents of the window for every configured attribute (not yet written); per version of its
+        traffic when none is configured."""
+        if self.model.version is None and (versions := window_versions(self.versions, self.model, start, end)):
+            return [d for v in versions for d in replace(self, model=for_version(self.model, v)).run(start, end)]
         cfg = self.config
         overall = group_counts(self._join(start, end, None, None)[""], cfg.positive_label)
         docs: list[MetricDocument] = []
@@ -171,5 +177,12 @@ def fairness_job(store: Store, model: ModelConfig, run_id: str, *, default_versi
         raise FairnessJobError(f"model {model.name}: fairness needs predictions joined with their feedback: {err}") \
             from err
     perf = model.sections.get("performance")
-    schedule = None if perf is None else LabelSchedule(store, model, perf.lookback)
-    return FairnessJob(labels, model, cfg, run_id, default_version=default_version, label_schedule=schedule)
+    if perf is None:
+        schedule = LabelSchedule(store, model, cfg.lookback or DEFAULT_FAIRNESS_LOOKBACK)
+    else:
+        if cfg.lookback is not None and cfg.lookback != perf.lookback:
+            log.warning("model %s: fairness.lookback (%s) is not used: with a performance section fairness follows "
+                        "its windows (performance.lookback %s)", model.name, cfg.lookback, perf.lookback)
+        schedule = LabelSchedule(store, model, perf.lookback)
+    return FairnessJob(labels, model, cfg, run_id, default_version=default_version, label_schedule=schedule,
+                       versions=store)

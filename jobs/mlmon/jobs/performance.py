@@ -12,24 +12,29 @@ One round, per model with a ``performance`` section:
 3. Pure functions turn them into metrics: realised (``performance``),
    label coverage / delay / duplicates (``label_coverage``) and, with a
    labelled reference, CBPE estimates (``estimated_performance``) whose
-   details carry the estimation error once realised values exist.
+   details carry the estimation error once the window is final (before, the
+   realised value covers only the rows labelled so far, the estimate all).
 4. ``maturity`` is ``provisional`` until coverage reaches the configured
    share or the window is older than the maturity age; then ``final``.
-   Final windows at the front of the look-back move the checkpoint on, so
-   later rounds skip them.
+   A window final by coverage is still recomputed while younger than the
+   maturity age; windows older than it, at the front of the look-back,
+   move the checkpoint on, so later rounds skip them.
 
 The labelled reference (CBPE calibration, reference metrics for relative
-thresholds, per-window metrics for calibrated ones) is built once from the
-store over ``performance.reference`` and kept as a ``PerformanceReference``
-document in the store (``put_performance_reference``): the drift profile has
-no slot for labels.
+thresholds, per-window metrics for calibrated ones) is built from the store
+over ``performance.reference`` and kept as a ``PerformanceReference``
+document in the store (``put_performance_reference``; the drift profile has
+no slot for labels) with its label coverage and build time. Like a window,
+it is rebuilt every round until it is settled (coverage reached the maturity
+coverage, or the period was older than the maturity age when built); every
+document records its coverage (``details.reference_coverage``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -47,7 +52,7 @@ from mlmon.stores.protocols import Store
 from mlmon.core.labels import LabelledWindow, LabelQuery
 from mlmon.stores.protocols import LabelledStore, labelled_store
 from mlmon.core.windows import floor_time
-from mlmon.jobs.base import DocumentContext, LabelSchedule, Window, WindowOutput
+from mlmon.jobs.base import DocumentContext, LabelSchedule, Window, WindowOutput, for_version, window_versions
 
 log = logging.getLogger("mlmon.performance")
 METHOD_JOIN = "label-join:latest-feedback"
@@ -89,6 +94,17 @@ class PerformanceReference:
     #: Regression: mean actual (the shift of the sums) and RMSE.
     actual_mean: float = 0.0
     created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    #: Labelled share of the reference period's predictions when it was built (None: unknown, older documents).
+    coverage: float | None = None
+    #: The round time (``at``) it was built at; None on older documents (``created_at`` stands in).
+    built_at: datetime | None = None
+
+    def settled(self, cfg: PerformanceConfig) -> bool:
+        """Built once its labels were in: coverage reached the maturity coverage, or the reference period
+        was older than the maturity age. Until then every round rebuilds it, as a window is recomputed."""
+        if self.coverage is not None and self.coverage >= cfg.maturity_coverage:
+            return True
+        return (self.built_at or self.created_at) - self.end >= cfg.maturity_age
 
     def to_document(self) -> dict[str, Any]:
         return {"@timestamp": iso(self.created_at),
@@ -98,7 +114,8 @@ class PerformanceReference:
                     "calibrations": {c: cal.to_dict() for c, cal in self.calibrations.items()},
                     "metrics": dict(self.metrics),
                     "window_metrics": {k: list(v) for k, v in self.window_metrics.items()},
-                    "actual_mean": self.actual_mean, "created_at": iso(self.created_at)}}
+                    "actual_mean": self.actual_mean, "created_at": iso(self.created_at),
+                    "coverage": self.coverage, "built_at": iso(self.built_at) if self.built_at else None}}
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> PerformanceReference:
@@ -111,7 +128,9 @@ class PerformanceReference:
                 calibrations={c: IsotonicCalibration.from_dict(v) for c, v in body["calibrations"].items()},
                 metrics={k: float(v) for k, v in body["metrics"].items()},
                 window_metrics={k: (float(v[0]), float(v[1]), int(v[2])) for k, v in body["window_metrics"].items()},
-                actual_mean=float(body["actual_mean"]), created_at=_parse_time(body["created_at"]))
+                actual_mean=float(body["actual_mean"]), created_at=_parse_time(body["created_at"]),
+                coverage=None if body.get("coverage") is None else float(body["coverage"]),
+                built_at=_parse_time(body["built_at"]) if body.get("built_at") else None)
         except (KeyError, TypeError, IndexError) as err:
             raise PerformanceJobError(f"not a performance reference document (missing {err})") from err
 
@@ -146,19 +165,24 @@ def _values(metrics: MetricSet) -> dict[str, float]:
             if v.value is not None and not v.group and not v.feature}
 
 
-def build_reference(labels: LabelledStore, model: ModelConfig, cfg: PerformanceConfig) -> PerformanceReference:
+def build_reference(labels: LabelledStore, model: ModelConfig, cfg: PerformanceConfig,
+                    at: datetime) -> PerformanceReference:
     """Join the reference period window by window: summed statistics for its metrics and calibration,
-    per-window metrics for calibrated thresholds."""
+    per-window metrics for calibrated thresholds, and the period's label coverage (built at ``at``)."""
     assert cfg.reference is not None
     start, end = cfg.reference
     per_window: list[dict[str, float]] = []
     total: ClassificationStats | RegressionSums | None = None
     labelled_rows = 0
+    predictions = labelled = 0.0
     s = floor_time(start, model.window)
     while s < end:
         w = _query(model, cfg, s, s + model.window, shift=0.0, error_edges=None, cbpe=False)
         part = labels.labelled_window(w).get("")
         s += model.window
+        if part is not None:
+            predictions += part.n_predictions
+            labelled += part.n_labelled
         if part is None or part.labelled_rows == 0:
             continue
         labelled_rows += part.labelled_rows
@@ -190,7 +214,8 @@ def build_reference(labels: LabelledStore, model: ModelConfig, cfg: PerformanceC
     return PerformanceReference(key=reference_key(model, cfg), model=model.name, version=model.version or "*",
                                 task=cfg.task, start=start, end=end, labelled_rows=labelled_rows,
                                 calibrations=calibrations, metrics=metrics, window_metrics=window_metrics,
-                                actual_mean=actual_mean)
+                                actual_mean=actual_mean, coverage=labelled / predictions if predictions > 0 else None,
+                                built_at=at)
 
 
 def _realised(cfg: PerformanceConfig, stats: ClassificationStats | RegressionSums) -> MetricSet:
@@ -247,7 +272,8 @@ class PerformanceJob:
     run_id: str
     code_version: str = __version__
     _reference: PerformanceReference | None = None
-    _reference_loaded: bool = False
+    #: The round time ``_reference`` was loaded (or rebuilt) for.
+    _reference_at: datetime | None = None
 
     @property
     def name(self) -> str:
@@ -259,22 +285,24 @@ class PerformanceJob:
 
     # --- reference ----------------------------------------------------------------------------
 
-    def reference(self) -> PerformanceReference | None:
-        """The labelled reference: loaded from the store, or built there on first use."""
-        if not self._reference_loaded:
-            self._reference_loaded = True
-            if self.cfg.reference is not None:
-                key = reference_key(self.model, self.cfg)
-                doc = self.labels.get_performance_reference(key)
-                if doc is not None:
-                    self._reference = PerformanceReference.from_document(doc)
-                else:
-                    self._reference = build_reference(self.labels, self.model, self.cfg)
-                    self.labels.put_performance_reference(key, self._reference.to_document())
-                    log.info("performance reference built", extra={
-                        "model": self.model.name, "key": key, "labelled_rows": self._reference.labelled_rows,
-                        "calibrated_classes": sorted(self._reference.calibrations)})
-        return self._reference
+    def reference(self, at: datetime) -> PerformanceReference | None:
+        """The labelled reference at round time ``at``: loaded from the store, built there on first use,
+        and rebuilt at a later round while it is not settled (its labels were still arriving)."""
+        if self.cfg.reference is None or self._reference_at == at:
+            return self._reference
+        key = reference_key(self.model, self.cfg)
+        doc = self.labels.get_performance_reference(key)
+        stored = PerformanceReference.from_document(doc) if doc is not None else None
+        if stored is None or (not stored.settled(self.cfg) and at > (stored.built_at or stored.created_at)):
+            built = build_reference(self.labels, self.model, self.cfg, at)
+            self.labels.put_performance_reference(key, built.to_document())
+            log.info("performance reference %s", "built" if stored is None else "rebuilt", extra={
+                "model": self.model.name, "key": key, "labelled_rows": built.labelled_rows,
+                "coverage": built.coverage, "previous_coverage": stored.coverage if stored else None,
+                "settled": built.settled(self.cfg), "calibrated_classes": sorted(built.calibrations)})
+            stored = built
+        self._reference, self._reference_at = stored, at
+        return stored
 
     # --- scheduling ---------------------------------------------------------------------------
 
@@ -282,11 +310,16 @@ class PerformanceJob:
         """The given aligned windows, maturity judged at ``at`` (a round, or a backfill); nothing is written.
 
         Documents keep their ids, so re-running overwrites. Checkpoints only move forward: the final
-        checkpoint advances over windows that are final (or empty) and contiguous with what is already
-        settled - the current final checkpoint or, before any, the start of the look-back - so a backfill
-        of old windows never moves it back, and one that leaves a gap or a provisional window before
-        the look-back never lets the rounds skip it.
+        checkpoint advances over windows that are settled and contiguous with what is already settled -
+        the current final checkpoint or, before any, the start of the look-back - so a backfill of old
+        windows never moves it back, and one that leaves a gap or a provisional window before the
+        look-back never lets the rounds skip it. A window settles when it is older than the maturity
+        age (or empty) and the labelled reference is settled too: a window final by coverage is still
+        recomputed while its late labels arrive, so the rounds end where a backfill at the same time
+        would (labels arriving after the maturity age are a backfill's only).
         """
+        reference = self.reference(at)
+        reference_settled = reference is None or reference.settled(self.cfg)
         schedule = self.schedule
         computed_before = self.store.get_checkpoint(schedule.computed_checkpoint)
         final_front = self.store.get_checkpoint(schedule.final_checkpoint)
@@ -302,10 +335,11 @@ class PerformanceJob:
                     "model": self.model.name, "start": iso(start), "end": iso(end), "maturity": maturity,
                     "coverage": coverage.value if coverage else None, "documents": len(docs)})
             empty = coverage is not None and coverage.n_current == 0
-            moves: list[tuple[str, datetime]] = []
             # Windows without predictions do not hold the checkpoint back: predictions shipped later than
             # the model's `lateness` into an already passed window are not waited for.
-            if (maturity == "final" or empty) and contiguous and start <= settled:
+            settles = (at - end >= self.cfg.maturity_age or empty) and reference_settled
+            moves: list[tuple[str, datetime]] = []
+            if settles and contiguous and start <= settled:
                 if end > settled:  # settled >= the stored checkpoint: this only ever moves it forward
                     settled = end
                     moves.append((schedule.final_checkpoint, end))
@@ -313,13 +347,15 @@ class PerformanceJob:
                 contiguous = False
             if computed_before is None or end > computed_before:
                 moves.append((schedule.computed_checkpoint, end))
-            yield WindowOutput(start, end, docs, tuple(moves), recomputed=recomputed, final=maturity == "final")
+            yield WindowOutput(start, end, docs, tuple(moves), recomputed=recomputed, final=settles)
 
     # --- one window -----------------------------------------------------------------------------
 
     def window(self, start: datetime, end: datetime, at: datetime) -> tuple[list[MetricDocument], Maturity]:
         """Documents of one window (all traffic and configured segments) and its maturity."""
-        reference = self.reference()
+        if self.model.version is None and (versions := window_versions(self.store, self.model, start, end)):
+            return self._per_version(versions, start, end, at)
+        reference = self.reference(at)
         shift = reference.actual_mean if reference else 0.0
         eh = self.cfg.error_histogram
         error_edges = uniform_edges(eh.bins, eh.low, eh.high) if eh else None
@@ -347,6 +383,22 @@ class PerformanceJob:
                                   orphans.example_ids), "note": "feedback stamped in this window whose prediction "
                                   "is not stored yet; it joins when the prediction arrives"}, reference=reference))
         return docs, maturity
+
+    def _per_version(self, versions: Sequence[str], start: datetime, end: datetime,
+                     at: datetime) -> tuple[list[MetricDocument], Maturity]:
+        """No version configured: each version's traffic gets its own documents, labelled with its name.
+
+        They share the one labelled reference (loaded before, so the views do not build their own); the
+        window is final once every version's part is.
+        """
+        self.reference(at)
+        docs: list[MetricDocument] = []
+        maturities: list[Maturity] = []
+        for version in versions:
+            part, maturity = replace(self, model=for_version(self.model, version)).window(start, end, at)
+            docs += part
+            maturities.append(maturity)
+        return docs, "final" if all(m == "final" for m in maturities) else "provisional"
 
     def maturity(self, window: LabelledWindow | None, end: datetime, at: datetime) -> Maturity:
         if at - end >= self.cfg.maturity_age:
@@ -437,16 +489,27 @@ class PerformanceJob:
             if pos not in window.cbpe or pos not in reference.calibrations:
                 return []
             estimated = estimate_binary(window.cbpe[pos], reference.calibrations[pos], pos)
-        errors = estimation_error(estimated, realised) if realised is not None else MetricSet(())
+        # The estimate covers every row and its band the whole window; a provisional window's realised
+        # value covers only the rows labelled so far (often not a random share), so the error is recorded
+        # once the window is final, when the realised value is as complete as it will get.
+        final = realised is not None and maturity == "final"
+        errors = estimation_error(estimated, realised) if final and realised is not None else MetricSet(())
+        complete = window.coverage is not None and window.coverage >= self.cfg.maturity_coverage
         enough = window.rows >= self.cfg.min_labelled
         docs = []
         for mv in estimated:
             status, threshold, details = self._judged(mv, enough, reference)
             try:
                 err = errors.get(mv.metric, mv.class_label)
-                details.update(estimation_error=err.value, **err.details)
             except KeyError:
-                pass
+                if not final:
+                    details["estimation_error_note"] = "recorded once the window is final"
+            else:
+                details.update(estimation_error=err.value, **err.details, realised_coverage=window.coverage)
+                if not complete and details.pop("within_band", None) is not None:
+                    details["estimation_error_note"] = (
+                        f"final by age with coverage below {self.cfg.maturity_coverage:g}: the realised value "
+                        "covers the labelled rows only, the band the whole window")
             docs.append(self._doc("estimated_performance", mv.metric, start, end, mv.value, status, threshold,
                                   window.rows, maturity, class_label=mv.class_label, method=METHOD_CBPE,
                                   details=details, segment=segment, reference=reference))
@@ -499,6 +562,8 @@ class PerformanceJob:
                               reference_id=reference.key if reference else "",
                               n_reference=reference.labelled_rows if reference else None, segment=segment,
                               maturity=maturity)
+        if reference is not None:
+            details = {**(details or {}), "reference_coverage": reference.coverage}
         return ctx.document(family, metric, value, status, n_current=int(n or 0), method=method,
                             class_label=class_label, threshold=threshold, details=details)
 

@@ -244,7 +244,7 @@ def estimate_multiclass(stats: Mapping[str, CbpeStats], calibrations: Mapping[st
 def estimation_error(estimated: MetricSet, realised: MetricSet) -> MetricSet:
     """Estimated minus realised, per metric both define; ``details["within_band"]`` when a band exists.
 
-    Recorded once a window's labels have arrived, to show how far CBPE can be trusted for this model.
+    Recorded once a window is final (see ``PerformanceJob._estimated``), to show how far CBPE can be trusted.
     """
     out = []
     for est in estimated:

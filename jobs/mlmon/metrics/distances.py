@@ -17,6 +17,8 @@ from scipy import stats as sps
 from scipy.spatial import distance
 
 from mlmon.core.stats import OTHER, CategoryStats, NumericStats
+from mlmon.metrics.discrete import abs_linear_mean
+from mlmon.metrics.discrete import inner_integral as discrete_inner_integral
 
 #: Smoothing for empty bins in PSI (a log ratio): the common 1e-4 floor on proportions.
 PSI_EPSILON = 1e-4
@@ -52,38 +54,28 @@ def wasserstein_binned(stats_ref: NumericStats, stats_cur: NumericStats, discret
     """Earth mover's distance (W1) between two histograms over the same edges.
 
     W1 is the integral of |F_ref - F_cur|. Inside a bin both CDFs are taken as
-    linear (values uniform in the bin) or, for ``discrete`` features whose
-    every value is an edge, as steps; the integral of |linear| is exact per
-    bin. The open outer bins use the sums of the values beyond the edges, for
-    which the integral is exact (E[(e0 - X)+] and E[(X - e_last)+]).
+    linear (values uniform in the bin), and the integral of |linear| is exact
+    per bin. For ``discrete`` features (:func:`mlmon.core.reference.discrete_edges`:
+    every reference value has its own bin, a point, and so has every gap between
+    two values) the reference CDF is a step at each bin's left edge, and where
+    the current values sit inside their bins comes from the current sample's
+    sum and sum of squares (:mod:`mlmon.metrics.discrete`). The open outer bins
+    use the sums of the values beyond the edges, for which the integral is
+    exact (E[(e0 - X)+] and E[(X - e_last)+]).
     """
     edges = np.asarray(stats_ref.edges, dtype=np.float64)
     n_r, n_c = stats_ref.present, stats_cur.present
     if n_r == 0 or n_c == 0:
         return float("nan")
-    cum = np.cumsum(stats_ref.counts_array() / n_r - stats_cur.counts_array() / n_c)
-    # Inner bin i spans [e[i-1], e[i]): F_r - F_c goes from cum[i-1] to cum[i] across it.
-    left, right = cum[:-2], cum[1:-1]
-    widths = np.diff(edges)
     if discrete:
-        # All of a bin's mass sits on its left edge: the CDF gap is flat at cum[i].
-        inner = float(np.sum(np.abs(right) * widths))
+        inner = discrete_inner_integral(stats_ref, stats_cur)
     else:
-        inner = float(np.sum(_abs_linear_integral(left, right) * widths))
+        cum = np.cumsum(stats_ref.counts_array() / n_r - stats_cur.counts_array() / n_c)
+        # Inner bin i spans [e[i-1], e[i]): F_r - F_c goes from cum[i-1] to cum[i] across it.
+        inner = float(np.sum(abs_linear_mean(cum[:-2], cum[1:-1]) * np.diff(edges)))
     lower = _tail_excess(edges[0], stats_ref, stats_cur, below=True)
     upper = _tail_excess(edges[-1], stats_ref, stats_cur, below=False)
     return inner + lower + upper
-
-
-def _abs_linear_integral(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Mean of |f| over [0, 1] for f linear from a to b."""
-    same_sign = a * b >= 0
-    out = np.empty_like(a)
-    out[same_sign] = np.abs(a[same_sign] + b[same_sign]) / 2
-    cross = ~same_sign
-    aa, bb = a[cross], b[cross]
-    out[cross] = (aa * aa + bb * bb) / (2 * (np.abs(aa) + np.abs(bb)))
-    return out
 
 
 def _tail_excess(edge: float, ref: NumericStats, cur: NumericStats, below: bool) -> float:

@@ -133,6 +133,8 @@ class DriftMetric:
     #: Its p-value (``Measured.p_value``) is the field's test: carried by every value of the field
     #: and the significance gate of their statuses. At most one per kind.
     test: bool = False
+    #: Its value has a sign and drifts either way (mean_shift): calibrated thresholds are two-sided.
+    signed: bool = False
 
     @property
     def kinds(self) -> tuple[Kind, ...]:
@@ -214,7 +216,7 @@ BUILTIN: tuple[Entry, ...] = (
     DriftMetric("hellinger", _hellinger, {"numeric": COARSE}),
     # Categorical drift: a category's share moved by 5 / 7.5 percentage points.
     DriftMetric("l_infinity", l_infinity, {"categorical": CATEGORIES}, Rule(0.05, 0.075)),
-    DriftMetric("mean_shift", mean_shift, {"numeric": FINE}),
+    DriftMetric("mean_shift", mean_shift, {"numeric": FINE}, signed=True),
     # Data quality, absolute shares or increases over the reference's share.
     QualityMetric("missing_share", ("numeric", "categorical"), Rule(0.02, 0.05, relative=True)),
     QualityMetric("out_of_range_share", ("numeric",), Rule(0.01, 0.05)),

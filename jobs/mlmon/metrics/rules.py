@@ -2,7 +2,8 @@
 
 Levels are absolute, offsets from the reference's own value (``relative``), or
 calibrated on the reference's windows (``calibrated_sd``: their mean -/+ k standard
-deviations). Drift also gates a warning/alert on its field's test (``gated``).
+deviations). Drift also gates a warning/alert on its field's test (``gated``);
+a ``two_sided`` rule judges a signed value by its size.
 
 Its own module so that the drift metric registry (which gives each metric its
 default rule) and :mod:`mlmon.metrics.thresholds` (which decides statuses) can
@@ -30,6 +31,12 @@ class Rule:
     source: str = "default"
     #: Calibrated levels: (warning, alert) standard deviations of the reference's windows from their mean.
     calibrated_sd: tuple[float, float] | None = None
+    #: A signed value (mean_shift) drifts either way: its size, |value|, is compared with the levels.
+    two_sided: bool = False
+
+    def judged(self, value: float | None) -> float | None:
+        """What the levels are compared with: the value, or its size for a two-sided rule."""
+        return abs(value) if self.two_sided and value is not None else value
 
     def threshold(self, reference_value: float = 0.0) -> Threshold:
         base = reference_value if self.relative else 0.0

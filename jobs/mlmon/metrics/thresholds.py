@@ -111,17 +111,23 @@ def share_pvalue(count: int, n: int, reference_share: float) -> float:
 
 # --- calibration on the reference -------------------------------------------------
 
-def resample_numeric(reference: NumericStats, n: int, rng: np.random.Generator) -> NumericStats:
-    """A window of ``n`` rows drawn from the reference profile (bins, missing), with bin-mid moments."""
+def resample_numeric(reference: NumericStats, n: int, rng: np.random.Generator, *,
+                     discrete: bool = False) -> NumericStats:
+    """A window of ``n`` rows drawn from the reference profile (bins, missing).
+
+    A ``discrete`` profile's bins each hold one value, on their left edge: the
+    window's values are those exact values. Otherwise each bin's values are
+    taken at its middle (bin-mid moments).
+    """
     probs = np.append(reference.counts_array(), reference.missing) / reference.n
     drawn = rng.multinomial(n, probs)
     counts = drawn[:-1]
     edges = np.asarray(reference.edges)
-    mids = np.concatenate(([edges[0]], (edges[:-1] + edges[1:]) / 2, [edges[-1]]))
-    total = float(np.dot(counts, mids))
+    inner = edges[:-1] if discrete else (edges[:-1] + edges[1:]) / 2
+    at = np.concatenate(([edges[0]], inner, [edges[-1]]))
     return NumericStats(edges=reference.edges, counts=tuple(int(c) for c in counts), missing=int(drawn[-1]),
-                        minimum=reference.minimum, maximum=reference.maximum, total=total,
-                        total_sq=float(np.dot(counts, mids * mids)), below_sum=counts[0] * edges[0],
+                        minimum=reference.minimum, maximum=reference.maximum, total=float(np.dot(counts, at)),
+                        total_sq=float(np.dot(counts, at * at)), below_sum=counts[0] * edges[0],
                         above_sum=counts[-1] * edges[-1])
 
 
@@ -134,12 +140,15 @@ def resample_categories(reference: CategoryStats, n: int, rng: np.random.Generat
 
 
 def calibrate(null_values: Sequence[float], tests: int, alpha: float = DEFAULT_ALPHA,
-              warning_alpha: float = 0.05) -> Rule:
+              warning_alpha: float = 0.05, *, signed: bool = False) -> Rule:
     """Thresholds from a metric's values on drift-free windows resampled from the reference.
 
     Warning / alert sit at the normal-approximation quantiles 1 - warning_alpha/tests and
     1 - alpha/tests of those values (Bonferroni over the window's tests): a few hundred
-    samples cannot pin an extreme empirical quantile, their mean and sd can.
+    samples cannot pin an extreme empirical quantile, their mean and sd can. A ``signed``
+    metric (mean_shift) drifts either way: both tails count, so the levels are for its
+    size, at the two-sided quantiles (1 - alpha/(2 tests)) beyond the null mean's size,
+    and the rule is ``two_sided``.
     """
     values = np.asarray(null_values, dtype=np.float64)
     values = values[np.isfinite(values)]
@@ -148,4 +157,8 @@ def calibrate(null_values: Sequence[float], tests: int, alpha: float = DEFAULT_A
     mu, sd = float(values.mean()), float(values.std(ddof=1))
     z = NormalDist().inv_cdf
     m = max(tests, 1)
-    return Rule(warning=mu + z(1 - warning_alpha / m) * sd, alert=mu + z(1 - alpha / m) * sd, source="calibrated")
+    if signed:
+        m *= 2  # each tail gets half of the error rate
+        mu = abs(mu)
+    return Rule(warning=mu + z(1 - warning_alpha / m) * sd, alert=mu + z(1 - alpha / m) * sd, source="calibrated",
+                two_sided=signed)

@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -20,13 +21,15 @@ from types import FrameType
 from mlmon.alerts.local import alert_round
 from mlmon.config.alerts import AlertsConfig
 from mlmon.config.model import Config, ModelConfig
-from mlmon.core.documents import MetricDocument
+from mlmon.core.alerts import Alert
+from mlmon.core.documents import SEVERITY, MetricDocument
 from mlmon.core.reference import ReferenceProfile
-from mlmon.jobs.base import EventSchedule, Job, Window, aligned_windows, event_checkpoint_key
+from mlmon.jobs.base import EventSchedule, Job, Window, WindowOutput, aligned_windows, event_checkpoint_key
 from mlmon.jobs.drift import DriftJob
 from mlmon.jobs.explainability import ExplainabilityJob, explainability_job
 from mlmon.jobs.fairness import FairnessJob, fairness_job
 from mlmon.jobs.performance import performance_job
+from mlmon.schedule.summary import JobFailure, ModelSummary, explain_idle, explain_nothing
 from mlmon.stores.protocols import AlertStore, Store, StoreError
 
 log = logging.getLogger("mlmon.runner")
@@ -55,7 +58,8 @@ def run_every(config: Config, open_store: Callable[[], Store], interval: timedel
     Each round opens the store and closes it after: the embedded store is a file one process
     holds at a time, and between rounds it is ``mlmon ingest --follow``'s. A store that cannot
     be opened (held by another process past the wait) skips that round with a warning; the
-    service carries on. Errors inside a round end it, as in a single round.
+    service carries on. A failing job is logged and the other jobs and models run on; a store
+    error ends the round, as in a single round.
     """
     rounds = 0
     while not stop.is_set():
@@ -69,7 +73,12 @@ def run_every(config: Config, open_store: Callable[[], Store], interval: timedel
             finally:
                 store.close()
             rounds += 1
-            log.info("round done", extra={"windows": report.windows, "documents": report.documents})
+            log.info("round done", extra={"windows": report.windows, "documents": report.documents,
+                                          "failures": len(report.failures)})
+            for summary in report.models.values():
+                if summary.failures or summary.thin or summary.notes:
+                    for line in summary.lines():
+                        log.warning("%s", line)
         stop.wait(interval.total_seconds())
     return rounds
 
@@ -77,6 +86,11 @@ def run_every(config: Config, open_store: Callable[[], Store], interval: timedel
 def checkpoint_key(model: ModelConfig) -> str:
     """The checkpoint of the model's event-time schedule (drift and explainability)."""
     return event_checkpoint_key(model)
+
+
+def drift_requested(model: ModelConfig) -> bool:
+    """Whether the config asks for drift explicitly (else it is skipped when there is no reference profile)."""
+    return model.drift_configured
 
 
 @dataclass
@@ -89,6 +103,10 @@ class RoundReport:
     final: int = 0
     #: The documents written by :func:`run_jobs`, for the alert engine (rounds do not keep them).
     docs: list[MetricDocument] = field(default_factory=list)
+    #: Per model: what was evaluated, failures, and why it was nothing or little.
+    models: dict[str, ModelSummary] = field(default_factory=dict)
+    #: Written documents and fired alerts per status (for ``--fail-on``).
+    statuses: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: RoundReport) -> None:
         self.windows += other.windows
@@ -96,19 +114,49 @@ class RoundReport:
         self.alerts += other.alerts
         self.recomputed += other.recomputed
         self.final += other.final
+        self.statuses.update(other.statuses)
+
+    def summary(self, model: str) -> ModelSummary:
+        return self.models.setdefault(model, ModelSummary(model))
+
+    @property
+    def failures(self) -> list[JobFailure]:
+        return [f for s in self.models.values() for f in s.failures]
+
+    def reached(self, status: str) -> int:
+        """Documents (and fired alerts) whose status is ``status`` (a key of SEVERITY) or worse."""
+        return sum(n for s, n in self.statuses.items() if SEVERITY[s] >= SEVERITY[status])
+
+
+#: Called when a job fails on a window: the job, the window, the error. The job runs no further windows.
+OnError = Callable[[Job, Window, Exception], None]
 
 
 def run_jobs(store: Store, jobs: Sequence[Job], due: Sequence[Window], at: datetime,
-             stop: threading.Event | None = None) -> RoundReport:
+             stop: threading.Event | None = None, on_error: OnError | None = None) -> RoundReport:
     """Jobs of one schedule over its due windows; the only place documents and checkpoints are written.
 
     Window by window: every job's documents of the window are written first (``write_metrics``
     raises unless all were), then the checkpoints the jobs moved, forward only. A stop request
-    ends the run between windows.
+    ends the run between windows. With ``on_error``, a job that fails (anything but a StoreError,
+    which concerns every job) is reported and dropped, and the others go on; without, it raises.
     """
     report = RoundReport()
-    ordered = sorted(set(due))
-    for outputs in zip(*(job.run_windows(ordered, at) for job in jobs), strict=True):
+    running = [(job, iter(job.run_windows(sorted(set(due)), at))) for job in jobs]
+    for window in sorted(set(due)):
+        outputs: list[WindowOutput] = []
+        for job, outs in list(running):
+            try:
+                outputs.append(next(outs))
+            except StoreError:
+                raise
+            except Exception as err:
+                if on_error is None:
+                    raise
+                on_error(job, window, err)
+                running.remove((job, outs))
+        if not outputs:
+            break  # every job failed
         docs = [d for out in outputs for d in out.documents]
         store.write_metrics(docs)
         for out in outputs:
@@ -122,6 +170,7 @@ def run_jobs(store: Store, jobs: Sequence[Job], due: Sequence[Window], at: datet
         report.recomputed += lead.recomputed
         report.final += lead.final
         report.docs += docs
+        report.statuses.update(d.status for d in docs)
         if stop is not None and stop.is_set():
             break
     return report
@@ -132,132 +181,216 @@ class Runner:
     config: Config
     store: Store
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
-    _references: dict[str, ReferenceProfile] = field(default_factory=dict)
+    _references: dict[str, ReferenceProfile | None] = field(default_factory=dict)
     #: Per model, built once (they load references and model files); their run_id is set per round.
     _explain: dict[str, ExplainabilityJob | None] = field(default_factory=dict)
     _fairness: dict[str, FairnessJob | None] = field(default_factory=dict)
     #: The alert adapter over ``store``, made on first use (it prepares its table once).
     _alert_store: AlertStore | None = None
 
-    def reference(self, model: ModelConfig) -> ReferenceProfile:
+    def reference(self, model: ModelConfig) -> ReferenceProfile | None:
+        """The drift reference profile: the configured one, else the newest for the model (and version)."""
         if model.name not in self._references:
-            profile = self.store.get_reference(model.name, model.version, model.reference)
-            if profile is None:
-                what = f"reference profile {model.reference!r}" if model.reference else "reference profile"
-                raise RunnerError(
-                    f"model {model.name}: no {what} in the store; build one with "
-                    f"`mlmon reference build --model {model.name} --version V --data train.parquet`")
-            self._references[model.name] = profile
+            self._references[model.name] = self.store.get_reference(model.name, model.version, model.reference)
         return self._references[model.name]
 
-    def event_jobs(self, model: ModelConfig, run_id: str) -> list[Job]:
-        """The jobs of the event-time schedule: drift, then explainability when configured."""
+    def _no_reference(self, model: ModelConfig) -> str:
+        what = f"reference profile {model.reference!r}" if model.reference else "reference profile"
+        version = f" of version {model.version}" if model.version and not model.reference else ""
+        return (f"no {what}{version} in the store; build one with `mlmon reference build --model {model.name} "
+                f"--version V --data train.parquet`")
+
+    def event_jobs(self, model: ModelConfig, run_id: str, summary: ModelSummary | None = None) -> list[Job]:
+        """The jobs of the event-time schedule: drift (when it has a reference profile), then explainability.
+
+        Without a reference profile drift is skipped with a note when the config does not ask for it,
+        and fails (a RunnerError, reported as the model's drift failure) when it does.
+        """
+        summary = summary or ModelSummary(model.name)
         reference = self.reference(model)
-        jobs: list[Job] = [DriftJob(self.store, model, reference, run_id)]
+        jobs: list[Job] = []
+        if reference is not None:
+            jobs.append(DriftJob(self.store, model, reference, run_id))
+        elif drift_requested(model):
+            self._failed(summary, "drift", RunnerError(f"model {model.name}: {self._no_reference(model)}"))
+        else:
+            note = f"drift skipped: {self._no_reference(model)}"
+            if note not in summary.notes:
+                log.info("model %s: %s", model.name, note)
+                summary.notes.append(note)
         if model.name not in self._explain:
-            self._explain[model.name] = explainability_job(self.store, model, run_id,
-                                                           default_version=reference.version, file=self.config.path)
+            try:
+                self._explain[model.name] = explainability_job(
+                    self.store, model, run_id, default_version=reference.version if reference else "",
+                    file=self.config.path)
+            except StoreError:
+                raise
+            except Exception as err:
+                self._failed(summary, "explainability", err)
+                return jobs
         explain = self._explain[model.name]
         if explain is not None:
             explain.run_id = run_id
             jobs.append(explain)
         return jobs
 
-    def label_jobs(self, model: ModelConfig, run_id: str) -> list[Job]:
-        """The jobs of the label schedule: performance, then fairness (none without a performance section)."""
-        perf = performance_job(self.store, model, run_id)
-        if perf is None:
-            return []
-        jobs: list[Job] = [perf]
+    def label_jobs(self, model: ModelConfig, run_id: str, summary: ModelSummary | None = None) -> list[Job]:
+        """The jobs of the label schedule: performance, then fairness (on performance's windows, or its own)."""
+        summary = summary or ModelSummary(model.name)
+        jobs: list[Job] = []
+        try:
+            perf = performance_job(self.store, model, run_id)
+        except StoreError:
+            raise
+        except Exception as err:
+            self._failed(summary, "performance", err)
+            perf = None
+        if perf is not None:
+            jobs.append(perf)
         if model.name not in self._fairness:
-            self._fairness[model.name] = fairness_job(self.store, model, run_id,
-                                                      default_version=self.reference(model).version,
-                                                      file=self.config.path)
+            try:
+                reference = self.reference(model)
+                self._fairness[model.name] = fairness_job(self.store, model, run_id,
+                                                          default_version=reference.version if reference else "",
+                                                          file=self.config.path)
+            except StoreError:
+                raise
+            except Exception as err:
+                self._failed(summary, "fairness", err)
+                return jobs
         fair = self._fairness[model.name]
         if fair is not None:
             fair.run_id = run_id
             jobs.append(fair)
         return jobs
 
-    def _alerts(self, docs: list[MetricDocument]) -> int:
+    @staticmethod
+    def _failed(summary: ModelSummary, job: str, err: Exception, window: Window | None = None) -> None:
+        """Report a failed job: one stderr log line naming model and job (structured fields for log shippers)."""
+        message = str(err) if isinstance(err, ValueError | RunnerError) else f"{type(err).__name__}: {err}"
+        failure = JobFailure(summary.model, job, message, window)
+        summary.failures.append(failure)
+        log.error("job failed: %s", failure.line(), extra={"model": summary.model, "job": job, "error": message,
+                                                           "window_start": window[0].isoformat() if window else None},
+                  exc_info=not isinstance(err, ValueError | RunnerError))
+
+    def _alerts(self, docs: list[MetricDocument]) -> list[Alert]:
         """Evaluate the alert rules on freshly written documents; returns the alerts written."""
         if not docs:
-            return 0
+            return []
         if self._alert_store is None:
             self._alert_store = self.store.alert_store()
         configs = {m.name: m.sections.get("alerts") or AlertsConfig() for m in self.config.models}
-        return len(alert_round(self._alert_store, docs, configs, now=self.clock()).written)
+        return alert_round(self._alert_store, docs, configs, now=self.clock()).written
 
-    def _run(self, jobs: Sequence[Job], due: Sequence[Window], at: datetime,
-             stop: threading.Event | None = None) -> RoundReport:
-        """Run one schedule's jobs, then the alert rules over what they wrote."""
+    def _run(self, model: ModelConfig, jobs: Sequence[Job], due: Sequence[Window], at: datetime,
+             summary: ModelSummary, stop: threading.Event | None = None) -> RoundReport:
+        """Run one schedule's jobs (a failing one is reported and dropped), then the alert rules on what they wrote."""
         if not jobs or not due:
             return RoundReport()
-        report = run_jobs(self.store, jobs, due, at, stop)
-        report.alerts = self._alerts(report.docs)
+        failed = {f.job for f in summary.failures}
+        jobs = [j for j in jobs if j.name not in failed]
+        report = run_jobs(self.store, jobs, due, at, stop,
+                          on_error=lambda job, window, err: self._failed(summary, job.name, err, window))
+        summary.observe(model, report.docs)
+        alerts = self._alerts(report.docs)
+        report.alerts = len(alerts)
+        report.statuses.update(a.metric.status for a in alerts if a.action != "recovered")
         report.docs = []
         return report
 
     def event_round(self, model: ModelConfig, due: Sequence[Window], run_id: str, at: datetime,
-                    stop: threading.Event | None = None) -> RoundReport:
+                    stop: threading.Event | None = None, summary: ModelSummary | None = None) -> RoundReport:
         """Drift and explainability, window by window, each followed by its alert round."""
-        jobs = self.event_jobs(model, run_id)
+        summary = summary or ModelSummary(model.name)
+        jobs = self.event_jobs(model, run_id, summary)
         total = RoundReport()
         for window in due:
             if stop is not None and stop.is_set():
                 break
-            r = self._run(jobs, [window], at)
+            r = self._run(model, jobs, [window], at, summary)
             log.info("window done", extra={"model": model.name, "start": window[0].isoformat(),
                                            "end": window[1].isoformat(), "documents": r.documents,
                                            "alerts": r.alerts})
             total.add(r)
         return total
 
-    def label_round(self, model: ModelConfig, at: datetime, run_id: str) -> RoundReport:
+    def label_round(self, model: ModelConfig, at: datetime, run_id: str,
+                    summary: ModelSummary | None = None) -> RoundReport:
         """Performance (with late-label recomputation) and fairness over the look-back, then alerts on both."""
-        jobs = self.label_jobs(model, run_id)
-        return self._run(jobs, jobs[0].schedule.due(at), at) if jobs else RoundReport()
+        summary = summary or ModelSummary(model.name)
+        jobs = self.label_jobs(model, run_id, summary)
+        return self._run(model, jobs, jobs[0].schedule.due(at), at, summary) if jobs else RoundReport()
 
     def round(self, at: datetime | None = None, stop: threading.Event | None = None) -> RoundReport:
-        """One round for every configured model: the windows that are due at ``at`` (default: now)."""
+        """One round for every configured model: the windows that are due at ``at`` (default: now).
+
+        Models and their jobs are isolated: a failure is reported (see :meth:`_failed`) and the rest run.
+        """
         at = at or self.clock()
         run_id = uuid.uuid4().hex
         total = RoundReport()
         for model in self.config.models:
-            due = EventSchedule(self.store, model).due(at)
-            total.add(self.event_round(model, due, run_id, at, stop))
+            summary = total.summary(model.name)
+            schedule = EventSchedule(self.store, model)
+            due = schedule.due(at)
+            events = self.event_round(model, due, run_id, at, stop, summary)
+            total.add(events)
             if stop is not None and stop.is_set():
                 return total
-            labels = self.label_round(model, at, run_id)
+            labels = self.label_round(model, at, run_id, summary)
             # A round counts its event windows; the look-back's recomputations are counted apart.
             total.documents += labels.documents
             total.alerts += labels.alerts
             total.recomputed += labels.recomputed
             total.final += labels.final
+            total.statuses.update(labels.statuses)
+            self._explain_round(model, summary, due, schedule, at)
         return total
+
+    def _explain_round(self, model: ModelConfig, summary: ModelSummary, due: Sequence[Window],
+                       schedule: EventSchedule, at: datetime) -> None:
+        """Notes on a round that evaluated nothing: no window due, or where the data is."""
+        if summary.evaluated or summary.failures:
+            return
+        windows = summary.windows or set(due)
+        if not windows:
+            checkpoint = self.store.get_checkpoint(schedule.checkpoint)
+            next_end = (checkpoint or at) + model.window + model.lateness
+            summary.notes += explain_idle(self.store, model, checkpoint, next_end)
+        else:
+            asked = (min(w[0] for w in windows), max(w[1] for w in windows))
+            summary.notes += explain_nothing(self.store, model, asked)
 
     def backfill(self, start: datetime, end: datetime, progress: bool = True) -> RoundReport:
         """Every aligned window in [start, end) for every model, with a progress bar.
 
-        Drift and explainability as in a round; for a model with a ``performance`` section also
-        performance and fairness, however old the window (the rounds only revisit the look-back),
-        with maturity judged now. Re-running overwrites (deterministic ids). Checkpoints only move
-        forward, so a backfill never makes a round redo or skip a window.
+        Drift and explainability as in a round; for a model with a ``performance`` (or ``fairness``)
+        section also performance and fairness, however old the window (the rounds only revisit the
+        look-back), with maturity judged now. Re-running overwrites (deterministic ids). Checkpoints
+        only move forward, so a backfill never makes a round redo or skip a window. Models and jobs are
+        isolated as in a round.
         """
         from tqdm import tqdm
 
         run_id = uuid.uuid4().hex
         at = self.clock()
         plan = [(m, s, e) for m in self.config.models for s, e in aligned_windows(start, end, m.window)]
-        event_jobs = {m.name: self.event_jobs(m, run_id) for m in self.config.models}
-        label_jobs = {m.name: self.label_jobs(m, run_id) for m in self.config.models}
         total = RoundReport()
+        event_jobs = {m.name: self.event_jobs(m, run_id, total.summary(m.name)) for m in self.config.models}
+        label_jobs = {m.name: self.label_jobs(m, run_id, total.summary(m.name)) for m in self.config.models}
         for model, s, e in tqdm(plan, desc="backfill", unit="window", disable=not progress):
-            events = self._run(event_jobs[model.name], [(s, e)], at)
-            labels = self._run(label_jobs[model.name], [(s, e)], at)
+            summary = total.summary(model.name)
+            events = self._run(model, event_jobs[model.name], [(s, e)], at, summary)
+            labels = self._run(model, label_jobs[model.name], [(s, e)], at, summary)
             total.documents += events.documents + labels.documents
             total.alerts += events.alerts + labels.alerts
+            total.statuses.update(events.statuses + labels.statuses)
             total.windows += 1
+        for model in self.config.models:
+            summary = total.summary(model.name)
+            if not summary.evaluated and not summary.failures:
+                summary.notes += explain_nothing(self.store, model, (start, end))
         return total
 
 

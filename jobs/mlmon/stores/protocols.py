@@ -25,7 +25,21 @@ from mlmon.core.stats import WindowStatistics
 
 
 class StoreError(RuntimeError):
-    """The store failed after retries (unavailable, rejected writes, bad answer); the message says what."""
+    """The store failed after retries (unavailable, rejected writes, bad answer), or could not be
+    opened (bad URL, missing file, not a database); the message says what, on one line."""
+
+    def __str__(self) -> str:
+        # DuckDB's and the client's messages may span lines; commands print this as one line.
+        return " ".join(part.strip() for part in super().__str__().splitlines() if part.strip())
+
+
+class MetricPage(list[dict[str, Any]]):
+    """Metric documents read, newest first; ``total``: how many matched the filters, which is more
+    than ``len(page)`` when the limit cut the answer (commands say so)."""
+
+    def __init__(self, docs: Iterable[dict[str, Any]] = (), total: int | None = None) -> None:
+        super().__init__(docs)
+        self.total = len(self) if total is None else total
 
 
 @runtime_checkable
@@ -40,12 +54,25 @@ class Store(Protocol):
     def fields(self, model: str, version: str | None = None) -> list[str]:
         """Feature and prediction fields present in the store for the model."""
 
+    def versions(self, model: str, start: datetime | None = None, end: datetime | None = None) -> list[str]:
+        """Model versions with prediction events in ``[start, end)`` (default: ever), sorted."""
+
+    def data_range(self, model: str, version: str | None = None) -> tuple[datetime, datetime] | None:
+        """First and last prediction event time of the model (and version); None when it has none."""
+
+    def models(self) -> list[str]:
+        """Model names with prediction events, sorted."""
+
     def write_metrics(self, docs: Sequence[MetricDocument]) -> None:
         """Upsert by ``doc.id``; raises StoreError unless every document was written."""
 
     def read_metrics(self, model: str | None = None, limit: int = 1000,
-                     start: datetime | None = None, end: datetime | None = None) -> list[dict[str, Any]]:
-        """Stored metric documents (``to_source()`` shape), newest window first."""
+                     start: datetime | None = None, end: datetime | None = None, *,
+                     version: str | None = None, families: Sequence[str] = (), features: Sequence[str] = (),
+                     statuses: Sequence[str] = ()) -> MetricPage:
+        """Stored metric documents (``to_source()`` shape) matching every filter given, newest window
+        first (then feature, metric name, id): the filters apply before ``limit``, in the store's query.
+        A window matches [start, end) when it overlaps it. ``.total`` counts every match."""
 
     def put_reference(self, profile: ReferenceProfile) -> str:
         """Store a profile (idempotent: its id is content-addressed); returns its id."""

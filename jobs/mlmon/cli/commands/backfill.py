@@ -6,23 +6,27 @@ import argparse
 import sys
 from typing import Any
 
+from mlmon.cli.commands.run import EXIT_CODES, EXIT_FAILED, EXIT_USAGE, add_fail_on, outcome
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "backfill", help="compute drift, explainability, performance and fairness for every window between "
                          "two times, also windows older than the performance look-back (maturity judged now; "
-                         "re-running overwrites, checkpoints never move back)")
+                         "re-running overwrites, checkpoints never move back)",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="mlmon.yaml")
     parser.add_argument("--store", help="store URL (overrides the config's store)")
     parser.add_argument("--from", dest="start", required=True, help="ISO 8601 start (UTC)")
     parser.add_argument("--to", dest="end", required=True, help="ISO 8601 end (UTC), exclusive")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_fail_on(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from mlmon.config import model as cfg
-    from mlmon.schedule.runner import Runner, RunnerError, parse_time
+    from mlmon.schedule.runner import Runner, parse_time
     from mlmon.stores.protocols import StoreError
     from mlmon.stores.url import DEFAULT_STORE_URL, open_store
 
@@ -30,17 +34,17 @@ def run(args: argparse.Namespace) -> int:
         config = cfg.load(args.config)
         start, end = parse_time(args.start), parse_time(args.end)
         if not start < end:
-            raise ValueError("--from must be before --to")
+            raise ValueError(f"--from {args.start} must be before --to {args.end}")
     except (cfg.ConfigError, ValueError) as err:
         print(f"mlmon backfill: {err}", file=sys.stderr)
-        return 2
-    store = open_store(args.store or config.store or DEFAULT_STORE_URL)
+        return EXIT_USAGE
     try:
-        report = Runner(config, store).backfill(start, end, progress=not args.no_progress)
-    except (RunnerError, ValueError, StoreError) as err:  # job errors are ValueErrors naming the model
+        store = open_store(args.store or config.store or DEFAULT_STORE_URL)
+        try:
+            report = Runner(config, store).backfill(start, end, progress=not args.no_progress)
+        finally:
+            store.close()
+    except StoreError as err:
         print(f"mlmon backfill: {err}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
-    print(f"{report.windows} windows, {report.documents} metric documents, {report.alerts} alerts")
-    return 0
+        return EXIT_FAILED
+    return outcome("backfill", report, args.fail_on)

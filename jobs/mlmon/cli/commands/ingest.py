@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlmon.stores.url import DEFAULT_STORE_URL, duckdb_path
+from mlmon.stores.url import DEFAULT_STORE_URL, StoreURLError, duckdb_file
 
 if TYPE_CHECKING:
     from mlmon.ingest.report import IngestReport
@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
                                    "the reason; re-ingesting a file stores nothing twice.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="event files; '-' reads standard input")
     p.add_argument("--store", default=DEFAULT_STORE_URL,
-                   help=f"duckdb:///relative/path.duckdb or duckdb:////absolute/path.duckdb, the store the other "
+                   help=f"duckdb:///relative/path.duckdb, duckdb:////absolute/path.duckdb or a *.duckdb path, the store the other "
                         f"commands read (default {DEFAULT_STORE_URL})")
     p.add_argument("--namespace", default=None, help="data stream namespace recorded in routing (default 'default')")
     p.add_argument("--follow", action="store_true",
@@ -34,17 +34,16 @@ def register(sub: Any) -> None:
 
 
 def store_path(url: str) -> Path:
-    """The DuckDB file of ``--store``: a ``duckdb:`` URL read as every other command reads it
-    (:func:`mlmon.stores.url.duckdb_path`), or a plain path."""
-    if url.startswith("duckdb:"):
-        try:
-            return Path(duckdb_path(url))
-        except ValueError as err:
-            raise SystemExit(f"mlmon ingest: --store {err}") from None
-    if "://" in url:
+    """The DuckDB file of ``--store``: a ``duckdb:`` URL or a ``*.duckdb`` path, read as every
+    other command reads it (:func:`mlmon.stores.url.duckdb_file`)."""
+    try:
+        path = duckdb_file(url)
+    except StoreURLError as err:
+        raise SystemExit(f"mlmon ingest: --store {err}") from None
+    if path is None:
         raise SystemExit(f"mlmon ingest: unsupported store {url!r}; use duckdb:///path/to/mlmon.duckdb "
                          "(Elasticsearch is fed by Logstash, see logstash/)")
-    return Path(url)
+    return Path(path)
 
 
 def run(args: argparse.Namespace) -> int:

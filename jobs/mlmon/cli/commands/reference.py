@@ -71,7 +71,7 @@ def run_build(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     from mlmon.stores.url import open_store
 
-    store = open_store(args.store)
+    store = open_store(args.store, read_only=True)
     try:
         for r in store.list_references(args.model):
             print(f"{r['id']}\t{r['model']}\t{r['version']}\t{r['created_at']}\t{r['rows']}\t{r['source']}")

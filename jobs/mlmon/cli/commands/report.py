@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from mlmon.outputs.report.html import render
     from mlmon.stores.url import open_store
 
-    store = open_store(args.store)
+    store = open_store(args.store, read_only=True)
     try:
         report = gather(store, args.store, model=args.model)
     finally:

@@ -252,18 +252,21 @@ class DuckDBLabels:
         return out
 
     def _regression(self, query: LabelQuery, lab: str) -> dict[str, RegressionSums]:
+        # Actuals' sums are centred on each segment's own mean (k), whatever query.shift says: with
+        # actuals like 1e6 + N(0, 1), sums around a far shift (0, when there is no reference) lose R².
         rows = self.con.execute(f"""
-            WITH x AS (SELECT seg, w, pval - actual AS e, actual AS y FROM {_JOINED} WHERE {lab})
-            SELECT seg, sum(w), sum(w * e), sum(w * abs(e)), sum(w * e * e), sum(w * (y - $shift)),
-                   sum(w * (y - $shift) * (y - $shift)),
+            WITH x AS (SELECT seg, w, pval - actual AS e, actual AS y FROM {_JOINED} WHERE {lab}),
+                 c AS (SELECT seg, coalesce(sum(w * y) / nullif(sum(w), 0), $shift) AS k FROM x GROUP BY seg)
+            SELECT seg, sum(w), sum(w * e), sum(w * abs(e)), sum(w * e * e), sum(w * (y - k)),
+                   sum(w * (y - k) * (y - k)),
                    coalesce(sum(w * abs(e) / abs(y)) FILTER (WHERE y <> 0), 0),
-                   coalesce(sum(w) FILTER (WHERE y <> 0), 0)
-            FROM x GROUP BY seg""", {"shift": query.shift}).fetchall()
+                   coalesce(sum(w) FILTER (WHERE y <> 0), 0), any_value(k)
+            FROM x JOIN c USING (seg) GROUP BY seg""", {"shift": query.shift}).fetchall()
         hists = self._error_histograms(query, lab)
         out: dict[str, RegressionSums] = {}
         for seg, *sums in rows:
-            n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape = (float(v) for v in sums)
-            out[str(seg)] = RegressionSums(n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape, shift=query.shift,
+            n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape, k = (float(v) for v in sums)
+            out[str(seg)] = RegressionSums(n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape, shift=k,
                                            error_histogram=hists.get(str(seg)) if query.error_edges else None)
         return out
 

@@ -25,11 +25,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from mlmon.core.alert_schema import ALERTS_TABLE
+from mlmon.core.alerts import Alert
 from mlmon.core.documents import METRIC_FIELDS, MetricDocument
 from mlmon.core.reference import ReferenceProfile
 from mlmon.core.stats import CategoryStats, NumericAccumulator, NumericStats, WindowStatistics
-from mlmon.stores.protocols import AlertStore, ExplainBackend, LabelledStore, StoreError
+from mlmon.stores.protocols import AlertStore, ExplainBackend, LabelledStore, MetricPage, StoreError
 from mlmon.core.queries import WindowQuery, flatten_source, nest
+from mlmon.stores.duckdb.alerts import ALERTS_DDL, DuckDBAlertStore
 from mlmon.stores.duckdb.connect import connect
 from mlmon.stores.duckdb.schema import (EVENT_TABLES, METRICS_TABLE, ensure_schema, newest_reference_document,
                                         put_reference_document, quote, reference_table_ddl)
@@ -50,21 +53,38 @@ _JOB_DDL = (
 )
 
 
+class StoreNotFound(StoreError):
+    """A read-only open of a DuckDB file that does not exist: nothing was created."""
+
+
 class DuckDBStore:
     """The embedded store. It holds the file's lock from here to :meth:`close`, so open
     it for a unit of work (a round, a query): other processes wait for their turn
-    (:mod:`mlmon.stores.duckdb.connect`), up to ``lock_wait`` seconds."""
+    (:mod:`mlmon.stores.duckdb.connect`), up to ``lock_wait`` seconds.
+
+    ``read_only``: for commands that only read. A missing file is :class:`StoreNotFound`
+    (never created), the file is never changed, and job tables the store does not have yet
+    (a store only ``mlmon ingest`` wrote) read as empty."""
 
     def __init__(self, path: str | Path, read_only: bool = False, lock_wait: float | None = None) -> None:
         self.path = str(path)
+        self.read_only = read_only
+        if read_only and not Path(self.path).is_file():
+            raise StoreNotFound(missing_store_message(Path(self.path)))
         try:
             self.con = connect(self.path, read_only=read_only, wait=lock_wait)  # StoreLocked is a StoreError
         except duckdb.Error as err:
             raise StoreError(f"cannot open DuckDB store {self.path}: {err}") from err
-        if not read_only:
-            ensure_schema(self.con)
-            for ddl in _JOB_DDL:
-                self.con.execute(ddl)
+        try:
+            if read_only:
+                _stand_in_absent_tables(self.con, self.path)
+            else:
+                ensure_schema(self.con)
+                for ddl in _JOB_DDL:
+                    self.con.execute(ddl)
+        except (duckdb.Error, RuntimeError) as err:  # RuntimeError: a store schema newer than this mlmon
+            self.con.close()
+            raise StoreError(f"cannot open DuckDB store {self.path}: {err}") from err
 
     # --- statistics ------------------------------------------------------------------
 
@@ -166,9 +186,52 @@ class DuckDBStore:
     def fields(self, model: str, version: str | None = None) -> list[str]:
         return sorted(c for c in self._columns() if c.startswith(_FIELD_PREFIXES) or c in _PREDICTION_FIELDS)
 
+    # --- what the store holds (for the scheduler's per-version windows and its summaries) ----------
+
+    def versions(self, model: str, start: datetime | None = None, end: datetime | None = None) -> list[str]:
+        clauses = [f"{quote('mlmon.model.name')} = ?", f"{quote('mlmon.model.version')} IS NOT NULL"]
+        params: list[Any] = [model]
+        if start is not None:
+            clauses.append(f"{quote('@timestamp')} >= ?")
+            params.append(start)
+        if end is not None:
+            clauses.append(f"{quote('@timestamp')} < ?")
+            params.append(end)
+        rows = self._query(f"SELECT DISTINCT {quote('mlmon.model.version')} FROM {PREDICTIONS} "
+                           f"WHERE {' AND '.join(clauses)}", params)
+        return sorted(str(r[0]) for r in rows)
+
+    def data_range(self, model: str, version: str | None = None) -> tuple[datetime, datetime] | None:
+        sql = (f"SELECT min({quote('@timestamp')}), max({quote('@timestamp')}) FROM {PREDICTIONS} "
+               f"WHERE {quote('mlmon.model.name')} = ?")
+        params: list[Any] = [model]
+        if version is not None:
+            sql += f" AND {quote('mlmon.model.version')} = ?"
+            params.append(version)
+        ((first, last),) = self._query(sql, params)
+        if first is None:
+            return None
+        return first.astimezone(timezone.utc), last.astimezone(timezone.utc)
+
+    def models(self) -> list[str]:
+        rows = self._query(f"SELECT DISTINCT {quote('mlmon.model.name')} FROM {PREDICTIONS} "
+                           f"WHERE {quote('mlmon.model.name')} IS NOT NULL", [])
+        return sorted(str(r[0]) for r in rows)
+
+    def _query(self, sql: str, params: list[Any]) -> list[Any]:
+        try:
+            return self.con.execute(sql, params).fetchall()
+        except duckdb.Error as err:
+            raise StoreError(f"query failed: {err}") from err
+
     # --- documents -------------------------------------------------------------------
 
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.path} was opened read-only: {what} refused")
+
     def write_metrics(self, docs: Sequence[MetricDocument]) -> None:
+        self._refuse_if_read_only(f"writing {len(docs)} metric documents")
         if not docs:
             return
         names = list(METRIC_FIELDS)
@@ -196,13 +259,21 @@ class DuckDBStore:
             cur.close()
 
     def read_metrics(self, model: str | None = None, limit: int = 1000,
-                     start: datetime | None = None, end: datetime | None = None) -> list[dict[str, Any]]:
+                     start: datetime | None = None, end: datetime | None = None, *,
+                     version: str | None = None, families: Sequence[str] = (), features: Sequence[str] = (),
+                     statuses: Sequence[str] = ()) -> MetricPage:
         names = list(METRIC_FIELDS)
         clauses: list[str] = []
-        params: list[str | datetime] = []
-        if model is not None:
-            clauses.append(f"{quote('mlmon.model.name')} = ?")
-            params.append(model)
+        params: list[Any] = []
+        for column, value in (("mlmon.model.name", model), ("mlmon.model.version", version)):
+            if value is not None:
+                clauses.append(f"{quote(column)} = ?")
+                params.append(value)
+        for column, values in (("metric.family", families), ("metric.feature", features),
+                               ("metric.status", statuses)):
+            if values:
+                clauses.append(f"list_contains(?, {quote(column)})")
+                params.append(list(values))
         if start is not None:
             clauses.append(f"{quote('window.end')} > ?")
             params.append(start)
@@ -211,14 +282,20 @@ class DuckDBStore:
             params.append(end)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = (f"SELECT {', '.join(quote(n) for n in names)} FROM {METRICS_TABLE} {where} "
-               f"ORDER BY {quote('window.end')} DESC, {quote('metric.feature')}, {quote('metric.name')} LIMIT {int(limit)}")
-        out = []
-        for row in self.con.execute(sql, params).fetchall():
-            flat = {n: _py_value(v, METRIC_FIELDS[n]) for n, v in zip(names, row)}
-            out.append(nest(flat))
-        return out
+               f"ORDER BY {quote('window.end')} DESC, {quote('metric.feature')}, {quote('metric.name')}, "
+               f"{quote('metric.id')} LIMIT {max(int(limit), 0)}")
+        try:
+            rows = self.con.execute(sql, params).fetchall()
+            total = len(rows)
+            if total >= limit:  # the limit may have cut: count every match
+                (total,) = self.con.execute(f"SELECT count(*) FROM {METRICS_TABLE} {where}", params).fetchall()[0]
+        except duckdb.Error as err:
+            raise StoreError(f"reading metric documents from {self.path} failed: {err}") from err
+        return MetricPage((nest({n: _py_value(v, METRIC_FIELDS[n]) for n, v in zip(names, row)}) for row in rows),
+                          total=int(total))
 
     def put_reference(self, profile: ReferenceProfile) -> str:
+        self._refuse_if_read_only(f"storing reference {profile.id}")
         put_reference_document(self.con, REFERENCES_TABLE, profile.id, profile.model, profile.version,
                                profile.created_at, profile.source, profile.rows, profile.to_document())
         return profile.id
@@ -242,6 +319,7 @@ class DuckDBStore:
         return row[0].astimezone(timezone.utc) if row else None
 
     def set_checkpoint(self, key: str, window_end: datetime) -> None:
+        self._refuse_if_read_only(f"moving checkpoint {key}")
         self.con.execute(f"INSERT OR REPLACE INTO {CHECKPOINTS_TABLE} VALUES (?, ?)", [key, window_end])
 
     # The other jobs' queries on this connection, imported on first use (each pulls in its job's code).
@@ -256,12 +334,52 @@ class DuckDBStore:
         return DuckDBExplainStore(self.con)
 
     def alert_store(self) -> AlertStore:
-        from mlmon.stores.duckdb.alerts import DuckDBAlertStore
-
+        if self.read_only:
+            return _ReadOnlyAlertStore(self.con)
         return DuckDBAlertStore(self.con)
 
     def close(self) -> None:
         self.con.close()
+
+
+def missing_store_message(path: Path) -> str:
+    """One line: the missing file, and the DuckDB files that are there (a typo is then easy to see)."""
+    folder = path.parent
+    if not folder.is_dir():
+        return f"no such store: {path} (the folder {folder} does not exist)"
+    present = sorted(p.name for p in folder.glob("*.duckdb"))
+    if not present:
+        return (f"no such store: {path} (no .duckdb files in {folder}; "
+                f"`mlmon ingest` or `mlmon run` creates the store)")
+    shown = ", ".join(present[:10]) + (f" and {len(present) - 10} more" if len(present) > 10 else "")
+    return f"no such store: {path} (.duckdb files in {folder}: {shown})"
+
+
+def _stand_in_absent_tables(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """On a read-only connection, give each absent job table an empty stand-in: a TEMP view
+    (a read-only file cannot CREATE), so reads find nothing and a write fails loudly."""
+    present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() "
+                                         "WHERE database_name = current_database()").fetchall()}
+    if not present & {PREDICTIONS, METRICS_TABLE, "mlmon_meta"}:
+        raise StoreError(f"{path} is a DuckDB database but not an mlmon store (no mlmon tables in it)")
+    creates = {REFERENCES_TABLE: _JOB_DDL[0], CHECKPOINTS_TABLE: _JOB_DDL[1], ALERTS_TABLE: ALERTS_DDL}
+    for table, ddl in creates.items():
+        if table in present:
+            continue
+        prefix = f"CREATE TABLE IF NOT EXISTS {table} ("
+        assert ddl.startswith(prefix), ddl  # the stand-in is the same DDL under another name
+        con.execute(f"CREATE TEMP TABLE _absent_{table} (" + ddl[len(prefix):])
+        con.execute(f"CREATE TEMP VIEW {table} AS SELECT * FROM _absent_{table}")
+
+
+class _ReadOnlyAlertStore(DuckDBAlertStore):
+    """The alert store without its CREATE TABLE (refused on a read-only connection)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def write_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        raise StoreError(f"the store was opened read-only: writing {len(alerts)} alerts refused")
 
 
 def _present_values(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int]:

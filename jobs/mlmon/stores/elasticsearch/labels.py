@@ -146,10 +146,12 @@ def fold(query: LabelQuery, page: Page) -> LabelledWindow:
         wl = w[lab]
         nz = y != 0
         hist = None if query.error_edges is None else _weighted_histogram(err, wl, query.error_edges)
+        # Centred on the page's own mean, as the DuckDB store centres on the window's (see RegressionSums).
+        k = float(np.dot(wl, y) / wl.sum()) if wl.sum() > 0 else query.shift
         return LabelledWindow(**common, regression=RegressionSums(
             float(wl.sum()), float((wl * err).sum()), float((wl * np.abs(err)).sum()), float((wl * err * err).sum()),
-            float((wl * (y - query.shift)).sum()), float((wl * (y - query.shift) ** 2).sum()),
-            float((wl[nz] * np.abs(err[nz]) / np.abs(y[nz])).sum()), float(wl[nz].sum()), query.shift, hist))
+            float((wl * (y - k)).sum()), float((wl * (y - k) ** 2).sum()),
+            float((wl[nz] * np.abs(err[nz]) / np.abs(y[nz])).sum()), float(wl[nz].sum()), k, hist))
     act = np.array([str(a) for a in page.actual[lab]], dtype=object)
     prd = np.array([str(p) for p in page.pred[lab]], dtype=object)
     pairs: dict[tuple[str, str], float] = {}

@@ -26,7 +26,7 @@ from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 from mlmon.core.documents import CHECKPOINTS_INDEX, METRICS_INDEX, REFERENCES_INDEX, MetricDocument, iso
 from mlmon.core.reference import ReferenceProfile
 from mlmon.core.stats import CategoryStats, NumericStats, WindowStatistics
-from mlmon.stores.protocols import AlertStore, ExplainBackend, LabelledStore, StoreError
+from mlmon.stores.protocols import AlertStore, ExplainBackend, LabelledStore, MetricPage, StoreError
 from mlmon.core.queries import WindowQuery
 from mlmon.stores.elasticsearch.references import latest_reference_query
 from mlmon_logging.contract import data_stream
@@ -149,17 +149,34 @@ def parse_window_response(response: Mapping[str, Any], query: WindowQuery, nums:
     return WindowStatistics(rows=rows, numeric=numeric, categorical=categorical)
 
 
-def metrics_query(model: str | None, limit: int, start: datetime | None, end: datetime | None) -> dict[str, Any]:
+#: index.max_result_window's default: a search whose from + size exceeds it is refused (400), so longer
+#: listings are read in pages of at most this many, each after the last sort key of the one before.
+MAX_RESULT_WINDOW = 10_000
+
+
+def metrics_query(model: str | None, limit: int, start: datetime | None, end: datetime | None, *,
+                  version: str | None = None, families: Sequence[str] = (), features: Sequence[str] = (),
+                  statuses: Sequence[str] = (), search_after: Sequence[Any] | None = None) -> dict[str, Any]:
+    """One page of the metric listing: every filter in the query (so ``size`` counts matches only),
+    sorted to a unique key (``metric.id`` last) so ``search_after`` pages neither skip nor repeat."""
     filters: list[dict[str, Any]] = []
-    if model is not None:
-        filters.append({"term": {"mlmon.model.name": model}})
+    for field, value in (("mlmon.model.name", model), ("mlmon.model.version", version)):
+        if value is not None:
+            filters.append({"term": {field: value}})
+    for field, values in (("metric.family", families), ("metric.feature", features), ("metric.status", statuses)):
+        if values:
+            filters.append({"terms": {field: list(values)}})
     if start is not None:
         filters.append({"range": {"window.end": {"gt": iso(start)}}})
     if end is not None:
         filters.append({"range": {"window.start": {"lt": iso(end)}}})
-    return {"size": limit, "query": {"bool": {"filter": filters}},
-            "sort": [{"window.end": {"order": "desc"}}, {"metric.feature": {"order": "asc"}},
-                     {"metric.name": {"order": "asc"}}]}
+    body: dict[str, Any] = {
+        "size": min(limit, MAX_RESULT_WINDOW), "track_total_hits": True, "query": {"bool": {"filter": filters}},
+        "sort": [{"window.end": {"order": "desc"}}, {"metric.feature": {"order": "asc"}},
+                 {"metric.name": {"order": "asc"}}, {"metric.id": {"order": "asc"}}]}
+    if search_after is not None:
+        body["search_after"] = list(search_after)
+    return body
 
 
 def quantiles_body(model: str, start: datetime, end: datetime, fields: Sequence[str], levels: Sequence[float],
@@ -168,6 +185,54 @@ def quantiles_body(model: str, start: datetime, end: datetime, fields: Sequence[
     return {"size": 0, "query": window_filter(model, start, end, version, None),
             "aggs": {f"q{i}": {"percentiles": {"field": f, "percents": percents, "keyed": False}}
                      for i, f in enumerate(fields)}}
+
+
+#: Versions or models listed per question; more than this many would be a logging mistake, and is warned about.
+MAX_TERMS = 1000
+
+
+def inventory_filter(model: str | None, version: str | None = None, start: datetime | None = None,
+                     end: datetime | None = None) -> dict[str, Any]:
+    """A model's (and version's) events, optionally within ``[start, end)``; all events when model is None."""
+    filters: list[dict[str, Any]] = []
+    if model is not None:
+        filters.append({"term": {"mlmon.model.name": model}})
+    if version is not None:
+        filters.append({"term": {"mlmon.model.version": version}})
+    if start is not None or end is not None:
+        bounds: dict[str, Any] = {"format": "strict_date_optional_time"}
+        if start is not None:
+            bounds["gte"] = iso(start)
+        if end is not None:
+            bounds["lt"] = iso(end)
+        filters.append({"range": {"@timestamp": bounds}})
+    return {"bool": {"filter": filters}}
+
+
+def terms_body(field: str, query: dict[str, Any]) -> dict[str, Any]:
+    """The distinct values of a keyword field over the matching events (one terms aggregation)."""
+    return {"size": 0, "query": query, "aggs": {"values": {"terms": {"field": field, "size": MAX_TERMS}}}}
+
+
+def data_range_body(model: str, version: str | None) -> dict[str, Any]:
+    return {"size": 0, "query": inventory_filter(model, version),
+            "aggs": {"first": {"min": {"field": "@timestamp"}}, "last": {"max": {"field": "@timestamp"}}}}
+
+
+def parse_terms(response: Mapping[str, Any], what: str) -> list[str]:
+    agg = (response.get("aggregations") or {}).get("values") or {}
+    if agg.get("sum_other_doc_count"):
+        log.warning("more than %d %s: listing the %d most frequent", MAX_TERMS, what, MAX_TERMS)
+    return sorted(str(b["key"]) for b in agg.get("buckets", []))
+
+
+def parse_data_range(response: Mapping[str, Any]) -> tuple[datetime, datetime] | None:
+    aggs = response.get("aggregations") or {}
+    first, last = (aggs.get(k, {}).get("value") for k in ("first", "last"))
+    if first is None or last is None:
+        return None  # min/max of no documents are null
+    return (datetime.fromtimestamp(float(first) / 1000, timezone.utc),
+            datetime.fromtimestamp(float(last) / 1000, timezone.utc))
 
 
 # --- the store ------------------------------------------------------------------------------------
@@ -212,6 +277,22 @@ class ElasticsearchStore:
                                   "mlmon.prediction.label"], ignore_unavailable=True, allow_no_indices=True)
         return sorted(f for f in resp.body.get("fields", {}) if f.count(".") >= 2)
 
+    def versions(self, model: str, start: datetime | None = None, end: datetime | None = None) -> list[str]:
+        return parse_terms(self._inventory(terms_body("mlmon.model.version", inventory_filter(model, None, start,
+                                                                                             end))), "versions")
+
+    def data_range(self, model: str, version: str | None = None) -> tuple[datetime, datetime] | None:
+        return parse_data_range(self._inventory(data_range_body(model, version)))
+
+    def models(self) -> list[str]:
+        return parse_terms(self._inventory(terms_body("mlmon.model.name", inventory_filter(None))), "models")
+
+    def _inventory(self, body: dict[str, Any]) -> Mapping[str, Any]:
+        resp = self._call("inventory search", self.es.search, index=self.predictions, ignore_unavailable=True,
+                          allow_no_indices=True, **body)
+        body_out: Mapping[str, Any] = resp.body
+        return body_out
+
     def write_metrics(self, docs: Sequence[MetricDocument]) -> None:
         self._bulk(METRICS_INDEX, [(d.id, d.to_source()) for d in docs])
 
@@ -247,10 +328,25 @@ class ElasticsearchStore:
                              f"{BULK_ATTEMPTS} attempts; first error: {first}")
 
     def read_metrics(self, model: str | None = None, limit: int = 1000,
-                     start: datetime | None = None, end: datetime | None = None) -> list[dict[str, Any]]:
-        resp = self._call("metrics search", self.es.search, index=METRICS_INDEX, ignore_unavailable=True,
-                          **metrics_query(model, limit, start, end))
-        return [h["_source"] for h in resp.body["hits"]["hits"]]
+                     start: datetime | None = None, end: datetime | None = None, *,
+                     version: str | None = None, families: Sequence[str] = (), features: Sequence[str] = (),
+                     statuses: Sequence[str] = ()) -> MetricPage:
+        docs: list[dict[str, Any]] = []
+        total = 0
+        after: Sequence[Any] | None = None
+        while len(docs) < limit:  # bounded: every page but the last adds MAX_RESULT_WINDOW documents
+            body = metrics_query(model, limit - len(docs), start, end, version=version, families=families,
+                                 features=features, statuses=statuses, search_after=after)
+            resp = self._call("metrics search", self.es.search, index=METRICS_INDEX, ignore_unavailable=True,
+                              **body).body
+            hits = resp["hits"]["hits"]
+            if after is None:
+                total = int(resp["hits"]["total"]["value"])
+            docs += [h["_source"] for h in hits]
+            if len(hits) < body["size"]:
+                break
+            after = hits[-1]["sort"]
+        return MetricPage(docs, total=max(total, len(docs)))
 
     def put_reference(self, profile: ReferenceProfile) -> str:
         self._bulk(REFERENCES_INDEX, [(profile.id, profile.to_document())])
