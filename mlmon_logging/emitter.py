@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from mlmon_logging.sinks import Sink
+from mlmon_logging.sinks import Sink, SinkGone
 
 _log = logging.getLogger("mlmon_logging")
 
@@ -133,6 +133,8 @@ class Emitter:
         self._emitted = 0
         self._dropped_unrendered = 0  # the renderer failed or refused them
         self._dropped_unwritten = 0  # the sink did not take them before close gave up
+        self._dropped_gone = 0  # the sink's reader is gone for good (a closed pipe)
+        self._sink_gone = False
         self._errors = 0
 
     # --- caller side --------------------------------------------------------------
@@ -199,10 +201,10 @@ class Emitter:
     def _report_drops(self) -> None:
         """One warning at close: how many events were lost over the emitter's life, and why."""
         with self._cond:
-            unrendered, unwritten = self._dropped_unrendered, self._dropped_unwritten
+            unrendered, unwritten, gone = self._dropped_unrendered, self._dropped_unwritten, self._dropped_gone
         with self._drop_lock:
             full, closed = self._dropped_full, self._dropped_closed
-        total = full + closed + unrendered + unwritten
+        total = full + closed + unrendered + unwritten + gone
         if not total:
             return
         reasons = []
@@ -217,6 +219,8 @@ class Emitter:
                            f"{self._close_timeout:g}s)")
         if closed:
             reasons.append(f"{closed} logged while close() was running")
+        if gone:
+            reasons.append(f"{gone} after the sink's reader went away (a closed pipe)")
         _log.warning("mlmon: %s dropped %d events over its life: %s", self._name, total, "; ".join(reasons))
 
     def start(self) -> None:
@@ -296,13 +300,17 @@ class Emitter:
             self._dropped_unrendered += failed
             if written:
                 self._emitted += rendered
+            elif self._sink_gone:
+                self._dropped_gone += rendered
             else:
                 self._dropped_unwritten += rendered
             self._handled += len(batch)
             self._cond.notify_all()
 
     def _write(self, chunk: bytes | bytearray) -> bool:
-        """Write with retries; False once closing and past the close deadline."""
+        """Write with retries; False once closing and past the close deadline, or once the sink is gone."""
+        if self._sink_gone:
+            return False
         delay = self._retry_initial
         failures = 0
         while True:
@@ -311,6 +319,10 @@ class Emitter:
                 if failures:
                     _log.warning("mlmon: writing to %r works again after %d failed attempts", self.sink, failures)
                 return True
+            except SinkGone as exc:  # no reader will come back: drop (counted), do not retry
+                self._sink_gone = True
+                _log.warning("mlmon: %s; the events logged from now on are dropped", exc)
+                return False
             except OSError as exc:
                 with self._cond:
                     self._errors += 1
@@ -345,8 +357,13 @@ class Emitter:
             _log.warning("mlmon: writing emitter telemetry failed: %s", exc)
 
     def _flush_sink(self) -> None:
+        if self._sink_gone:
+            return
         try:
             self.sink.flush()
+        except SinkGone as exc:
+            self._sink_gone = True
+            _log.warning("mlmon: %s; the events logged from now on are dropped", exc)
         except OSError as exc:
             with self._cond:
                 self._errors += 1

@@ -83,19 +83,38 @@ class Sink(Protocol):
         """Called in a forked child: drop handles shared with the parent."""
 
 
+class SinkGone(OSError):
+    """The sink's reader is gone for good (a closed pipe): retrying cannot help."""
+
+
 class StdoutSink:
     """Writes to the process's current ``sys.stdout`` (looked up per write, so redirection works)."""
 
     def write(self, data: bytes | bytearray) -> None:
         stream = sys.stdout
         buffer = getattr(stream, "buffer", None)
-        if buffer is not None:
-            buffer.write(data)
-        else:
-            stream.write(data.decode("utf-8"))
+        try:
+            if buffer is not None:
+                buffer.write(data)
+            else:
+                stream.write(data.decode("utf-8"))
+        except BrokenPipeError as err:
+            raise self._gone() from err
 
     def flush(self) -> None:
-        sys.stdout.flush()
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError as err:
+            raise self._gone() from err
+
+    @staticmethod
+    def _gone() -> SinkGone:
+        # What is left goes to /dev/null, as Python's documentation advises on SIGPIPE, so the
+        # interpreter's own flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return SinkGone("stdout was closed by its reader (e.g. `| head`)")
 
     def close(self) -> None:
         self.flush()
