@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,7 @@ from mlmon.config.alerts import AlertsConfig
 from mlmon.config.model import Config, ModelConfig
 from mlmon.core.alerts import Alert
 from mlmon.core.documents import SEVERITY, MetricDocument
+from mlmon.core.job_runs import JobRun
 from mlmon.core.reference import ReferenceProfile
 from mlmon.jobs.base import EventSchedule, Job, Window, WindowOutput, aligned_windows, event_checkpoint_key
 from mlmon.jobs.drift import DriftJob
@@ -107,6 +109,10 @@ class RoundReport:
     models: dict[str, ModelSummary] = field(default_factory=dict)
     #: Written documents and fired alerts per status (for ``--fail-on``).
     statuses: Counter[str] = field(default_factory=Counter)
+    #: Per job name: seconds spent in the job, windows it computed, documents it wrote.
+    job_seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    job_windows: Counter[str] = field(default_factory=Counter)
+    job_documents: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: RoundReport) -> None:
         self.windows += other.windows
@@ -115,6 +121,13 @@ class RoundReport:
         self.recomputed += other.recomputed
         self.final += other.final
         self.statuses.update(other.statuses)
+        self.add_job_tallies(other)
+
+    def add_job_tallies(self, other: RoundReport) -> None:
+        for name, seconds in other.job_seconds.items():
+            self.job_seconds[name] += seconds
+        self.job_windows.update(other.job_windows)
+        self.job_documents.update(other.job_documents)
 
     def summary(self, model: str) -> ModelSummary:
         return self.models.setdefault(model, ModelSummary(model))
@@ -146,8 +159,9 @@ def run_jobs(store: Store, jobs: Sequence[Job], due: Sequence[Window], at: datet
     for window in sorted(set(due)):
         outputs: list[WindowOutput] = []
         for job, outs in list(running):
+            began = time.perf_counter()
             try:
-                outputs.append(next(outs))
+                out = next(outs)
             except StoreError:
                 raise
             except Exception as err:
@@ -155,6 +169,12 @@ def run_jobs(store: Store, jobs: Sequence[Job], due: Sequence[Window], at: datet
                     raise
                 on_error(job, window, err)
                 running.remove((job, outs))
+                continue
+            finally:
+                report.job_seconds[job.name] += time.perf_counter() - began
+            outputs.append(out)
+            report.job_windows[job.name] += 1
+            report.job_documents[job.name] += len(out.documents)
         if not outputs:
             break  # every job failed
         docs = [d for out in outputs for d in out.documents]
@@ -187,6 +207,8 @@ class Runner:
     _fairness: dict[str, FairnessJob | None] = field(default_factory=dict)
     #: The alert adapter over ``store``, made on first use (it prepares its table once).
     _alert_store: AlertStore | None = None
+    #: Per model, the jobs set up in this round or backfill (their health is recorded at its end).
+    _attempted: dict[str, set[str]] = field(default_factory=dict)
 
     def reference(self, model: ModelConfig) -> ReferenceProfile | None:
         """The drift reference profile: the configured one, else the newest for the model (and version)."""
@@ -232,6 +254,7 @@ class Runner:
         if explain is not None:
             explain.run_id = run_id
             jobs.append(explain)
+        self._attempted.setdefault(model.name, set()).update(j.name for j in jobs)
         return jobs
 
     def label_jobs(self, model: ModelConfig, run_id: str, summary: ModelSummary | None = None) -> list[Job]:
@@ -262,7 +285,23 @@ class Runner:
         if fair is not None:
             fair.run_id = run_id
             jobs.append(fair)
+        self._attempted.setdefault(model.name, set()).update(j.name for j in jobs)
         return jobs
+
+    def _record_health(self, model: ModelConfig, started: datetime, report: RoundReport,
+                       summary: ModelSummary) -> None:
+        """One JobRun per job of the model set up (or failing) since ``started``: a job with nothing
+        due ran fine; a failed one keeps its last success (``mlmon status``, the exporter)."""
+        errors: dict[str, str] = {}
+        for failure in summary.failures:
+            errors.setdefault(failure.job, failure.error)
+        names = self._attempted.pop(model.name, set()) | set(errors)
+        finished = self.clock()
+        runs = [JobRun(model=model.name, family=name, started_at=started, finished_at=finished,
+                       duration_seconds=report.job_seconds[name], ok=name not in errors,
+                       windows=report.job_windows[name], documents=report.job_documents[name],
+                       error=errors.get(name)) for name in sorted(names)]
+        self.store.record_job_runs(runs)
 
     @staticmethod
     def _failed(summary: ModelSummary, job: str, err: Exception, window: Window | None = None) -> None:
@@ -331,12 +370,14 @@ class Runner:
         run_id = uuid.uuid4().hex
         total = RoundReport()
         for model in self.config.models:
+            started = self.clock()
             summary = total.summary(model.name)
             schedule = EventSchedule(self.store, model)
             due = schedule.due(at)
             events = self.event_round(model, due, run_id, at, stop, summary)
             total.add(events)
             if stop is not None and stop.is_set():
+                self._record_health(model, started, events, summary)
                 return total
             labels = self.label_round(model, at, run_id, summary)
             # A round counts its event windows; the look-back's recomputations are counted apart.
@@ -345,6 +386,11 @@ class Runner:
             total.recomputed += labels.recomputed
             total.final += labels.final
             total.statuses.update(labels.statuses)
+            total.add_job_tallies(labels)
+            model_tally = RoundReport()
+            model_tally.add_job_tallies(events)
+            model_tally.add_job_tallies(labels)
+            self._record_health(model, started, model_tally, summary)
             self._explain_round(model, summary, due, schedule, at)
         return total
 
@@ -377,6 +423,8 @@ class Runner:
         at = self.clock()
         plan = [(m, s, e) for m in self.config.models for s, e in aligned_windows(start, end, m.window)]
         total = RoundReport()
+        started = self.clock()
+        tallies = {m.name: RoundReport() for m in self.config.models}
         event_jobs = {m.name: self.event_jobs(m, run_id, total.summary(m.name)) for m in self.config.models}
         label_jobs = {m.name: self.label_jobs(m, run_id, total.summary(m.name)) for m in self.config.models}
         for model, s, e in tqdm(plan, desc="backfill", unit="window", disable=not progress):
@@ -387,8 +435,11 @@ class Runner:
             total.alerts += events.alerts + labels.alerts
             total.statuses.update(events.statuses + labels.statuses)
             total.windows += 1
+            tallies[model.name].add_job_tallies(events)
+            tallies[model.name].add_job_tallies(labels)
         for model in self.config.models:
             summary = total.summary(model.name)
+            self._record_health(model, started, tallies[model.name], summary)
             if not summary.evaluated and not summary.failures:
                 summary.notes += explain_nothing(self.store, model, (start, end))
         return total

@@ -48,7 +48,13 @@ REFERENCE_FIELDS: dict[str, str] = {
     "reference.created_at": "date",
     "reference.fields": "keyword",
 }
-CHECKPOINT_FIELDS: dict[str, str] = {"@timestamp": "date", "checkpoint.key": "keyword", "window.end": "date"}
+CHECKPOINT_FIELDS: dict[str, str] = {
+    "@timestamp": "date", "checkpoint.key": "keyword", "window.end": "date",
+    # Job health documents (mlmon.core.job_runs.JobHealth.to_fields), one per model and job family.
+    "job.model": "keyword", "job.family": "keyword", "job.last_run_at": "date", "job.last_success_at": "date",
+    "job.last_duration_seconds": "double", "job.last_ok": "boolean", "job.last_error": "text",
+    "job.last_windows": "long", "job.last_documents": "long",
+}
 
 #: Index templates must outrank Elasticsearch's built-in ``logs`` template (priority 100, ``logs-*-*``).
 PRIORITY = 200

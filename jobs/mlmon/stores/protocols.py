@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from mlmon.core.alerts import Alert, LastNotification
 from mlmon.core.documents import MetricDocument
+from mlmon.core.job_runs import JobHealth, JobRun
 from mlmon.core.labels import LabelQuery, OrphanFeedback, SegmentedWindows
 from mlmon.core.perf_stats import AttributionSums
 from mlmon.core.queries import WindowQuery
@@ -88,6 +89,13 @@ class Store(Protocol):
         """End of the last window finished under ``key``."""
 
     def set_checkpoint(self, key: str, window_end: datetime) -> None: ...
+
+    def record_job_runs(self, runs: Sequence[JobRun]) -> None:
+        """Fold each run into its (model, family) health record."""
+
+    def job_health(self) -> list[JobHealth]:
+        """The health record of every (model, family) that ever ran (none on a store no round ran on)."""
+        ...
 
     # The other jobs' queries over the same connection or client (never a second one).
     def labels(self) -> LabelledStore: ...

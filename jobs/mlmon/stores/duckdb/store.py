@@ -28,11 +28,13 @@ import pyarrow as pa
 from mlmon.core.alert_schema import ALERTS_TABLE
 from mlmon.core.alerts import Alert
 from mlmon.core.documents import METRIC_FIELDS, MetricDocument
+from mlmon.core.job_runs import JobHealth, JobRun
 from mlmon.core.reference import ReferenceProfile
 from mlmon.core.stats import CategoryStats, NumericAccumulator, NumericStats, WindowStatistics
 from mlmon.stores.protocols import AlertStore, ExplainBackend, LabelledStore, MetricPage, StoreError
 from mlmon.core.queries import WindowQuery, flatten_source, nest
 from mlmon.stores.duckdb.alerts import ALERTS_DDL, DuckDBAlertStore
+from mlmon.stores.duckdb import job_runs
 from mlmon.stores.duckdb.connect import connect
 from mlmon.stores.duckdb.schema import (EVENT_TABLES, METRICS_TABLE, ensure_schema, newest_reference_document,
                                         put_reference_document, quote, reference_table_ddl)
@@ -321,6 +323,13 @@ class DuckDBStore:
     def set_checkpoint(self, key: str, window_end: datetime) -> None:
         self._refuse_if_read_only(f"moving checkpoint {key}")
         self.con.execute(f"INSERT OR REPLACE INTO {CHECKPOINTS_TABLE} VALUES (?, ?)", [key, window_end])
+
+    def record_job_runs(self, runs: Sequence[JobRun]) -> None:
+        self._refuse_if_read_only("recording job runs")
+        job_runs.record_job_runs(self.con, runs)
+
+    def job_health(self) -> list[JobHealth]:
+        return job_runs.job_health(self.con)
 
     # The other jobs' queries on this connection, imported on first use (each pulls in its job's code).
     def labels(self) -> LabelledStore:

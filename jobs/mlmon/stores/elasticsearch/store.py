@@ -24,10 +24,12 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch, TransportError, helpers
 
 from mlmon.core.documents import CHECKPOINTS_INDEX, METRICS_INDEX, REFERENCES_INDEX, MetricDocument, iso
+from mlmon.core.job_runs import JobHealth, JobRun
 from mlmon.core.reference import ReferenceProfile
 from mlmon.core.stats import CategoryStats, NumericStats, WindowStatistics
 from mlmon.stores.protocols import AlertStore, ExplainBackend, LabelledStore, MetricPage, StoreError
 from mlmon.core.queries import WindowQuery
+from mlmon.stores.elasticsearch import job_runs
 from mlmon.stores.elasticsearch.references import latest_reference_query
 from mlmon_logging.contract import data_stream
 
@@ -387,6 +389,12 @@ class ElasticsearchStore:
         self._call("checkpoint write", self.es.index, index=CHECKPOINTS_INDEX, id=key, refresh="wait_for",
                    document={"checkpoint": {"key": key}, "window": {"end": iso(window_end)},
                              "@timestamp": iso(datetime.now(timezone.utc))})
+
+    def record_job_runs(self, runs: Sequence[JobRun]) -> None:
+        job_runs.record_job_runs(self.es, runs)
+
+    def job_health(self) -> list[JobHealth]:
+        return job_runs.job_health(self.es)
 
     # The other jobs' queries through this client, imported on first use (each pulls in its job's code).
     def labels(self) -> LabelledStore:
