@@ -5,7 +5,10 @@
 # (a separate project, throw-away passwords, trial licence so watches install too),
 # pushes logstash/tests/*.jsonl through Logstash's TCP input, compares what
 # Elasticsearch stored with logstash/tests/*.expected.json (normalising only
-# ingest-time fields) and tears everything down. Needs a Docker engine.
+# ingest-time fields), rolls the event streams over and sends them again (no event may
+# be stored twice), starts the demo model service and checks its reference and traffic
+# reach Elasticsearch, runs `mlmon setup` a second time (it must change nothing) and
+# tears everything down. Needs a Docker engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +31,8 @@ KIBANA_PASSWORD=$(secret)
 LOGSTASH_WRITER_PASSWORD=$(secret)
 MLMON_JOBS_PASSWORD=$(secret)
 KIBANA_ENCRYPTION_KEY=$(secret)$(secret)
+KIBANA_SECURITY_KEY=$(secret)$(secret)
+KIBANA_REPORTING_KEY=$(secret)$(secret)
 LICENSE=trial
 MLMON_NAMESPACE=default
 ES_PORT=0
@@ -38,7 +43,7 @@ ENV
 compose() { docker compose -p "$project" --env-file "$env_file" -f docker-compose.yml "$@"; }
 teardown() {
     status=$?
-    if [ "$status" -ne 0 ]; then compose logs --no-color --tail 200 setup logstash >&2 || true; fi
+    if [ "$status" -ne 0 ]; then compose logs --no-color --tail 200 es-init setup logstash demo-model >&2 || true; fi
     compose down -v --remove-orphans >/dev/null 2>&1 || true
     rm -f "$env_file"
     exit "$status"
@@ -51,13 +56,25 @@ echo "test-stack: setup finished, Logstash healthy; pushing the golden files"
 # shellcheck disable=SC1090
 source "$env_file"
 # The driver and the golden files are development files, not in the image: mount them.
-compose run --rm --no-deps \
-    -e MLMON_ES_USERNAME=elastic -e MLMON_ES_PASSWORD="$ELASTIC_PASSWORD" \
-    -v "$PWD/tools:/opt/mlmon/dev/tools:ro" -v "$PWD/logstash/tests:/opt/mlmon/dev/logstash/tests:ro" \
-    -e PYTHONPATH=/opt/mlmon/dev \
-    --entrypoint python setup -m tools.golden_stack \
-    --es https://elasticsearch:9200 --logstash logstash:5044
+driver() {
+    compose run --rm --no-deps \
+        -e MLMON_ES_USERNAME=elastic -e MLMON_ES_PASSWORD="$ELASTIC_PASSWORD" \
+        -v "$PWD/tools:/opt/mlmon/dev/tools:ro" -v "$PWD/logstash/tests:/opt/mlmon/dev/logstash/tests:ro" \
+        -e PYTHONPATH=/opt/mlmon/dev \
+        --entrypoint python setup -m tools.golden_stack \
+        --es https://elasticsearch:9200 --logstash logstash:5044 "$@"
+}
+driver
 echo "test-stack: golden files pass on real Logstash + Elasticsearch"
+echo "test-stack: rolling the event streams over and sending the golden files again"
+driver --resend-after-rollover
+echo "test-stack: no event stored twice across a rollover"
+driver --watch
+echo "test-stack: a watch's alert document carries its rendered reason"
+echo "test-stack: starting the demo model service"
+compose up -d --no-deps demo-model
+driver --demo --timeout 600
+echo "test-stack: the demo model's reference and predictions reached Elasticsearch"
 # The fingerprints setup compares (templates, policies, roles, watches, Kibana objects, the
 # mapping _meta of backing and document indices) must survive the real cluster's
 # normalisation, or every deploy would rewrite assets and roll streams over.

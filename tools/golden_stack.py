@@ -9,6 +9,13 @@ waits until Elasticsearch holds as many mlmon documents as the expected files
 list, then compares each stored document (data stream, ``_id``, ``_source``) with
 ``<case>.expected.json``, normalising only the fields that differ by nature
 (:func:`tools.golden.normalise`: ingest time, file path).
+
+Two more checks of the running stack::
+
+    python -m tools.golden_stack --es ... --logstash ... --resend-after-rollover
+        # rolls every mlmon event stream over, sends the golden files again: no event may be stored twice
+    python -m tools.golden_stack --es ... --demo --timeout 300
+        # the demo-model service's reference profile and live predictions reached Elasticsearch
 """
 
 from __future__ import annotations
@@ -42,6 +49,65 @@ def ids_search(ids: list[str]) -> dict[str, Any]:
 
 def count_body() -> dict[str, Any]:
     return {"query": {"match_all": {}}}
+
+
+def duplicates_body() -> dict[str, Any]:
+    """Event ids stored more than once across every backing index (typechecked in tests/assets)."""
+    return {"size": 0, "aggs": {"ids": {"terms": {"field": "event.id", "min_doc_count": 2, "size": 100}}}}
+
+
+def demo_body(model: str) -> dict[str, Any]:
+    return {"query": {"term": {"mlmon.model.name": model}}}
+
+
+def duplicated_events(es: elasticsearch.Elasticsearch) -> list[str]:
+    es.indices.refresh(index=EVENTS)
+    buckets = es.search(index=EVENTS, body=duplicates_body())["aggregations"]["ids"]["buckets"]
+    return [f"{b['key']} x{b['doc_count']}" for b in buckets]
+
+
+def roll_over_streams(es: elasticsearch.Elasticsearch) -> list[str]:
+    """An immediate rollover of every mlmon event data stream (what ILM or a template change does)."""
+    names = [s["name"] for s in es.indices.get_data_stream(name=EVENTS)["data_streams"]]
+    for name in names:
+        es.indices.rollover(alias=name)
+    return names
+
+
+def watch_reason(es: elasticsearch.Elasticsearch) -> list[str]:
+    """Execute the dead-letter watch on a made-up payload; problems if its alert document's reason is not rendered."""
+    payload = {"hits": {"total": 120}, "aggregations": {"reasons": {"buckets": [
+        {"key": "mapper_parsing_exception", "doc_count": 120}]}}}
+    record = es.watcher.execute_watch(id="mlmon-dead-letter-spike", alternative_input=payload,
+                                      action_modes={"_all": "force_simulate"}, ignore_condition=True,
+                                      record_execution=False)["watch_record"]
+    actions = {a["id"]: a for a in record["result"]["actions"]}
+    document = actions["index_alert"]["transform"]["payload"]
+    reason = str(document.get("alert", {}).get("reason"))
+    if "{{" in reason or "120 dead letters" not in reason or "mapper_parsing_exception=120" not in reason:
+        return [f"watch mlmon-dead-letter-spike: alert reason not rendered: {reason!r}"]
+    print(f"watch alert reason: {reason}")
+    return []
+
+
+def wait_for_demo(es: elasticsearch.Elasticsearch, timeout_s: float) -> list[str]:
+    """Problems, if the demo model's reference and predictions are not in Elasticsearch within the timeout."""
+    from mlmon.demo.run import MODEL
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        es.indices.refresh(index=[EVENTS, "mlmon-references*"], ignore_unavailable=True, allow_no_indices=True)
+        predictions = int(es.count(index="logs-mlmon.prediction-*", body=demo_body(MODEL),
+                                   ignore_unavailable=True, allow_no_indices=True)["count"])
+        references = int(es.count(index="mlmon-references*", body=demo_body(MODEL), ignore_unavailable=True,
+                                  allow_no_indices=True)["count"])
+        if predictions > 0 and references > 0:
+            print(f"demo model: {predictions} predictions and {references} reference profile(s) in Elasticsearch")
+            return []
+        if time.monotonic() > deadline:
+            return [f"demo model: after {timeout_s:.0f}s Elasticsearch holds {predictions} predictions and "
+                    f"{references} reference profiles of {MODEL}"]
+        time.sleep(5)
 
 
 def push(target: str, data: bytes) -> None:
@@ -91,9 +157,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--es", required=True)
     parser.add_argument("--logstash", required=True, help="host:port of Logstash's tcp input")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--resend-after-rollover", action="store_true",
+                        help="roll the event streams over, send the golden files again, require no duplicates")
+    parser.add_argument("--demo", action="store_true", help="check the demo-model service's data arrived")
+    parser.add_argument("--watch", action="store_true", help="execute a watch, check its alert document")
     args = parser.parse_args(argv)
     es = connect(args.es)
     check_connection(es)
+    if args.demo or args.watch:
+        demo_problems = wait_for_demo(es, args.timeout) if args.demo else watch_reason(es)
+        for p in demo_problems:
+            print(p, file=sys.stderr)
+        return 1 if demo_problems else 0
+    if args.resend_after_rollover:
+        print(f"rolled over: {', '.join(roll_over_streams(es))}")
     names = cases()
     expected = {case: load_expected(case) for case in names}
     for case in names:
@@ -104,6 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     problems = [p for case in names for p in compare(es, expected[case], case)]
     if found != total:
         problems.append(f"Elasticsearch holds {found} mlmon documents, the golden files expect {total}")
+    problems += [f"stored more than once: {d}" for d in duplicated_events(es)]
     for p in problems:
         print(p, file=sys.stderr)
     print(f"{len(names)} golden cases, {total} documents expected, {found} stored, {len(problems)} problems")

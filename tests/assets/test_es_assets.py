@@ -190,13 +190,17 @@ def test_each_concrete_index_matches_exactly_one_template() -> None:
 def test_roles_are_least_privilege() -> None:
     roles = {p.stem: json.loads(p.read_text()) for p in (ELASTICSEARCH / "roles").glob("*.json")}
     writer = roles["mlmon_logstash_writer"]
-    assert writer["indices"] == [{"names": ["logs-mlmon.*-*"], "privileges": ["create_doc", "auto_configure"]}]
+    # Append-only, and only on the streams Logstash writes: not on any other logs-mlmon.* name.
+    written = [contract.data_stream(k, "*") for k in (*contract.KINDS, "deadletter")]  # type: ignore[arg-type]
+    assert writer["indices"] == [{"names": written, "privileges": ["create_doc", "auto_configure"]}]
     assert writer["cluster"] == ["monitor"]
     jobs = roles["mlmon_jobs"]
     event_grants = [g for g in jobs["indices"] if "logs-mlmon.*-*" in g["names"]]
     assert event_grants and all(set(g["privileges"]) <= {"read", "view_index_metadata"} for g in event_grants)
     doc_grants = [g for g in jobs["indices"] if "mlmon-metrics*" in g["names"]]
-    assert doc_grants and "write" in doc_grants[0]["privileges"]
+    # index + create_doc write and overwrite by id; `write` would include delete.
+    assert doc_grants and {"index", "create_doc"} <= set(doc_grants[0]["privileges"])
+    assert "write" not in doc_grants[0]["privileges"] and "delete" not in doc_grants[0]["privileges"]
     assert "all" not in json.dumps(jobs) and "manage" not in json.dumps(jobs["indices"])
     viewer = roles["mlmon_viewer"]
     assert all(set(g["privileges"]) <= {"read", "view_index_metadata"} for g in viewer["indices"])
@@ -221,3 +225,15 @@ def test_the_generator_refuses_a_field_that_is_also_an_object() -> None:
 def test_write_regenerates_into_an_empty_directory(tmp_path: Path) -> None:
     written = assets.write(tmp_path)
     assert {p.relative_to(tmp_path).as_posix() for p in written} == set(assets.generate())
+
+
+def test_event_streams_decide_their_index_mode_and_refuse_malformed_values() -> None:
+    """9.x gives new logs-*-* streams logsdb (ignore_malformed: true) unless the template decides."""
+    for policy in ("events", "telemetry", "deadletter"):
+        body = json.loads((ELASTICSEARCH / "component_templates" / f"mlmon-{policy}@settings.json").read_text())
+        index = body["template"]["settings"]["index"]
+        assert index["mode"] == "standard", policy
+        assert index["mapping"]["ignore_malformed"] is False, policy
+        assert index["auto_expand_replicas"] == "0-1", policy  # green on a single node
+    composed = {json.loads(p.read_text())["composed_of"][-1] for p in (ELASTICSEARCH / "index_templates").glob("logs-*.json")}
+    assert composed == {"mlmon-events@settings", "mlmon-telemetry@settings", "mlmon-deadletter@settings"}

@@ -4,7 +4,9 @@ It evaluates the aggregations the jobs send (range, extended_stats, missing,
 terms with include/exclude, sum sub-aggregations) over numpy columns, and
 answers in the shapes Elastic documents for the search, bulk, get and index
 APIs. Filters are not evaluated: every stored row is in the window (tests
-load exactly the window's events).
+load exactly the window's events). Every search first passes the limits a 9.4
+cluster enforces (``tests.support.fake_elastic.search_refusal``: result window,
+buckets, terms, top_hits, search_after).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tests.support.fake_elastic import search_refusal
 from tests.support.fake_http import Reply, Request, es_error, es_reply
 
 
@@ -51,6 +54,9 @@ class FakeElasticsearch:
     # --- search -----------------------------------------------------------------------------------
     def _search(self, req: Request) -> Reply:
         body = req.json or {}
+        refused = search_refusal(body)
+        if refused is not None:
+            return refused
         index = req.path.strip("/").split("/")[0]
         if index.startswith("mlmon-"):
             hits = [{"_index": index, "_id": k.split("/", 1)[1], "_source": v}

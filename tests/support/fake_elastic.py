@@ -15,12 +15,21 @@ simulates in); ``PUT /<index>/_mapping`` merges like a mapping update: new field
 are added, a field's ``type`` cannot change (400 ``illegal_argument_exception``),
 root parameters such as ``_meta`` and ``dynamic`` are replaced.
 
-Searches (``/<index>/_search``) run over :attr:`FakeElasticsearch.documents` (index -> id ->
-source): ``bool.filter`` of ``term``/``terms``/``range``, ``sort`` (with ``search_after``),
-``from``/``size`` and ``track_total_hits``. As a real cluster does, a search whose
-``from + size`` exceeds ``index.max_result_window`` (10,000) is refused with 400, and a
-missing index is 404 unless ``ignore_unavailable``. Dates compare as the ISO strings mlmon
-writes (one format), not as epoch milliseconds.
+Searches (``/<index>/_search``, or ``/_search`` in a point in time) run over
+:attr:`FakeElasticsearch.documents` (index -> id -> source): ``bool.filter`` of
+``term``/``terms``/``range``, ``sort`` (with ``search_after``), ``from``/``size`` and
+``track_total_hits``. Dates compare as the ISO strings mlmon writes (one format), not as
+epoch milliseconds.
+
+The fake refuses what a 9.4 cluster refuses (:func:`search_refusal`, shared with the other
+fakes): ``from + size`` above ``index.max_result_window``, more buckets than
+``search.max_buckets``, a ``terms`` query longer than ``index.max_terms_count``, ``top_hits``
+beyond ``index.max_inner_result_window``, ``search_after`` without a sort or with another
+number of values, or with ``from`` > 0; points in time (``POST /<index>/_pit``, ``pit`` in
+the body, ``DELETE /_pit``) need a ``keep_alive`` within ``point_in_time.max_keep_alive``,
+expire when it passes, refuse an index in the search path, see the documents as they were
+when opened and add the ``_shard_doc`` tiebreaker. A missing index is 404 unless
+``ignore_unavailable``.
 """
 
 from __future__ import annotations
@@ -28,10 +37,14 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
+from mlmon.stack.elasticsearch_assets import count_fields
 from tests.support.fake_http import Reply, Request, es_error, es_reply
 
 INFO = {"name": "es01", "cluster_name": "docker-cluster", "cluster_uuid": "Aq2x",
@@ -116,6 +129,10 @@ class FakeElasticsearch:
         self.indices: set[str] = set()
         self.index_mappings: dict[str, dict[str, Any]] = {}  # regular index -> its mapping
         self.documents: dict[str, dict[str, dict[str, Any]]] = {}  # index -> id -> source, for searches
+        self.pits: dict[str, Pit] = {}
+        self.backing: dict[str, list[str]] = {}  # data stream -> backing indices, the write index last
+        self.dynamic_fields: dict[str, set[str]] = {}  # concrete index -> fields its documents mapped dynamically
+        self.clock: Callable[[], float] = time.monotonic  # tests move it to expire points in time
 
     def __call__(self, req: Request) -> Reply:
         m, p = req.method, req.path
@@ -140,6 +157,16 @@ class FakeElasticsearch:
             return self._data_stream(req, match[1])
         if m in ("GET", "POST") and (match := re.fullmatch(r"/([a-z][^/_]*)/_search", p)):
             return self._search(req, match[1])
+        if m in ("POST", "PUT") and (match := re.fullmatch(r"(?:/([a-z][^/_]*))?/_bulk", p)):
+            return self._bulk(req, match[1])
+        if match := re.fullmatch(r"/([^/_][^/]*)/_rollover", p):
+            return self._rollover(req, match[1])
+        if m in ("GET", "POST") and p == "/_search":
+            return self._search(req, None)
+        if m == "POST" and (match := re.fullmatch(r"/([a-z][^/_]*)/_pit", p)):
+            return self._open_pit(req, match[1])
+        if m == "DELETE" and p == "/_pit":
+            return self._close_pit(req)
         if match := re.fullmatch(r"/([a-z][^/_]*)", p):
             return self._index(req, match[1])
         if match := re.fullmatch(r"/([a-z][^/_]*)/_mapping", p):
@@ -269,35 +296,309 @@ class FakeElasticsearch:
         return es_reply(_ACK)
 
 
-    def _search(self, req: Request, index: str) -> Reply:
-        body = req.json or {}
-        start, size = int(body.get("from", 0)), int(body.get("size", 10))
-        if start + size > MAX_RESULT_WINDOW:
-            return es_error(400, "illegal_argument_exception",
-                            f"Result window is too large, from + size must be less than or equal to: "
-                            f"[{MAX_RESULT_WINDOW}] but was [{start + size}]. See the scroll api for a more "
-                            f"efficient way to request large data sets. This limit can be set by changing the "
-                            f"[index.max_result_window] index level setting.")
+    # --- writes: _id unique per concrete index, field limits -------------------------------------
+
+    def write_index(self, stream: str) -> str:
+        backing = self.backing.setdefault(stream, [])
+        if not backing:
+            backing.append(f".ds-{stream}-2025.01.01-000001")
+        return backing[-1]
+
+    def _rollover(self, req: Request, stream: str) -> Reply:
+        """An immediate rollover: a new write index; the old one keeps its documents (and their ids)."""
+        if req.method != "POST" or stream not in self.data_streams:
+            return es_error(404, "index_not_found_exception", f"no such index [{stream}]")
+        old = self.write_index(stream)
+        new = f"{old[:-6]}{int(old[-6:]) + 1:06d}"
+        self.backing[stream].append(new)
+        return es_reply({"acknowledged": True, "shards_acknowledged": True, "old_index": old, "new_index": new,
+                         "rolled_over": True, "dry_run": False, "lazy": False, "conditions": {}})
+
+    def _bulk(self, req: Request, default_index: str | None) -> Reply:
+        lines = [json.loads(line) for line in req.raw_body.decode().splitlines() if line.strip()]
+        items = []
+        for action, source in zip(lines[::2], lines[1::2]):
+            (op, meta), = action.items()
+            target = meta.get("_index", default_index)
+            status, result = self.write_document(str(target), meta.get("_id"), source, op)
+            items.append({op: {"_index": result.get("_index", target), "_id": meta.get("_id"), "status": status,
+                               **({"error": result} if status >= 300 else {"result": "created", "_version": 1})}})
+        return es_reply({"took": 1, "errors": any(i[next(iter(i))]["status"] >= 300 for i in items), "items": items})
+
+    def write_document(self, target: str, doc_id: str | None, source: dict[str, Any], op: str) -> tuple[int, dict[str, Any]]:
+        """One document write as Elasticsearch does it: (status, error or {"_index": concrete index})."""
+        if target in self.data_streams or self._is_stream(target):
+            if op != "create":
+                return 400, {"type": "illegal_argument_exception", "reason":
+                             f"only write ops with an op_type of create are allowed in data streams"}
+            self.data_streams.add(target)
+            index = self.write_index(target)
+        else:
+            index = target
+        docs = self.documents.setdefault(index, {})
+        doc_id = doc_id or f"auto-{sum(map(len, self.documents.values()))}"
+        if op == "create" and doc_id in docs:  # unique per concrete index only: a rollover forgets the ids
+            return 409, {"type": "version_conflict_engine_exception", "index": index,
+                         "reason": f"[{doc_id}]: version conflict, document already exists (current version [1])"}
+        limit, ignore_beyond = self._field_limit(target)
+        mapping = self.composed_mappings(target)
+        seen = self.dynamic_fields.setdefault(index, set())
+        new = dynamic_paths(source, mapping) - seen
+        fields = count_fields(mapping.get("properties", {})) + len(seen) + len(new)
+        if limit is not None and fields > limit:
+            if not ignore_beyond:
+                return 400, {"type": "document_parsing_exception", "reason":
+                             f"[1:1] failed to parse: Limit of total fields [{limit}] has been exceeded while "
+                             f"adding new fields [{len(new)}]"}
+            new = set(sorted(new)[:max(0, limit - fields + len(new))])  # the rest stays unmapped (_ignored)
+        seen |= new
+        docs[doc_id] = source
+        return 201, {"_index": index}
+
+    def _is_stream(self, name: str) -> bool:
+        template = self.matching_template(name)
+        return template is not None and "data_stream" in self.index_templates[template]
+
+    def _field_limit(self, name: str) -> tuple[int | None, bool]:
+        """index.mapping.total_fields.limit and ignore_dynamic_beyond_limit from the templates (None: none set)."""
+        template = self.matching_template(name)
+        if template is None:
+            return None, False
+        settings: dict[str, Any] = {}
+        body = self.index_templates[template]
+        for part in [self.component_templates[c] for c in body.get("composed_of", [])] + [body]:
+            settings = merge_deep(settings, _nested_settings(part.get("template", {}).get("settings", {})))
+        total = settings.get("index", {}).get("mapping", {}).get("total_fields", {})
+        limit = total.get("limit")
+        return (None if limit is None else int(limit)), str(total.get("ignore_dynamic_beyond_limit")) == "true"
+
+    def _open_pit(self, req: Request, index: str) -> Reply:
+        keep_alive = (req.query.get("keep_alive") or [""])[0]
+        if not keep_alive:
+            return es_error(400, "action_request_validation_exception", "Validation Failed: 1: [keep_alive] is not specified;")
+        seconds = keep_alive_seconds(keep_alive)
+        if seconds > MAX_KEEP_ALIVE_S:
+            return es_error(400, "illegal_argument_exception", _too_long(keep_alive))
         if index not in self.documents and req.query.get("ignore_unavailable") != ["true"]:
             return es_error(404, "index_not_found_exception", f"no such index [{index}]")
+        pit_id = f"pit-{len(self.pits) + 1}"
+        snapshot = {i: dict(docs) for i, docs in self.documents.items() if fnmatch.fnmatchcase(i, index)}
+        self.pits[pit_id] = Pit(snapshot, self.clock() + seconds)
+        return es_reply({"id": pit_id, "_shards": {"total": 1, "successful": 1, "skipped": 0, "failed": 0}})
+
+    def _close_pit(self, req: Request) -> Reply:
+        found = self.pits.pop(str((req.json or {}).get("id")), None) is not None
+        return es_reply({"succeeded": found, "num_freed": int(found)}, 200 if found else 404)
+
+    def _search(self, req: Request, index: str | None) -> Reply:
+        body = req.json or {}
+        refused = search_refusal(body)
+        if refused is not None:
+            return refused
+        pit = body.get("pit")
+        if pit is not None and index is not None:
+            return es_error(400, "action_request_validation_exception",
+                            "Validation Failed: 1: [indices] cannot be used with point in time. Do not specify "
+                            "any index with point in time.;")
+        if pit is None and index is None:
+            return es_error(400, "illegal_argument_exception", "the fake needs an index or a point in time")
+        if pit is not None:
+            state = self.pits.get(str(pit.get("id")))
+            if state is None or state.expires < self.clock():
+                return es_error(404, "search_context_missing_exception",
+                                f"No search context found for id [{pit.get('id')}]")
+            if "keep_alive" in pit:
+                seconds = keep_alive_seconds(str(pit["keep_alive"]))
+                if seconds > MAX_KEEP_ALIVE_S:
+                    return es_error(400, "illegal_argument_exception", _too_long(str(pit["keep_alive"])))
+                state.expires = self.clock() + seconds
+            sources = {(i, doc_id): src for i, docs in state.snapshot.items() for doc_id, src in docs.items()}
+        else:
+            assert index is not None
+            if index not in self.documents and req.query.get("ignore_unavailable") != ["true"]:
+                return es_error(404, "index_not_found_exception", f"no such index [{index}]")
+            sources = {(index, doc_id): src for doc_id, src in self.documents.get(index, {}).items()}
+        start, size = int(body.get("from", 0)), int(body.get("size", 10))
         sort = [next(iter(s.items())) if isinstance(s, dict) else (s, "asc") for s in body.get("sort", [])]
         keys = [(field, order["order"] if isinstance(order, dict) else order) for field, order in sort]
-        docs = [(i, src) for i, src in self.documents.get(index, {}).items()
+        docs = [(key, src) for key, src in sources.items()
                 if all(_matches(f, src) for f in body.get("query", {}).get("bool", {}).get("filter", []))]
+        if pit is not None:
+            # Elasticsearch adds the _shard_doc tiebreaker (ascending) to a sort in a point in time.
+            order = {key: n for n, key in enumerate(sorted(sources))}
+            keys.append(("_shard_doc", "asc"))
+            docs = [(key, {**src, "_shard_doc": order[key]}) for key, src in docs]
         orders = [o for _, o in keys]
         docs.sort(key=lambda d: _sort_key([_field(d[1], f) for f, _ in keys], orders))
         total = len(docs)  # search_after pages through the same matches: the total stays theirs
         if "search_after" in body:
             after = _sort_key(body["search_after"], orders)
             docs = [d for d in docs if _sort_key([_field(d[1], f) for f, _ in keys], orders) > after]
-        hits = [{"_index": index, "_id": i, "_source": src, "sort": [_field(src, f) for f, _ in keys]}
-                for i, src in docs[start:start + size]]
-        return es_reply({"took": 1, "timed_out": False, "hits": {"total": {"value": total, "relation": "eq"},
-                                                                  "max_score": None, "hits": hits}})
+        hits = [{"_index": key[0], "_id": key[1], "_source": {k: v for k, v in src.items() if k != "_shard_doc"},
+                 "sort": [_field(src, f) for f, _ in keys]} for key, src in docs[start:start + size]]
+        out: dict[str, Any] = {"took": 1, "timed_out": False,
+                               "hits": {"total": {"value": total, "relation": "eq"}, "max_score": None, "hits": hits}}
+        if pit is not None:
+            out["pit_id"] = pit["id"]
+        return es_reply(out)
+
+
+def _nested_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"index.mapping.x": 1}`` and ``{"index": {"mapping": {"x": 1}}}`` both as the nested form."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = merge_deep(node.get(leaf, {}), _nested_settings(value)) if isinstance(value, dict) else value
+    return out
+
+
+def dynamic_paths(source: Mapping[str, Any], mapping: Mapping[str, Any]) -> set[str]:
+    """Dotted paths (objects and leaves) a document would add to ``mapping`` by dynamic mapping;
+    nothing under an object with ``dynamic: false`` (kept in _source, not mapped)."""
+    def walk(src: Mapping[str, Any], props: Mapping[str, Any], dynamic: bool, prefix: str) -> set[str]:
+        out: set[str] = set()
+        for key, value in src.items():
+            path, spec = f"{prefix}{key}", props.get(key)
+            if spec is None:
+                if dynamic:
+                    out.add(path)
+                    if isinstance(value, dict):
+                        out |= walk(value, {}, True, f"{path}.")
+            elif isinstance(value, dict) and ("properties" in spec or spec.get("type", "object") == "object"):
+                out |= walk(value, spec.get("properties", {}), str(spec.get("dynamic", dynamic)).lower() == "true",
+                            f"{path}.")
+        return out
+    return walk(source, mapping.get("properties", {}), str(mapping.get("dynamic", True)).lower() == "true", "")
+
+
+@dataclass
+class Pit:
+    """A point in time: the documents as they were when it was opened, and when it expires."""
+
+    snapshot: dict[str, dict[str, dict[str, Any]]]
+    expires: float
+
+
+def keep_alive_seconds(value: str) -> float:
+    """Elasticsearch time units (``30s``, ``2m``, ``1h``, ``1d``, ``500ms``) in seconds."""
+    match = re.fullmatch(r"(\d+)(ms|s|m|h|d)", value)
+    if match is None:
+        raise ValueError(f"not a time value: {value!r}")
+    return int(match[1]) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+
+
+def _too_long(keep_alive: str) -> str:
+    return (f"Keep alive for request ({keep_alive}) is too large. It must be less than (1d). This limit can be set "
+            f"by changing the [point_in_time.max_keep_alive] cluster level setting.")
+
+
+def search_refusal(body: Mapping[str, Any]) -> Reply | None:
+    """The 400 a 9.4 cluster answers to a search body that breaks one of its limits, or None.
+
+    Checked before any document is looked at, as Elasticsearch validates the request first:
+    ``index.max_result_window``, ``search_after`` rules, ``index.max_terms_count`` (terms
+    queries), ``index.max_inner_result_window`` (top_hits) and ``search.max_buckets`` (the
+    buckets the aggregations can return, counted from their sizes and ranges).
+    """
+    start, size = int(body.get("from", 0)), int(body.get("size", 10))
+    if start + size > MAX_RESULT_WINDOW:
+        return es_error(400, "illegal_argument_exception",
+                        f"Result window is too large, from + size must be less than or equal to: "
+                        f"[{MAX_RESULT_WINDOW}] but was [{start + size}]. See the scroll api for a more "
+                        f"efficient way to request large data sets. This limit can be set by changing the "
+                        f"[index.max_result_window] index level setting.")
+    if "search_after" in body:
+        sort = body.get("sort") or []
+        if not sort:
+            return es_error(400, "illegal_argument_exception", "Sort must contain at least one field.")
+        if start > 0:
+            return es_error(400, "illegal_argument_exception",
+                            "`from` parameter must be set to 0 when `search_after` is used.")
+        expected = len(sort) + (1 if "pit" in body and not any("_shard_doc" in str(s) for s in sort) else 0)
+        if len(body["search_after"]) != expected:
+            return es_error(400, "illegal_argument_exception",
+                            f"search_after has {len(body['search_after'])} value(s) but sort has {expected}.")
+    for terms in _clauses(body.get("query", {}), "terms"):
+        values: Any = next(iter(v for k, v in terms.items() if k != "boost"), [])
+        if isinstance(values, list) and len(values) > MAX_TERMS_COUNT:
+            return es_error(400, "illegal_argument_exception",
+                            f"The number of terms [{len(values)}] used in the Terms Query request has exceeded "
+                            f"the allowed maximum of [{MAX_TERMS_COUNT}]. This maximum can be set by changing the "
+                            f"[index.max_terms_count] index level setting.")
+    aggs = body.get("aggs") or body.get("aggregations") or {}
+    for top in _aggs_of_kind(aggs, "top_hits"):
+        wanted = int(top.get("from", 0)) + int(top.get("size", 3))
+        if wanted > MAX_INNER_RESULT_WINDOW:
+            return es_error(400, "illegal_argument_exception",
+                            f"Top hits result window is too large, the top hits aggregator [latest]'s from + size "
+                            f"must be less than or equal to: [{MAX_INNER_RESULT_WINDOW}] but was [{wanted}]. This "
+                            f"limit can be set by changing the [index.max_inner_result_window] index level setting.")
+    buckets = bucket_count(aggs)
+    if buckets > MAX_BUCKETS:
+        return es_error(400, "too_many_buckets_exception",
+                        f"Trying to create too many buckets. Must be less than or equal to: [{MAX_BUCKETS}] but "
+                        f"this number of buckets was exceeded. This limit can be set by changing the "
+                        f"[search.max_buckets] cluster level setting.")
+    return None
+
+
+def bucket_count(aggs: Mapping[str, Any]) -> int:
+    """The most buckets ``aggs`` can return: each bucket aggregation's buckets times its sub-aggregations'."""
+    total = 0
+    for spec in aggs.values():
+        subs = spec.get("aggs") or spec.get("aggregations") or {}
+        own = 0
+        if "range" in spec:
+            own = len(spec["range"]["ranges"])
+        elif "terms" in spec:
+            own = int(spec["terms"].get("size", 10))
+        elif "composite" in spec:
+            own = int(spec["composite"].get("size", 10))
+        elif "filters" in spec:
+            own = len(spec["filters"]["filters"])
+        elif "date_histogram" in spec or "histogram" in spec:
+            own = 1  # unbounded without the data; mlmon sends neither
+        elif "filter" in spec or "missing" in spec:
+            own = 1
+        total += own + own * bucket_count(subs) if own else bucket_count(subs)
+    return total
+
+
+def _clauses(query: Any, kind: str) -> list[dict[str, Any]]:
+    """Every ``kind`` clause anywhere in a query."""
+    found: list[dict[str, Any]] = []
+    if isinstance(query, dict):
+        for key, value in query.items():
+            if key == kind and isinstance(value, dict):
+                found.append(value)
+            else:
+                found += _clauses(value, kind)
+    elif isinstance(query, list):
+        for item in query:
+            found += _clauses(item, kind)
+    return found
+
+
+def _aggs_of_kind(aggs: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for spec in aggs.values():
+        if kind in spec:
+            found.append(spec[kind])
+        found += _aggs_of_kind(spec.get("aggs") or spec.get("aggregations") or {}, kind)
+    return found
 
 
 #: index.max_result_window's default.
 MAX_RESULT_WINDOW = 10_000
+#: search.max_buckets, index.max_terms_count and index.max_inner_result_window defaults (9.x).
+MAX_BUCKETS = 65_536
+MAX_TERMS_COUNT = 65_536
+MAX_INNER_RESULT_WINDOW = 100
+#: point_in_time.max_keep_alive's default (24h).
+MAX_KEEP_ALIVE_S = 86_400.0
 
 
 def _field(source: dict[str, Any], dotted: str) -> Any:

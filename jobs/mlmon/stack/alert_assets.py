@@ -161,13 +161,30 @@ def kibana_rules() -> dict[str, dict[str, Any]]:
 
 # --- Watcher (Gold+/trial) --------------------------------------------------------------
 
+#: Painless that builds a watch's alert reason from the search response. Mustache is rendered in
+#: some action fields (logging text, email) but never inside script ``params``: a reason passed
+#: there as ``{{ctx.payload...}}`` would be stored as that literal text, so it is built here.
+BUCKET_REASON = (
+    "String reason = ctx.payload.hits.total + params.what;"
+    " for (def m : ctx.payload.aggregations.models.buckets) { reason += ' ' + m.key + ' ('; String sep = '';"
+    " for (def s : m.split.buckets) { reason += sep + s.key; sep = ' '; } reason += ')'; }")
+DEAD_LETTER_REASON = (
+    "String reason = ctx.payload.hits.total + params.what; String sep = '';"
+    " for (def b : ctx.payload.aggregations.reasons.buckets) { reason += sep + b.key + '=' + b.doc_count; sep = ' '; }")
+STATIC_REASON = "String reason = params.what;"
+
+
 def _watch(name: str, title: str, indices: list[str], body: dict[str, Any], condition: dict[str, Any],
-           summary: str) -> dict[str, Any]:
-    """A watch that logs and indexes an alert document while ``condition`` holds, throttled."""
+           log_text: str, reason: str, what: str) -> dict[str, Any]:
+    """A watch that logs and indexes an alert document while ``condition`` holds, throttled.
+
+    ``log_text`` is mustache (rendered by the logging action); ``reason`` is Painless that sets
+    ``String reason`` from ``ctx.payload`` and ``params.what`` (plain text, no mustache).
+    """
     document = (
-        "return ['@timestamp': ctx.execution_time, 'alert': ['source': 'watcher', 'action': 'fired', "
+        f"{reason} return ['@timestamp': ctx.execution_time, 'alert': ['source': 'watcher', 'action': 'fired', "
         "'rule': ['id': ctx.watch_id, 'name': ctx.metadata.title], 'group': '', "
-        "'fired_at': ctx.execution_time, 'reason': params.summary]];")
+        "'fired_at': ctx.execution_time, 'reason': reason]];")
     return {
         "metadata": {"title": title, "mlmon": {"watch": name}},
         "trigger": {"schedule": {"interval": CHECK_INTERVAL}},
@@ -175,10 +192,10 @@ def _watch(name: str, title: str, indices: list[str], body: dict[str, Any], cond
         "condition": condition,
         "actions": {
             "log": {"throttle_period": WATCH_THROTTLE,
-                    "logging": {"level": "warn", "text": f"mlmon watch {{{{ctx.watch_id}}}}: {summary}"}},
+                    "logging": {"level": "warn", "text": f"mlmon watch {{{{ctx.watch_id}}}}: {log_text}"}},
             "index_alert": {"throttle_period": WATCH_THROTTLE,
                             "transform": {"script": {"lang": "painless", "source": document,
-                                                     "params": {"summary": summary}}},
+                                                     "params": {"what": what}}},
                             "index": {"index": WATCHER_ALERTS_INDEX}},
         },
     }
@@ -193,10 +210,11 @@ def _metric_watch(name: str, title: str, families: list[str], split: str,
         "aggs": {"models": {"terms": {"field": "mlmon.model.name", "size": 50},
                             "aggs": {"split": {"terms": {"field": split, "size": 20}}}}},
     }
-    summary = (f"{{{{ctx.payload.hits.total}}}} metric documents of {'/'.join(families)} in alert over the last "
-               f"{METRIC_LOOKBACK_HOURS}h: {{{{#ctx.payload.aggregations.models.buckets}}}}{{{{key}}}} "
-               f"({{{{#split.buckets}}}}{{{{key}}}} {{{{/split.buckets}}}}) {{{{/ctx.payload.aggregations.models.buckets}}}}")
-    return _watch(name, title, [METRICS_PATTERN], body, {"compare": {"ctx.payload.hits.total": {"gt": 0}}}, summary)
+    what = f" metric documents of {'/'.join(families)} in alert over the last {METRIC_LOOKBACK_HOURS}h:"
+    log_text = (f"{{{{ctx.payload.hits.total}}}}{what} {{{{#ctx.payload.aggregations.models.buckets}}}}{{{{key}}}} "
+                f"({{{{#split.buckets}}}}{{{{key}}}} {{{{/split.buckets}}}}) {{{{/ctx.payload.aggregations.models.buckets}}}}")
+    return _watch(name, title, [METRICS_PATTERN], body, {"compare": {"ctx.payload.hits.total": {"gt": 0}}},
+                  log_text, BUCKET_REASON, what)
 
 
 #: Hourly volume below this share of the model's average hour over the previous day is a drop.
@@ -219,6 +237,8 @@ def watcher_watches() -> dict[str, dict[str, Any]]:
         " if (b.baseline.doc_count >= params.min_baseline"
         " && b.recent.doc_count < params.ratio * b.baseline.doc_count / 24.0) { return true; } }"
         " return false;")}}
+    volume_text = (f"a model's predictions in the last hour fell below {VOLUME_DROP_RATIO:g} x its "
+                   f"hourly average of the previous day")
     dead_letter_body = {
         "size": 0,
         "query": {"range": {"@timestamp": {"gte": "now-15m"}}},
@@ -238,14 +258,13 @@ def watcher_watches() -> dict[str, dict[str, Any]]:
                                             "metric.segment.field"),
         "mlmon-volume-drop": _watch(
             "mlmon-volume-drop", "mlmon: prediction volume drop", [PREDICTIONS_PATTERN], volume_body,
-            volume_condition, f"a model's predictions in the last hour fell below {VOLUME_DROP_RATIO:g} x its "
-                              f"hourly average of the previous day"),
+            volume_condition, volume_text, STATIC_REASON, volume_text),
         "mlmon-dead-letter-spike": _watch(
             "mlmon-dead-letter-spike", "mlmon: dead-letter spike", [DEAD_LETTERS_PATTERN], dead_letter_body,
             {"compare": {"ctx.payload.hits.total": {"gt": 100}}},
             "{{ctx.payload.hits.total}} dead letters in 15 minutes: "
             "{{#ctx.payload.aggregations.reasons.buckets}}{{key}}={{doc_count}} "
-            "{{/ctx.payload.aggregations.reasons.buckets}}"),
+            "{{/ctx.payload.aggregations.reasons.buckets}}", DEAD_LETTER_REASON, " dead letters in 15 minutes: "),
     }
 
 

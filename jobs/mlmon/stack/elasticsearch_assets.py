@@ -145,6 +145,14 @@ def _event_field_groups() -> dict[str, dict[str, contract.FieldType]]:
     return groups
 
 
+#: Decided per stream, not left to the cluster: from 9.0 Elasticsearch gives every new ``logs-*-*``
+#: data stream the logsdb index mode unless its template sets one, and logsdb defaults
+#: ``index.mapping.ignore_malformed`` to true - a wrong-typed value would be kept in _source but
+#: silently left unindexed instead of refused (400) into the dead letters. Standard mode, with
+#: ignore_malformed set false explicitly, keeps the contract's "never silently wrong". Replicas
+#: 0-1: green on a single node, one replica as soon as a second node joins.
+EVENT_INDEX_SETTINGS: Body = {"mode": "standard", "auto_expand_replicas": "0-1"}
+
 #: Logstash's data_stream output (and Elastic's own data streams) carry these on every document.
 DATA_STREAM_FIELDS: dict[str, Body] = {f"data_stream.{k}": {"type": "constant_keyword"}
                                        for k in ("type", "dataset", "namespace")}
@@ -172,9 +180,11 @@ def component_templates() -> dict[str, Body]:
 
     for policy in sorted(set(POLICY_OF_KIND.values())):
         out[f"mlmon-{policy}@settings"] = _component_settings(
-            {"index": {"lifecycle": {"name": ilm_policy_name(policy)},
-                       "mapping": {"total_fields": {"ignore_dynamic_beyond_limit": True}}}},
-            f"Settings of the mlmon {policy} data streams (ILM policy {ilm_policy_name(policy)}).")
+            {"index": {"lifecycle": {"name": ilm_policy_name(policy)}, **EVENT_INDEX_SETTINGS,
+                       "mapping": {"total_fields": {"ignore_dynamic_beyond_limit": True},
+                                   "ignore_malformed": False}}},
+            f"Settings of the mlmon {policy} data streams (ILM policy {ilm_policy_name(policy)}; "
+            f"standard index mode: a malformed value is refused and dead-lettered, not silently unindexed).")
     out["mlmon-documents@settings"] = _component_settings(
         {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
         "Settings of the mlmon metric, alert, reference and checkpoint indices: small, one shard.")
@@ -296,6 +306,7 @@ def ilm_policies(retention: Mapping[str, str] | None = None) -> dict[str, Body]:
 # --- roles ----------------------------------------------------------------------------------
 
 EVENT_STREAMS = f"{contract.DATA_STREAM_TYPE}-mlmon.*-*"
+WRITTEN_STREAMS = [contract.data_stream(kind, "*") for kind in (*contract.KINDS, "deadletter")]  # type: ignore[arg-type]
 DOCUMENT_INDICES = [f"{i}*" for i in (METRICS_INDEX, ALERTS_INDEX, REFERENCES_INDEX, CHECKPOINTS_INDEX)]
 #: Kibana feature privileges (application privileges of Kibana's default application), all spaces.
 KIBANA_VIEWER = {"application": "kibana-.kibana", "resources": ["*"],
@@ -311,7 +322,8 @@ def roles() -> dict[str, Body]:
             "cluster": ["monitor"],
             # create_doc: append only (no overwrite, no delete). auto_configure: create a data
             # stream for a new namespace and map a new feature dynamically (data streams need it).
-            "indices": [{"names": [EVENT_STREAMS], "privileges": ["create_doc", "auto_configure"]}],
+            # Only on the streams it writes (one pattern per kind), not on every logs-mlmon.* name.
+            "indices": [{"names": WRITTEN_STREAMS, "privileges": ["create_doc", "auto_configure"]}],
             "metadata": meta,
         },
         "mlmon_jobs": {
@@ -319,7 +331,9 @@ def roles() -> dict[str, Body]:
             "cluster": ["monitor"],
             "indices": [
                 {"names": [EVENT_STREAMS], "privileges": ["read", "view_index_metadata"]},
-                {"names": DOCUMENT_INDICES, "privileges": ["read", "write", "view_index_metadata", "auto_configure"]},
+                # index + create_doc: write and overwrite by id; not `write`, which includes delete.
+                {"names": DOCUMENT_INDICES, "privileges": ["read", "index", "create_doc", "view_index_metadata",
+                                                           "auto_configure"]},
             ],
             "metadata": meta,
         },

@@ -30,6 +30,7 @@ from mlmon.core.stats import CategoryStats, NumericStats, WindowStatistics
 from mlmon.stores.protocols import AlertStore, ExplainBackend, LabelledStore, MetricPage, StoreError
 from mlmon.core.queries import WindowQuery
 from mlmon.stores.elasticsearch import job_runs
+from mlmon.stores.elasticsearch.paging import pit_pages
 from mlmon.stores.elasticsearch.references import latest_reference_query
 from mlmon_logging.contract import data_stream
 
@@ -152,7 +153,7 @@ def parse_window_response(response: Mapping[str, Any], query: WindowQuery, nums:
 
 
 #: index.max_result_window's default: a search whose from + size exceeds it is refused (400), so longer
-#: listings are read in pages of at most this many, each after the last sort key of the one before.
+#: listings are read in pages of at most this many, in a point in time (stores.elasticsearch.paging).
 MAX_RESULT_WINDOW = 10_000
 
 
@@ -160,7 +161,7 @@ def metrics_query(model: str | None, limit: int, start: datetime | None, end: da
                   version: str | None = None, families: Sequence[str] = (), features: Sequence[str] = (),
                   statuses: Sequence[str] = (), search_after: Sequence[Any] | None = None) -> dict[str, Any]:
     """One page of the metric listing: every filter in the query (so ``size`` counts matches only),
-    sorted to a unique key (``metric.id`` last) so ``search_after`` pages neither skip nor repeat."""
+    sorted to a unique key (``metric.id`` last): the same order whatever the paging."""
     filters: list[dict[str, Any]] = []
     for field, value in (("mlmon.model.name", model), ("mlmon.model.version", version)):
         if value is not None:
@@ -333,21 +334,15 @@ class ElasticsearchStore:
                      start: datetime | None = None, end: datetime | None = None, *,
                      version: str | None = None, families: Sequence[str] = (), features: Sequence[str] = (),
                      statuses: Sequence[str] = ()) -> MetricPage:
+        """Up to ``limit`` documents in pages of at most MAX_RESULT_WINDOW, all in one point in time."""
         docs: list[dict[str, Any]] = []
         total = 0
-        after: Sequence[Any] | None = None
-        while len(docs) < limit:  # bounded: every page but the last adds MAX_RESULT_WINDOW documents
-            body = metrics_query(model, limit - len(docs), start, end, version=version, families=families,
-                                 features=features, statuses=statuses, search_after=after)
-            resp = self._call("metrics search", self.es.search, index=METRICS_INDEX, ignore_unavailable=True,
-                              **body).body
-            hits = resp["hits"]["hits"]
-            if after is None:
-                total = int(resp["hits"]["total"]["value"])
-            docs += [h["_source"] for h in hits]
-            if len(hits) < body["size"]:
-                break
-            after = hits[-1]["sort"]
+        body = metrics_query(model, limit, start, end, version=version, families=families, features=features,
+                             statuses=statuses)
+        for n, page in enumerate(pit_pages(self.es, METRICS_INDEX, body, what="metrics search", max_hits=limit)):
+            if n == 0:
+                total = int(page["hits"]["total"]["value"])
+            docs += [h["_source"] for h in page["hits"]["hits"]]
         return MetricPage(docs, total=max(total, len(docs)))
 
     def put_reference(self, profile: ReferenceProfile) -> str:
