@@ -18,6 +18,7 @@ ASSETS = {
     "mlmon.assets.elasticsearch": ("elasticsearch", ["*/*.json"]),
     "mlmon.assets.kibana": ("kibana", ["*.ndjson", "rules/*.json", "rules/connectors/*.json"]),
     "mlmon.assets.logstash": ("logstash", ["config/*.yml", "pipeline/*.conf", "ruby/*.rb", "ruby/*.json"]),
+    "mlmon.assets.prometheus": ("prometheus", ["*.yml", "rules/*.yml"]),
 }
 
 setup(

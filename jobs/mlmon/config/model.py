@@ -53,6 +53,7 @@ from mlmon.config.explainability import (ExplainabilityConfig, ExplainabilitySpe
                                          parse_explainability, parse_fairness)
 from mlmon.config.loader import read_yaml
 from mlmon.config.performance import PerformanceSpec, warn_old_reference
+from mlmon.config.prometheus import ExporterSettings, ExporterSpec
 from mlmon.config.values import (SEGMENT_SUFFIX, group_value, Bool, ConfigError, Duration, Int1, Int20, KeyPath, Number, Probability,
                                  Section, Text, Where, config_error, describe, fail, given, is_name, list_or_mapping,
                                  one_of, parse_duration)
@@ -101,6 +102,8 @@ class Config:
     models: tuple[ModelConfig, ...]
     store: str | None = None
     path: str = "<config>"
+    #: What ``mlmon serve-metrics`` exports (the ``prometheus:`` section).
+    prometheus: ExporterSettings = field(default_factory=ExporterSettings)
 
 
 # --- the typed model of the file -------------------------------------------------------------------
@@ -260,6 +263,7 @@ class MlmonYaml(Section):
 
     store: str | None = Field(default=None, description="store URL: duckdb:///mlmon.duckdb or https://host:9200 "
                                                 "(--store overrides)")
+    prometheus: ExporterSpec | None = Field(default=None, description="what mlmon serve-metrics exports")
     models: dict[str, ModelSpec | None] = Field(description="model name -> how to monitor it (null: the defaults)",
                                          json_schema_extra={"propertyNames": {"pattern": contract.NAME_PATTERN},
                                                             "minProperties": 1})
@@ -287,7 +291,8 @@ class MlmonYaml(Section):
 
     def resolve(self, path: str) -> Config:
         return Config(models=tuple((spec or ModelSpec()).resolve(name) for name, spec in self.models.items()),
-                      store=self.store, path=path)
+                      store=self.store, path=path,
+                      prometheus=self.prometheus.resolve() if self.prometheus else ExporterSettings())
 
 
 # --- loading ----------------------------------------------------------------------------------------
