@@ -80,6 +80,8 @@ class DemoResult:
     windows: int = 0
     documents: int = 0
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    #: The report's summary: three lines per model version (what drifted, performance, alerts).
+    report_summary: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -146,10 +148,12 @@ def run_demo(out_dir: Path, days: int = 7, per_day: int = 3200, drift_day: int =
 
     from mlmon.outputs.report.gather import gather
     from mlmon.outputs.report.html import render
+    from mlmon.outputs.report.summary import summarise
 
     result.alerts = store.alert_store().recent_alerts(model=MODEL, limit=10_000)
-    report_path.write_text(render(gather(store, f"duckdb:///{db}", title="mlmon demo: cancer-screen v1")),
-                           encoding="utf-8")
+    report = gather(store, f"duckdb:///{db}", title="mlmon demo: cancer-screen v1", config=config)
+    report_path.write_text(render(report), encoding="utf-8")
+    result.report_summary = [line for m in report.models for line in summarise(m).lines()]
     store.close()
     result.seconds = time.perf_counter() - t0
     return result
@@ -183,5 +187,5 @@ def summary(result: DemoResult) -> str:
     ]
     for family, whats in sorted(by_family.items()):
         lines.append(f"  {family}: {', '.join(sorted(whats))}")
-    lines += [f"report: {result.report.resolve()}", f"took {result.seconds:.1f} s"]
+    lines += [f"took {result.seconds:.1f} s", f"report: {result.report.resolve()}", *result.report_summary]
     return "\n".join(lines)

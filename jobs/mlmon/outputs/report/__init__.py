@@ -1,6 +1,7 @@
 """The self-contained HTML report: ``mlmon report --store URL --out report.html``.
 
-``data`` defines what a report shows, ``charts`` draws it (matplotlib, as
-inline SVG so the file opens offline with no scripts), ``html`` lays it out,
-and ``gather`` reads it from a store.
+``gather`` reads a range of a store (metric documents, alerts, reference vs latest window, label
+joins), ``summary`` answers the monitor's questions first, ``series`` ranks series by their metric's
+direction, ``charts`` writes Vega-Lite specs (Altair), ``preview`` the table's tiny SVGs, ``html``
+lays the page out and ``assets`` inlines the chart bundle, so the file opens offline.
 """

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mlmon.core.perf_stats import ClassificationStats, RegressionSums
+
 
 @dataclass(frozen=True)
 class NumericDistribution:
@@ -24,6 +26,21 @@ class CategoricalDistribution:
     current: dict[str, float]
 
 
+Distribution = NumericDistribution | CategoricalDistribution
+
+
+@dataclass(frozen=True)
+class LabelledPeriod:
+    """The label join of one period (the latest labelled window, or the performance reference):
+    what confusion matrices, ROC / precision-recall curves and error histograms are drawn from."""
+
+    name: str                   # "latest" or "reference"
+    start: datetime
+    end: datetime
+    classification: ClassificationStats | None = None
+    regression: RegressionSums | None = None
+
+
 @dataclass
 class ModelReport:
     model: str
@@ -32,9 +49,15 @@ class ModelReport:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     #: Alert documents as stored, newest first.
     alerts: list[dict[str, Any]] = field(default_factory=list)
-    #: Latest window vs reference, for the features that drifted most.
-    distributions: list[NumericDistribution | CategoricalDistribution] = field(default_factory=list)
+    #: Latest evaluated drift window vs reference, per feature (display name).
+    distributions: list[Distribution] = field(default_factory=list)
     distribution_window: tuple[datetime, datetime] | None = None
+    #: Performance over the labelled reference period (``metric|class`` -> value), when known.
+    reference_metrics: dict[str, float] = field(default_factory=dict)
+    #: Label joins behind the standard plots: latest labelled window and the reference period.
+    labelled: list[LabelledPeriod] = field(default_factory=list)
+    #: Why a part is missing (no reference profile, no config for the reference period, ...).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -43,3 +66,8 @@ class Report:
     generated_at: datetime
     store: str
     models: list[ModelReport]
+    #: The range asked for (None: open); windows overlapping it are shown.
+    start: datetime | None = None
+    end: datetime | None = None
+    #: Metric documents that matched but were left out by the read limit (stated in the header).
+    metrics_left_out: int = 0
