@@ -40,10 +40,21 @@ def test_the_sensor_fault_shows_as_a_performance_drop_and_a_prediction_drift(dem
 
 def test_report_and_summary_are_written(demo: DemoResult) -> None:
     html = demo.report.read_text(encoding="utf-8")
-    assert html.count("<svg") >= 10 and "Data drift" in html and "Performance" in html
+    assert "What drifted" in html and "Performance" in html  # rendering: tests/report in Chromium
     text = summary(demo)
     assert "alerts fired" in text and str(demo.report.resolve()) in text
     assert Path(demo.store).exists()
+
+
+def test_the_summary_says_how_to_look_further_and_its_commands_work(demo: DemoResult) -> None:
+    from tests.cli.helpers import mlmon
+
+    [status] = [line for line in summary(demo).splitlines() if line.startswith("job health: ")]
+    result = mlmon(status.removeprefix("job health: mlmon ").split())
+    assert result.code == 0, result.err
+    assert {"drift", "performance", "explainability", "fairness"} <= {line.split()[1] for line in
+                                                                       result.out.splitlines()[1:]}
+    assert f"mlmon serve-metrics --store duckdb:///{demo.store.resolve()}" in summary(demo)
 
 
 def test_the_compose_jobs_config_is_valid() -> None:

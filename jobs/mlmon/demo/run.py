@@ -188,4 +188,11 @@ def summary(result: DemoResult) -> str:
     for family, whats in sorted(by_family.items()):
         lines.append(f"  {family}: {', '.join(sorted(whats))}")
     lines += [f"took {result.seconds:.1f} s", f"report: {result.report.resolve()}", *result.report_summary]
+    url = f"duckdb:///{result.store.resolve()}"
+    lines += [
+        f"job health: mlmon status --store {url}",
+        f"for Prometheus: mlmon serve-metrics --store {url}   (http://127.0.0.1:9464/metrics; "
+        "prometheus/prometheus.yml scrapes it as mlmon-exporter, rules in prometheus/rules/)",
+        "with Grafana: docker compose --profile prometheus up -d, then http://127.0.0.1:3000 (README: Prometheus and Grafana)",
+    ]
     return "\n".join(lines)
