@@ -18,7 +18,8 @@ ASSETS = {
     "mlmon.assets.elasticsearch": ("elasticsearch", ["*/*.json"]),
     "mlmon.assets.kibana": ("kibana", ["*.ndjson", "rules/*.json", "rules/connectors/*.json"]),
     "mlmon.assets.logstash": ("logstash", ["config/*.yml", "pipeline/*.conf", "ruby/*.rb", "ruby/*.json"]),
-    "mlmon.assets.prometheus": ("prometheus", ["*.yml", "rules/*.yml"]),
+    # The rules' unit tests (rules/mlmon.rules.test.yml) are development files.
+    "mlmon.assets.prometheus": ("prometheus", ["*.yml", "rules/mlmon.rules.yml"]),
 }
 
 setup(

@@ -10,7 +10,7 @@
 set -euo pipefail
 
 # Refuse the .env.example placeholders and short secrets before anything is made with them.
-for var in ELASTIC_PASSWORD KIBANA_PASSWORD LOGSTASH_WRITER_PASSWORD MLMON_JOBS_PASSWORD \
+for var in ELASTIC_PASSWORD KIBANA_PASSWORD LOGSTASH_WRITER_PASSWORD MLMON_JOBS_PASSWORD GRAFANA_ES_PASSWORD \
            KIBANA_ENCRYPTION_KEY KIBANA_SECURITY_KEY KIBANA_REPORTING_KEY; do
     value="${!var:-}"
     minimum=12
@@ -98,4 +98,7 @@ es -X PUT https://elasticsearch:9200/_security/user/mlmon_logstash_writer \
    -d "{\"password\":\"${LOGSTASH_WRITER_PASSWORD}\",\"roles\":[\"mlmon_logstash_writer\"],\"full_name\":\"Logstash (mlmon events)\"}" >/dev/null
 es -X PUT https://elasticsearch:9200/_security/user/mlmon_jobs \
    -d "{\"password\":\"${MLMON_JOBS_PASSWORD}\",\"roles\":[\"mlmon_jobs\"],\"full_name\":\"mlmon jobs\"}" >/dev/null
+# Grafana's Elasticsearch data source: read-only on the metric documents (role mlmon_grafana).
+es -X PUT https://elasticsearch:9200/_security/user/mlmon_grafana \
+   -d "{\"password\":\"${GRAFANA_ES_PASSWORD}\",\"roles\":[\"mlmon_grafana\"],\"full_name\":\"Grafana (mlmon metrics)\"}" >/dev/null
 echo "es-init: done"

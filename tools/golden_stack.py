@@ -6,14 +6,17 @@ Run inside the compose network by ``scripts/test-stack.sh``::
 
 Sends every ``logstash/tests/<case>.jsonl`` byte for byte to Logstash's TCP input,
 waits until Elasticsearch holds as many mlmon documents as the expected files
-list, then compares each stored document (data stream, ``_id``, ``_source``) with
+list, then compares each stored document (target, ``_id``, ``_source``) with
 ``<case>.expected.json``, normalising only the fields that differ by nature
-(:func:`tools.golden.normalise`: ingest time, file path).
+(:func:`tools.golden.normalise`: ingest time, file path). Events are stored in the
+index of their month (``<target>-yyyy.MM.01``): each must be in the one its own
+``@timestamp`` names.
 
 Two more checks of the running stack::
 
     python -m tools.golden_stack --es ... --logstash ... --resend-after-rollover
-        # rolls every mlmon event stream over, sends the golden files again: no event may be stored twice
+        # rolls over every data stream holding mlmon events (there must be none: the events are in
+        # time-routed indices that never roll over), sends the golden files again: none stored twice
     python -m tools.golden_stack --es ... --demo --timeout 300
         # the demo-model service's reference profile and live predictions reached Elasticsearch
 """
@@ -34,12 +37,13 @@ import elasticsearch
 from mlmon.stores.elasticsearch.client import check_connection, connect
 
 EVENTS = "logs-mlmon.*-*"
-_BACKING = re.compile(r"^\.ds-(?P<stream>.+)-\d{4}\.\d{2}\.\d{2}-\d{6}$")
+_MONTH_INDEX = re.compile(r"^(?P<target>.+)-(?P<month>\d{4}\.\d{2})\.01$")
 
 
-def data_stream_of(backing_index: str) -> str:
-    m = _BACKING.match(backing_index)
-    return m["stream"] if m else backing_index
+def target_of(index: str) -> tuple[str, str]:
+    """``logs-mlmon.prediction-default-2025.01.01`` -> (``logs-mlmon.prediction-default``, ``2025.01``)."""
+    m = _MONTH_INDEX.match(index)
+    return (m["target"], m["month"]) if m else (index, "")
 
 
 def ids_search(ids: list[str]) -> dict[str, Any]:
@@ -67,7 +71,8 @@ def duplicated_events(es: elasticsearch.Elasticsearch) -> list[str]:
 
 
 def roll_over_streams(es: elasticsearch.Elasticsearch) -> list[str]:
-    """An immediate rollover of every mlmon event data stream (what ILM or a template change does)."""
+    """An immediate rollover of every data stream among the mlmon event names (what ILM or a template
+    change does to a data stream); the names. There should be none."""
     names = [s["name"] for s in es.indices.get_data_stream(name=EVENTS)["data_streams"]]
     for name in names:
         es.indices.rollover(alias=name)
@@ -137,12 +142,17 @@ def compare(es: elasticsearch.Elasticsearch, expected: list[dict[str, Any]], cas
     if not expected:
         return problems
     hits = es.search(index=EVENTS, body=ids_search([d["id"] for d in expected]))["hits"]["hits"]
-    stored = {(data_stream_of(h["_index"]), h["_id"]): h["_source"] for h in hits}
+    stored = {(target_of(h["_index"])[0], h["_id"]): h["_source"] for h in hits}
+    months = {(target_of(h["_index"])[0], h["_id"]): target_of(h["_index"])[1] for h in hits}
     for doc in expected:
         key = (doc["index"], doc["id"])
         if key not in stored:
             problems.append(f"{case}: {doc['index']}/{doc['id']} not stored")
             continue
+        own_month = str(stored[key].get("@timestamp", ""))[:7].replace("-", ".")
+        if months[key] != own_month:
+            problems.append(f"{case}: {doc['index']}/{doc['id']} is in the index of month {months[key]!r}, "
+                            f"its @timestamp says {own_month!r}")
         got = normalise({"index": key[0], "id": key[1], "source": stored[key]})
         if got != doc:
             problems.append(f"{case}: {key[0]}/{key[1]} differs:\n  expected {json.dumps(doc['source'], sort_keys=True)}"
@@ -158,7 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--logstash", required=True, help="host:port of Logstash's tcp input")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--resend-after-rollover", action="store_true",
-                        help="roll the event streams over, send the golden files again, require no duplicates")
+                        help="roll over any data stream of mlmon events (none expected), send the golden files "
+                             "again, require no duplicates")
     parser.add_argument("--demo", action="store_true", help="check the demo-model service's data arrived")
     parser.add_argument("--watch", action="store_true", help="execute a watch, check its alert document")
     args = parser.parse_args(argv)
@@ -170,7 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(p, file=sys.stderr)
         return 1 if demo_problems else 0
     if args.resend_after_rollover:
-        print(f"rolled over: {', '.join(roll_over_streams(es))}")
+        streams = roll_over_streams(es)
+        if streams:
+            print(f"mlmon events in data streams (rolled over now; a re-sent event would be stored twice): "
+                  f"{', '.join(streams)}", file=sys.stderr)
+            return 1
+        print("no data stream holds mlmon events: their time-routed indices never roll over")
     names = cases()
     expected = {case: load_expected(case) for case in names}
     for case in names:

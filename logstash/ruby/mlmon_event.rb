@@ -9,7 +9,7 @@
 # order, same messages.
 #
 # Input: the raw line in [message] (line codec). Output: the event rebuilt as the
-# document to store, plus [@metadata][mlmon][index] (target data stream).
+# document to store, plus [@metadata][mlmon][index] (target index, without the month the output adds).
 require "json"
 require "date"
 require "digest"

@@ -23,7 +23,8 @@ import pytest
 
 from tests.support import REPO
 from mlmon.stack import alert_assets as assets
-from mlmon.stores.elasticsearch.alerts import last_notifications_search, metric_history_search, recent_alerts_search
+from mlmon.stores.elasticsearch.alerts import (due_deliveries_search, last_notifications_search, metric_documents_search,
+                                              recent_alerts_search, series_windows_search, stored_alerts_search)
 from mlmon.config.alerts import Rule
 from mlmon.core.alert_schema import ALERT_FIELDS
 from mlmon.core.documents import METRIC_FIELDS
@@ -327,8 +328,11 @@ def test_all_alerting_bodies_typecheck_against_the_elasticsearch_api_types() -> 
     for name, rule in rules().items():
         if "esQuery" in rule["body"]["params"]:
             items.append(("search", json.loads(rule["body"]["params"]["esQuery"]), f"rule {name} esQuery"))
-    items.append(("search", metric_history_search("churn", "3", datetime(2025, 1, 1, tzinfo=timezone.utc)),
-                  "alert adapter: metric history"))
+    t0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    items.append(("search", series_windows_search("churn", "3", ["drift"], t0, t0), "alert adapter: series windows"))
+    items.append(("search", metric_documents_search(["a"]), "alert adapter: metric documents"))
+    items.append(("search", stored_alerts_search(["a"]), "alert adapter: stored alerts"))
+    items.append(("search", due_deliveries_search(t0, 100), "alert adapter: due deliveries"))
     items.append(("search", last_notifications_search(["a", "b"]), "alert adapter: last notifications"))
     items.append(("search", recent_alerts_search("churn", 50), "alert adapter: recent alerts"))
     assert_bodies_typecheck(items)

@@ -8,9 +8,12 @@ from datetime import timedelta
 import pytest
 
 from mlmon.alerts.engine import evaluate
-from mlmon.stores.elasticsearch.alerts import ElasticsearchAlertStore, last_notifications_search, metric_history_search
+from mlmon.stores.elasticsearch.alerts import (ElasticsearchAlertStore, due_deliveries_search, last_notifications_search,
+                                              series_windows_search)
 from mlmon.config.alerts import Rule
 from mlmon.stores.elasticsearch.client import connect
+from mlmon.core.alerts import Delivery
+from mlmon.stores.elasticsearch.alerts import delivery_source
 from mlmon.stores.protocols import StoreError
 from tests.alerts.conftest import T0, make_metric, series
 from tests.support.fake_http import FakeServer, Reply, Request, es_error, es_reply
@@ -30,15 +33,17 @@ def _bulk_reply(req: Request, conflict_ids: set[str]) -> Reply:
     lines = [json.loads(line) for line in req.raw_body.decode().splitlines() if line.strip()]
     items = []
     for action in lines[::2]:
-        _id = action["create"]["_id"]
+        [(op, meta)] = action.items()
+        _id = meta["_id"]
         if _id in conflict_ids:
-            items.append({"create": {"_index": "mlmon-alerts", "_id": _id, "status": 409, "error": {
+            items.append({op: {"_index": meta["_index"], "_id": _id, "status": 409, "error": {
                 "type": "version_conflict_engine_exception",
                 "reason": f"[{_id}]: version conflict, document already exists (current version [1])"}}})
         else:
-            items.append({"create": {"_index": "mlmon-alerts", "_id": _id, "_version": 1, "result": "created",
-                                     "status": 201, "_seq_no": 0, "_primary_term": 1}})
-    return es_reply({"took": 3, "errors": bool(conflict_ids), "items": items})
+            items.append({op: {"_index": meta["_index"], "_id": _id, "_version": 1, "result": "created",
+                               "status": 201, "_seq_no": 0, "_primary_term": 1}})
+    return es_reply({"took": 3, "errors": bool(conflict_ids & {a[next(iter(a))]["_id"] for a in lines[::2]}),
+                     "items": items})
 
 
 def test_write_creates_by_id_and_treats_conflicts_as_already_written() -> None:
@@ -66,7 +71,7 @@ def test_other_bulk_failures_raise_a_store_error() -> None:
         ElasticsearchAlertStore(connect(server.url)).write_alerts(ALERTS)
 
 
-def test_history_and_memory_are_read_back() -> None:
+def test_series_windows_and_memory_are_read_back() -> None:
     doc = make_metric(2, "alert")
     alert_source = ALERTS[0].to_source()
 
@@ -79,24 +84,78 @@ def test_history_and_memory_are_read_back() -> None:
 
     with FakeServer(handler) as server:
         store = ElasticsearchAlertStore(connect(server.url))
-        [back] = store.metric_history("churn", "3", T0)
+        [back] = store.series_windows("churn", "3", ["drift"], T0, T0 + timedelta(days=3))
+        [full] = store.metric_documents([doc.id])
         memory = store.last_notifications([ALERTS[0].series_id])
-    assert back.id == doc.id and back.window_end == doc.window_end and back.threshold == doc.threshold
+    assert (back.metric_id, back.window_end, back.status, back.series.feature) == (doc.id, doc.window_end, "alert", "age")
+    assert full.id == doc.id and full.threshold == doc.threshold
     assert memory[ALERTS[0].series_id].action == "fired"
     assert memory[ALERTS[0].series_id].window_end == ALERTS[0].metric.window_end
-    history_req, memory_req = server.requests
-    assert history_req.json["query"]["bool"]["filter"][0] == {"term": {"mlmon.model.name": "churn"}}
+    windows_req, docs_req, memory_req = server.requests
+    assert windows_req.json["query"]["bool"]["filter"][2:] == [
+        {"terms": {"metric.family": ["drift"]}},
+        {"range": {"window.end": {"gte": "2025-03-01T00:00:00.000Z", "lte": "2025-03-04T00:00:00.000Z"}}}]
+    assert "metric.details" not in windows_req.json["_source"]  # no document is rebuilt for context
+    assert docs_req.json["query"] == {"terms": {"metric.id": [doc.id]}}
     assert memory_req.json["collapse"] == {"field": "alert.series_id"}
-    assert history_req.query.get("ignore_unavailable") == ["true"]
+    assert windows_req.query.get("ignore_unavailable") == ["true"]
+
+
+def test_deliveries_are_queued_before_their_alerts_and_only_for_alerts_not_stored() -> None:
+    now = T0 + timedelta(days=9)
+    deliveries = [Delivery.of(a, "webhook", created_at=now, expires_at=now + timedelta(days=1)) for a in ALERTS]
+
+    def handler(req: Request) -> Reply:
+        if req.path == "/mlmon-alerts/_search":  # the first alert is stored already
+            return es_reply({**_hits([]), "hits": {"total": {"value": 1, "relation": "eq"}, "max_score": None,
+                                                   "hits": [{"_index": "mlmon-alerts", "_id": ALERTS[0].id}]}})
+        return _bulk_reply(req, {ALERTS[0].id})
+
+    with FakeServer(handler) as server:
+        written = ElasticsearchAlertStore(connect(server.url)).write_alerts_and_outbox(ALERTS, deliveries)
+    assert [a.action for a in written] == ["recovered"]
+    search, queue, alerts = server.requests
+    assert search.json["query"] == {"ids": {"values": sorted(a.id for a in ALERTS)}}
+    queued = [json.loads(x) for x in queue.raw_body.decode().splitlines()]
+    assert queued[0] == {"create": {"_index": "mlmon-outbox", "_id": f"{ALERTS[1].id}:webhook"}}
+    assert len(queued) == 2 and queued[1]["delivery"]["payload"]["alert"]["alert"]["id"] == ALERTS[1].id
+    assert queue.query.get("refresh") == ["wait_for"]  # the delivery round right after must see them
+    assert json.loads(alerts.raw_body.decode().splitlines()[0])["create"]["_index"] == "mlmon-alerts"
+
+
+def test_a_delivery_taken_by_another_round_meanwhile_is_left_to_it() -> None:
+    now = T0 + timedelta(days=9)
+    mine, theirs = [Delivery.of(a, "webhook", created_at=now, expires_at=now + timedelta(days=1)) for a in ALERTS]
+    sources = [delivery_source(mine), delivery_source(theirs)]
+
+    def handler(req: Request) -> Reply:
+        if req.path == "/mlmon-outbox/_search":
+            body = _hits(sources)
+            for i, (hit, d) in enumerate(zip(body["hits"]["hits"], (mine, theirs))):
+                hit.update({"_index": "mlmon-outbox", "_id": d.key, "_seq_no": 10 + i, "_primary_term": 1})
+            return es_reply(body)
+        return _bulk_reply(req, {theirs.key})  # its seq_no moved: another round took it first
+
+    until = now + timedelta(minutes=1)
+    with FakeServer(handler) as server:
+        taken = ElasticsearchAlertStore(connect(server.url)).claim_deliveries(now, until, 50)
+    assert [d.key for d in taken] == [mine.key]
+    search, bulk = server.requests
+    assert search.json["seq_no_primary_term"] is True and search.json["size"] == 50
+    lines = [json.loads(x) for x in bulk.raw_body.decode().splitlines()]
+    assert lines[0] == {"index": {"_index": "mlmon-outbox", "_id": mine.key, "if_seq_no": 10, "if_primary_term": 1}}
+    assert lines[1]["delivery"]["next_attempt_at"] == "2025-03-10T00:01:00.000Z"  # the lease
 
 
 def test_search_bodies_name_only_mapped_fields() -> None:
-    from mlmon.core.alert_schema import ALERT_FIELDS
+    from mlmon.core.alert_schema import ALERT_FIELDS, OUTBOX_FIELDS
     from mlmon.core.documents import METRIC_FIELDS
     from tests.alerts.test_assets import query_fields
 
-    history = metric_history_search("churn", "3", T0)
+    windows = series_windows_search("churn", "3", ["drift"], T0, T0)
     memory = last_notifications_search(["a", "b"])
-    assert set(query_fields(history["query"])) | {"window.end", "metric.id"} <= set(METRIC_FIELDS)
+    due = due_deliveries_search(T0, 10)
+    assert set(query_fields(windows["query"])) | {"window.end", "metric.id", *windows["_source"]} <= set(METRIC_FIELDS)
     assert set(query_fields(memory)) | {"window.end", "alert.fired_at", *memory["_source"]} <= set(ALERT_FIELDS)
-    # both bodies are type-checked with the other alerting bodies in test_assets (one tsc run)
+    assert set(query_fields(due["query"])) | {next(iter(s)) for s in due["sort"]} <= set(OUTBOX_FIELDS)
+    # every body is type-checked with the other alerting bodies in test_assets (one tsc run)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 
 from mlmon.alerts.local import alert_round
+from mlmon.alerts.outbox import deliver_outbox
 from mlmon.config.alerts import AlertsConfig, Rule, WebhookConfig, parse_alerts_config
 from mlmon.core.alert_schema import ALERTS_TABLE
+from mlmon.core.documents import MetricDocument
 from mlmon.stores.duckdb.alerts import DuckDBAlertStore
 from mlmon.stores.duckdb.schema import quote
 from mlmon.stores.duckdb.store import DuckDBStore
@@ -32,15 +36,20 @@ def con(metric_store: DuckDBStore) -> duckdb.DuckDBPyConnection:
     return metric_store.con
 
 
-def run_days(metric_store: DuckDBStore, days: dict[int, str], configs: dict[str, AlertsConfig],
-             **kwargs: object) -> list[list[str]]:
-    """One job round per day: store that day's metric, then alert. Returns actions per round."""
+def opener(store: DuckDBAlertStore) -> Callable[[], AbstractContextManager[DuckDBAlertStore]]:
+    """The outbox's store opener over a connection the test keeps open."""
+    return lambda: nullcontext(store)
+
+
+def run_days(metric_store: DuckDBStore, days: dict[int, str], configs: dict[str, AlertsConfig]) -> list[list[str]]:
+    """One job round per day: store that day's metric, alert, send the outbox. Returns actions per round."""
     store = DuckDBAlertStore(metric_store.con)
-    out = []
+    out: list[list[str]] = []
     for day, status in sorted(days.items()):
         docs = [make_metric(day, status), make_metric(day, "ok", feature="income")]
         metric_store.write_metrics(docs)
-        report = alert_round(store, docs, configs, now=NOW, **kwargs)  # type: ignore[arg-type]
+        report = alert_round(store, docs, configs, now=NOW)
+        deliver_outbox(opener(store), configs, clock=lambda: NOW)
         out.append([a.action for a in report.written])
     return out
 
@@ -70,9 +79,12 @@ def test_rerunning_a_round_writes_and_sends_nothing_new(metric_store: DuckDBStor
     docs = [make_metric(0, "alert")]
     metric_store.write_metrics(docs)
     first = alert_round(store, docs, configs, now=NOW)
+    sent = deliver_outbox(opener(store), configs, clock=lambda: NOW)
     again = alert_round(store, docs, configs, now=NOW + timedelta(hours=1))
+    resent = deliver_outbox(opener(store), configs, clock=lambda: NOW + timedelta(hours=1))
     assert [a.action for a in first.written] == ["fired"] and again.written == []
-    assert len(receiver.requests) == 1 and first.delivered == 1
+    assert (first.queued, again.queued, sent.delivered, resent.delivered) == (1, 0, 1, 0)
+    assert len(receiver.requests) == 1
     assert con.execute(f"SELECT count(*) FROM {ALERTS_TABLE}").fetchone() == (1,)
 
 
@@ -89,14 +101,13 @@ def test_renotify_and_recovery_reach_the_webhook_unless_recovery_is_muted(
 
 
 def test_webhook_down_never_fails_the_round(metric_store: DuckDBStore, con: duckdb.DuckDBPyConnection) -> None:
-    def broken(alerts: object, config: object) -> object:
-        from mlmon.alerts.channels.webhook import DeliveryReport
-        return DeliveryReport(0, 1)
-
-    config = AlertsConfig(rules=(Rule("drift", ("drift",)),), webhook=WebhookConfig(url="http://127.0.0.1:1/"))
-    rounds = run_days(metric_store, {0: "alert"}, {"churn": config}, post=broken)
+    config = AlertsConfig(rules=(Rule("drift", ("drift",)),),
+                          webhook=WebhookConfig(url="http://127.0.0.1:1/", max_attempts=1))
+    rounds = run_days(metric_store, {0: "alert"}, {"churn": config})
     assert rounds == [["fired"]]
     assert con.execute(f"SELECT count(*) FROM {ALERTS_TABLE}").fetchone() == (1,)
+    [pending] = DuckDBAlertStore(con).deliveries()
+    assert (pending.state, pending.attempts) == ("pending", 1) and "Connect" in pending.last_error
 
 
 def test_disabled_model_raises_nothing(metric_store: DuckDBStore) -> None:
@@ -108,6 +119,38 @@ def test_metric_documents_round_trip_through_the_store(metric_store: DuckDBStore
     metric_store.write_metrics([doc])
     adapter = metric_store.alert_store()
     assert isinstance(adapter, DuckDBAlertStore)
-    [back] = adapter.metric_history("churn", "3", T0)
+    [back] = adapter.metric_documents([doc.id])
     assert back.id == doc.id and back.status == "warning" and back.threshold == doc.threshold
     assert back.window_end == doc.window_end and back.value == pytest.approx(0.12)
+    [window] = adapter.series_windows("churn", "3", ["drift"], doc.window_end, doc.window_end)
+    assert (window.metric_id, window.status, window.window_start) == (doc.id, "warning", doc.window_start)
+
+
+def test_series_windows_are_bounded_by_family_and_by_window_end_on_both_sides(metric_store: DuckDBStore) -> None:
+    metric_store.write_metrics([make_metric(day, "ok") for day in range(10)]
+                               + [make_metric(day, "ok", family="performance", metric="accuracy") for day in range(10)])
+    adapter = DuckDBAlertStore(metric_store.con)
+    rows = adapter.series_windows("churn", "3", ["drift"], T0 + timedelta(days=3), T0 + timedelta(days=5))
+    assert [(r.series.family, (r.window_end - T0).days) for r in rows] == [("drift", 3), ("drift", 4), ("drift", 5)]
+
+
+def test_a_round_reads_only_the_windows_its_rules_look_at(metric_store: DuckDBStore,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: a re-backfill judged one window while reading (and rebuilding) every document after it."""
+    from mlmon.stores.duckdb import alerts as duckdb_alerts
+
+    statuses = ["ok"] * 60
+    statuses[9] = statuses[10] = "alert"
+    history = [make_metric(day, status) for day, status in enumerate(statuses)]
+    metric_store.write_metrics(history)  # 60 days stored; the round judges day 10 (a re-run)
+    rebuilt: list[dict[str, object]] = []
+    real = duckdb_alerts.metric_from_row
+
+    def counting(row: dict[str, Any]) -> MetricDocument:
+        rebuilt.append(row)
+        return real(row)
+
+    monkeypatch.setattr(duckdb_alerts, "metric_from_row", counting)
+    report = alert_round(DuckDBAlertStore(metric_store.con), [history[10]], {}, now=NOW)
+    assert [(a.action, (a.metric.window_start - T0).days) for a in report.written] == [("fired", 10)]
+    assert rebuilt == []  # the judged window is the round's own document: nothing read back is rebuilt

@@ -7,6 +7,7 @@ tests read the file that way and check what each service really gets.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -140,7 +141,7 @@ def test_es_init_refuses_the_placeholder_secrets() -> None:
     assert "ELASTIC_PASSWORD" in proc.stderr and "openssl rand" in proc.stderr
 
 
-@pytest.mark.parametrize("var", ["MLMON_JOBS_PASSWORD", "KIBANA_REPORTING_KEY"])
+@pytest.mark.parametrize("var", ["MLMON_JOBS_PASSWORD", "GRAFANA_ES_PASSWORD", "KIBANA_REPORTING_KEY"])
 def test_es_init_refuses_each_placeholder_or_short_secret(var: str) -> None:
     good = {k: os.urandom(24).hex() for k, v in _example_env().items() if v.startswith("change-me")}
     for bad in ("change-me-" + "x" * 40, "short"):
@@ -149,6 +150,18 @@ def test_es_init_refuses_each_placeholder_or_short_secret(var: str) -> None:
     # Real secrets pass the check (the script then stops outside the Elasticsearch image).
     proc = _run_es_init(good)
     assert "in .env is missing" not in proc.stderr
+
+
+def test_es_init_makes_the_grafana_user_with_its_read_only_role() -> None:
+    script = ES_INIT.read_text()
+    assert re.search(r'_security/user/mlmon_grafana \\\n\s+-d ".*GRAFANA_ES_PASSWORD.*\\"roles\\":\[\\"mlmon_grafana\\"\]', script)
+    env = resolved()["services"]["es-init"]["environment"]
+    assert str(env["GRAFANA_ES_PASSWORD"]).startswith("${GRAFANA_ES_PASSWORD:?")
+    example = _example_env()
+    assert example["GRAFANA_ES_PASSWORD"].startswith("change-me") and example["GRAFANA_ADMIN_PASSWORD"].startswith(
+        "change-me")
+    role = json.loads((ROOT / "elasticsearch" / "roles" / "mlmon_grafana.json").read_text())
+    assert role["indices"] == [{"names": ["mlmon-metrics*"], "privileges": ["read", "view_index_metadata"]}]
 
 
 def test_ports_are_published_on_the_loopback_interface_by_default() -> None:

@@ -105,7 +105,9 @@ def test_every_field_an_event_can_carry_is_mapped_with_the_contract_type(kind: c
 def test_no_fixed_field_beyond_the_contract(kind: contract.Kind) -> None:
     props, _, _ = _composed(f"logs-mlmon.{kind}")
     leaves = _flatten(props)
-    expected = {f.name for f in contract.fields_for(kind)} | set(assets.DATA_STREAM_FIELDS)
+    # Exactly the contract's fields: no data_stream.* (constant_keyword fields nothing fills: the
+    # events are in time-routed regular indices, not data streams).
+    expected = {f.name for f in contract.fields_for(kind)}
     family_objects = {fam.prefix.rstrip(".") for fam in contract.families_for(kind)}
     assert set(leaves) - family_objects == expected
 
@@ -178,8 +180,9 @@ def _flatten_doc(doc: dict[str, Any], prefix: str = "") -> list[str]:
 
 def test_each_concrete_index_matches_exactly_one_template() -> None:
     templates = {p.stem: json.loads(p.read_text()) for p in (ELASTICSEARCH / "index_templates").glob("*.json")}
-    names = [contract.data_stream(k, ns) for k in (*contract.KINDS, "deadletter") for ns in ("default", "prod_eu")]  # type: ignore[arg-type]
-    names += ["mlmon-metrics", "mlmon-alerts", "mlmon-references", "mlmon-checkpoints"]
+    names = [assets.event_index(contract.data_stream(k, ns), datetime(2025, 1, 31, 23, 59, tzinfo=timezone.utc))  # type: ignore[arg-type]
+             for k in (*contract.KINDS, "deadletter") for ns in ("default", "prod_eu")]
+    names += ["mlmon-metrics", "mlmon-alerts", "mlmon-references", "mlmon-checkpoints", "mlmon-outbox"]
     for name in names:
         matching = [t for t, body in templates.items()
                     if any(fnmatch.fnmatchcase(name, p) for p in body["index_patterns"])]
@@ -190,8 +193,8 @@ def test_each_concrete_index_matches_exactly_one_template() -> None:
 def test_roles_are_least_privilege() -> None:
     roles = {p.stem: json.loads(p.read_text()) for p in (ELASTICSEARCH / "roles").glob("*.json")}
     writer = roles["mlmon_logstash_writer"]
-    # Append-only, and only on the streams Logstash writes: not on any other logs-mlmon.* name.
-    written = [contract.data_stream(k, "*") for k in (*contract.KINDS, "deadletter")]  # type: ignore[arg-type]
+    # Append-only, and only on the dated indices Logstash writes: not on any other logs-mlmon.* name.
+    written = [f"{contract.data_stream(k, '*')}-*" for k in (*contract.KINDS, "deadletter")]  # type: ignore[arg-type]
     assert writer["indices"] == [{"names": written, "privileges": ["create_doc", "auto_configure"]}]
     assert writer["cluster"] == ["monitor"]
     jobs = roles["mlmon_jobs"]
@@ -206,15 +209,24 @@ def test_roles_are_least_privilege() -> None:
     assert all(set(g["privileges"]) <= {"read", "view_index_metadata"} for g in viewer["indices"])
     assert all(p.endswith(".read") for a in viewer["applications"] for p in a["privileges"])
     assert viewer.get("cluster", []) == []
+    grafana = roles["mlmon_grafana"]  # Grafana's Elasticsearch data source: metric documents, read only
+    assert grafana["cluster"] == ["monitor"]
+    assert grafana["indices"] == [{"names": ["mlmon-metrics*"], "privileges": ["read", "view_index_metadata"]}]
+    assert grafana["metadata"] == {"managed_by": "mlmon"} and "applications" not in grafana
 
 
 def test_retention_is_configurable_and_validated() -> None:
     policies = assets.ilm_policies({"events": "400d"})
-    assert policies["mlmon-events"]["policy"]["phases"]["delete"]["min_age"] == "400d"
-    assert policies["mlmon-deadletter"]["policy"]["phases"]["delete"]["min_age"] == assets.RETENTION["deadletter"]
-    assert "rollover" in policies["mlmon-events"]["policy"]["phases"]["hot"]["actions"]
+    # Kept 400 days at least: a month's index goes 400 + 31 days after the month's first day.
+    assert policies["mlmon-events"]["policy"]["phases"]["delete"]["min_age"] == "431d"
+    assert policies["mlmon-events"]["policy"]["_meta"]["retention"] == "400d"
+    assert policies["mlmon-deadletter"]["policy"]["phases"]["delete"]["min_age"] == "61d"
+    assert set(policies["mlmon-events"]["policy"]["phases"]) == {"delete"}  # no rollover: events stay put
+    assert assets.delete_after("36h") == "780h" and assets.delete_after("90m") == "44730m"
     with pytest.raises(ValueError, match="unknown retention policy"):
         assets.ilm_policies({"forever": "1d"})
+    with pytest.raises(ValueError, match="expected a number and d, h, m or s"):
+        assets.delete_after("1w")
 
 
 def test_the_generator_refuses_a_field_that_is_also_an_object() -> None:
@@ -233,6 +245,8 @@ def test_event_streams_decide_their_index_mode_and_refuse_malformed_values() -> 
         body = json.loads((ELASTICSEARCH / "component_templates" / f"mlmon-{policy}@settings.json").read_text())
         index = body["template"]["settings"]["index"]
         assert index["mode"] == "standard", policy
+        # ILM takes the index's age from the month in its name, not from when it was made.
+        assert index["lifecycle"] == {"name": f"mlmon-{policy}", "parse_origination_date": True}, policy
         assert index["mapping"]["ignore_malformed"] is False, policy
         assert index["auto_expand_replicas"] == "0-1", policy  # green on a single node
     composed = {json.loads(p.read_text())["composed_of"][-1] for p in (ELASTICSEARCH / "index_templates").glob("logs-*.json")}

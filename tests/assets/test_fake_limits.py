@@ -156,7 +156,8 @@ def _event(event_id: str, **extra: Any) -> dict[str, Any]:
 
 def test_create_is_refused_409_only_within_one_backing_index(installed: Cluster) -> None:
     es, fake = installed
-    stream = "logs-mlmon.prediction-default"
+    fake.index_templates["acme-logs"] = {"index_patterns": ["acme-*"], "data_stream": {}, "priority": 500}
+    stream = "acme-default"
     assert _create(es, stream, "a", _event("a"))["status"] == 201
     conflict = _create(es, stream, "a", _event("a"))
     assert conflict["status"] == 409 and conflict["error"]["type"] == "version_conflict_engine_exception"
@@ -170,6 +171,20 @@ def test_create_is_refused_409_only_within_one_backing_index(installed: Cluster)
     assert sum("a" in docs for docs in fake.documents.values()) == 2
 
 
+def test_an_event_index_is_regular_made_at_its_first_write_and_named_for_ilm(installed: Cluster) -> None:
+    es, fake = installed
+    index = "logs-mlmon.prediction-default-2025.03.01"
+    assert _create(es, index, "a", _event("a"))["status"] == 201
+    assert index in fake.indices and fake.data_streams == set()
+    assert fake.index_mappings[index] == fake.composed_mappings(index)
+    assert _create(es, index, "a", _event("a"))["status"] == 409
+    # parse_origination_date: a name without a -yyyy.MM.dd suffix is refused before the index is made.
+    refused = _create(es, "logs-mlmon.prediction-default-2025.03", "b", _event("b"))
+    assert refused["status"] == 400 and "does not match pattern" in refused["error"]["reason"]
+    with pytest.raises(elasticsearch.BadRequestError, match="does not match pattern"):
+        es.indices.create(index="logs-mlmon.prediction-default-march")
+
+
 def test_mapping_total_fields_limit(installed: Cluster) -> None:
     es, fake = installed
     # The document indices set no limit beyond the default; build one that does, as a template would.
@@ -181,4 +196,4 @@ def test_mapping_total_fields_limit(installed: Cluster) -> None:
     assert refused["status"] == 400 and "Limit of total fields [5]" in refused["error"]["reason"]
     # The event streams set ignore_dynamic_beyond_limit: extra features are kept, not refused.
     features = {"features": {"numeric": {f"x{i}": float(i) for i in range(3000)}}}
-    assert _create(es, "logs-mlmon.prediction-default", "wide", _event("wide", **features))["status"] == 201
+    assert _create(es, "logs-mlmon.prediction-default-2025.03.01", "wide", _event("wide", **features))["status"] == 201

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from datetime import datetime, timezone
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,15 +59,17 @@ def _files(assets: Path, directory: str) -> list[str]:
 def test_first_run_installs_everything_in_dependency_order(assets: Path, trial_es, kibana, capsys) -> None:
     es, state = trial_es
     assert _setup(es, assets, kibana=kibana[0]) == 0
+    month = datetime.now(timezone.utc).strftime("%Y.%m.01")  # this month's event indices
     writes = [(r.method, r.path) for r in es.writes()]
     expected = (
         [("PUT", f"/_ilm/policy/{n}") for n in _files(assets, "ilm")]
         + [("PUT", f"/_component_template/{n}") for n in _files(assets, "component_templates")]
         + [("PUT", f"/_index_template/{n}") for n in _files(assets, "index_templates")]
         + [("PUT", f"/_security/role/{n}") for n in _files(assets, "roles")]
-        + [("PUT", f"/_data_stream/logs-mlmon.{k}-prod")
-           for k in ("prediction", "feedback", "explanation", "emitter", "deadletter")]
-        + [("PUT", f"/{i}") for i in ("mlmon-metrics", "mlmon-alerts", "mlmon-references", "mlmon-checkpoints")]
+        + [("PUT", f"/logs-mlmon.{k}-prod-{month}")
+           for k in ("prediction", "feedback", "explanation", "emitter", "prediction_error", "deadletter")]
+        + [("PUT", f"/{i}") for i in ("mlmon-metrics", "mlmon-alerts", "mlmon-references", "mlmon-checkpoints",
+                                                   "mlmon-outbox")]
         + [("PUT", f"/_watcher/watch/{n}") for n in _files(assets, "watcher")]
     )
     assert writes == expected
@@ -76,7 +79,7 @@ def test_first_run_installs_everything_in_dependency_order(assets: Path, trial_e
     on_disk = json.loads((assets / "elasticsearch/index_templates/logs-mlmon.prediction.json").read_text())
     body = sent["/_index_template/logs-mlmon.prediction"]
     assert body["_meta"].pop(FINGERPRINT_KEY)
-    # A data-stream index template also carries its composed fingerprint, for its backing indices' mappings.
+    # An index template also carries its composed fingerprint, for the mappings of the indices made from it.
     mappings = body["template"].pop("mappings")
     assert set(mappings) == {"_meta"} and set(mappings["_meta"]) == {TEMPLATE_FINGERPRINT_KEY}
     assert re.fullmatch(r"[0-9a-f]{20}", mappings["_meta"][TEMPLATE_FINGERPRINT_KEY])
@@ -108,7 +111,9 @@ def test_a_changed_retention_updates_only_that_policy(assets: Path, trial_es) ->
     assert _setup(es, assets, "--retention", "events=400d") == 0
     writes = [(r.method, r.path, r.json) for r in es.requests[before:] if r.method not in ("GET", "HEAD")]
     assert [(m, p) for m, p, _ in writes] == [("PUT", "/_ilm/policy/mlmon-events")]
-    assert writes[0][2]["policy"]["phases"]["delete"]["min_age"] == "400d"
+    # Every event kept 400 days: its month's index goes 400 + 31 days after the month's first day.
+    assert writes[0][2]["policy"]["phases"]["delete"]["min_age"] == "431d"
+    assert writes[0][2]["policy"]["_meta"]["retention"] == "400d"
 
 
 def test_hand_edited_template_in_the_cluster_is_restored(assets: Path, trial_es) -> None:
@@ -204,7 +209,9 @@ def test_every_body_under_elasticsearch_and_every_body_setup_sends_typechecks(as
     from tools import golden_stack
 
     items += [("search", golden_stack.ids_search(["a", "b"]), "golden_stack ids search"),
-              ("count", golden_stack.count_body(), "golden_stack count")]
+              ("count", golden_stack.count_body(), "golden_stack count"),
+              ("search", golden_stack.duplicates_body(), "golden_stack duplicates"),
+              ("count", golden_stack.demo_body("churn"), "golden_stack demo count")]
     assert_bodies_typecheck(items)
 
 

@@ -67,9 +67,9 @@ def test_a_new_field_reaches_the_existing_index_of_its_template_only(assets: Pat
     assert mapping["properties"]["deployment_stage"]["type"] == "keyword"
     assert mapping["_meta"][TEMPLATE_FINGERPRINT_KEY] == _fingerprint_of(state, "mlmon-metrics")
     assert re.search(r"updated\s+index mapping mlmon-metrics \(onto its current template\)", capsys.readouterr().out)
-    # The check is one read for the four indices, and the next run has nothing to do.
+    # The check is one read for every index of our templates (by their patterns), and the next run has nothing to do.
     reads = [r for r in server.requests[before:] if r.path.endswith("/_mapping") and r.method == "GET"]
-    assert [r.path for r in reads] == ["/" + ",".join(DOCUMENT_INDICES) + "/_mapping"]
+    assert len(reads) == 1 and all(f"{i}*" in reads[0].path.split("/")[1].split(",") for i in DOCUMENT_INDICES)
     assert reads[0].query["filter_path"] == [f"*.mappings._meta.{TEMPLATE_FINGERPRINT_KEY}"]
     again = len(server.requests)
     assert _setup(server, assets) == 0

@@ -48,7 +48,7 @@ def test_an_unknown_key_lists_the_allowed_keys(tmp_path: Path) -> None:
                        "alerts, drift, explainability, fairness, lateness, performance, reference, version, window")
     nested = _error(tmp_path, "models:\n  churn:\n    alerts:\n      webhook: {url: 'http://x', retries: 3}\n")
     assert nested.startswith("mlmon.yaml:4: models.churn.alerts.webhook.retries: unknown key 'retries'; ")
-    assert nested.endswith("allowed: headers, max_attempts, timeout_seconds, url")
+    assert nested.endswith("allowed: expire_after, headers, max_attempts, max_retry_backoff, retry_backoff, round_timeout_seconds, timeout_seconds, url")
 
 
 def test_duplicate_keys_are_rejected_with_both_lines(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ SHIPPED = {
     "elasticsearch": ["*/*.json"],
     "kibana": ["*.ndjson", "rules/*.json", "rules/connectors/*.json"],
     "logstash": ["config/*", "pipeline/*", "ruby/*"],
+    "prometheus": ["*.yml", "rules/mlmon.rules.yml"],
 }
 #: Development files that must stay in the repository.
 DEV_ONLY = re.compile(r"^(tools|tests|benchmarks|scripts|typecheck|docs|docker)/|/logstash/tests/|"

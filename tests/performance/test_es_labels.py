@@ -66,8 +66,10 @@ def test_both_stores_return_the_same_statistics(traffic: Traffic) -> None:
     assert sorted(segments) == ["DE", "FR"]
     assert sum(s.rows for s in segments.values()) == (traffic.predictions["mlmon.segment.country"] != "US").sum()
     assert (orphans.orphans, orphans.example_ids) == (3, ("zz-orphan-1", "zz-orphan-2"))
-    # Bounded pages: one feedback request per page of 1000 predictions (3 pages) in the first join.
-    assert len([r for r in feedback_requests if "top_hits" in r.raw_body.decode()]) == 3 + 2
+    # Bounded pages: one collapsed feedback lookup per page of 1000 predictions (3 pages) in the first join,
+    # 2 in the segmented one (between 1,000 and 2,000 predictions in DE or FR); no top_hits any more.
+    lookups = [r for r in feedback_requests if '"collapse"' in r.raw_body.decode()]
+    assert len(lookups) == 3 + 2 and not any("top_hits" in r.raw_body.decode() for r in feedback_requests)
 
 
 def test_request_bodies_typecheck() -> None:
@@ -76,9 +78,11 @@ def test_request_bodies_typecheck() -> None:
     mq = LabelQuery("churn", T0, T0 + HOUR, "classification", classes=("a", "b", "c"), segment="country")
     rq = LabelQuery("churn", T0, T0 + HOUR, "regression")
     assert_bodies_typecheck([
-        ("search", prediction_page_body(q, None), "first prediction page"),
-        ("search", prediction_page_body(mq, "0190-id"), "later multiclass page"),
-        ("search", prediction_page_body(rq, None), "regression page"),
+        ("search", {**prediction_page_body(q, 5000), "pit": {"id": "46ToAwMD", "keep_alive": "2m"}},
+         "first prediction page"),
+        ("search", {**prediction_page_body(mq, 5000), "pit": {"id": "46ToAwMD", "keep_alive": "2m"},
+                    "search_after": [4999]}, "later multiclass page"),
+        ("search", prediction_page_body(rq, 10), "regression page"),
         ("search", latest_feedback_body("churn", ["a", "b"], "classification"), "latest feedback"),
         ("search", latest_feedback_body("churn", ["a"], "regression"), "latest regression feedback"),
         ("search", feedback_ids_body("churn", T0, T0 + HOUR, "1", "x"), "feedback id page"),

@@ -162,3 +162,22 @@ def test_esql_field_scanner_sees_fields_not_literals_or_aliases() -> None:
 def test_dsl_bodies_typecheck_against_the_elasticsearch_spec() -> None:
     estypes = pytest.importorskip("tests.support.estypes", reason="type-check harness not written yet")
     estypes.assert_bodies_typecheck([(r.api, r.body, r.label) for r in RECIPES])
+
+
+_ESQL_AGO = re.compile(r"NOW\(\) - (\d+) (minute|hour|day)s?")
+_DSL_AGO = re.compile(r"now-(\d+)([mhd])\b")
+_HOURS = {"minute": 1 / 60, "hour": 1, "day": 24, "m": 1 / 60, "h": 1, "d": 24}
+
+
+def test_the_unlabelled_predictions_recipes_group_a_bounded_slice() -> None:
+    """Grouping by prediction id holds one group per id: the recipes must bound the ids to one model
+    and a look-back of about a day (an 8-day range trips the request circuit breaker on a busy model)."""
+    unlabelled = [r for r in RECIPES if r.label.startswith("Unlabelled predictions older than a day")]
+    assert {r.api for r in unlabelled} == {"search", "esql.query"}
+    for recipe in unlabelled:
+        text = recipe.body["query"] if recipe.api == "esql.query" else json.dumps(recipe.body)
+        found = _ESQL_AGO.findall(text) if recipe.api == "esql.query" else _DSL_AGO.findall(text)
+        look_back = max(int(n) * _HOURS[unit] for n, unit in found)
+        assert look_back <= 25, (recipe.label, look_back)
+        assert ('mlmon.model.name ==' in text) if recipe.api == "esql.query" else (
+            '{"term": {"mlmon.model.name":' in text), recipe.label

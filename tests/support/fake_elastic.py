@@ -38,6 +38,7 @@ import fnmatch
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.parser import BytesParser
@@ -146,7 +147,11 @@ class FakeElasticsearch:
         if m == "POST" and (match := re.fullmatch(r"/_index_template/_simulate_index/([^/]+)", p)):
             return self._simulate_index(match[1])
         if match := re.fullmatch(r"/_index_template/([^/]+)", p):
+            if m == "PUT" and (refused := self._leaves_streams_without_template(match[1], req.json)):
+                return refused
             return self._store(req, self.index_templates, match[1], "index_templates", "index_template")
+        if m == "GET" and (match := re.fullmatch(r"/_cat/indices/([^/]+)", p)):
+            return self._cat_indices(req, match[1].split(","))
         if match := re.fullmatch(r"/_ilm/policy/([^/]+)", p):
             return self._policy(req, match[1])
         if match := re.fullmatch(r"/_security/role/([^/]+)", p):
@@ -155,21 +160,21 @@ class FakeElasticsearch:
             return self._watch(req, match[1])
         if match := re.fullmatch(r"/_data_stream/([^/]+)", p):
             return self._data_stream(req, match[1])
-        if m in ("GET", "POST") and (match := re.fullmatch(r"/([a-z][^/_]*)/_search", p)):
+        if m in ("GET", "POST") and (match := re.fullmatch(r"/([a-z][^/]*)/_search", p)):
             return self._search(req, match[1])
-        if m in ("POST", "PUT") and (match := re.fullmatch(r"(?:/([a-z][^/_]*))?/_bulk", p)):
+        if m in ("POST", "PUT") and (match := re.fullmatch(r"(?:/([a-z][^/]*))?/_bulk", p)):
             return self._bulk(req, match[1])
         if match := re.fullmatch(r"/([^/_][^/]*)/_rollover", p):
             return self._rollover(req, match[1])
         if m in ("GET", "POST") and p == "/_search":
             return self._search(req, None)
-        if m == "POST" and (match := re.fullmatch(r"/([a-z][^/_]*)/_pit", p)):
+        if m == "POST" and (match := re.fullmatch(r"/([a-z][^/]*)/_pit", p)):
             return self._open_pit(req, match[1])
         if m == "DELETE" and p == "/_pit":
             return self._close_pit(req)
-        if match := re.fullmatch(r"/([a-z][^/_]*)", p):
+        if match := re.fullmatch(r"/([a-z][^/]*)", p):
             return self._index(req, match[1])
-        if match := re.fullmatch(r"/([a-z][^/_]*)/_mapping", p):
+        if match := re.fullmatch(r"/([a-z][^/]*)/_mapping", p):
             return self._get_mapping(req, match[1].split(",")) if m == "GET" else self._put_mapping(req, match[1])
         return es_error(400, "illegal_argument_exception", f"fake has no route for {m} {p}")
 
@@ -222,10 +227,17 @@ class FakeElasticsearch:
                 return es_error(400, "illegal_argument_exception", f"no matching index template found for data stream [{name}]")
             self.data_streams.add(name)
             return es_reply(_ACK)
-        if name not in self.data_streams:
-            return es_error(404, "index_not_found_exception", f"no such index [{name}]")
-        return es_reply({"data_streams": [{"name": name, "timestamp_field": {"name": "@timestamp"},
-                                           "generation": 1, "status": "GREEN", "template": name}]})
+        # Comma-separated names and wildcards; a wildcard matching nothing is an empty list.
+        found: list[str] = []
+        for one in name.split(","):
+            hits = sorted(s for s in self.data_streams if fnmatch.fnmatchcase(s, one))
+            if not hits and "*" not in one:
+                return es_error(404, "index_not_found_exception", f"no such index [{one}]")
+            found += [h for h in hits if h not in found]
+        return es_reply({"data_streams": [
+            {"name": s, "timestamp_field": {"name": "@timestamp"}, "generation": len(self.backing.get(s, [])) or 1,
+             "indices": [{"index_name": i} for i in self.backing.get(s, [])], "status": "GREEN",
+             "template": self.matching_template(s)} for s in found]})
 
     def _index(self, req: Request, name: str) -> Reply:
         if req.method == "HEAD":
@@ -233,10 +245,51 @@ class FakeElasticsearch:
         if req.method == "PUT":
             if name in self.indices:
                 return es_error(400, "resource_already_exists_exception", f"index [{name}] already exists")
-            self.indices.add(name)
-            self.index_mappings[name] = self.composed_mappings(name)
+            if (refused := self.create_index(name)) is not None:
+                return es_error(400, str(refused["type"]), str(refused["reason"]))
             return es_reply({"acknowledged": True, "shards_acknowledged": True, "index": name})
         return es_error(400, "illegal_argument_exception", f"fake has no route for {req.method} /{name}")
+
+    def create_index(self, name: str) -> dict[str, Any] | None:
+        """A regular index from the matching template (an explicit create or a write's auto-create); the error, if refused.
+
+        With ``index.lifecycle.parse_origination_date``, Elasticsearch refuses a name ILM cannot
+        take a date from (IndexLifecycleOriginationDateParser, checked before the index is made).
+        """
+        lifecycle = self.composed_settings(name).get("index", {}).get("lifecycle", {})
+        if str(lifecycle.get("parse_origination_date")).lower() == "true" and not re.fullmatch(ILM_ORIGINATION_NAME, name):
+            return {"type": "illegal_argument_exception", "reason":
+                    f"index name [{name}] does not match pattern '{ILM_ORIGINATION_NAME}'"}
+        self.indices.add(name)
+        self.index_mappings[name] = self.composed_mappings(name)
+        return None
+
+    def _leaves_streams_without_template(self, name: str, body: dict[str, Any]) -> Reply | None:
+        """Elasticsearch's MetadataIndexTemplateService.validateDataStreamsStillReferenced: a template
+        that would leave an existing data stream matching no data-stream template is refused."""
+        after = {**self.index_templates, name: body}
+
+        def has_stream_template(stream: str, templates: dict[str, dict[str, Any]]) -> bool:
+            matching = [(int(b.get("priority", 0)), t) for t, b in templates.items()
+                        if any(fnmatch.fnmatchcase(stream, p) for p in b["index_patterns"])]
+            return bool(matching) and "data_stream" in templates[max(matching)[1]]
+        lost = sorted(s for s in self.data_streams
+                      if has_stream_template(s, self.index_templates) and not has_stream_template(s, after))
+        if not lost:
+            return None
+        return es_error(400, "illegal_argument_exception",
+                        f"composable template [{name}] with index patterns {body['index_patterns']}, priority "
+                        f"[{body.get('priority')}] {'' if 'data_stream' in body else 'and no data stream configuration '}"
+                        f"would cause data streams {lost} to no longer match a data stream template")
+
+    def _cat_indices(self, req: Request, names: list[str]) -> Reply:
+        """``GET /_cat/indices/<names>?format=json&h=index``: open regular indices (wildcards match none: empty)."""
+        if req.query.get("format") != ["json"] or req.query.get("h") != ["index"]:
+            return es_error(400, "illegal_argument_exception", "the fake answers format=json&h=index only")
+        missing = [n for n in names if "*" not in n and n not in self.indices]
+        if missing:
+            return es_error(404, "index_not_found_exception", f"no such index [{missing[0]}]")
+        return es_reply([{"index": i} for i in sorted(self.indices) if any(fnmatch.fnmatchcase(i, n) for n in names)])
 
     def matching_template(self, name: str) -> str | None:
         matching = [(int(body.get("priority", 0)), t) for t, body in self.index_templates.items()
@@ -254,16 +307,22 @@ class FakeElasticsearch:
             mappings = merge_deep(mappings, part.get("template", {}).get("mappings", {}))
         return mappings
 
-    def _simulate_index(self, name: str) -> Reply:
+    def composed_settings(self, name: str) -> dict[str, Any]:
+        """The settings an index named ``name`` gets from the index templates, in the nested form."""
         template = self.matching_template(name)
         if template is None:
-            return es_reply({})
+            return {}
         settings: dict[str, Any] = {}
         body = self.index_templates[template]
         for part in [self.component_templates[c] for c in body.get("composed_of", [])] + [body]:
-            settings = merge_deep(settings, part.get("template", {}).get("settings", {}))
-        return es_reply({"template": {"settings": settings, "mappings": self.composed_mappings(name), "aliases": {}},
-                         "overlapping": []})
+            settings = merge_deep(settings, _nested_settings(part.get("template", {}).get("settings", {})))
+        return settings
+
+    def _simulate_index(self, name: str) -> Reply:
+        if self.matching_template(name) is None:
+            return es_reply({})
+        return es_reply({"template": {"settings": self.composed_settings(name), "mappings": self.composed_mappings(name),
+                                      "aliases": {}}, "overlapping": []})
 
     def mappings_of(self, target: str) -> dict[str, dict[str, Any]]:
         """Index -> mapping, for the indices a ``GET /<target>/_mapping`` target names (or matches)."""
@@ -335,6 +394,8 @@ class FakeElasticsearch:
             index = self.write_index(target)
         else:
             index = target
+            if index not in self.indices and (refused := self.create_index(index)) is not None:
+                return 400, refused  # auto-create refused (the writer's auto_configure privilege is assumed)
         docs = self.documents.setdefault(index, {})
         doc_id = doc_id or f"auto-{sum(map(len, self.documents.values()))}"
         if op == "create" and doc_id in docs:  # unique per concrete index only: a rollover forgets the ids
@@ -361,14 +422,9 @@ class FakeElasticsearch:
 
     def _field_limit(self, name: str) -> tuple[int | None, bool]:
         """index.mapping.total_fields.limit and ignore_dynamic_beyond_limit from the templates (None: none set)."""
-        template = self.matching_template(name)
-        if template is None:
+        if self.matching_template(name) is None:
             return None, False
-        settings: dict[str, Any] = {}
-        body = self.index_templates[template]
-        for part in [self.component_templates[c] for c in body.get("composed_of", [])] + [body]:
-            settings = merge_deep(settings, _nested_settings(part.get("template", {}).get("settings", {})))
-        total = settings.get("index", {}).get("mapping", {}).get("total_fields", {})
+        total = self.composed_settings(name).get("index", {}).get("mapping", {}).get("total_fields", {})
         limit = total.get("limit")
         return (None if limit is None else int(limit)), str(total.get("ignore_dynamic_beyond_limit")) == "true"
 
@@ -591,6 +647,9 @@ def _aggs_of_kind(aggs: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
     return found
 
 
+#: Elasticsearch's IndexLifecycleOriginationDateParser: with index.lifecycle.parse_origination_date, an index
+#: name must end in -yyyy.MM.dd (optionally -<digits>), or the index is not created.
+ILM_ORIGINATION_NAME = r"^.*-(\d{4}.\d{2}.\d{2})(-[\d]+)?$"
 #: index.max_result_window's default.
 MAX_RESULT_WINDOW = 10_000
 #: search.max_buckets, index.max_terms_count and index.max_inner_result_window defaults (9.x).
@@ -645,8 +704,38 @@ def _sort_key(values: list[Any], orders: list[str]) -> tuple[Any, ...]:
                  for v, o in zip(values, orders))
 
 
+#: Kibana's DEFAULT_TAB_UUID_NAMESPACE (src/platform/plugins/shared/saved_search/common/service/extract_tabs.ts):
+#: the tab a pre-tab Discover session gets is uuidv5(session id, this namespace).
+DEFAULT_TAB_UUID_NAMESPACE = uuid.UUID("617f8ea7-754a-4a75-86bf-58c4b2f99690")
+#: Root attributes a Discover session keeps from model version 13 (SCHEMA_DISCOVER_SESSION_V13).
+SESSION_ROOT = ("title", "description", "tabs")
+#: Tab attributes the create schema defaults (SCHEMA_TAB_ATTRIBUTES_V13).
+TAB_DEFAULTS = {"hideChart": False, "hideTable": False, "isTextBasedQuery": False}
+
+
+def migrate_saved_object(obj: dict[str, Any]) -> dict[str, Any]:
+    """What a 9.4 Kibana stores for an imported object: ``search`` objects migrated to model version 13.
+
+    extractTabsTransformFnV13, then the data_removal of the legacy root attributes: everything but
+    title and description moves into one tab (deterministic id from the object's id, label
+    "Untitled", schema defaults filled in); the type's migration version becomes 10.13.0.
+    """
+    if obj.get("type") != "search" or "tabs" in obj.get("attributes", {}):
+        return obj
+    attributes = dict(obj.get("attributes", {}))
+    tab = {k: v for k, v in attributes.items() if k not in (*SESSION_ROOT, "version", "hits")}
+    migrated = {"title": attributes.get("title", ""), "description": attributes.get("description", ""),
+                "tabs": [{"id": str(uuid.uuid5(DEFAULT_TAB_UUID_NAMESPACE, str(obj["id"]))), "label": "Untitled",
+                          "attributes": {**TAB_DEFAULTS, **tab}}]}
+    return {**obj, "attributes": migrated, "typeMigrationVersion": "10.13.0"}
+
+
 class FakeKibana:
-    """Saved objects export/import and the alerting rule API (Kibana 9.x shapes)."""
+    """Saved objects export/import and the alerting rule API (Kibana 9.x shapes).
+
+    Imported ``search`` objects are migrated as 9.4 migrates them (:func:`migrate_saved_object`),
+    so an export never gives back the attributes that were imported.
+    """
 
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
@@ -673,7 +762,7 @@ class FakeKibana:
                 return Reply(409, {"message": "conflict: import without overwrite"})
             objects = [json.loads(line) for line in _multipart_file(req).decode().splitlines() if line.strip()]
             for obj in objects:
-                self.objects[(obj["type"], obj["id"])] = obj
+                self.objects[(obj["type"], obj["id"])] = migrate_saved_object(obj)
             return Reply(200, {"success": True, "successCount": len(objects), "successResults": [
                 {"type": o["type"], "id": o["id"], "overwrite": True} for o in objects]})
         if match := re.fullmatch(r"/api/alerting/rule/([^/]+)", p):

@@ -22,11 +22,45 @@ re-run of the same window raises nothing, and alert ids are deterministic anyway
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from mlmon.core.alerts import Action, Alert, LastNotification, SeriesKey
 from mlmon.config.alerts import Rule
 from mlmon.core.documents import SEVERITY, MetricDocument
+
+
+class Judged(Protocol):
+    """What the engine reads of a window: a metric document, or a store's lighter SeriesWindow."""
+
+    @property
+    def window_start(self) -> datetime: ...
+    @property
+    def window_end(self) -> datetime: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def computed_at(self) -> datetime: ...
+
+
+W = TypeVar("W", bound=Judged)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An alert to raise at ``windows[index]`` of the judged windows (before a metric document is attached)."""
+
+    index: int
+    action: Action
+    previous_status: str
+    bad_windows: int
+    considered_windows: int
+
+    def alert(self, rule: Rule, series: SeriesKey, metric: MetricDocument, now: datetime) -> Alert:
+        return Alert(rule_id=rule.id, rule_name=rule.display_name, action=self.action, series=series,
+                     metric=metric, previous_status=self.previous_status, bad_windows=self.bad_windows,
+                     considered_windows=self.considered_windows, fired_at=now)
 
 
 def evaluate(history: Sequence[MetricDocument], rules: Sequence[Rule],
@@ -39,19 +73,29 @@ def evaluate(history: Sequence[MetricDocument], rules: Sequence[Rule],
     ``last_notifications`` maps rule id to its last notification for this series;
     ``now`` is stamped as ``fired_at``.
     """
-    windows = _windows(history)
-    if not windows:
+    if not history:
         return []
-    series = SeriesKey.of(windows[0])
+    keys = {SeriesKey.of(d) for d in history}
+    if len(keys) > 1:
+        a, b = sorted(keys)[:2]
+        raise ValueError(f"evaluate() takes one series; got {a.describe()!r} and {b.describe()!r}")
+    series = keys.pop()
     rule = next((r for r in rules if r.matches(series)), None)
     if rule is None:
         return []
-    last = last_notifications.get(rule.id)
+    windows = latest_per_window(history)
+    decisions = judge(windows, rule, last_notifications.get(rule.id))
+    return [d.alert(rule, series, windows[d.index], now) for d in decisions]
+
+
+def judge(windows: Sequence[Judged], rule: Rule, last: LastNotification | None) -> list[Decision]:
+    """The rule's verdicts on one series' windows (oldest first, one per window; see
+    :func:`latest_per_window`) after its last notification ``last``."""
     firing = last is not None and last.firing
     notified_end = last.window_end if last else None
     notified_status = last.status if last else ""
 
-    alerts: list[Alert] = []
+    decisions: list[Decision] = []
     for i, doc in enumerate(windows):
         if notified_end is not None and doc.window_end <= notified_end:
             continue  # evaluated in an earlier run
@@ -63,15 +107,13 @@ def evaluate(history: Sequence[MetricDocument], rules: Sequence[Rule],
         action = _action(rule, doc, firing, holds, all_ok, notified_end, notified_status)
         if action is None:
             continue
-        alerts.append(Alert(rule_id=rule.id, rule_name=rule.display_name, action=action, series=series,
-                            metric=doc, previous_status=windows[i - 1].status if i else "",
-                            bad_windows=bad, considered_windows=len(recent), fired_at=now))
+        decisions.append(Decision(i, action, windows[i - 1].status if i else "", bad, len(recent)))
         firing = action != "recovered"
         notified_end, notified_status = doc.window_end, doc.status
-    return alerts
+    return decisions
 
 
-def _action(rule: Rule, doc: MetricDocument, firing: bool, holds: bool, all_ok: bool,
+def _action(rule: Rule, doc: Judged, firing: bool, holds: bool, all_ok: bool,
             notified_end: datetime | None, notified_status: str) -> Action | None:
     if not firing:
         return "fired" if holds else None
@@ -85,16 +127,10 @@ def _action(rule: Rule, doc: MetricDocument, firing: bool, holds: bool, all_ok: 
     return "recovered" if all_ok else None
 
 
-def _windows(history: Sequence[MetricDocument]) -> list[MetricDocument]:
-    """One document per window (the latest computation wins), oldest first; one series only."""
-    by_window: dict[tuple[datetime, datetime], MetricDocument] = {}
-    key: SeriesKey | None = None
+def latest_per_window(history: Sequence[W]) -> list[W]:
+    """One entry per window (the latest computation wins; on a tie, the later in ``history``), oldest first."""
+    by_window: dict[tuple[datetime, datetime], W] = {}
     for doc in history:
-        doc_key = SeriesKey.of(doc)
-        if key is None:
-            key = doc_key
-        elif doc_key != key:
-            raise ValueError(f"evaluate() takes one series; got {key.describe()!r} and {doc_key.describe()!r}")
         slot = (doc.window_start, doc.window_end)
         seen = by_window.get(slot)
         if seen is None or doc.computed_at >= seen.computed_at:

@@ -2,42 +2,45 @@
 
 Used in embedded mode (and by the jobs against Elasticsearch too, which is how
 alert documents reach ``mlmon-alerts`` on a Basic licence). The round's new
-metric documents select the series to look at; their recent history and the
-engine's memory come from the store; new alerts are written, then (optionally)
-POSTed to the model's webhook. A webhook failure is logged and never fails the
-round: the alert documents are already stored.
+metric documents select the series to look at; the store gives the status of
+their last windows (one query per model version, bounded by family and by the
+window ends on both sides) and the engine's memory. New alerts are written
+together with their outbox entries; :mod:`mlmon.alerts.outbox` sends those
+after the round, with the store closed.
+
+Cost: O(rules x series x M) per round, not O(history): only the windows an
+"N of M" rule can look at are read, and a metric document is built only for a
+window that raises an alert and was not computed in this round.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from mlmon.alerts.engine import evaluate
-from mlmon.core.alerts import Alert, SeriesKey, series_id
-from mlmon.config.alerts import AlertsConfig, WebhookConfig
-from mlmon.stores.protocols import AlertStore
-from mlmon.alerts.channels.webhook import DeliveryReport, post_alerts
+from mlmon.alerts.channels.webhook import CHANNEL as WEBHOOK
+from mlmon.alerts.engine import Decision, judge, latest_per_window
+from mlmon.config.alerts import AlertsConfig, Rule
+from mlmon.core.alerts import Alert, Delivery, SeriesKey, SeriesWindow, series_id
 from mlmon.core.documents import MetricDocument
+from mlmon.stores.protocols import AlertStore
 
 log = logging.getLogger(__name__)
-
-Poster = Callable[[Sequence[Alert], WebhookConfig], DeliveryReport]
 
 
 @dataclass
 class AlertRoundReport:
     written: list[Alert] = field(default_factory=list)
-    delivered: int = 0
-    failed_deliveries: int = 0
+    #: Outbox entries queued for the channels (sent by :func:`mlmon.alerts.outbox.deliver_outbox`).
+    queued: int = 0
 
 
 def alert_round(store: AlertStore, new_metrics: Sequence[MetricDocument], configs: Mapping[str, AlertsConfig],
-                *, now: datetime | None = None, post: Poster = post_alerts) -> AlertRoundReport:
-    """Evaluate the alert rules for every series touched by ``new_metrics``.
+                *, now: datetime | None = None) -> AlertRoundReport:
+    """Evaluate the alert rules for every series touched by ``new_metrics``; store new alerts and queue them.
 
     ``configs`` maps a model name to its parsed ``alerts:`` section; a model
     without one gets the defaults.
@@ -51,17 +54,25 @@ def alert_round(store: AlertStore, new_metrics: Sequence[MetricDocument], config
         config = configs.get(model, AlertsConfig())
         if not config.enabled:
             continue
-        written = store.write_alerts(_evaluate_version(store, model, version, docs, config, fired_at))
+        alerts = _evaluate_version(store, model, version, docs, config, fired_at)
+        deliveries = _deliveries(alerts, config, fired_at)
+        written = store.write_alerts_and_outbox(alerts, deliveries)
         report.written += written
-        notify_recovery = {r.id: r.notify_recovery for r in config.rules}
-        to_send = [a for a in written if a.action != "recovered" or notify_recovery.get(a.rule_id, True)]
-        if config.webhook is not None and to_send:
-            delivery = post(to_send, config.webhook)
-            report.delivered += delivery.delivered
-            report.failed_deliveries += delivery.failed
+        fresh = {a.id for a in written}
+        report.queued += sum(d.alert_id in fresh for d in deliveries)
     for alert in report.written:
         log.warning("alert %s", alert.reason)
     return report
+
+
+def _deliveries(alerts: Sequence[Alert], config: AlertsConfig, created_at: datetime) -> list[Delivery]:
+    """The outbox entries of ``alerts``: one per channel configured (a muted recovery gets none)."""
+    if config.webhook is None:
+        return []
+    notify_recovery = {r.id: r.notify_recovery for r in config.rules}
+    expires_at = created_at + config.webhook.expire_after
+    return [Delivery.of(a, WEBHOOK, created_at=created_at, expires_at=expires_at) for a in alerts
+            if a.action != "recovered" or notify_recovery.get(a.rule_id, True)]
 
 
 def _evaluate_version(store: AlertStore, model: str, version: str, docs: Sequence[MetricDocument],
@@ -71,19 +82,30 @@ def _evaluate_version(store: AlertStore, model: str, version: str, docs: Sequenc
     rules = {s: r for s, r in found.items() if r is not None}
     if not rules:
         return []
-    # Enough history for the widest "N of M" window: M windows of the longest window length seen.
+    # Enough context for the widest "N of M": M windows of the longest window length seen, before the
+    # earliest window of the round; nothing after its latest (later windows are judged in their own round).
     longest = max(d.window_end - d.window_start for d in docs)
     widest_m = max(r.m for r in rules.values())
     since = min(d.window_start for d in docs) - widest_m * max(longest, timedelta(seconds=1))
-    history: dict[SeriesKey, list[MetricDocument]] = defaultdict(list)
-    for doc in [*store.metric_history(model, version, since), *docs]:
-        key = SeriesKey.of(doc)
-        if key in rules:
-            history[key].append(doc)
+    until = max(d.window_end for d in docs)
+    families = sorted({s.family for s in rules})
+    history: dict[SeriesKey, list[SeriesWindow]] = defaultdict(list)
+    for row in [*store.series_windows(model, version, families, since, until), *map(SeriesWindow.of, docs)]:
+        if row.series in rules:
+            history[row.series].append(row)
     memory = store.last_notifications(series_id(r.id, s) for s, r in rules.items())
-    alerts: list[Alert] = []
+
+    judged: list[tuple[Rule, SeriesKey, SeriesWindow, Decision]] = []
     for key, rule in sorted(rules.items()):
-        sid = series_id(rule.id, key)
-        last = {rule.id: memory[sid]} if sid in memory else {}
-        alerts += evaluate(history[key], config.rules, last, now=fired_at)
-    return alerts
+        windows = latest_per_window(history[key])
+        judged += [(rule, key, windows[d.index], d) for d in judge(windows, rule, memory.get(series_id(rule.id, key)))]
+    # A metric document is built only for a window that raises an alert: this round's own, else read by id.
+    known = {d.id: d for d in docs}
+    missing = {w.metric_id for _, _, w, _ in judged if w.metric_id not in known}
+    if missing:
+        known.update({d.id: d for d in store.metric_documents(missing)})
+    gone = [w for _, _, w, _ in judged if w.metric_id not in known]
+    if gone:  # deleted between two queries of this round: judged again next round
+        log.warning("%d alerts of %s v%s not raised: their metric documents vanished meanwhile (first: %s)",
+                    len(gone), model, version, gone[0].metric_id)
+    return [d.alert(rule, key, known[w.metric_id], fired_at) for rule, key, w, d in judged if w.metric_id in known]

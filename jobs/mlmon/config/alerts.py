@@ -8,8 +8,12 @@ Shape (per model, all keys optional)::
       use_default_rules: true      # append DEFAULT_RULES after the rules below
       webhook:
         url: https://hooks.example.com/mlmon
-        timeout_seconds: 5
-        max_attempts: 4
+        timeout_seconds: 5         # one POST in all (connect, send, the whole answer)
+        round_timeout_seconds: 30  # all of this webhook's POSTs in one round; the rest wait for the next
+        max_attempts: 4            # POSTs per round for a transient failure (429, 5xx, no connection)
+        retry_backoff: 1m          # a failed alert is tried again on a later round, this long after,
+        max_retry_backoff: 1h      #   doubling up to this
+        expire_after: 1d           # then given up: logged and counted as expired
         headers: {Authorization: "Bearer ..."}
       rules:
         - id: drift-critical-features
@@ -42,7 +46,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, ValidationError, WithJsonSchema, field_validator, model_validator
 
 from mlmon.core.alerts import SeriesKey
-from mlmon.config.values import (DURATION_PATTERN, Bool, ConfigError, Section, Where, config_error,
+from mlmon.config.values import (DURATION_PATTERN, Bool, ConfigError, Duration, Section, Where, config_error,
                                  duration, fail, given, json_list, prefix_of)
 from mlmon.core.documents import SEVERITY
 
@@ -114,6 +118,12 @@ def _timeout(value: Any) -> float:
     return float(value)
 
 
+def _round_timeout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+        raise fail(f"expected a number of seconds in (0, 3600], got {value!r}")
+    return float(value)
+
+
 def _attempts(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
         raise fail(f"expected an integer in [1, 10], got {value!r}")
@@ -132,13 +142,27 @@ def _headers(value: Any) -> Any:
 
 
 class WebhookConfig(Section):
-    """Where alerts are POSTed (JSON), with retries."""
+    """Where alerts are POSTed (JSON): each alert is kept in the store's outbox and retried on later
+    rounds until the webhook accepts it (2xx) or it expires."""
 
     url: Annotated[str, BeforeValidator(_url)] = Field(description="an http(s) URL",
                                                         json_schema_extra={"pattern": r"^https?://[^/\s]+"})
-    timeout_seconds: Annotated[float, BeforeValidator(_timeout)] = Field(default=5.0, gt=0, le=300,
-                                                                         description="per attempt, in (0, 300]")
-    max_attempts: Annotated[int, BeforeValidator(_attempts)] = Field(default=4, ge=1, le=10, description="in [1, 10]")
+    timeout_seconds: Annotated[float, BeforeValidator(_timeout)] = Field(
+        default=5.0, gt=0, le=300, description="one POST in all: connect, send and the whole answer, in (0, 300]")
+    round_timeout_seconds: Annotated[float, BeforeValidator(_round_timeout)] = Field(
+        default=30.0, gt=0, le=3600, description="all of this webhook's POSTs in one round, in (0, 3600]; "
+                                                 "alerts not sent by then wait for the next round")
+    max_attempts: Annotated[int, BeforeValidator(_attempts)] = Field(
+        default=4, ge=1, le=10, description="POSTs per round for a transient failure (429, 5xx, no connection), "
+                                            "in [1, 10]")
+    retry_backoff: Duration = Field(default="1m", validate_default=True,
+                                    description="wait before trying a failed alert again on a later round; "
+                                                "doubles after each failed round")
+    max_retry_backoff: Duration = Field(default="1h", validate_default=True,
+                                        description="the longest wait between two rounds' tries")
+    expire_after: Duration = Field(default="1d", validate_default=True,
+                                   description="give up an alert not delivered this long after it fired "
+                                               "(logged and counted as expired)")
     headers: Annotated[dict[str, str], BeforeValidator(_headers)] = Field(
         default_factory=dict, description="extra HTTP headers, e.g. {Authorization: Bearer ...}")
 

@@ -64,3 +64,30 @@ ALERT_FIELDS: dict[str, str] = {
     "alert.windows.considered": "long",
     **{name: METRIC_FIELDS[name] for name in _SHARED_WITH_METRICS},
 }
+
+
+#: The outbox: delivery state per alert and channel (DuckDB table; Elasticsearch index, not under
+#: ``mlmon-alerts*`` so that alert counts in Kibana never include deliveries).
+OUTBOX_TABLE = "alert_outbox"
+OUTBOX_INDEX = "mlmon-outbox"
+#: The body a channel sends, stored as is (DuckDB JSON; Elasticsearch: kept, not indexed).
+OUTBOX_PAYLOAD = "delivery.payload"
+
+#: Field name -> Elasticsearch type of an outbox entry (:class:`mlmon.core.alerts.Delivery`), payload aside.
+OUTBOX_FIELDS: dict[str, str] = {
+    # The alert's id: also the Idempotency-Key the receiver sees, the same on every attempt.
+    "delivery.alert_id": "keyword",
+    "delivery.channel": "keyword",
+    "delivery.model": "keyword",
+    "delivery.series_id": "keyword",
+    # End of the alert's window: a series' alerts are sent in window order.
+    "delivery.window_end": "date",
+    "delivery.state": "keyword",
+    "delivery.attempts": "long",
+    "delivery.created_at": "date",
+    "delivery.expires_at": "date",
+    # Due time of the next try; a round that takes entries moves it past its own deadline (a lease).
+    "delivery.next_attempt_at": "date",
+    "delivery.delivered_at": "date",
+    "delivery.last_error": "keyword",
+}

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from mlmon.core.documents import MetricDocument, iso
 
 Action = Literal["fired", "escalated", "renotified", "recovered"]
+#: An outbox entry's state: ``pending`` until a channel accepted it, or ``expired`` once given up.
+DeliveryState = Literal["pending", "delivered", "expired"]
 
 
 @dataclass(frozen=True, order=True)
@@ -130,6 +133,78 @@ class Alert:
             },
             "window": {"start": iso(m.window_start), "end": iso(m.window_end)},
         }
+
+
+@dataclass(frozen=True)
+class SeriesWindow:
+    """One window of a series as the engine judges it: its status, without the metric document.
+
+    The store reads these for the context of the "N of M" rules; a full document is
+    only built for a window that raises an alert.
+    """
+
+    series: SeriesKey
+    window_start: datetime
+    window_end: datetime
+    status: str
+    computed_at: datetime
+    metric_id: str
+
+    @classmethod
+    def of(cls, doc: MetricDocument) -> SeriesWindow:
+        return cls(SeriesKey.of(doc), doc.window_start, doc.window_end, doc.status, doc.computed_at, doc.id)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An outbox entry: one alert's notification on one channel, kept until delivered or expired.
+
+    Written with the alert (same transaction on DuckDB), so a crash between storing and
+    sending loses nothing; ``payload`` and ``alert_id`` (the receiver's idempotency key)
+    are the same on every attempt.
+    """
+
+    alert_id: str
+    channel: str
+    model: str
+    series_id: str
+    window_end: datetime
+    payload: Mapping[str, Any]
+    created_at: datetime
+    expires_at: datetime
+    next_attempt_at: datetime
+    state: DeliveryState = "pending"
+    #: Delivery rounds that tried it (each round may POST more than once for transient errors).
+    attempts: int = 0
+    last_error: str = ""
+    delivered_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.alert_id}:{self.channel}"
+
+    @classmethod
+    def of(cls, alert: Alert, channel: str, *, created_at: datetime, expires_at: datetime) -> Delivery:
+        return cls(alert_id=alert.id, channel=channel, model=alert.series.model, series_id=alert.series_id,
+                   window_end=alert.metric.window_end, payload=alert_payload(alert), created_at=created_at,
+                   expires_at=expires_at, next_attempt_at=created_at)
+
+    def delivered(self, at: datetime) -> Delivery:
+        return replace(self, state="delivered", attempts=self.attempts + 1, delivered_at=at, last_error="")
+
+    def failed(self, error: str, retry_at: datetime) -> Delivery:
+        """A failed round: retried at ``retry_at``, or expired when that is past the expiry."""
+        state: DeliveryState = "expired" if retry_at >= self.expires_at else "pending"
+        return replace(self, state=state, attempts=self.attempts + 1, last_error=error[:1000],
+                       next_attempt_at=retry_at)
+
+    def expired(self, error: str) -> Delivery:
+        return replace(self, state="expired", last_error=error[:1000] or self.last_error)
+
+
+def alert_payload(alert: Alert) -> dict[str, Any]:
+    """The JSON body a channel sends: ``text`` for Slack-style hooks, ``alert`` the full document."""
+    return {"text": alert.reason, "alert": alert.to_source()}
 
 
 def series_id(rule_id: str, series: SeriesKey) -> str:

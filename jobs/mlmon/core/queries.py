@@ -5,9 +5,9 @@ A store answers in sufficient statistics (``mlmon.core.stats``), never in rows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 #: Unseen categories named per field per window (the rest are counted together).
@@ -35,6 +35,60 @@ class WindowQuery:
             raise ValueError("window bounds must be timezone-aware (UTC)")
         if not self.start < self.end:
             raise ValueError(f"empty window: start {self.start} is not before end {self.end}")
+
+
+@dataclass(frozen=True)
+class WindowBatch:
+    """Aligned windows of one size asked together (a backfill, a look-back): a store answers every window
+    as if it had been asked alone, in one pass over ``[start, end)`` instead of one per window.
+
+    Windows are identified by their slot, the number of window sizes between the first start and theirs;
+    gaps are allowed (a slot not asked for is not answered).
+    """
+
+    windows: tuple[tuple[datetime, datetime], ...]
+
+    def __post_init__(self) -> None:
+        if not self.windows:
+            raise ValueError("a window batch needs at least one window")
+        size = self.size
+        if size <= timedelta(0):
+            raise ValueError(f"empty window: {self.windows[0]}")
+        first = self.windows[0][0]
+        previous: datetime | None = None
+        for start, end in self.windows:
+            if start.tzinfo is None or end.tzinfo is None:
+                raise ValueError("window bounds must be timezone-aware (UTC)")
+            if end - start != size or (start - first) % size:
+                raise ValueError(f"window [{start}, {end}) is not aligned with [{first}, {first + size})")
+            if previous is not None and start <= previous:
+                raise ValueError("the windows of a batch must be sorted and distinct")
+            previous = start
+
+    @classmethod
+    def of(cls, windows: Sequence[tuple[datetime, datetime]]) -> WindowBatch:
+        return cls(tuple(windows))
+
+    @property
+    def size(self) -> timedelta:
+        start, end = self.windows[0]
+        return end - start
+
+    @property
+    def start(self) -> datetime:
+        return self.windows[0][0]
+
+    @property
+    def end(self) -> datetime:
+        return self.windows[-1][1]
+
+    @property
+    def slots(self) -> tuple[int, ...]:
+        """Each window's slot: whole window sizes from the first start to its start."""
+        return tuple((start - self.start) // self.size for start, _ in self.windows)
+
+    def __len__(self) -> int:
+        return len(self.windows)
 
 
 def flatten_source(source: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

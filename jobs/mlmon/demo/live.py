@@ -28,9 +28,22 @@ log = logging.getLogger("mlmon.demo.live")
 
 
 def run_live(sink: str, store_url: str | None, rate: float, drift_after: timedelta, seed: int = 7,
-             label_delay: timedelta = timedelta(minutes=10), stop: threading.Event | None = None) -> int:
-    """Log ``rate`` predictions per second until stopped; returns the number of predictions logged."""
+             label_delay: timedelta = timedelta(minutes=10), stop: threading.Event | None = None,
+             metrics_port: int | None = None) -> int:
+    """Log ``rate`` predictions per second until stopped; returns the number of predictions logged.
+
+    ``metrics_port``: also serve the service's Prometheus metrics (``mlmon_logging.prometheus``)
+    on that port, as the model service of the compose stack does for Prometheus to scrape.
+    """
     stop = stop or threading.Event()
+    metrics = None
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from mlmon_logging.prometheus import PrometheusMetrics
+
+        metrics = PrometheusMetrics()
+        start_http_server(metrics_port)
     rng = np.random.default_rng(seed)
     model = train(seed)
     if store_url:
@@ -44,7 +57,7 @@ def run_live(sink: str, store_url: str | None, rate: float, drift_after: timedel
     pending: list[tuple[datetime, str, int]] = []
     logged = 0
     with ModelLogger(model=MODEL, version=VERSION, sink=sink, categorical=["site"],
-                     service="cancer-screen-api", environment="demo") as mlog:
+                     service="cancer-screen-api", environment="demo", metrics=metrics) as mlog:
         while not stop.is_set():
             now = datetime.now(timezone.utc)
             drifted = now - started >= drift_after
@@ -55,7 +68,8 @@ def run_live(sink: str, store_url: str | None, rate: float, drift_after: timedel
                 features: dict[str, object] = {n: float(row[n]) for n in model.numeric}
                 features["site"] = row["site"]
                 pid = mlog.log_prediction(features=features, prediction=int(scores[i] >= 0.5),
-                                          score=float(scores[i]), segment={"region": row["region"]})
+                                          score=float(scores[i]), segment={"region": row["region"]},
+                                          latency_ms=float(rng.gamma(2.0, 4.0)))
                 if rng.random() < 0.2:
                     mlog.log_explanation(prediction_id=pid, method="linear",
                                          attributions=dict(zip(model.numeric, map(float, attributions[i]))))

@@ -17,6 +17,7 @@ Jobs run on one of two schedules, shared by the jobs that follow it:
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -25,7 +26,9 @@ from typing import Any, Protocol
 from mlmon.config.model import ModelConfig
 from mlmon.core.documents import Family, Maturity, MetricDocument, Status, Threshold
 from mlmon.core.windows import floor_time
-from mlmon.stores.protocols import Store
+from mlmon.core.labels import LabelQuery, SegmentedWindows
+from mlmon.core.queries import WindowBatch
+from mlmon.stores.protocols import BatchLabelledStore, LabelledStore, Store
 
 log = logging.getLogger("mlmon.jobs")
 
@@ -33,6 +36,37 @@ log = logging.getLogger("mlmon.jobs")
 Window = tuple[datetime, datetime]
 #: Missed event windows caught up by one round after downtime; older ones are left to `mlmon backfill`.
 MAX_CATCH_UP = 1000
+
+
+DEFAULT_BATCH_WINDOWS = 168
+
+
+def _batch_setting() -> int:
+    raw = os.environ.get("MLMON_BATCH_WINDOWS")
+    if raw is None:
+        return DEFAULT_BATCH_WINDOWS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        log.warning("MLMON_BATCH_WINDOWS=%r is not a whole number of windows >= 1 (1 asks the store window by "
+                    "window); using %d", raw, DEFAULT_BATCH_WINDOWS)
+        return DEFAULT_BATCH_WINDOWS
+    return value
+
+
+#: Windows whose statistics a job asks the store for in one pass (a week of hourly windows); each store
+#: bounds the rows of a pass itself. ``MLMON_BATCH_WINDOWS=1`` asks window by window (the previous design).
+BATCH_WINDOWS = _batch_setting()
+
+
+def window_chunks(windows: Sequence[Window], size: int | None = None) -> Iterator[list[Window]]:
+    """Sorted, distinct ``windows`` in runs of at most ``size`` (default :data:`BATCH_WINDOWS`, read at call time)."""
+    size = size or BATCH_WINDOWS
+    ordered = sorted(set(windows))
+    for i in range(0, len(ordered), size):
+        yield ordered[i:i + size]
 
 
 @dataclass(frozen=True)
@@ -123,6 +157,29 @@ def window_versions(lookup: VersionLookup | None, model: ModelConfig, start: dat
     if model.version is not None:
         return [model.version]
     return list(lookup.versions(model.name, start, end)) if lookup is not None else []
+
+
+def versions_by_window(lookup: VersionLookup | None, model: ModelConfig,
+                       windows: Sequence[Window]) -> dict[Window, list[str | None]]:
+    """:func:`window_versions` of each window; ``[None]`` for a window without events (its documents are
+    computed with the model as configured, as a job does for one window)."""
+    return {w: [*window_versions(lookup, model, w[0], w[1])] or [None] for w in windows}
+
+
+def by_version(versions: Mapping[Window, Sequence[str | None]]) -> dict[str | None, list[Window]]:
+    """Version -> its windows, in order: one batch per version."""
+    out: dict[str | None, list[Window]] = {}
+    for window, found in sorted(versions.items()):
+        for version in found:
+            out.setdefault(version, []).append(window)
+    return out
+
+
+def labelled_windows(labels: LabelledStore, query: LabelQuery, batch: WindowBatch) -> list[SegmentedWindows]:
+    """The label join of each window of ``batch``: in one pass when the store answers batches."""
+    if isinstance(labels, BatchLabelledStore):
+        return labels.labelled_windows(query, batch)
+    return [labels.labelled_window(replace(query, start=s, end=e)) for s, e in batch.windows]
 
 
 def for_version(model: ModelConfig, version: str | None) -> ModelConfig:

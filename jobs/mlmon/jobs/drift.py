@@ -18,15 +18,16 @@ import numpy as np
 from mlmon import __version__
 from mlmon.config.model import ModelConfig
 from mlmon.core.documents import SEVERITY, Family, MetricDocument, Status, Threshold
-from mlmon.jobs.base import DocumentContext, EventSchedule, Window, WindowOutput, for_version, window_versions
+from mlmon.jobs.base import (DocumentContext, EventSchedule, Window, WindowOutput, by_version, for_version,
+                             versions_by_window, window_chunks)
 from mlmon.metrics import drift as dm
 from mlmon.metrics import registry
 from mlmon.metrics import thresholds as th
 from mlmon.metrics.results import MetricSet
 from mlmon.core.reference import PREDICTION_CATEGORICAL, PREDICTION_NUMERIC, ReferenceProfile
 from mlmon.core.stats import CategoryStats, NumericStats, WindowStatistics
-from mlmon.stores.protocols import Store
-from mlmon.core.queries import WindowQuery
+from mlmon.stores.protocols import Store, WindowBatchStatistics
+from mlmon.core.queries import WindowBatch, WindowQuery
 
 _FEATURE_PREFIXES = ("mlmon.features.numeric.", "mlmon.features.categorical.")
 METHOD_FINE = "binned:reference-quantiles"
@@ -91,21 +92,33 @@ class DriftWindowJob:
 
     def run(self, start: datetime, end: datetime) -> list[MetricDocument]:
         """Documents of the window for all traffic and each configured segment (not yet written)."""
-        docs = self.window(start, end, None)
-        for seg_name, values in self.model.drift.segments.items():
-            for value in values:
-                docs += self.window(start, end, (seg_name, value))
-        return docs
+        return self.run_batch([(start, end)])[0]
+
+    def run_batch(self, windows: Sequence[Window]) -> list[list[MetricDocument]]:
+        """Documents of each window (sorted, aligned): one store pass per segment for all of them."""
+        batch = WindowBatch.of(windows)
+        out: list[list[MetricDocument]] = [[] for _ in windows]
+        segments = [None, *((name, v) for name, values in self.model.drift.segments.items() for v in values)]
+        for segment in segments:
+            for docs, (start, end), stats in zip(out, batch.windows, self.statistics(batch, segment)):
+                docs += self.documents(stats, start, end, segment)
+        return out
 
     def window(self, start: datetime, end: datetime, segment: tuple[str, str] | None) -> list[MetricDocument]:
+        stats = self.statistics(WindowBatch(((start, end),)), segment)[0]
+        return self.documents(stats, start, end, segment)
+
+    def statistics(self, batch: WindowBatch, segment: tuple[str, str] | None) -> list[WindowStatistics]:
+        """The store's statistics of each window: in one pass when it answers batches, else window by window."""
         numeric, categorical = monitored_fields(self.model, self.reference)
         query = WindowQuery(
-            model=self.model.name, start=start, end=end, version=self.model.version, segment=segment,
+            model=self.model.name, start=batch.start, end=batch.end, version=self.model.version, segment=segment,
             numeric={f: self.reference.numeric[f].edges for f in numeric},
             categorical={f: tuple(self.reference.categorical[f].counts) for f in categorical},
         )
-        stats = self.store.window_statistics(query)
-        return self.documents(stats, start, end, segment)
+        if isinstance(self.store, WindowBatchStatistics):
+            return self.store.window_statistics_batch(query, batch)
+        return [self.store.window_statistics(replace(query, start=s, end=e)) for s, e in batch.windows]
 
     # --- pure part: statistics -> documents --------------------------------------------------
 
@@ -308,15 +321,19 @@ class DriftJob:
 
     def run_windows(self, windows: Sequence[Window], at: datetime) -> Iterator[WindowOutput]:
         checkpoint = self.schedule.checkpoint
-        for start, end in sorted(set(windows)):
-            docs: list[MetricDocument] = []
+        for chunk in window_chunks(windows):
             # No version configured and no events: one set of zero-count documents under the reference's version.
-            versions: list[str | None] = [*window_versions(self.store, self.model, start, end)] or [None]
-            for version in versions:
+            versions = versions_by_window(self.store, self.model, chunk)
+            parts: dict[tuple[Window, str | None], list[MetricDocument]] = {}
+            for version, mine in by_version(versions).items():
                 reference, note = self.reference_for(version)
-                # A fresh window job per window: its calibration cache is per window, as it always was.
+                # One window job per batch and version: its calibration cache is seeded per field and size,
+                # so sharing it across windows changes no threshold.
                 window_job = DriftWindowJob(self.store, for_version(self.model, version), reference, self.run_id,
                                             self.code_version)
-                part = window_job.run(start, end)
-                docs += [replace(d, details={**d.details, "reference_note": note}) for d in part] if note else part
-            yield WindowOutput(start, end, docs, ((checkpoint, end),))
+                for window, part in zip(mine, window_job.run_batch(mine)):
+                    parts[(window, version)] = [replace(d, details={**d.details, "reference_note": note})
+                                                for d in part] if note else part
+            for start, end in chunk:
+                docs = [d for v in versions[(start, end)] for d in parts[((start, end), v)]]
+                yield WindowOutput(start, end, docs, ((checkpoint, end),))

@@ -39,13 +39,14 @@ from mlmon.config.model import ModelConfig
 from mlmon.core.documents import MetricDocument, Status, Threshold, iso
 from mlmon.config.explainability import ExplainabilityConfig
 from mlmon.config.model import explainability_config
-from mlmon.jobs.base import (DocumentContext, EventSchedule, VersionLookup, Window, WindowOutput, for_version,
-                             window_versions)
+from mlmon.jobs.base import (DocumentContext, EventSchedule, VersionLookup, Window, WindowOutput, by_version,
+                             for_version, versions_by_window, window_chunks)
 from mlmon.metrics import thresholds as th
 from mlmon.metrics.attribution import attribution_metrics
 from mlmon.metrics.performance import MetricValue
 from mlmon.core.perf_stats import AttributionSums
-from mlmon.stores.protocols import ExplainBackend, Store
+from mlmon.core.queries import WindowBatch
+from mlmon.stores.protocols import BatchExplainBackend, ExplainBackend, Store
 from mlmon_logging import contract
 
 log = logging.getLogger("mlmon.explainability")
@@ -187,8 +188,9 @@ class ExplainabilityJob:
         # The event schedule's checkpoint moves with every job of the schedule, so it advances when drift is
         # not run (no reference profile) or failed; the scheduler reports a failed job's windows.
         key = self.event_schedule.checkpoint if self.event_schedule is not None else None
-        for start, end in sorted(set(windows)):
-            yield WindowOutput(start, end, self.run(start, end), ((key, end),) if key else ())
+        for chunk in window_chunks(windows):
+            for (start, end), docs in zip(chunk, self.run_batch(chunk)):
+                yield WindowOutput(start, end, docs, ((key, end),) if key else ())
 
     @property
     def version(self) -> str:
@@ -218,28 +220,47 @@ class ExplainabilityJob:
 
     def run(self, start: datetime, end: datetime) -> list[MetricDocument]:
         """Documents of the window (not yet written); per version of its traffic when none is configured."""
-        if self.model.version is None and (versions := window_versions(self.versions, self.model, start, end)):
-            docs: list[MetricDocument] = []
-            for version in versions:
-                view, note = self.for_version(version)
-                part = view.run(start, end)
-                docs += [replace(d, details={**d.details, "reference_note": note}) for d in part] if note else part
-            return docs
+        return self.run_batch([(start, end)])[0]
+
+    def run_batch(self, windows: Sequence[Window]) -> list[list[MetricDocument]]:
+        """Documents of each window (sorted, aligned): one store pass per segment for all of them."""
+        if self.model.version is None:
+            versions = versions_by_window(self.versions, self.model, windows)
+            if any(found != [None] for found in versions.values()):
+                parts: dict[tuple[Window, str | None], list[MetricDocument]] = {}
+                for version, mine in by_version(versions).items():
+                    view, note = (self, "") if version is None else self.for_version(version)
+                    for window, part in zip(mine, view._batch(WindowBatch.of(mine))):
+                        parts[(window, version)] = [replace(d, details={**d.details, "reference_note": note})
+                                                    for d in part] if note else part
+                return [[d for v in found for d in parts[(w, v)]] for w, found in sorted(versions.items())]
+        return self._batch(WindowBatch.of(windows))
+
+    def _batch(self, batch: WindowBatch) -> list[list[MetricDocument]]:
         cfg = self.config
         reference = self.reference()
         features = list(cfg.features) or sorted(set(self.backend.attribution_features(self.model.name,
                                                                                         self.model.version))
                                                  | set(reference.features if reference else ()))
-        docs = []
+        out: list[list[MetricDocument]] = [[] for _ in batch.windows]
         if features:
             # All traffic, then each configured segment value against the same reference.
             for segment in [None, *((name, v) for name, values in cfg.segments.items() for v in values)]:
-                current = self.backend.attribution_sums(self.model.name, start, end, version=self.model.version,
-                                                        method=cfg.method, features=features, segment=segment)
-                docs += self.documents(current, reference, start, end, segment)
+                for docs, (start, end), current in zip(out, batch.windows, self._sums(batch, features, segment)):
+                    docs += self.documents(current, reference, start, end, segment)
         if cfg.permutation is not None:
-            docs += self.permutation_documents(start, end)
-        return docs
+            for docs, (start, end) in zip(out, batch.windows):
+                docs += self.permutation_documents(start, end)
+        return out
+
+    def _sums(self, batch: WindowBatch, features: Sequence[str],
+              segment: tuple[str, str] | None) -> list[dict[str, AttributionSums]]:
+        """Attribution sums of each window: in one pass when the store answers batches."""
+        kwargs: dict[str, Any] = dict(version=self.model.version, method=self.config.method, features=features,
+                                      segment=segment)
+        if isinstance(self.backend, BatchExplainBackend):
+            return self.backend.attribution_sums_batch(self.model.name, batch, **kwargs)
+        return [self.backend.attribution_sums(self.model.name, s, e, **kwargs) for s, e in batch.windows]
 
     def for_version(self, version: str) -> tuple[ExplainabilityJob, str]:
         """The job over one version's traffic (kept across windows), and a note when it uses another's reference.

@@ -36,13 +36,14 @@ from mlmon.config.model import ModelConfig
 from mlmon.core.documents import MetricDocument, Status
 from mlmon.config.explainability import DEFAULT_FAIRNESS_LOOKBACK, FairnessConfig
 from mlmon.config.model import fairness_config
-from mlmon.jobs.base import (DocumentContext, LabelSchedule, VersionLookup, Window, WindowOutput, for_version,
-                             window_versions)
+from mlmon.jobs.base import (DocumentContext, LabelSchedule, VersionLookup, Window, WindowOutput, by_version,
+                             for_version, labelled_windows, versions_by_window, window_chunks)
 from mlmon.metrics.fairness import fairness_metrics
 from mlmon.metrics.performance import MetricValue
 from mlmon.core.perf_stats import GroupCounts
 from mlmon.stores.protocols import Store
-from mlmon.core.labels import LabelledWindow, LabelQuery, group_counts
+from mlmon.core.labels import LabelledWindow, LabelQuery, SegmentedWindows, group_counts
+from mlmon.core.queries import WindowBatch
 from mlmon.stores.protocols import LabelledStore, labelled_store
 
 log = logging.getLogger("mlmon.fairness")
@@ -107,29 +108,44 @@ class FairnessJob:
         return self.model.version or self.default_version
 
     def run_windows(self, windows: Sequence[Window], at: datetime) -> Iterator[WindowOutput]:
-        for start, end in sorted(set(windows)):
-            yield WindowOutput(start, end, self.run(start, end))
+        for chunk in window_chunks(windows):
+            for (start, end), docs in zip(chunk, self.run_batch(chunk)):
+                yield WindowOutput(start, end, docs)
 
     def run(self, start: datetime, end: datetime) -> list[MetricDocument]:
         """Documents of the window for every configured attribute (not yet written); per version of its
         traffic when none is configured."""
-        if self.model.version is None and (versions := window_versions(self.versions, self.model, start, end)):
-            return [d for v in versions for d in replace(self, model=for_version(self.model, v)).run(start, end)]
-        cfg = self.config
-        overall = group_counts(self._join(start, end, None, None)[""], cfg.positive_label)
-        docs: list[MetricDocument] = []
-        for attribute, groups in cfg.attributes.items():
-            windows = self._join(start, end, attribute, groups or None)
-            compared = compared_groups(windows, cfg.positive_label, groups, cfg.max_groups)
-            docs += self.documents(attribute, compared, left_out(overall, compared), start, end)
-        return docs
+        return self.run_batch([(start, end)])[0]
 
-    def _join(self, start: datetime, end: datetime, attribute: str | None,
-              groups: Sequence[str] | None) -> Mapping[str, LabelledWindow]:
-        return self.labels.labelled_window(LabelQuery(
-            self.model.name, start, end, "classification", version=self.model.version,
+    def run_batch(self, windows: Sequence[Window]) -> list[list[MetricDocument]]:
+        """Documents of each window (sorted, aligned): one label join per attribute (and one of all traffic)."""
+        if self.model.version is None:
+            versions = versions_by_window(self.versions, self.model, windows)
+            if any(found != [None] for found in versions.values()):
+                parts: dict[tuple[Window, str | None], list[MetricDocument]] = {}
+                for version, mine in by_version(versions).items():
+                    view = self if version is None else replace(self, model=for_version(self.model, version))
+                    parts.update(zip(((w, version) for w in mine), view._batch(WindowBatch.of(mine))))
+                return [[d for v in found for d in parts[(w, v)]] for w, found in sorted(versions.items())]
+        return self._batch(WindowBatch.of(windows))
+
+    def _batch(self, batch: WindowBatch) -> list[list[MetricDocument]]:
+        cfg = self.config
+        overall = [group_counts(w[""], cfg.positive_label) for w in self._join(batch, None, None)]
+        out: list[list[MetricDocument]] = [[] for _ in batch.windows]
+        for attribute, groups in cfg.attributes.items():
+            joined = self._join(batch, attribute, groups or None)
+            for docs, (start, end), whole, windows in zip(out, batch.windows, overall, joined):
+                compared = compared_groups(windows, cfg.positive_label, groups, cfg.max_groups)
+                docs += self.documents(attribute, compared, left_out(whole, compared), start, end)
+        return out
+
+    def _join(self, batch: WindowBatch, attribute: str | None,
+              groups: Sequence[str] | None) -> list[SegmentedWindows]:
+        return labelled_windows(self.labels, LabelQuery(
+            self.model.name, batch.start, batch.end, "classification", version=self.model.version,
             positive_label=self.config.positive_label, segment=attribute,
-            segment_values=None if groups is None else tuple(groups)))
+            segment_values=None if groups is None else tuple(groups)), batch)
 
     # --- pure part: counts -> documents ------------------------------------------------------------------
 

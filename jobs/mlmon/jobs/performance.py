@@ -49,10 +49,12 @@ from mlmon.metrics.performance import (MetricSet, MetricValue, classification_me
 from mlmon.core.perf_stats import ClassificationStats, RegressionSums, ScoreBins, uniform_edges
 from mlmon.config.performance import MAX_SEGMENT_VALUES, PER_CLASS, MetricRule, PerformanceConfig
 from mlmon.stores.protocols import Store
-from mlmon.core.labels import LabelledWindow, LabelQuery
-from mlmon.stores.protocols import LabelledStore, labelled_store
+from mlmon.core.labels import LabelledWindow, LabelQuery, OrphanFeedback, SegmentedWindows
+from mlmon.core.queries import WindowBatch
+from mlmon.stores.protocols import BatchLabelledStore, LabelledStore, labelled_store
 from mlmon.core.windows import floor_time
-from mlmon.jobs.base import DocumentContext, LabelSchedule, Window, WindowOutput, for_version, window_versions
+from mlmon.jobs.base import (DocumentContext, LabelSchedule, Window, WindowOutput, aligned_windows, by_version,
+                             for_version, labelled_windows, versions_by_window, window_chunks)
 
 log = logging.getLogger("mlmon.performance")
 METHOD_JOIN = "label-join:latest-feedback"
@@ -175,11 +177,12 @@ def build_reference(labels: LabelledStore, model: ModelConfig, cfg: PerformanceC
     total: ClassificationStats | RegressionSums | None = None
     labelled_rows = 0
     predictions = labelled = 0.0
-    s = floor_time(start, model.window)
-    while s < end:
-        w = _query(model, cfg, s, s + model.window, shift=0.0, error_edges=None, cbpe=False)
-        part = labels.labelled_window(w).get("")
-        s += model.window
+    parts: list[LabelledWindow | None] = []
+    for chunk in window_chunks(list(aligned_windows(start, end, model.window))):
+        batch = WindowBatch.of(chunk)
+        query = _query(model, cfg, batch.start, batch.end, shift=0.0, error_edges=None, cbpe=False)
+        parts += [found.get("") for found in labelled_windows(labels, query, batch)]
+    for part in parts:
         if part is not None:
             predictions += part.n_predictions
             labelled += part.n_labelled
@@ -326,8 +329,8 @@ class PerformanceJob:
         lookback_start = floor_time(at - self.cfg.lookback, self.model.window)
         settled = lookback_start if final_front is None else max(final_front, lookback_start)
         contiguous = True
-        for start, end in sorted(set(windows)):
-            docs, maturity = self.window(start, end, at)
+        computed = ((w, *result) for chunk in window_chunks(windows) for w, result in zip(chunk, self.windows(chunk, at)))
+        for (start, end), docs, maturity in computed:
             recomputed = computed_before is not None and end <= computed_before
             coverage = next((d for d in docs if d.metric == "label_coverage" and not d.segment_field), None)
             if recomputed:
@@ -349,56 +352,83 @@ class PerformanceJob:
                 moves.append((schedule.computed_checkpoint, end))
             yield WindowOutput(start, end, docs, tuple(moves), recomputed=recomputed, final=settles)
 
-    # --- one window -----------------------------------------------------------------------------
+    # --- windows -------------------------------------------------------------------------------
 
     def window(self, start: datetime, end: datetime, at: datetime) -> tuple[list[MetricDocument], Maturity]:
         """Documents of one window (all traffic and configured segments) and its maturity."""
-        if self.model.version is None and (versions := window_versions(self.store, self.model, start, end)):
-            return self._per_version(versions, start, end, at)
+        return self.windows([(start, end)], at)[0]
+
+    def windows(self, windows: Sequence[Window], at: datetime) -> list[tuple[list[MetricDocument], Maturity]]:
+        """Documents and maturity of each window (sorted, aligned), from one label join per segment for all."""
+        if self.model.version is None:
+            versions = versions_by_window(self.store, self.model, windows)
+            if any(found != [None] for found in versions.values()):
+                return self._per_version(versions, at)
+        return self._windows(WindowBatch.of(windows), at)
+
+    def _windows(self, batch: WindowBatch, at: datetime) -> list[tuple[list[MetricDocument], Maturity]]:
         reference = self.reference(at)
         shift = reference.actual_mean if reference else 0.0
         eh = self.cfg.error_histogram
         error_edges = uniform_edges(eh.bins, eh.low, eh.high) if eh else None
         cbpe = self.cfg.cbpe and reference is not None and bool(reference.calibrations)
-        overall = self.labels.labelled_window(_query(self.model, self.cfg, start, end, shift=shift,
-                                                     error_edges=error_edges, cbpe=cbpe))
-        window = overall.get("") or next(iter(overall.values()), None)
-        maturity = self.maturity(window, end, at)
-        docs = self.documents(window, start, end, maturity, None, reference) if window else []
-        for segment, values in self.cfg.segments.items():
-            parts = self.labels.labelled_window(_query(self.model, self.cfg, start, end, shift=shift,
-                                                       error_edges=error_edges, cbpe=cbpe, segment=segment,
-                                                       segment_values=values))
-            chosen = sorted(parts.items(), key=lambda kv: (-kv[1].rows, kv[0]))
-            if values is None and len(chosen) > MAX_SEGMENT_VALUES:
-                log.warning("model %s: segment %s has %d values in [%s, %s); reporting the %d most frequent",
-                            self.model.name, segment, len(chosen), iso(start), iso(end), MAX_SEGMENT_VALUES)
-                chosen = chosen[:MAX_SEGMENT_VALUES]
-            for value, part in chosen:
-                docs += self.documents(part, start, end, maturity, (segment, value), reference)
-        orphans = self.labels.orphan_feedback(self.model.name, start, end, self.model.version)
-        docs.append(self._doc("label_coverage", "orphan_feedback", start, end, float(orphans.orphans),
-                              "no_threshold", None, orphans.feedback, None, method="anti-join:feedback-by-time",
-                              details={"feedback": orphans.feedback, "example_prediction_ids": list(
-                                  orphans.example_ids), "note": "feedback stamped in this window whose prediction "
-                                  "is not stored yet; it joins when the prediction arrives"}, reference=reference))
-        return docs, maturity
 
-    def _per_version(self, versions: Sequence[str], start: datetime, end: datetime,
-                     at: datetime) -> tuple[list[MetricDocument], Maturity]:
+        def joined(segment: str | None = None, values: tuple[str, ...] | None = None) -> list[SegmentedWindows]:
+            query = _query(self.model, self.cfg, batch.start, batch.end, shift=shift, error_edges=error_edges,
+                           cbpe=cbpe, segment=segment, segment_values=values)
+            return labelled_windows(self.labels, query, batch)
+
+        overall = joined()
+        by_segment = {segment: joined(segment, values) for segment, values in self.cfg.segments.items()}
+        orphans = self._orphans(batch)
+        out = []
+        for i, (start, end) in enumerate(batch.windows):
+            window = overall[i].get("") or next(iter(overall[i].values()), None)
+            maturity = self.maturity(window, end, at)
+            docs = self.documents(window, start, end, maturity, None, reference) if window else []
+            for segment, values in self.cfg.segments.items():
+                chosen = sorted(by_segment[segment][i].items(), key=lambda kv: (-kv[1].rows, kv[0]))
+                if values is None and len(chosen) > MAX_SEGMENT_VALUES:
+                    log.warning("model %s: segment %s has %d values in [%s, %s); reporting the %d most frequent",
+                                self.model.name, segment, len(chosen), iso(start), iso(end), MAX_SEGMENT_VALUES)
+                    chosen = chosen[:MAX_SEGMENT_VALUES]
+                for value, part in chosen:
+                    docs += self.documents(part, start, end, maturity, (segment, value), reference)
+            docs.append(self._doc("label_coverage", "orphan_feedback", start, end, float(orphans[i].orphans),
+                                  "no_threshold", None, orphans[i].feedback, None,
+                                  method="anti-join:feedback-by-time",
+                                  details={"feedback": orphans[i].feedback,
+                                           "example_prediction_ids": list(orphans[i].example_ids),
+                                           "note": "feedback stamped in this window whose prediction is not stored "
+                                                   "yet; it joins when the prediction arrives"},
+                                  reference=reference))
+            out.append((docs, maturity))
+        return out
+
+    def _orphans(self, batch: WindowBatch) -> list[OrphanFeedback]:
+        if isinstance(self.labels, BatchLabelledStore):
+            return self.labels.orphan_feedback_batch(self.model.name, batch, self.model.version)
+        return [self.labels.orphan_feedback(self.model.name, s, e, self.model.version) for s, e in batch.windows]
+
+    def _per_version(self, versions: Mapping[Window, Sequence[str | None]],
+                     at: datetime) -> list[tuple[list[MetricDocument], Maturity]]:
         """No version configured: each version's traffic gets its own documents, labelled with its name.
 
-        They share the one labelled reference (loaded before, so the views do not build their own); the
-        window is final once every version's part is.
+        They share the one labelled reference (loaded before, so the views do not build their own); a
+        window is final once every version's part is. A window without events is computed as configured.
         """
         self.reference(at)
-        docs: list[MetricDocument] = []
-        maturities: list[Maturity] = []
-        for version in versions:
-            part, maturity = replace(self, model=for_version(self.model, version)).window(start, end, at)
-            docs += part
-            maturities.append(maturity)
-        return docs, "final" if all(m == "final" for m in maturities) else "provisional"
+        parts: dict[tuple[Window, str | None], tuple[list[MetricDocument], Maturity]] = {}
+        for version, mine in by_version(versions).items():
+            view = self if version is None else replace(self, model=for_version(self.model, version))
+            for window, result in zip(mine, view._windows(WindowBatch.of(mine), at)):
+                parts[(window, version)] = result
+        out: list[tuple[list[MetricDocument], Maturity]] = []
+        for window, found in sorted(versions.items()):
+            results = [parts[(window, v)] for v in found]
+            maturity: Maturity = "final" if all(m == "final" for _, m in results) else "provisional"
+            out.append(([d for docs, _ in results for d in docs], maturity))
+        return out
 
     def maturity(self, window: LabelledWindow | None, end: datetime, at: datetime) -> Maturity:
         if at - end >= self.cfg.maturity_age:

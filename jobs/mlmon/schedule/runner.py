@@ -20,13 +20,15 @@ from datetime import datetime, timedelta, timezone
 from types import FrameType
 
 from mlmon.alerts.local import alert_round
+from mlmon.alerts.outbox import DeliveryReport, alert_store_of, deliver_outbox
 from mlmon.config.alerts import AlertsConfig
 from mlmon.config.model import Config, ModelConfig
 from mlmon.core.alerts import Alert
 from mlmon.core.documents import SEVERITY, MetricDocument
 from mlmon.core.job_runs import JobRun
 from mlmon.core.reference import ReferenceProfile
-from mlmon.jobs.base import EventSchedule, Job, Window, WindowOutput, aligned_windows, event_checkpoint_key
+from mlmon.jobs.base import (EventSchedule, Job, Window, WindowOutput, aligned_windows, event_checkpoint_key,
+                             window_chunks)
 from mlmon.jobs.drift import DriftJob
 from mlmon.jobs.explainability import ExplainabilityJob, explainability_job
 from mlmon.jobs.fairness import FairnessJob, fairness_job
@@ -77,12 +79,30 @@ def run_every(config: Config, open_store: Callable[[], Store], interval: timedel
             rounds += 1
             log.info("round done", extra={"windows": report.windows, "documents": report.documents,
                                           "failures": len(report.failures)})
+            try:  # after the store is closed: a slow receiver never holds it
+                deliver_alerts(config, open_store, clock)
+            except StoreError as err:
+                log.warning("alert deliveries left for the next round: %s", err)
             for summary in report.models.values():
                 if summary.failures or summary.thin or summary.notes:
                     for line in summary.lines():
                         log.warning("%s", line)
         stop.wait(interval.total_seconds())
     return rounds
+
+
+def alert_configs(config: Config) -> dict[str, AlertsConfig]:
+    """Each model's ``alerts:`` section (the defaults when it has none)."""
+    return {m.name: m.sections.get("alerts") or AlertsConfig() for m in config.models}
+
+
+def deliver_alerts(config: Config, open_store: Callable[[], Store],
+                   clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> DeliveryReport:
+    """Send the alerts queued in the outbox; the store is opened only to take them and to record the outcomes."""
+    report = deliver_outbox(alert_store_of(open_store), alert_configs(config), clock=clock)
+    if report.any:
+        log.info("%s", report.line())
+    return report
 
 
 def checkpoint_key(model: ModelConfig) -> str:
@@ -319,8 +339,7 @@ class Runner:
             return []
         if self._alert_store is None:
             self._alert_store = self.store.alert_store()
-        configs = {m.name: m.sections.get("alerts") or AlertsConfig() for m in self.config.models}
-        return alert_round(self._alert_store, docs, configs, now=self.clock()).written
+        return alert_round(self._alert_store, docs, alert_configs(self.config), now=self.clock()).written
 
     def _run(self, model: ModelConfig, jobs: Sequence[Job], due: Sequence[Window], at: datetime,
              summary: ModelSummary, stop: threading.Event | None = None) -> RoundReport:
@@ -340,17 +359,18 @@ class Runner:
 
     def event_round(self, model: ModelConfig, due: Sequence[Window], run_id: str, at: datetime,
                     stop: threading.Event | None = None, summary: ModelSummary | None = None) -> RoundReport:
-        """Drift and explainability, window by window, each followed by its alert round."""
+        """Drift and explainability, a batch of windows at a time (one store pass each), each batch
+        followed by its alert round (the engine walks the batch's windows in order)."""
         summary = summary or ModelSummary(model.name)
         jobs = self.event_jobs(model, run_id, summary)
         total = RoundReport()
-        for window in due:
+        for chunk in window_chunks(due):
             if stop is not None and stop.is_set():
                 break
-            r = self._run(model, jobs, [window], at, summary)
-            log.info("window done", extra={"model": model.name, "start": window[0].isoformat(),
-                                           "end": window[1].isoformat(), "documents": r.documents,
-                                           "alerts": r.alerts})
+            r = self._run(model, jobs, chunk, at, summary, stop)
+            log.info("windows done", extra={"model": model.name, "start": chunk[0][0].isoformat(),
+                                            "end": chunk[-1][1].isoformat(), "windows": r.windows,
+                                            "documents": r.documents, "alerts": r.alerts})
             total.add(r)
         return total
 
@@ -421,22 +441,26 @@ class Runner:
 
         run_id = uuid.uuid4().hex
         at = self.clock()
-        plan = [(m, s, e) for m in self.config.models for s, e in aligned_windows(start, end, m.window)]
+        plan = [(m, chunk) for m in self.config.models
+                for chunk in window_chunks(list(aligned_windows(start, end, m.window)))]
         total = RoundReport()
         started = self.clock()
         tallies = {m.name: RoundReport() for m in self.config.models}
         event_jobs = {m.name: self.event_jobs(m, run_id, total.summary(m.name)) for m in self.config.models}
         label_jobs = {m.name: self.label_jobs(m, run_id, total.summary(m.name)) for m in self.config.models}
-        for model, s, e in tqdm(plan, desc="backfill", unit="window", disable=not progress):
+        bar = tqdm(total=sum(len(chunk) for _, chunk in plan), desc="backfill", unit="window", disable=not progress)
+        for model, chunk in plan:  # a batch of windows per pass: one store query per statistic kind
             summary = total.summary(model.name)
-            events = self._run(model, event_jobs[model.name], [(s, e)], at, summary)
-            labels = self._run(model, label_jobs[model.name], [(s, e)], at, summary)
+            events = self._run(model, event_jobs[model.name], chunk, at, summary)
+            labels = self._run(model, label_jobs[model.name], chunk, at, summary)
             total.documents += events.documents + labels.documents
             total.alerts += events.alerts + labels.alerts
             total.statuses.update(events.statuses + labels.statuses)
-            total.windows += 1
+            total.windows += len(chunk)
+            bar.update(len(chunk))
             tallies[model.name].add_job_tallies(events)
             tallies[model.name].add_job_tallies(labels)
+        bar.close()
         for model in self.config.models:
             summary = total.summary(model.name)
             self._record_health(model, started, tallies[model.name], summary)

@@ -14,22 +14,44 @@ Mapping explosion guard. Features, scores, segments, attributions and labels are
 user-named: they are mapped on first sight by dynamic templates (numeric ->
 double, categorical/segment/label -> keyword) and only under their family's
 object; everything else is ``dynamic: false`` (kept in ``_source``, never mapped).
-Each event data stream's ``index.mapping.total_fields.limit`` is its fixed fields
+Each event index's ``index.mapping.total_fields.limit`` is its fixed fields
 plus :data:`~mlmon_logging.contract.MAX_FAMILY_FIELDS` per family it carries, so an
 event within the contract never hits the limit; beyond it
 ``ignore_dynamic_beyond_limit`` keeps the document and leaves the extra fields
 unindexed instead of rejecting it.
+
+Event indices are routed by time, not data streams. ``op_type create`` with the
+fingerprint ``_id`` refuses a second copy of an event only inside one index; a data
+stream's rollover (ILM's, or the one a template change needs) starts a new write
+index, and a re-sent or re-read event would be stored again and counted twice.
+So events go to regular indices named by the month of the event's own
+``@timestamp`` (:func:`event_index`: ``logs-mlmon.prediction-default-2025.01.01``
+holds January's predictions; the Logstash output's ``index`` ends in
+``-%{+yyyy.MM}.01``). The same event always lands in the same index, and those
+indices never roll over. ILM only deletes them: ``index.lifecycle.parse_origination_date``
+takes the index's age from the ``-yyyy.MM.dd`` suffix (the only format ILM parses),
+so a month is deleted :data:`MONTH_SPAN` after the retention, when its last event
+has been kept for the whole retention. Alternatives considered: a time-series data
+stream routes by ``@timestamp`` too, but it builds ``_id`` from its dimensions
+(a custom id is refused) and rejects documents outside its backing indices' time
+bounds (a backfill of an old file); data streams with a lookup before each write
+cannot be done from Logstash's bulk output. The index templates match only the
+dated names (``logs-mlmon.<kind>-*-*``), so a data stream of the former layout
+(``logs-mlmon.<kind>-<namespace>``) keeps matching Elasticsearch's built-in ``logs``
+template: Elasticsearch refuses a template that would leave a data stream without one.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mlmon.core.alert_schema import ALERT_FIELDS
+from mlmon.core.alert_schema import ALERT_FIELDS, OUTBOX_FIELDS, OUTBOX_INDEX, OUTBOX_PAYLOAD
 from mlmon.core.documents import ALERTS_INDEX, CHECKPOINTS_INDEX, METRIC_FIELDS, METRICS_INDEX, REFERENCES_INDEX
 from mlmon.core.assets import ELASTICSEARCH, refuse_write
 from mlmon_logging import contract
@@ -63,12 +85,18 @@ KEYWORD_IGNORE_ABOVE = 1024
 MANAGED_BY = "mlmon"
 MODEL_KINDS: tuple[contract.Kind, ...] = ("prediction", "feedback", "explanation")
 
-#: Default ILM retention (the delete phase's min_age, counted from rollover), per policy.
-#: Override at install time: ``mlmon setup --retention events=400d``.
+#: Default retention per ILM policy: how long every event is kept at least. An index holds a
+#: month, so the delete phase's min_age (counted from the month's first day) is the retention
+#: plus MONTH_SPAN. Override at install time: ``mlmon setup --retention events=400d``.
 RETENTION: dict[str, str] = {"events": "90d", "deadletter": "30d", "telemetry": "30d"}
-ROLLOVER: Body = {"max_primary_shard_size": "50gb", "max_age": "30d"}
+#: The longest month: what an event index spans from its origination date (the month's first day).
+MONTH_SPAN = "31d"
+#: Suffix of an event index's name: the month of the event's @timestamp, as a day ILM can parse
+#: (Logstash sprintf in the pipelines' output ``index``; :func:`event_index` in Python).
+EVENT_INDEX_SUFFIX = "-%{+yyyy.MM}.01"
 POLICY_OF_KIND: dict[str, str] = {"prediction": "events", "feedback": "events", "explanation": "events",
-                                  "emitter": "telemetry", "deadletter": "deadletter"}
+                                  "prediction_error": "events",
+                                  "prediction_error": "events", "emitter": "telemetry", "deadletter": "deadletter"}
 
 
 def ilm_policy_name(policy: str) -> str:
@@ -153,10 +181,6 @@ def _event_field_groups() -> dict[str, dict[str, contract.FieldType]]:
 #: 0-1: green on a single node, one replica as soon as a second node joins.
 EVENT_INDEX_SETTINGS: Body = {"mode": "standard", "auto_expand_replicas": "0-1"}
 
-#: Logstash's data_stream output (and Elastic's own data streams) carry these on every document.
-DATA_STREAM_FIELDS: dict[str, Body] = {f"data_stream.{k}": {"type": "constant_keyword"}
-                                       for k in ("type", "dataset", "namespace")}
-
 #: The rejected line is kept whole for replay but neither indexed nor aggregatable (ECS's event.original).
 _UNINDEXED_KEYWORD: Body = {"type": "keyword", "index": False, "doc_values": False}
 
@@ -169,22 +193,23 @@ def component_templates() -> dict[str, Body]:
         kind = name.removeprefix("mlmon-").removesuffix("@mappings")
         families = labels if name == "mlmon-ecs@mappings" else (
             [f for f in contract.families_for(kind) if f.prefix != "labels."] if kind in contract.KINDS else [])
-        extra = DATA_STREAM_FIELDS if name == "mlmon-ecs@mappings" else None
-        out[name] = _component(mappings(fields, families, extra), _describe(name))
+        out[name] = _component(mappings(fields, families), _describe(name))
 
     dead = _types(contract.DEAD_LETTER_FIELDS)
-    dead_extra = {**DATA_STREAM_FIELDS, "event.original": _UNINDEXED_KEYWORD, "log.offset": {"type": "long"}}
+    dead_extra = {"event.original": _UNINDEXED_KEYWORD, "log.offset": {"type": "long"}}
     out["mlmon-deadletter@mappings"] = _component(
         mappings({k: v for k, v in dead.items() if k != "event.original"}, (), dead_extra),
         "Dead letters: lines that failed validation, with the reason and the original line.")
 
     for policy in sorted(set(POLICY_OF_KIND.values())):
         out[f"mlmon-{policy}@settings"] = _component_settings(
-            {"index": {"lifecycle": {"name": ilm_policy_name(policy)}, **EVENT_INDEX_SETTINGS,
+            {"index": {"lifecycle": {"name": ilm_policy_name(policy), "parse_origination_date": True},
+                       **EVENT_INDEX_SETTINGS,
                        "mapping": {"total_fields": {"ignore_dynamic_beyond_limit": True},
                                    "ignore_malformed": False}}},
-            f"Settings of the mlmon {policy} data streams (ILM policy {ilm_policy_name(policy)}; "
-            f"standard index mode: a malformed value is refused and dead-lettered, not silently unindexed).")
+            f"Settings of the mlmon {policy} event indices (ILM policy {ilm_policy_name(policy)}, the index's "
+            f"age taken from the month in its name; standard index mode: a malformed value is refused and "
+            f"dead-lettered, not silently unindexed).")
     out["mlmon-documents@settings"] = _component_settings(
         {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
         "Settings of the mlmon metric, alert, reference and checkpoint indices: small, one shard.")
@@ -194,12 +219,15 @@ def component_templates() -> dict[str, Body]:
         mappings(REFERENCE_FIELDS, (), {"profile": {"type": "object", "enabled": False}}),
         "Reference profiles: searchable header; the profile body is stored, not indexed.")
     out["mlmon-checkpoints@mappings"] = _component(mappings(CHECKPOINT_FIELDS), "Per-job progress of the jobs' windows.")
+    out["mlmon-outbox@mappings"] = _component(
+        mappings(OUTBOX_FIELDS, (), {OUTBOX_PAYLOAD: {"type": "object", "enabled": False}}),
+        "Alert deliveries per channel (mlmon.core.alert_schema.OUTBOX_FIELDS); the payload is stored, not indexed.")
     return out
 
 
 def _describe(component: str) -> str:
     return {
-        "mlmon-ecs@mappings": "ECS base fields of every mlmon event, labels.* and data_stream.*.",
+        "mlmon-ecs@mappings": "ECS base fields of every mlmon event, and labels.*.",
         "mlmon-common@mappings": "mlmon fields every mlmon event carries.",
         "mlmon-model@mappings": "Fields of model events (predictions, feedback, explanations): model, ids, data quality.",
     }.get(component, f"Fields only {component.removeprefix('mlmon-').removesuffix('@mappings')} events carry.")
@@ -255,8 +283,7 @@ def index_templates(components: Mapping[str, Body]) -> dict[str, Body]:
         composed += [f"mlmon-{kind}@mappings", f"mlmon-{POLICY_OF_KIND[kind]}@settings"]
         fixed = count_fields(merged_properties(composed, components))
         out[f"logs-mlmon.{kind}"] = {
-            "index_patterns": [contract.data_stream(kind, "*")],
-            "data_stream": {},
+            "index_patterns": [event_index_pattern(kind)],
             "priority": PRIORITY,
             "composed_of": composed,
             "template": {"settings": {"index": {"mapping": {"total_fields": {"limit": field_limit(kind, fixed)}}}}},
@@ -264,8 +291,7 @@ def index_templates(components: Mapping[str, Body]) -> dict[str, Body]:
                            f"per user-named family)"),
         }
     out["logs-mlmon.deadletter"] = {
-        "index_patterns": [contract.data_stream("deadletter", "*")],
-        "data_stream": {},
+        "index_patterns": [event_index_pattern("deadletter")],
         "priority": PRIORITY,
         "composed_of": ["mlmon-deadletter@mappings", "mlmon-deadletter@settings"],
         "_meta": _meta("mlmon dead letters: rejected lines, never silently dropped"),
@@ -273,7 +299,7 @@ def index_templates(components: Mapping[str, Body]) -> dict[str, Body]:
     # Regular indices, not data streams: metric documents are overwritten by id (a re-run or
     # late labels replace a window's value), which data streams' append-only model forbids.
     for index, what in ((METRICS_INDEX, "metrics"), (ALERTS_INDEX, "alerts"), (REFERENCES_INDEX, "references"),
-                        (CHECKPOINTS_INDEX, "checkpoints")):
+                        (CHECKPOINTS_INDEX, "checkpoints"), (OUTBOX_INDEX, "outbox")):
         out[index] = {
             "index_patterns": [f"{index}*"],
             "priority": PRIORITY,
@@ -283,31 +309,66 @@ def index_templates(components: Mapping[str, Body]) -> dict[str, Body]:
     return out
 
 
+# --- time-routed event indices --------------------------------------------------------------
+
+def event_index_pattern(kind: str) -> str:
+    """The dated indices of one kind, every namespace: ``logs-mlmon.prediction-*-*``.
+
+    Not ``logs-mlmon.prediction-*``: that would also match a data stream of the former layout.
+    """
+    return f"{contract.data_stream(kind, '*')}-*"  # type: ignore[arg-type]
+
+
+def event_index(stream: str, when: datetime) -> str:
+    """The index of events of ``stream`` (``logs-mlmon.<kind>-<namespace>``) whose @timestamp is ``when``."""
+    return f"{stream}-{when.astimezone(timezone.utc):%Y.%m}.01"
+
+
 # --- ILM ------------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>d|h|m|s)$")
+_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
+
+
+def duration_seconds(value: str) -> int:
+    """An ILM age (``90d``, ``12h``, ``30m``, ``45s``) in seconds."""
+    m = _DURATION.match(value)
+    if m is None:
+        raise ValueError(f"retention {value!r}: expected a number and d, h, m or s, e.g. 400d")
+    return int(m["n"]) * _SECONDS[m["unit"]]
+
+
+def delete_after(retention: str) -> str:
+    """The delete phase's min_age keeping every event of a month index for ``retention``."""
+    total = duration_seconds(retention) + duration_seconds(MONTH_SPAN)
+    unit = next(u for u in ("d", "h", "m", "s") if total % _SECONDS[u] == 0)
+    return f"{total // _SECONDS[unit]}{unit}"
+
+
+def ilm_policy(policy: str, retention: str) -> Body:
+    """Delete-only: event indices never roll over (a rollover would split an event's copies)."""
+    return {"policy": {
+        "phases": {"delete": {"min_age": delete_after(retention), "actions": {"delete": {}}}},
+        "_meta": {**_meta(f"mlmon {policy}: keep every event at least its retention; a month's index is "
+                          f"deleted the retention + {MONTH_SPAN} after the month's first day"), "retention": retention},
+    }}
+
 
 def ilm_policies(retention: Mapping[str, str] | None = None) -> dict[str, Body]:
     keep = {**RETENTION, **(retention or {})}
     unknown = set(keep) - set(RETENTION)
     if unknown:
         raise ValueError(f"unknown retention policy {sorted(unknown)}; known: {sorted(RETENTION)}")
-    return {
-        ilm_policy_name(policy): {"policy": {
-            "phases": {
-                "hot": {"min_age": "0ms", "actions": {"rollover": dict(ROLLOVER)}},
-                "delete": {"min_age": keep[policy], "actions": {"delete": {}}},
-            },
-            "_meta": _meta(f"mlmon {policy}: roll over at 50gb per primary shard or 30 days, "
-                           f"delete {keep[policy]} after rollover"),
-        }}
-        for policy in sorted(RETENTION)
-    }
+    return {ilm_policy_name(policy): ilm_policy(policy, keep[policy]) for policy in sorted(RETENTION)}
 
 
 # --- roles ----------------------------------------------------------------------------------
 
+#: Every mlmon event index (and a former layout's data streams, still readable).
 EVENT_STREAMS = f"{contract.DATA_STREAM_TYPE}-mlmon.*-*"
-WRITTEN_STREAMS = [contract.data_stream(kind, "*") for kind in (*contract.KINDS, "deadletter")]  # type: ignore[arg-type]
-DOCUMENT_INDICES = [f"{i}*" for i in (METRICS_INDEX, ALERTS_INDEX, REFERENCES_INDEX, CHECKPOINTS_INDEX)]
+#: What Logstash writes: the dated indices of each kind, nothing else.
+WRITTEN_STREAMS = [event_index_pattern(kind) for kind in (*contract.KINDS, "deadletter")]
+DOCUMENT_INDICES = [f"{i}*" for i in (METRICS_INDEX, ALERTS_INDEX, REFERENCES_INDEX, CHECKPOINTS_INDEX, OUTBOX_INDEX)]
 #: Kibana feature privileges (application privileges of Kibana's default application), all spaces.
 KIBANA_VIEWER = {"application": "kibana-.kibana", "resources": ["*"],
                  "privileges": ["feature_discover_v2.read", "feature_dashboard_v2.read", "feature_visualize_v2.read"]}
@@ -317,12 +378,12 @@ def roles() -> dict[str, Body]:
     meta = {"managed_by": MANAGED_BY}
     return {
         "mlmon_logstash_writer": {
-            "description": "Logstash: append mlmon events to the mlmon data streams, nothing else.",
+            "description": "Logstash: append mlmon events to the mlmon event indices, nothing else.",
             # monitor: the Logstash output checks the cluster's version and licence at start.
             "cluster": ["monitor"],
-            # create_doc: append only (no overwrite, no delete). auto_configure: create a data
-            # stream for a new namespace and map a new feature dynamically (data streams need it).
-            # Only on the streams it writes (one pattern per kind), not on every logs-mlmon.* name.
+            # create_doc: append only (no overwrite, no delete). auto_configure: create a month's
+            # index at its first event and map a new feature dynamically. Only on the dated indices
+            # it writes (one pattern per kind), not on every logs-mlmon.* name.
             "indices": [{"names": WRITTEN_STREAMS, "privileges": ["create_doc", "auto_configure"]}],
             "metadata": meta,
         },
@@ -341,6 +402,13 @@ def roles() -> dict[str, Body]:
             "description": "Read-only: mlmon events, metrics and alerts in Discover and dashboards.",
             "indices": [{"names": [EVENT_STREAMS, *DOCUMENT_INDICES], "privileges": ["read", "view_index_metadata"]}],
             "applications": [KIBANA_VIEWER],
+            "metadata": meta,
+        },
+        # Grafana's Elasticsearch data source logs in as mlmon_grafana: metric documents only.
+        "mlmon_grafana": {
+            "description": "Grafana: read mlmon metric documents, nothing else.",
+            "cluster": ["monitor"],
+            "indices": [{"names": [f"{METRICS_INDEX}*"], "privileges": ["read", "view_index_metadata"]}],
             "metadata": meta,
         },
     }

@@ -9,41 +9,35 @@ filled in). So a second run reads, finds every fingerprint equal and writes
 nothing; a hand edit in the cluster or a changed file is re-installed.
 
 Order matters and is fixed: ILM policies, component templates, index templates,
-roles, then lazy rollovers of the existing data streams still on older templates,
-then the namespace's data streams and the document indices (templates must exist
-before those are created), mapping updates of existing document indices still on
-older templates, then watches (licence permitting).
+roles, then this month's event indices of the namespace and the document indices
+(templates must exist before those are created), mapping updates of existing
+indices still on older templates, then watches (licence permitting).
 
-A template change reaches a data stream only when it rolls over onto a new write
-index (ILM may not do that for weeks). So every data-stream index template also
-carries a *composed* fingerprint, of its own body and of the component templates
-it is composed of, in ``template.mappings._meta.mlmon_template_fingerprint``:
-Elasticsearch copies it into the mapping ``_meta`` of each backing index it
-creates from the template. Each run compares, for every existing data stream
-that uses one of our index templates, the fingerprint in its write index's
-mapping with the template's current one, and gives the streams that differ (or
-have none: created before this rule, or from the built-in ``logs`` template
-when Logstash wrote before the first ``mlmon setup``) a *lazy* rollover
-(``POST <stream>/_rollover?lazy=true``, Elasticsearch 8.13+): marked, it rolls
-over at its next write, so an idle stream gets no empty backing index. A stream
-already marked (``rollover_on_write``) needs no new request. The rule reads the
-cluster's state, not what this run changed, so it heals itself: a run
-interrupted between the template PUT and the rollover, or a refused rollover,
-is completed by the next run. It costs two reads a run (the data streams of our
-templates, the mapping ``_meta`` of their indices). Elastic's own apm-data
-registry rolls its streams over the same way (elasticsearch#116219).
-
-The document indices (``mlmon-metrics`` & co.) are regular indices: they never
-roll over, and their mappings are ``dynamic: false``, so a field a new release
-maps would stay unsearchable in them for good. Their index templates carry a
-composed fingerprint of their *mappings* (settings cannot follow: some are
-static) and each run compares it with the existing index's, like the streams'.
-An index that differs gets the mapping Elasticsearch resolves for it now
+Every index mlmon makes is a regular index that never rolls over: the event
+indices are routed by the month of each event's own ``@timestamp``
+(:mod:`mlmon.stack.elasticsearch_assets` says why), the document indices
+(``mlmon-metrics`` & co.) are overwritten by id. So a template change reaches an
+existing index only through a mapping update, and their mappings are ``dynamic:
+false`` (a field a new release maps would stay unsearchable without one). Each
+index template carries a composed fingerprint of its *mappings* (own and
+composed; settings cannot follow, some are static) in
+``template.mappings._meta.mlmon_template_fingerprint``, which Elasticsearch
+copies into the mapping ``_meta`` of every index made from it. Each run lists
+the existing indices of our templates (``GET _cat/indices/<patterns>``), reads
+their fingerprints (``GET <patterns>/_mapping`` with ``filter_path``), and gives
+each that differs (or has none) the mapping Elasticsearch resolves for it now
 (``POST _index_template/_simulate_index/<index>``, which composes the templates
 exactly as creating the index would) through ``PUT <index>/_mapping``: new fields
 are added, updatable parameters take their new values, the fingerprint is
 recorded. A change a live index cannot take (a field's type) is refused by
 Elasticsearch; that is a warning naming the remedy (reindex), not a failed setup.
+The rule reads the cluster's state, not what this run changed, so a run
+interrupted after a template PUT is completed by the next one.
+
+Data streams of the former layout (``logs-mlmon.<kind>-<namespace>``) are left
+as they are, readable by every pattern; each run warns about them, since an
+event re-sent now would be stored a second time in its dated index: move their
+events with the reindex the warning names, then delete them.
 """
 
 from __future__ import annotations
@@ -54,29 +48,31 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 import elasticsearch
 
+from mlmon.core.alert_schema import OUTBOX_INDEX
 from mlmon.core.documents import ALERTS_INDEX, METRICS_INDEX, REFERENCES_INDEX
 from mlmon.stores.elasticsearch.client import error_reason
 from mlmon.core.assets import ELASTICSEARCH
-from mlmon.stack.elasticsearch_assets import CHECKPOINTS_INDEX, RETENTION, ilm_policy_name
+from mlmon.stack.elasticsearch_assets import (CHECKPOINTS_INDEX, EVENT_STREAMS, RETENTION, delete_after, event_index,
+                                              ilm_policy_name)
 from mlmon_logging import contract
 
 Body = dict[str, Any]
 AssetKind = Literal["ilm_policy", "component_template", "index_template", "role", "watch"]
-Action = Literal["created", "updated", "unchanged", "skipped", "would create", "would update",
-                 "marked", "would mark", "warning"]
+Action = Literal["created", "updated", "unchanged", "skipped", "would create", "would update", "warning"]
 
 FINGERPRINT_KEY = "mlmon_fingerprint"
 #: Key of the composed fingerprint in an index template's ``template.mappings._meta``, and so
-#: in the mapping ``_meta`` of every index created from it (backing indices and document indices).
+#: in the mapping ``_meta`` of every index created from it (event and document indices).
 TEMPLATE_FINGERPRINT_KEY = "mlmon_template_fingerprint"
 #: Licences that include Watcher.
 WATCHER_LICENCES = ("gold", "platinum", "enterprise", "trial")
-DOCUMENT_INDICES = (METRICS_INDEX, ALERTS_INDEX, REFERENCES_INDEX, CHECKPOINTS_INDEX)
+DOCUMENT_INDICES = (METRICS_INDEX, ALERTS_INDEX, REFERENCES_INDEX, CHECKPOINTS_INDEX, OUTBOX_INDEX)
 
 #: Asset kind -> (directory under elasticsearch/, Elasticsearch API name for the type check).
 ASSET_DIRS: dict[AssetKind, tuple[str, str]] = {
@@ -146,17 +142,18 @@ def _with_fingerprint(kind: AssetKind, body: Body) -> Body:
 
 
 def apply_retention(body: Body, retention: str) -> Body:
+    """``body`` keeping every event ``retention``: a month's index is deleted that long after its month ends."""
     out = copy.deepcopy(body)
-    phases = out.get("policy", {}).get("phases", {})
+    policy = out.get("policy", {})
+    phases = policy.get("phases", {})
     if "delete" not in phases:
         raise SetupError("this ILM policy has no delete phase to set the retention of")
-    phases["delete"]["min_age"] = retention
+    try:
+        phases["delete"]["min_age"] = delete_after(retention)
+    except ValueError as exc:
+        raise SetupError(str(exc)) from exc
+    policy.setdefault("_meta", {})["retention"] = retention
     return out
-
-
-def is_stream_template(asset: Asset) -> bool:
-    """An index template of data streams (a rollover applies to those, not to regular indices)."""
-    return asset.kind == "index_template" and "data_stream" in asset.body
 
 
 def template_fingerprint(asset: Asset) -> str | None:
@@ -171,16 +168,12 @@ def _with_template_fingerprint(body: Body, path: Path, components: Mapping[str, 
 
     Injected here rather than written by the generator into the committed files: it
     must cover the component bodies exactly as this run sends them (an ``--assets``
-    copy may have edited one without regenerating the index templates), or a stream
-    would be judged current while its mappings are not. It is computed from the
-    body without it, then inserted, so the asset fingerprint taken after it is stable
-    and changes with any component: the index template is then re-installed too,
-    and new backing indices carry the new value. (Retention options do not enter:
-    they change ILM policies, which Elasticsearch applies to existing indices.)
-    Elasticsearch deep-merges mapping ``_meta`` across ``composed_of`` and the index
-    template, later keys winning, and the index template's own mappings come last.
-    The template of a regular index fingerprints its mappings only (own and composed):
-    those are what a mapping update can bring onto an existing index.
+    copy may have edited one without regenerating the index templates), or an index
+    would be judged current while its mapping is not. It covers the mappings only
+    (own and composed): those are what a mapping update can bring onto an existing
+    index. Computed from the body without it, then inserted, so the asset fingerprint
+    taken after it is stable. Elasticsearch deep-merges mapping ``_meta`` across
+    ``composed_of`` and the index template, later keys winning, the template's own last.
     """
     out = copy.deepcopy(body)
     out.get("_meta", {}).pop(FINGERPRINT_KEY, None)
@@ -190,11 +183,8 @@ def _with_template_fingerprint(body: Body, path: Path, components: Mapping[str, 
         raise SetupError(f"{path}: composed of component template(s) {missing} that are not under "
                          f"{path.parent.parent / ASSET_DIRS['component_template'][0]}")
     composed_of = [components[name] for name in out.get("composed_of", [])]
-    if "data_stream" in out:
-        digest = fingerprint({"index_template": fingerprint(out), "composed_of": [c.fingerprint for c in composed_of]})
-    else:
-        digest = fingerprint({"mappings": out.get("template", {}).get("mappings", {}),
-                              "composed_of": [c.body.get("template", {}).get("mappings", {}) for c in composed_of]})
+    digest = fingerprint({"mappings": out.get("template", {}).get("mappings", {}),
+                          "composed_of": [c.body.get("template", {}).get("mappings", {}) for c in composed_of]})
     out.setdefault("template", {}).setdefault("mappings", {}).setdefault("_meta", {})[TEMPLATE_FINGERPRINT_KEY] = digest
     return out
 
@@ -295,92 +285,51 @@ def sync_asset(es: elasticsearch.Elasticsearch, asset: Asset, *, dry_run: bool =
     return Outcome(what, asset.name, action)
 
 
-def ensure_data_streams(es: elasticsearch.Elasticsearch, namespace: str, *, dry_run: bool = False) -> list[Outcome]:
-    """Create the namespace's data streams (so Kibana's data views and roles see them before traffic)."""
-    out: list[Outcome] = []
-    for kind in (*contract.KINDS, "deadletter"):
-        name = contract.data_stream(kind, namespace)  # type: ignore[arg-type]
-        try:
-            es.indices.get_data_stream(name=name)
-            out.append(Outcome("data stream", name, "unchanged"))
-            continue
-        except elasticsearch.NotFoundError:
-            pass
-        if dry_run:
-            out.append(Outcome("data stream", name, "would create"))
-            continue
-        es.indices.create_data_stream(name=name)
-        out.append(Outcome("data stream", name, "created"))
-    return out
+def _create_index(es: elasticsearch.Elasticsearch, index: str, *, dry_run: bool) -> Outcome:
+    if es.indices.exists(index=index):
+        return Outcome("index", index, "unchanged")
+    if dry_run:
+        return Outcome("index", index, "would create")
+    try:
+        es.indices.create(index=index)
+    except elasticsearch.BadRequestError as exc:
+        # Logstash's first event of the month (or another setup, or a job's first write)
+        # created it between our check and now.
+        if "resource_already_exists_exception" not in str(exc):
+            raise
+    return Outcome("index", index, "created")
+
+
+def ensure_event_indices(es: elasticsearch.Elasticsearch, namespace: str, now: datetime, *,
+                         dry_run: bool = False) -> list[Outcome]:
+    """This month's index of each event kind of the namespace, so data views and roles see them before traffic."""
+    return [_create_index(es, event_index(contract.data_stream(kind, namespace), now), dry_run=dry_run)  # type: ignore[arg-type]
+            for kind in (*contract.KINDS, "deadletter")]
 
 
 def ensure_document_indices(es: elasticsearch.Elasticsearch, *, dry_run: bool = False) -> list[Outcome]:
-    out: list[Outcome] = []
-    for index in DOCUMENT_INDICES:
-        if es.indices.exists(index=index):
-            out.append(Outcome("index", index, "unchanged"))
-        elif dry_run:
-            out.append(Outcome("index", index, "would create"))
-        else:
-            try:
-                es.indices.create(index=index)
-            except elasticsearch.BadRequestError as exc:
-                # Another setup (or a job's first write) created it between our check and now.
-                if "resource_already_exists_exception" not in str(exc):
-                    raise
-            out.append(Outcome("index", index, "created"))
-    return out
+    return [_create_index(es, index, dry_run=dry_run) for index in DOCUMENT_INDICES]
 
 
-# --- existing data streams onto the current templates -----------------------------------------
+# --- existing indices onto the current mappings -------------------------------------------------
 
-NEXT_WRITE = "rolls over onto the new template at its next write"
-
-
-@dataclass(frozen=True)
-class StreamState:
-    """What the data stream API says of one stream (the fields the rollover rule reads)."""
-
-    name: str
-    template: str | None      # the index template it uses now, as Elasticsearch resolves it
-    write_index: str | None   # the last of its backing indices
-    rollover_on_write: bool   # already marked for a lazy rollover (8.13+; absent before)
-
-    @classmethod
-    def from_api(cls, doc: Mapping[str, Any]) -> StreamState:
-        indices = doc.get("indices") or []
-        return cls(name=str(doc["name"]), template=doc.get("template"),
-                   write_index=indices[-1]["index_name"] if indices else None,
-                   rollover_on_write=bool(doc.get("rollover_on_write", False)))
+def existing_indices(es: elasticsearch.Elasticsearch, patterns: Sequence[str]) -> list[str]:
+    """The open regular indices ``patterns`` match, in one read (a data stream's backing indices are
+    ``.ds-`` names, matched by none of them)."""
+    rows: Any = es.cat.indices(index=list(patterns), h="index", format="json", expand_wildcards="open").body
+    return sorted(str(row["index"]) for row in rows)  # format=json: a list of {"index": name}
 
 
-def data_streams_of(es: elasticsearch.Elasticsearch, templates: Sequence[Asset]) -> list[StreamState]:
-    """The existing data streams the templates' patterns match: one request for all of them."""
-    patterns = sorted({p for t in templates for p in t.body["index_patterns"]})
-    try:
-        found = es.indices.get_data_stream(name=patterns)["data_streams"]
-    except elasticsearch.NotFoundError:
-        return []
-    return [StreamState.from_api(doc) for doc in found]
-
-
-def owner(stream: StreamState, templates: Mapping[str, Asset], to_create: Sequence[Asset]) -> Asset | None:
-    """Our index template ``stream`` uses, or None when another one (a user's, of higher priority) owns it.
-
-    ``to_create``: templates a dry run would create; not there yet to be named as any stream's
-    template, they count for every stream their patterns match (a preview may over-count then).
-    """
-    named = templates.get(stream.template) if stream.template is not None else None
-    if named is not None:
-        return named
-    return next((t for t in to_create if any(fnmatch.fnmatchcase(stream.name, p) for p in t.body["index_patterns"])),
-                None)
+def former_layout_streams(es: elasticsearch.Elasticsearch) -> list[str]:
+    """Data streams among the mlmon event names: the former layout's ``logs-mlmon.<kind>-<namespace>``."""
+    found = es.indices.get_data_stream(name=EVENT_STREAMS)["data_streams"]
+    return sorted(str(s["name"]) for s in found)
 
 
 def mapping_fingerprints(es: elasticsearch.Elasticsearch, targets: Sequence[str]) -> dict[str, str]:
     """Index -> the composed fingerprint in its mapping ``_meta``, for the indices ``targets``
-    (names, patterns or data streams) resolve to; one request. filter_path keeps just the
-    fingerprint, and an index without one is left out of the answer."""
+    (names or patterns) resolve to; one request. filter_path keeps just the fingerprint,
+    and an index without one is left out of the answer."""
     found = es.indices.get_mapping(index=list(targets), ignore_unavailable=True, allow_no_indices=True,
                                    filter_path=f"*.mappings._meta.{TEMPLATE_FINGERPRINT_KEY}")
     out: dict[str, str] = {}
@@ -391,77 +340,30 @@ def mapping_fingerprints(es: elasticsearch.Elasticsearch, targets: Sequence[str]
     return out
 
 
-def lazy_rollover(es: elasticsearch.Elasticsearch, stream: str, *, dry_run: bool = False) -> Outcome:
-    """Mark ``stream`` to roll over at its next write; a refusal is a warning, not a failed setup."""
-    if dry_run:
-        return Outcome("data stream", stream, "would mark", NEXT_WRITE)
-    try:
-        es.indices.rollover(alias=stream, lazy=True)
-    except elasticsearch.ApiError as exc:
-        # The templates are installed; only this stream keeps the old ones until its next
-        # ILM rollover, or until the next `mlmon setup` asks again. Say so, and how to apply
-        # them now (an immediate, unconditional rollover).
-        return Outcome("data stream", stream, "warning",
-                       f"lazy rollover refused: {exc.meta.status} {error_reason(exc)}; the next mlmon setup asks "
-                       f"again, the new template applies at the next ILM rollover, or now with: POST {stream}/_rollover")
-    return Outcome("data stream", stream, "marked", NEXT_WRITE)
-
-
-def roll_over_stale_streams(es: elasticsearch.Elasticsearch, assets: Sequence[Asset],
-                            outcomes: Sequence[Outcome], *, dry_run: bool = False) -> list[Outcome]:
-    """A lazy rollover for each existing data stream whose write index predates its template's current version.
-
-    Call after the templates are installed (``outcomes`` are those of this run: in a dry run,
-    the templates it would create count as the owners of the streams they match).
-    """
-    templates = {a.name: a for a in assets if is_stream_template(a)}
-    if not templates:
-        return []
-    would_create = {o.name for o in outcomes if o.what == _WHAT["index_template"] and o.action == "would create"}
-    to_create = [t for name, t in templates.items() if name in would_create]
-    owned = [(s, t) for s in data_streams_of(es, list(templates.values()))
-             if (t := owner(s, templates, to_create)) is not None]
-    if not owned:
-        return []
-    # By the templates' patterns: short, whatever the number of namespaces (a comma-joined list
-    # of write indices could outgrow the 4 KB HTTP request line).
-    current = mapping_fingerprints(es, sorted({p for t in templates.values() for p in t.body["index_patterns"]}))
-    out: list[Outcome] = []
-    done: set[str] = set()
-    for stream, template in owned:
-        if stream.name in done:  # overlapping patterns: one request per stream
-            continue
-        done.add(stream.name)
-        if stream.write_index is not None and current.get(stream.write_index) == template_fingerprint(template):
-            continue
-        if stream.rollover_on_write:  # marked by an earlier run (or by hand) and not written to since
-            out.append(Outcome("data stream", stream.name, "unchanged", f"already marked: {NEXT_WRITE}"))
-            continue
-        out.append(lazy_rollover(es, stream.name, dry_run=dry_run))
-    return out
-
-
-# --- existing document indices onto the current mappings ----------------------------------------
-
 def _our_template_of(index: str, templates: Sequence[Asset]) -> Asset | None:
-    """Our regular-index template of highest priority matching ``index`` (Elasticsearch may pick a user's)."""
+    """Our index template of highest priority matching ``index`` (Elasticsearch may pick a user's)."""
     matching = [t for t in templates if any(fnmatch.fnmatchcase(index, p) for p in t.body["index_patterns"])]
     return max(matching, key=lambda t: int(t.body.get("priority", 0)), default=None)
 
 
-def update_document_mappings(es: elasticsearch.Elasticsearch, assets: Sequence[Asset], existing: Sequence[str], *,
-                             dry_run: bool = False) -> list[Outcome]:
-    """Bring the ``existing`` document indices whose mapping predates their template's onto it.
+def _index_templates(assets: Sequence[Asset]) -> list[Asset]:
+    return [a for a in assets if a.kind == "index_template"]
 
-    One read for all of them (the fingerprint in each mapping's ``_meta``); for each that
-    differs, the mapping Elasticsearch resolves for it now, sent as a mapping update.
+
+def update_mappings(es: elasticsearch.Elasticsearch, assets: Sequence[Asset], existing: Sequence[str], *,
+                    dry_run: bool = False) -> list[Outcome]:
+    """Bring the ``existing`` indices whose mapping predates their template's onto it.
+
+    One read for all of them (the fingerprint in each mapping's ``_meta``, by the templates'
+    patterns: short, whatever the number of months and namespaces); for each that differs,
+    the mapping Elasticsearch resolves for it now, sent as a mapping update.
     """
-    templates = [a for a in assets if a.kind == "index_template" and not is_stream_template(a)]
+    templates = _index_templates(assets)
     ours = [(index, wanted) for index in existing
             if (t := _our_template_of(index, templates)) is not None and (wanted := template_fingerprint(t))]
     if not ours:
         return []
-    current = mapping_fingerprints(es, [index for index, _ in ours])
+    current = mapping_fingerprints(es, sorted({p for t in templates for p in t.body["index_patterns"]}))
     out: list[Outcome] = []
     for index, wanted in ours:
         if current.get(index) == wanted:
@@ -484,6 +386,14 @@ def update_document_mappings(es: elasticsearch.Elasticsearch, assets: Sequence[A
     return out
 
 
+def former_layout_warning(stream: str) -> Outcome:
+    """A data stream of mlmon's former layout: readable, but a re-sent event would be stored again."""
+    return Outcome("data stream", stream, "warning",
+                   "former layout: events re-sent now are stored again in the dated indices; move its events "
+                   f"into them (README, 'Upgrading from data streams': POST _reindex from {stream}, "
+                   "op_type create, the index chosen from each @timestamp), then delete it")
+
+
 def licence_allows_watcher(es: elasticsearch.Elasticsearch) -> tuple[bool, str]:
     lic = es.license.get()["license"]
     kind, status = str(lic.get("type", "")), str(lic.get("status", ""))
@@ -495,20 +405,20 @@ def licence_allows_watcher(es: elasticsearch.Elasticsearch) -> tuple[bool, str]:
 
 
 def install(es: elasticsearch.Elasticsearch, *, root: Path = ELASTICSEARCH, namespace: str = contract.DEFAULT_NAMESPACE,
-            retention: Mapping[str, str] | None = None, dry_run: bool = False) -> list[Outcome]:
+            retention: Mapping[str, str] | None = None, dry_run: bool = False,
+            now: datetime | None = None) -> list[Outcome]:
     """Install everything under ``root``; returns one outcome per asset, in order."""
     outcomes: list[Outcome] = []
     core: list[AssetKind] = ["ilm_policy", "component_template", "index_template", "role"]
     core_assets = load_assets(root, core, retention)
     for asset in core_assets:
         outcomes.append(sync_asset(es, asset, dry_run=dry_run))
-    # Before ensure_data_streams: a stream it creates now starts on the new templates already.
-    outcomes += roll_over_stale_streams(es, core_assets, outcomes, dry_run=dry_run)
-    outcomes += ensure_data_streams(es, namespace, dry_run=dry_run)
-    indices = ensure_document_indices(es, dry_run=dry_run)
-    outcomes += indices
-    existing = [o.name for o in indices if o.action == "unchanged"]  # those created now are current
-    outcomes += update_document_mappings(es, core_assets, existing, dry_run=dry_run)
+    # Listed before this run creates any: those it creates are made from the current templates.
+    existing = existing_indices(es, sorted({p for t in _index_templates(core_assets) for p in t.body["index_patterns"]}))
+    outcomes += ensure_event_indices(es, namespace, now or datetime.now(timezone.utc), dry_run=dry_run)
+    outcomes += ensure_document_indices(es, dry_run=dry_run)
+    outcomes += update_mappings(es, core_assets, existing, dry_run=dry_run)
+    outcomes += [former_layout_warning(s) for s in former_layout_streams(es)]
     watches = load_assets(root, ["watch"])
     if watches:
         allowed, why = licence_allows_watcher(es)

@@ -3,8 +3,12 @@
 Saved objects go through the import API (``POST /api/saved_objects/_import?overwrite=true``,
 multipart, ``kbn-xsrf`` header), the same path as Stack Management's "Import".
 Before importing, the objects of each file are exported from Kibana and
-compared (attributes and references): a file whose objects are all installed
-and equal is not imported again, so a second ``mlmon setup`` writes nothing.
+compared (attributes and references) as they survive Kibana's import migrations
+(:func:`same_content`: from 9.2 a ``search`` is stored with its attributes moved
+into a tab, and schema defaults are added): a file whose objects are all
+installed and say what the file says is not imported again, so a second
+``mlmon setup`` writes nothing. (An attribute removed from a file alone does not
+count as a change: Kibana may add attributes, so presence cannot be compared.)
 
 Rules go through the alerting API, idempotent by rule id: ``GET
 /api/alerting/rule/{id}``; absent -> ``POST`` (create with that id); present and
@@ -85,10 +89,46 @@ def read_ndjson(path: Path) -> list[dict[str, Any]]:
     return objects
 
 
-def _content(obj: dict[str, Any]) -> tuple[str, str]:
-    """What an object says (attributes and references), in a comparable form."""
-    refs = sorted((r.get("type", ""), r.get("id", ""), r.get("name", "")) for r in obj.get("references", []))
-    return (json.dumps(obj.get("attributes", {}), sort_keys=True), json.dumps(refs))
+#: Root attributes of a Discover session (``search``) from Kibana 9.2 on; the rest lives in its tabs.
+SESSION_ROOT = ("title", "description", "tabs")
+
+
+def surviving_attributes(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object's attributes in the shape Kibana keeps them, minus what Kibana makes up.
+
+    A ``search`` without tabs (the shape this project writes, readable by 8.x and 9.x) is
+    migrated on import to one tab holding every attribute but the title and description
+    (model version 13); the tab's id (a UUID) and label are Kibana's, not ours.
+    """
+    attributes = dict(obj.get("attributes", {}))
+    if obj.get("type") != "search":
+        return attributes
+    if "tabs" not in attributes:
+        tab = {k: v for k, v in attributes.items() if k not in SESSION_ROOT}
+        attributes = {k: v for k, v in attributes.items() if k in SESSION_ROOT} | {"tabs": [{"attributes": tab}]}
+    attributes["tabs"] = [{"attributes": t.get("attributes", {})} for t in attributes["tabs"]]
+    return attributes
+
+
+def covers(installed: Any, wanted: Any) -> bool:
+    """``installed`` says everything ``wanted`` says: Kibana may add keys (schema defaults), never change ours."""
+    if isinstance(wanted, dict):
+        return isinstance(installed, dict) and all(k in installed and covers(installed[k], v) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return (isinstance(installed, list) and len(installed) == len(wanted)
+                and all(covers(i, w) for i, w in zip(installed, wanted)))
+    return bool(installed == wanted)
+
+
+def _references(obj: dict[str, Any]) -> list[tuple[str, str]]:
+    # By type and id: a migration may rename a reference (to its tab) but not retarget it.
+    return sorted((r.get("type", ""), r.get("id", "")) for r in obj.get("references", []))
+
+
+def same_content(installed: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """The installed object still says what the file says, after Kibana's import migrations."""
+    return (covers(surviving_attributes(installed), surviving_attributes(wanted))
+            and _references(installed) == _references(wanted))
 
 
 def installed_objects(kibana: KibanaClient, objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -113,7 +153,7 @@ def sync_saved_objects(kibana: KibanaClient, path: Path, *, dry_run: bool = Fals
         return Outcome("saved objects", path.name, "skipped", "empty file")
     installed = installed_objects(kibana, objects)
     differing = [o for o in objects if (o["type"], o["id"]) not in installed
-                 or _content(installed[(o["type"], o["id"])]) != _content(o)]
+                 or not same_content(installed[(o["type"], o["id"])], o)]
     if not differing:
         return Outcome("saved objects", path.name, "unchanged", f"{len(objects)} objects")
     if dry_run:

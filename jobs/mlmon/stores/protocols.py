@@ -15,12 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from mlmon.core.alerts import Alert, LastNotification
+from mlmon.core.alerts import Alert, Delivery, LastNotification, SeriesWindow
 from mlmon.core.documents import MetricDocument
 from mlmon.core.job_runs import JobHealth, JobRun
 from mlmon.core.labels import LabelQuery, OrphanFeedback, SegmentedWindows
 from mlmon.core.perf_stats import AttributionSums
-from mlmon.core.queries import WindowQuery
+from mlmon.core.queries import WindowBatch, WindowQuery
 from mlmon.core.reference import ReferenceProfile
 from mlmon.core.stats import WindowStatistics
 
@@ -107,6 +107,35 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+# One pass over many windows (backfills, look-backs): optional; a store without them is asked window by window.
+@runtime_checkable
+class WindowBatchStatistics(Protocol):
+    def window_statistics_batch(self, query: WindowQuery, batch: WindowBatch) -> list[WindowStatistics]:
+        """``window_statistics`` of each window of ``batch`` (``query``'s own bounds are not used), in order."""
+        ...
+
+
+@runtime_checkable
+class BatchLabelledStore(Protocol):
+    def labelled_windows(self, query: LabelQuery, batch: WindowBatch) -> list[SegmentedWindows]:
+        """``labelled_window`` of each window of ``batch`` (``query``'s own bounds are not used), in order."""
+        ...
+
+    def orphan_feedback_batch(self, model: str, batch: WindowBatch,
+                              version: str | None = None) -> list[OrphanFeedback]:
+        """``orphan_feedback`` of each window of ``batch``, in order."""
+        ...
+
+
+@runtime_checkable
+class BatchExplainBackend(Protocol):
+    def attribution_sums_batch(self, model: str, batch: WindowBatch, *, version: str | None = None,
+                               method: str | None = None, features: Sequence[str] = (),
+                               segment: tuple[str, str] | None = None) -> list[dict[str, AttributionSums]]:
+        """``attribution_sums`` of each window of ``batch``, in order."""
+        ...
+
+
 @runtime_checkable
 class LabelledStore(Protocol):
     def labelled_window(self, query: LabelQuery) -> SegmentedWindows:
@@ -149,8 +178,14 @@ class ExplainBackend(Protocol):
 
 
 class AlertStore(Protocol):
-    def metric_history(self, model: str, model_version: str, since: datetime) -> Sequence[MetricDocument]:
-        """Metric documents of one model version whose window ends at or after ``since``."""
+    def series_windows(self, model: str, model_version: str, families: Sequence[str], since: datetime,
+                       until: datetime) -> Sequence[SeriesWindow]:
+        """Status per series and window of one model version's ``families``, for the windows ending in
+        [since, until]: the context of the "N of M" rules, without building metric documents."""
+        ...
+
+    def metric_documents(self, ids: Iterable[str]) -> Sequence[MetricDocument]:
+        """The stored metric documents with these ids (those that exist)."""
         ...
 
     def last_notifications(self, series_ids: Iterable[str]) -> dict[str, LastNotification]:
@@ -159,6 +194,20 @@ class AlertStore(Protocol):
 
     def write_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
         """Store alerts not stored yet (by id); return those newly written."""
+        ...
+
+    def write_alerts_and_outbox(self, alerts: Sequence[Alert], deliveries: Sequence[Delivery]) -> list[Alert]:
+        """As :meth:`write_alerts`, and queue the ``deliveries`` of the newly written alerts in the outbox
+        so that no crash leaves a new alert stored but never queued."""
+        ...
+
+    def claim_deliveries(self, now: datetime, until: datetime, limit: int) -> list[Delivery]:
+        """Up to ``limit`` pending outbox entries due at ``now``, oldest first, each held until ``until``
+        (a lease: another round does not take them meanwhile; a crashed round's come back after it)."""
+        ...
+
+    def record_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        """Store the outbox entries' new state (delivered, retried later, expired)."""
         ...
 
     def recent_alerts(self, model: str | None = None, limit: int = 200) -> list[dict[str, Any]]:

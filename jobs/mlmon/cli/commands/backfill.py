@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from mlmon.cli.commands.run import EXIT_CODES, EXIT_FAILED, EXIT_USAGE, add_fail_on, outcome
+from mlmon.cli.commands.run import EXIT_CODES, EXIT_FAILED, EXIT_USAGE, add_fail_on, outcome, send_alerts
 
 
 def register(subparsers: Any) -> None:
@@ -47,4 +47,5 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as err:
         print(f"mlmon backfill: {err}", file=sys.stderr)
         return EXIT_FAILED
+    send_alerts("backfill", config, lambda: open_store(args.store or config.store or DEFAULT_STORE_URL))
     return outcome("backfill", report, args.fail_on)

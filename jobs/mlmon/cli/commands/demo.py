@@ -24,6 +24,7 @@ def register(subparsers: Any) -> None:
     live.add_argument("--store", help="store to put the demo's reference profile in (live mode)")
     live.add_argument("--rate", type=float, default=5.0, help="predictions per second in live mode (default: 5)")
     live.add_argument("--drift-after", default="30m", help="live mode: switch the problems on after (default: 30m)")
+    live.add_argument("--metrics-port", type=int, help="live mode: serve the service's Prometheus metrics on this port")
     parser.set_defaults(func=run)
 
 
@@ -54,6 +55,7 @@ def _live(args: argparse.Namespace) -> int:
     drift_after = parse_duration(args.drift_after, Where("--drift-after", "value"))
     stop = threading.Event()
     install_signal_handlers(stop)
-    logged = run_live(args.sink, args.store, args.rate, drift_after, seed=args.seed, stop=stop)
+    logged = run_live(args.sink, args.store, args.rate, drift_after, seed=args.seed, stop=stop,
+                      metrics_port=args.metrics_port)
     print(f"demo model stopped after {logged} predictions")
     return 0

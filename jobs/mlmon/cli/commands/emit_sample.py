@@ -52,4 +52,6 @@ def run(args: argparse.Namespace) -> int:
                 mlog.log_feedback(pid, actual=round(value + rng.gauss(0, 5), 3))
             mlog.log_explanation(pid, {"age": round(rng.gauss(0, 0.1), 4), "plan": round(rng.gauss(0, 0.1), 4)},
                                  method="linear", base_value=0.5)
+        # One request the model could not serve (the contract's prediction_error kind).
+        mlog.log_prediction_error(ValueError("feature 'age' is missing"), latency_ms=round(rng.uniform(1, 5), 2))
     return 0

@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
 def _ingest_files(paths: list[str], db: Path, validator: Validator, batch_size: int) -> IngestReport:
     from mlmon.ingest.core import batched, ingest_batches, now_ms, open_store
     from mlmon.ingest.duckdb_sink import DuckDBSink
+    from mlmon.ingest.lines import read_lines
     from mlmon.ingest.report import IngestReport
 
     total = IngestReport()
@@ -81,7 +82,8 @@ def _ingest_files(paths: list[str], db: Path, validator: Validator, batch_size: 
             stream = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
             source = None if name == "-" else str(Path(name).resolve())
             try:
-                for part in ingest_batches(batched(stream, batch_size), sink, validator, now_ms, source):
+                lines = read_lines(stream, validator.max_line_bytes)  # bounded memory, whatever a line's size
+                for part in ingest_batches(batched(lines, batch_size), sink, validator, now_ms, source):
                     total.merge(part)
             finally:
                 if stream is not sys.stdin.buffer:
@@ -105,6 +107,6 @@ def _follow(source: str, db: Path, validator: Validator, batch_size: int) -> tup
     try:
         return follow_into_store(source, db, validator, batch_size, stop, progress), 0
     except NotStored as err:
-        print(f"mlmon ingest: {err}; they are read again on the next run (from the start of {source}; "
-              f"stored events are not stored twice)", file=sys.stderr)
+        print(f"mlmon ingest: {err}; they are read again on the next run (which resumes after the last "
+              f"batch stored; stored events are not stored twice)", file=sys.stderr)
         return err.report, 1

@@ -9,7 +9,11 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mlmon.config.model import Config
     from mlmon.schedule.runner import RoundReport
+    from mlmon.stores.protocols import Store
 
 #: Exit codes of `mlmon run` and `mlmon backfill` (also in README.md, "Command line").
 EXIT_CODES = """\
@@ -96,4 +100,20 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as err:
         print(f"mlmon run: {err}", file=sys.stderr)
         return EXIT_FAILED
+    send_alerts("run", config, lambda: open_store(url))
     return outcome("run", report, args.fail_on)
+
+
+def send_alerts(command: str, config: Config, open_store: Callable[[], Store]) -> None:
+    """Send the alerts the round queued, with the store closed meanwhile; what is not delivered is retried
+    by the next run (the outbox keeps it), so a failure here is reported, not an exit code."""
+    from mlmon.schedule.runner import deliver_alerts
+    from mlmon.stores.protocols import StoreError
+
+    try:
+        report = deliver_alerts(config, open_store)
+    except StoreError as err:
+        print(f"mlmon {command}: alert deliveries left for the next run: {err}", file=sys.stderr)
+        return
+    if report.any:
+        print(report.line())

@@ -25,15 +25,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--kibana", default=os.environ.get("MLMON_KIBANA_URL"),
                         help="Kibana URL; without it saved objects and rules are not installed (env MLMON_KIBANA_URL)")
     parser.add_argument("--namespace", default="default",
-                        help="data stream namespace to create, e.g. 'production' (default: default)")
+                        help="namespace whose event indices to create, e.g. 'production' (default: default)")
     parser.add_argument("--api-key", help="Elasticsearch API key (env MLMON_ES_API_KEY)")
     parser.add_argument("--username", help="basic auth user (env MLMON_ES_USERNAME)")
     parser.add_argument("--password", help="basic auth password (env MLMON_ES_PASSWORD; prefer the env)")
     parser.add_argument("--ca-certs", help="CA certificate file of the cluster (env MLMON_ES_CA_CERTS)")
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (testing only)")
     parser.add_argument("--retention", action="append", default=[], metavar="POLICY=AGE",
-                        help="delete events AGE after rollover, e.g. events=400d, deadletter=14d, telemetry=7d "
-                             "(repeatable; defaults: events=90d, deadletter=30d, telemetry=30d)")
+                        help="keep every event at least AGE, e.g. events=400d, deadletter=14d, telemetry=7d; a "
+                             "month's index is deleted AGE + 31d after the month began (repeatable; defaults: "
+                             "events=90d, deadletter=30d, telemetry=30d)")
     parser.add_argument("--assets", type=Path, help="directory holding elasticsearch/ and kibana/ (default: bundled)")
     parser.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
     parser.set_defaults(func=run)
@@ -53,7 +54,7 @@ def parse_retention(values: list[str]) -> dict[str, str]:
     return out
 
 
-#: Data stream naming scheme: the namespace is lower case, no '-' (it separates the parts), <= 100 bytes.
+#: Elastic's naming scheme (logs-<dataset>-<namespace>): lower case, no '-' (it separates the parts), <= 100 bytes.
 _NAMESPACE = re.compile(r"^[a-z0-9_]{1,100}$")
 
 

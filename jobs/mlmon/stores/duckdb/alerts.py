@@ -1,9 +1,10 @@
 """What the alert adapter needs from a store, and its embedded (DuckDB) implementation.
 
-The engine is pure; this is the thin edge that reads metric history and the
-engine's memory (the newest alert per rule and series) and writes alert
-documents. Writes are idempotent: an alert whose deterministic id is already
-stored is skipped, so re-running a round or a backfill never notifies twice.
+The engine is pure; this is the thin edge that reads the windows of the series it
+judges, the engine's memory (the newest alert per rule and series) and writes
+alert documents with their outbox entries. Writes are idempotent: an alert whose
+deterministic id is already stored is skipped, so re-running a round or a
+backfill never notifies twice.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any
 
 import duckdb
 
-from mlmon.core.alerts import Alert, LastNotification
-from mlmon.core.alert_schema import ALERT_FIELDS, ALERTS_TABLE
+from mlmon.core.alerts import Alert, Delivery, LastNotification, SeriesKey, SeriesWindow
+from mlmon.core.alert_schema import ALERT_FIELDS, ALERTS_TABLE, OUTBOX_FIELDS, OUTBOX_PAYLOAD, OUTBOX_TABLE
 from mlmon.core.documents import METRIC_FIELDS, MetricDocument, Threshold, iso
 from mlmon.core.queries import flatten_source, nest
 from mlmon.stores.duckdb.schema import METRICS_TABLE, quote, sql_type
+from mlmon.stores.protocols import StoreError
 
 
 ALERTS_DDL = (
@@ -27,63 +29,179 @@ ALERTS_DDL = (
     + ", ".join(f"{quote(n)} {sql_type(t)}" for n, t in ALERT_FIELDS.items())
     + f", PRIMARY KEY ({quote('alert.id')}))"
 )
+_OUTBOX_COLUMNS = [*OUTBOX_FIELDS, OUTBOX_PAYLOAD]
+OUTBOX_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} ("
+    + ", ".join(f"{quote(n)} {sql_type(t)}" for n, t in OUTBOX_FIELDS.items())
+    + f", {quote(OUTBOX_PAYLOAD)} JSON"
+    + f", PRIMARY KEY ({quote('delivery.alert_id')}, {quote('delivery.channel')}))"
+)
+#: The columns a series is told apart by, in SeriesKey's field order.
+_SERIES_COLUMNS = ("mlmon.model.name", "mlmon.model.version", "metric.family", "metric.name", "metric.feature",
+                   "metric.class", "metric.segment.field", "metric.segment.value")
 
 
 class DuckDBAlertStore:
-    """Alert I/O on the embedded store's DuckDB connection (tables ``metrics`` and ``alerts``)."""
+    """Alert I/O on the embedded store's DuckDB connection (tables ``metrics``, ``alerts``, ``alert_outbox``)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
         con.execute(ALERTS_DDL)
+        con.execute(OUTBOX_DDL)
 
-    def metric_history(self, model: str, model_version: str, since: datetime) -> list[MetricDocument]:
-        cols = list(METRIC_FIELDS)
-        rows = self.con.execute(
+    def series_windows(self, model: str, model_version: str, families: Sequence[str], since: datetime,
+                       until: datetime) -> list[SeriesWindow]:
+        """Status per series and window of the model version's ``families``, windows ending in [since, until]."""
+        if not families:
+            return []
+        cols = [*_SERIES_COLUMNS, "window.start", "window.end", "metric.status", "job.computed_at", "metric.id"]
+        rows = self._fetch(
             f"SELECT {', '.join(quote(c) for c in cols)} FROM {METRICS_TABLE} "
             f"WHERE {quote('mlmon.model.name')} = ? AND {quote('mlmon.model.version')} = ? "
-            f"AND {quote('window.end')} >= ? ORDER BY {quote('window.end')}",
-            [model, model_version, since]).fetchall()
+            f"AND list_contains(?, {quote('metric.family')}) "
+            f"AND {quote('window.end')} >= ? AND {quote('window.end')} <= ? ORDER BY {quote('window.end')}",
+            [model, model_version, list(families), since, until])
+        return [SeriesWindow(SeriesKey(*(v or "" for v in row[:8])), row[8], row[9], row[10], row[11] or row[9],
+                             row[12]) for row in rows]
+
+    def metric_documents(self, ids: Iterable[str]) -> list[MetricDocument]:
+        wanted = sorted(set(ids))
+        if not wanted:
+            return []
+        cols = list(METRIC_FIELDS)
+        rows = self._fetch(f"SELECT {', '.join(quote(c) for c in cols)} FROM {METRICS_TABLE} "
+                           f"WHERE list_contains(?, {quote('metric.id')})", [wanted])
         return [metric_from_row(dict(zip(cols, row))) for row in rows]
 
     def last_notifications(self, series_ids: Iterable[str]) -> dict[str, LastNotification]:
         ids = sorted(set(series_ids))
         if not ids:
             return {}
-        rows = self.con.execute(
+        rows = self._fetch(
             f"SELECT {quote('alert.series_id')}, {quote('alert.action')}, {quote('window.end')}, "
             f"{quote('alert.status.new')} FROM {ALERTS_TABLE} "
             f"WHERE {quote('alert.source')} = 'mlmon-jobs' AND list_contains(?, {quote('alert.series_id')}) "
             f"QUALIFY row_number() OVER (PARTITION BY {quote('alert.series_id')} "
             f"ORDER BY {quote('window.end')} DESC, {quote('alert.fired_at')} DESC) = 1",
-            [ids]).fetchall()
+            [ids])
         return {sid: LastNotification(action=action, window_end=end, status=status)
                 for sid, action, end, status in rows}
 
     def write_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        return self.write_alerts_and_outbox(alerts, ())
+
+    def write_alerts_and_outbox(self, alerts: Sequence[Alert], deliveries: Sequence[Delivery]) -> list[Alert]:
+        """Alerts not stored yet, and the deliveries of those, in one transaction: a crash stores both or neither."""
         if not alerts:
             return []
         ids = [a.id for a in alerts]
-        existing = {r[0] for r in self.con.execute(
-            f"SELECT {quote('alert.id')} FROM {ALERTS_TABLE} WHERE list_contains(?, {quote('alert.id')})",
-            [ids]).fetchall()}
+        existing = {r[0] for r in self._fetch(
+            f"SELECT {quote('alert.id')} FROM {ALERTS_TABLE} WHERE list_contains(?, {quote('alert.id')})", [ids])}
         fresh = [a for a in {a.id: a for a in alerts}.values() if a.id not in existing]
-        if fresh:
-            cols = list(ALERT_FIELDS)
+        if not fresh:
+            return []
+        fresh_ids = {a.id for a in fresh}
+        queued = [d for d in deliveries if d.alert_id in fresh_ids]
+        cols = list(ALERT_FIELDS)
+        try:
+            self.con.begin()
             self.con.executemany(
                 f"INSERT INTO {ALERTS_TABLE} ({', '.join(quote(c) for c in cols)}) "
                 f"VALUES ({', '.join('?' for _ in cols)})",
                 [[flatten_source(a.to_source()).get(c) for c in cols] for a in fresh])
+            if queued:
+                self._upsert_deliveries(queued, insert_only=True)
+            self.con.commit()
+        except duckdb.Error as err:
+            self.con.rollback()
+            raise StoreError(f"writing {len(fresh)} alerts to {ALERTS_TABLE} failed: {err}") from err
         return fresh
 
+    def claim_deliveries(self, now: datetime, until: datetime, limit: int) -> list[Delivery]:
+        """Pending deliveries due at ``now``, oldest first, each held until ``until`` (its lease)."""
+        cols = _OUTBOX_COLUMNS
+        try:
+            self.con.begin()
+            rows = self.con.execute(
+                f"SELECT {', '.join(quote(c) for c in cols)} FROM {OUTBOX_TABLE} "
+                f"WHERE {quote('delivery.state')} = 'pending' AND {quote('delivery.next_attempt_at')} <= ? "
+                f"ORDER BY {quote('delivery.created_at')}, {quote('delivery.window_end')}, "
+                f"{quote('delivery.alert_id')}, {quote('delivery.channel')} LIMIT ?", [now, limit]).fetchall()
+            taken = [delivery_from_row(dict(zip(cols, row))) for row in rows]
+            if taken:
+                self.con.executemany(
+                    f"UPDATE {OUTBOX_TABLE} SET {quote('delivery.next_attempt_at')} = ? "
+                    f"WHERE {quote('delivery.alert_id')} = ? AND {quote('delivery.channel')} = ?",
+                    [[until, d.alert_id, d.channel] for d in taken])
+            self.con.commit()
+        except duckdb.Error as err:
+            self.con.rollback()
+            raise StoreError(f"taking due deliveries from {OUTBOX_TABLE} failed: {err}") from err
+        return taken
+
+    def record_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        if not deliveries:
+            return
+        try:
+            self.con.begin()
+            self._upsert_deliveries(deliveries, insert_only=False)
+            self.con.commit()
+        except duckdb.Error as err:
+            self.con.rollback()
+            raise StoreError(f"recording {len(deliveries)} deliveries in {OUTBOX_TABLE} failed: {err}") from err
+
+    def deliveries(self, state: str | None = None) -> list[Delivery]:
+        """Outbox entries (of one state), oldest first: for reports and tests."""
+        where = f"WHERE {quote('delivery.state')} = ?" if state else ""
+        rows = self._fetch(f"SELECT {', '.join(quote(c) for c in _OUTBOX_COLUMNS)} FROM {OUTBOX_TABLE} {where} "
+                           f"ORDER BY {quote('delivery.created_at')}, {quote('delivery.window_end')}, "
+                           f"{quote('delivery.alert_id')}", [state] if state else [])
+        return [delivery_from_row(dict(zip(_OUTBOX_COLUMNS, row))) for row in rows]
 
     def recent_alerts(self, model: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         cols = list(ALERT_FIELDS)
         where = f"WHERE {quote('mlmon.model.name')} = ?" if model else ""
-        rows = self.con.execute(
+        rows = self._fetch(
             f"SELECT {', '.join(quote(c) for c in cols)} FROM {ALERTS_TABLE} {where} "
             f"ORDER BY {quote('@timestamp')} DESC, {quote('alert.fired_at')} DESC LIMIT ?",
-            [model, limit] if model else [limit]).fetchall()
+            [model, limit] if model else [limit])
         return [nest({c: _iso_if_date(v) for c, v in zip(cols, row)}) for row in rows]
+
+    def _upsert_deliveries(self, deliveries: Sequence[Delivery], *, insert_only: bool) -> None:
+        verb = "INSERT OR IGNORE" if insert_only else "INSERT OR REPLACE"
+        self.con.executemany(
+            f"{verb} INTO {OUTBOX_TABLE} ({', '.join(quote(c) for c in _OUTBOX_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in _OUTBOX_COLUMNS)})",
+            [[row[c] for c in _OUTBOX_COLUMNS] for row in map(delivery_row, deliveries)])
+
+    def _fetch(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        try:
+            return self.con.execute(sql, params).fetchall()
+        except duckdb.Error as err:
+            raise StoreError(f"alert query on the embedded store failed: {err}") from err
+
+
+def delivery_row(d: Delivery) -> dict[str, Any]:
+    """An outbox entry in its flat stored form (OUTBOX_FIELDS names, payload as JSON text)."""
+    return {"delivery.alert_id": d.alert_id, "delivery.channel": d.channel, "delivery.model": d.model,
+            "delivery.series_id": d.series_id, "delivery.window_end": d.window_end, "delivery.state": d.state,
+            "delivery.attempts": d.attempts, "delivery.created_at": d.created_at, "delivery.expires_at": d.expires_at,
+            "delivery.next_attempt_at": d.next_attempt_at, "delivery.delivered_at": d.delivered_at,
+            "delivery.last_error": d.last_error, OUTBOX_PAYLOAD: json.dumps(d.payload, sort_keys=True)}
+
+
+def delivery_from_row(row: dict[str, Any]) -> Delivery:
+    """An outbox entry from its flat stored form (a DuckDB row or a flattened Elasticsearch source)."""
+    payload = row[OUTBOX_PAYLOAD]
+    delivered_at = row.get("delivery.delivered_at")
+    return Delivery(
+        alert_id=row["delivery.alert_id"], channel=row["delivery.channel"], model=row["delivery.model"],
+        series_id=row["delivery.series_id"], window_end=_as_datetime(row["delivery.window_end"]),
+        payload=json.loads(payload) if isinstance(payload, str) else dict(payload),
+        created_at=_as_datetime(row["delivery.created_at"]), expires_at=_as_datetime(row["delivery.expires_at"]),
+        next_attempt_at=_as_datetime(row["delivery.next_attempt_at"]), state=row["delivery.state"],
+        attempts=int(row.get("delivery.attempts") or 0), last_error=row.get("delivery.last_error") or "",
+        delivered_at=None if delivered_at is None else _as_datetime(delivered_at))
 
 
 def _iso_if_date(value: Any) -> Any:

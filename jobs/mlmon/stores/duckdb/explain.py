@@ -16,7 +16,7 @@ Fairness asks the performance job's label join (``mlmon.stores.duckdb.labels``),
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import duckdb
@@ -26,6 +26,8 @@ from mlmon.stores.protocols import StoreError
 from mlmon.stores.duckdb.schema import (EVENT_TABLES, newest_reference_document, put_reference_document, quote,
                                         reference_table_ddl, table_columns)
 from mlmon.core.labels import EXPLANATION_LOOKBACK
+from mlmon.core.queries import WindowBatch
+from mlmon.stores.duckdb.labels import batch_is_contiguous, window_slot_sql
 
 EXPLANATIONS = EVENT_TABLES["explanation"]
 PREDICTIONS = EVENT_TABLES["prediction"]
@@ -68,35 +70,51 @@ class DuckDBExplainStore:
         ``mlmon.prediction.id`` and model, logged in ``[start - EXPLANATION_LOOKBACK, end)``)
         has ``mlmon.segment.<name>`` = value.
         """
+        return self.attribution_sums_batch(model, WindowBatch(((start, end),)), version=version, method=method,
+                                           features=features, segment=segment)[0]
+
+    def attribution_sums_batch(self, model: str, batch: WindowBatch, *, version: str | None = None,
+                               method: str | None = None, features: Sequence[str] = (),
+                               segment: tuple[str, str] | None = None) -> list[dict[str, AttributionSums]]:
+        """:meth:`attribution_sums` of every window of ``batch``, grouped by window slot in one scan; with a
+        segment, each explanation's prediction is looked for in its own window's bounds."""
         wanted = list(features) or self.attribution_features(model, version)
         present = set(table_columns(self.con, EXPLANATIONS))
         columns = [f for f in wanted if ATTRIBUTIONS_PREFIX + f in present]
-        out = {f: AttributionSums.empty() for f in wanted}
+        out = [{f: AttributionSums.empty() for f in wanted} for _ in batch.windows]
         if segment is not None and SEGMENT_PREFIX + segment[0] not in table_columns(self.con, PREDICTIONS):
             return out  # no prediction ever carried this segment
         if not columns:
             return out
-        selects = []
+        slot = window_slot_sql(batch)
+        selects = [slot]
         for f in columns:
             col = quote(ATTRIBUTIONS_PREFIX + f)
             selects += [f"count({col})::DOUBLE", f"coalesce(sum(abs({col})), 0)", f"coalesce(sum({col}), 0)",
                         f"coalesce(sum({col} * {col}), 0)"]
-        where, params = _window_where(model, start, end, version)
+        where, params = _window_where(model, batch.start, batch.end, version)
+        if not batch_is_contiguous(batch):
+            where += f" AND list_contains($slots, {slot})"
+            params["slots"] = list(batch.slots)
         if method is not None:
             where += f" AND {quote('mlmon.explanation.method')} = $method"
             params["method"] = method
         if segment is not None:
-            pid = quote("mlmon.prediction.id")
-            # A semi-join on the prediction id: explanation events carry no segment of their own.
-            ts = quote("@timestamp")
-            where += (f" AND {pid} IN (SELECT {pid} FROM {PREDICTIONS} WHERE {quote('mlmon.model.name')} = $model"
-                      f" AND {ts} >= $predictions_from AND {ts} < $end"
-                      f" AND {quote(SEGMENT_PREFIX + segment[0])} = $segment_value)")
+            # The explanation's slot, qualified: inside the subquery a bare @timestamp is the prediction's.
+            own_slot = slot.replace(quote("@timestamp"), f"e.{quote('@timestamp')}")
+            where += " AND " + _segment_clause(batch, own_slot, SEGMENT_PREFIX + segment[0])
             params.update(segment_value=segment[1], predictions_from=params["start"] - EXPLANATION_LOOKBACK)
-        row = self._one(f"SELECT {', '.join(selects)} FROM {EXPLANATIONS} WHERE {where}", params, "attribution sums")
-        for i, f in enumerate(columns):
-            n, sum_abs, total, sum_sq = (float(v) for v in row[4 * i: 4 * i + 4])
-            out[f] = AttributionSums(n, sum_abs, total, sum_sq)
+        try:
+            rows = self.con.execute(f"SELECT {', '.join(selects)} FROM {EXPLANATIONS} e WHERE {where} GROUP BY ALL",
+                                    params).fetchall()
+        except duckdb.Error as err:
+            raise StoreError(f"attribution sums query failed: {err}") from err
+        position = {s: i for i, s in enumerate(batch.slots)}
+        for row in rows:
+            sums = out[position[int(row[0])]]
+            for i, f in enumerate(columns):
+                n, sum_abs, total, sum_sq = (float(v) for v in row[1 + 4 * i: 5 + 4 * i])
+                sums[f] = AttributionSums(n, sum_abs, total, sum_sq)
         return out
 
     # --- labelled rows for permutation importance ---------------------------------------------------------
@@ -156,14 +174,19 @@ class DuckDBExplainStore:
             self.con.execute(_REFERENCES_DDL)
             self._ensured = True
 
-    def _one(self, sql: str, params: Mapping[str, Any], what: str) -> tuple[Any, ...]:
-        try:
-            row = self.con.execute(sql, dict(params)).fetchone()
-        except duckdb.Error as err:
-            raise StoreError(f"{what} query failed: {err}") from err
-        if row is None:
-            raise StoreError(f"{what} query returned no row")
-        return row
+
+def _segment_clause(batch: WindowBatch, slot: str, column: str) -> str:
+    """A semi-join on the prediction id (explanation events carry no segment of their own): the prediction
+    has the segment value and was logged in ``[start - EXPLANATION_LOOKBACK, end)`` of the explanation's window."""
+    pid, ts = quote("mlmon.prediction.id"), quote("@timestamp")
+    t0 = int(batch.start.timestamp()) * 1_000_000 + batch.start.microsecond
+    size = batch.size // timedelta(microseconds=1)
+    lookback = EXPLANATION_LOOKBACK // timedelta(microseconds=1)
+    return (f"EXISTS (SELECT 1 FROM {PREDICTIONS} p WHERE p.{pid} = e.{pid} "
+            f"AND p.{quote('mlmon.model.name')} = $model AND p.{ts} >= $predictions_from AND p.{ts} < $end "
+            f"AND epoch_us(p.{ts}) >= {t0:d} + {slot} * {size:d} - {lookback:d} "
+            f"AND epoch_us(p.{ts}) < {t0:d} + ({slot} + 1) * {size:d} "
+            f"AND p.{quote(column)} = $segment_value)")
 
 
 def _window_where(model: str, start: datetime, end: datetime, version: str | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import duckdb
@@ -20,17 +20,36 @@ from mlmon.core.perf_stats import (LOG_LOSS_EPS, CbpeStats, ClassificationStats,
 from mlmon.stores.protocols import StoreError
 from mlmon.stores.duckdb.schema import EVENT_TABLES, quote, table_columns
 from mlmon.core.labels import (DELAY_EDGES_S, LabelledWindow, LabelQuery, OrphanFeedback, SegmentedWindows)
+from mlmon.core.queries import WindowBatch
 
 PREDICTIONS = EVENT_TABLES["prediction"]
 FEEDBACK = EVENT_TABLES["feedback"]
 PERFORMANCE_REFERENCES_TABLE = "performance_references"
 _JOINED = "_mlmon_perf_joined"
 _ORPHAN_EXAMPLES = 5
+#: Predictions joined in one pass at most (a window above it is joined alone): bounds the joined table's memory.
+MAX_JOIN_ROWS = 2_000_000
+#: (window slot, segment value): the key of every grouped answer of the join.
+Cell = tuple[int, str]
 
 _REFERENCES_DDL = (
     f"CREATE TABLE IF NOT EXISTS {PERFORMANCE_REFERENCES_TABLE} "
     "(key VARCHAR PRIMARY KEY, updated_at TIMESTAMPTZ NOT NULL, document JSON NOT NULL)"
 )
+
+
+# Window slots, shared by every batched query of the embedded store (statistics, label join, attributions).
+def window_slot_sql(batch: WindowBatch, column: str = "@timestamp") -> str:
+    """SQL of an event's window slot in ``batch``: whole window sizes from its first start (integers we
+    computed, inlined as literals)."""
+    t0 = int(batch.start.timestamp()) * 1_000_000 + batch.start.microsecond
+    size = batch.size // timedelta(microseconds=1)
+    return f"((epoch_us({quote(column)}) - {t0:d}) // {size:d})"
+
+
+def batch_is_contiguous(batch: WindowBatch) -> bool:
+    """No gap between the windows: the time range alone selects their events."""
+    return batch.slots[-1] == len(batch) - 1
 
 
 def bin_sql(x: str, edges_param: str, k: int, guess: str) -> str:
@@ -60,33 +79,72 @@ def _delay_guess(x: str) -> str:
 class DuckDBLabels:
     """LabelledStore over a DuckDB connection (the one of ``DuckDBStore``, or any with the mlmon tables)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, read_only: bool = False) -> None:
         self.con = con
-        self.con.execute(_REFERENCES_DDL)
+        # A read-only store (``mlmon report``) can join labels but cannot create the references table.
+        if not read_only:
+            self.con.execute(_REFERENCES_DDL)
 
     # --- the join ---------------------------------------------------------------------------
 
     def labelled_window(self, query: LabelQuery) -> SegmentedWindows:
+        return self.labelled_windows(query, WindowBatch(((query.start, query.end),)))[0]
+
+    def labelled_windows(self, query: LabelQuery, batch: WindowBatch) -> list[SegmentedWindows]:
+        """The join of every window of ``batch``, as many windows per pass as keep the joined table
+        under ``MAX_JOIN_ROWS`` predictions (a window above it is joined alone): statistics are grouped
+        by (window slot, segment value), so each window's answer is what it would be asked alone."""
         pcols = table_columns(self.con, PREDICTIONS)
         seg_col = f"mlmon.segment.{query.segment}" if query.segment else None
         if seg_col is not None and seg_col not in pcols:
-            return {}  # no prediction ever carried this segment
-        params: dict[str, Any] = {"model": query.model, "start": query.start, "end": query.end}
+            return [{} for _ in batch.windows]  # no prediction ever carried this segment
+        out: list[SegmentedWindows] = []
         try:
-            self._join(query, pcols, seg_col, params)
-            return self._statistics(query)
+            for part in self._bounded(query.model, query.version, batch):
+                params: dict[str, Any] = {"model": query.model, "start": part.start, "end": part.end}
+                try:
+                    self._join(query, part, pcols, seg_col, params)
+                    out += self._statistics(query, part)
+                finally:
+                    self.con.execute(f"DROP TABLE IF EXISTS {_JOINED}")
         except duckdb.Error as err:
-            raise StoreError(f"label join of {query.model} [{query.start}, {query.end}) failed: {err}") from err
-        finally:
-            self.con.execute(f"DROP TABLE IF EXISTS {_JOINED}")
+            raise StoreError(f"label join of {query.model} [{batch.start}, {batch.end}) failed: {err}") from err
+        return out
 
-    def _join(self, query: LabelQuery, pcols: Mapping[str, str], seg_col: str | None,
+    def _bounded(self, model: str, version: str | None, batch: WindowBatch) -> list[WindowBatch]:
+        """``batch`` cut into runs of windows holding at most ``MAX_JOIN_ROWS`` predictions together."""
+        if len(batch) == 1:
+            return [batch]
+        slot = window_slot_sql(batch)
+        where = (f"{quote('mlmon.model.name')} = ? AND {quote('@timestamp')} >= ? AND {quote('@timestamp')} < ?"
+                 + (f" AND {quote('mlmon.model.version')} = ?" if version is not None else ""))
+        params = [model, batch.start, batch.end, *([version] if version is not None else [])]
+        counts = dict(self.con.execute(f"SELECT {slot}, count(*) FROM {PREDICTIONS} WHERE {where} GROUP BY ALL",
+                                       params).fetchall())
+        parts: list[WindowBatch] = []
+        current: list[tuple[datetime, datetime]] = []
+        rows = 0
+        for window, s in zip(batch.windows, batch.slots):
+            n = int(counts.get(s, 0))
+            if current and rows + n > MAX_JOIN_ROWS:
+                parts.append(WindowBatch(tuple(current)))
+                current, rows = [], 0
+            current.append(window)
+            rows += n
+        parts.append(WindowBatch(tuple(current)))
+        return parts
+
+    def _join(self, query: LabelQuery, batch: WindowBatch, pcols: Mapping[str, str], seg_col: str | None,
               params: dict[str, Any]) -> None:
         def col(name: str) -> str:
             return quote(name) if name in pcols else "NULL"
 
         where = [f"{quote('mlmon.model.name')} = $model", f"{quote('@timestamp')} >= $start",
                  f"{quote('@timestamp')} < $end"]
+        slot = window_slot_sql(batch)
+        if not batch_is_contiguous(batch):
+            where.append(f"list_contains($slots, {slot})")
+            params["slots"] = list(batch.slots)
         if query.version is not None:
             where.append(f"{quote('mlmon.model.version')} = $version")
             params["version"] = query.version
@@ -95,7 +153,7 @@ class DuckDBLabels:
             if query.segment_values is not None:
                 where.append(f"list_contains($segment_values, {quote(seg_col)})")
                 params["segment_values"] = list(query.segment_values)
-        select = [f"{quote('mlmon.prediction.id')} AS pid", f"{quote('@timestamp')} AS pts",
+        select = [f"{slot} AS slot", f"{quote('mlmon.prediction.id')} AS pid", f"{quote('@timestamp')} AS pts",
                   f"{quote(seg_col)} AS seg" if seg_col else "'' AS seg",
                   f"1.0 / coalesce({quote('mlmon.sample_rate')}, 1.0) AS w"]
         if query.task == "classification":
@@ -125,56 +183,60 @@ class DuckDBLabels:
             SELECT p.*, f.actual, f.fts, coalesce(f.n_feedback, 0) AS n_feedback
             FROM p LEFT JOIN f USING (pid)""", params)
 
-    def _statistics(self, query: LabelQuery) -> dict[str, LabelledWindow]:
+    def _statistics(self, query: LabelQuery, batch: WindowBatch) -> list[dict[str, LabelledWindow]]:
+        """Per window of ``batch`` (in order): segment value -> its statistics. Every query below groups
+        by (slot, seg); their answers are keyed the same way."""
         lab = "actual IS NOT NULL AND pred IS NOT NULL" if query.task == "classification" \
             else "actual IS NOT NULL AND pval IS NOT NULL"
         totals = self.con.execute(f"""
-            SELECT seg, count(*), sum(w), count(*) FILTER (WHERE {lab}), coalesce(sum(w) FILTER (WHERE {lab}), 0),
-                   CAST(sum(greatest(n_feedback - 1, 0)) AS BIGINT)
-            FROM {_JOINED} GROUP BY seg ORDER BY seg""").fetchall()
-        if not totals and query.segment is None:
-            totals = [("", 0, 0.0, 0, 0.0, 0)]
+            SELECT slot, seg, count(*), sum(w), count(*) FILTER (WHERE {lab}),
+                   coalesce(sum(w) FILTER (WHERE {lab}), 0), CAST(sum(greatest(n_feedback - 1, 0)) AS BIGINT)
+            FROM {_JOINED} GROUP BY slot, seg ORDER BY slot, seg""").fetchall()
+        seen = {int(r[0]) for r in totals}
+        if query.segment is None:
+            totals += [(s, "", 0, 0.0, 0, 0.0, 0) for s in batch.slots if s not in seen]
         delays = self._delays(lab)
-        out: dict[str, LabelledWindow] = {}
         if query.task == "classification":
-            per_seg = self._classification(query, lab, {str(r[0]): float(r[2] or 0.0) for r in totals})
+            per_seg = self._classification(query, lab, {(int(r[0]), str(r[1])): float(r[3] or 0.0) for r in totals})
             predicted = self._predicted()
             cbpe = self._cbpe(query) if query.cbpe else {}
         else:
             sums = self._regression(query, lab)
-        for seg, rows, n, lrows, nlab, dupes in totals:
-            seg = str(seg)
+        by_slot: dict[int, dict[str, LabelledWindow]] = {}
+        for slot, seg, rows, n, lrows, nlab, dupes in totals:
+            key = (int(slot), str(seg))
             common: dict[str, Any] = dict(rows=int(rows), n_predictions=float(n or 0.0), labelled_rows=int(lrows),
                                           n_labelled=float(nlab), duplicate_feedback=int(dupes or 0),
-                                          delay=delays.get(seg, _empty_delay()))
+                                          delay=delays.get(key, _empty_delay()))
             if query.task == "classification":
-                out[seg] = LabelledWindow(**common, classification=per_seg[seg], cbpe=cbpe.get(seg, {}),
-                                          predicted=predicted.get(seg, {}))
+                window = LabelledWindow(**common, classification=per_seg[key], cbpe=cbpe.get(key, {}),
+                                        predicted=predicted.get(key, {}))
             else:
-                out[seg] = LabelledWindow(**common, regression=sums.get(seg, RegressionSums.empty(query.shift)))
+                window = LabelledWindow(**common, regression=sums.get(key, RegressionSums.empty(query.shift)))
+            by_slot.setdefault(key[0], {})[key[1]] = window
+        return [by_slot.get(s, {}) for s in batch.slots]
+
+    def _predicted(self) -> dict[Cell, dict[str, float]]:
+        """Weighted predictions per predicted label, labelled or not, per (slot, segment value)."""
+        out: dict[Cell, dict[str, float]] = {}
+        for slot, seg, pred, n in self.con.execute(
+                f"SELECT slot, seg, pred, sum(w) FROM {_JOINED} WHERE pred IS NOT NULL GROUP BY ALL "
+                "ORDER BY ALL").fetchall():
+            out.setdefault((int(slot), str(seg)), {})[str(pred)] = float(n)
         return out
 
-    def _predicted(self) -> dict[str, dict[str, float]]:
-        """Weighted predictions per predicted label, labelled or not, per segment value."""
-        out: dict[str, dict[str, float]] = {}
-        for seg, pred, n in self.con.execute(
-                f"SELECT seg, pred, sum(w) FROM {_JOINED} WHERE pred IS NOT NULL GROUP BY ALL ORDER BY ALL").fetchall():
-            out.setdefault(str(seg), {})[str(pred)] = float(n)
-        return out
-
-    def _delays(self, lab: str) -> dict[str, Histogram]:
+    def _delays(self, lab: str) -> dict[Cell, Histogram]:
         edges = list(DELAY_EDGES_S)
         k = len(edges) - 1
         d = "(epoch_ms(fts) - epoch_ms(pts)) / 1000.0"
         rows = self.con.execute(f"""
-            WITH x AS (SELECT seg, w, {d} AS d FROM {_JOINED} WHERE {lab} AND fts IS NOT NULL)
-            SELECT seg, {bin_sql('d', '$edges', k, _delay_guess('d'))} AS b, sum(w)
+            WITH x AS (SELECT slot, seg, w, {d} AS d FROM {_JOINED} WHERE {lab} AND fts IS NOT NULL)
+            SELECT slot, seg, {bin_sql('d', '$edges', k, _delay_guess('d'))} AS b, sum(w)
             FROM x WHERE d >= 0 AND d <= {edges[-1]!r} GROUP BY ALL
-            UNION ALL SELECT seg, -1, sum(w) FROM x WHERE d < 0 GROUP BY seg
-            UNION ALL SELECT seg, {k}, sum(w) FROM x WHERE d > {edges[-1]!r} GROUP BY seg""",
+            UNION ALL SELECT slot, seg, -1, sum(w) FROM x WHERE d < 0 GROUP BY slot, seg
+            UNION ALL SELECT slot, seg, {k}, sum(w) FROM x WHERE d > {edges[-1]!r} GROUP BY slot, seg""",
                                 {"edges": edges}).fetchall()
-        return {seg: _histogram(DELAY_EDGES_S, [(b, c) for s, b, c in rows if s == seg])
-                for seg in {r[0] for r in rows}}
+        return _histograms(DELAY_EDGES_S, rows)
 
     def _score_columns(self, query: LabelQuery) -> list[tuple[str, str]]:
         """(class, column of its score in the joined table)."""
@@ -183,35 +245,35 @@ class DuckDBLabels:
         return [(query.positive_label, "s0")]
 
     def _classification(self, query: LabelQuery, lab: str,
-                        segments: Mapping[str, float]) -> dict[str, ClassificationStats]:
-        """Per segment value (-> its weighted prediction count): confusion, score bins, log loss."""
-        pairs: dict[str, dict[tuple[str, str], float]] = {s: {} for s in segments}
-        for seg, actual, pred, n in self.con.execute(
-                f"SELECT seg, actual, pred, sum(w) FROM {_JOINED} WHERE {lab} GROUP BY ALL").fetchall():
-            pairs.setdefault(str(seg), {})[(str(actual), str(pred))] = float(n)
+                        segments: Mapping[Cell, float]) -> dict[Cell, ClassificationStats]:
+        """Per (slot, segment value) -> its weighted prediction count: confusion, score bins, log loss."""
+        pairs: dict[Cell, dict[tuple[str, str], float]] = {s: {} for s in segments}
+        for slot, seg, actual, pred, n in self.con.execute(
+                f"SELECT slot, seg, actual, pred, sum(w) FROM {_JOINED} WHERE {lab} GROUP BY ALL").fetchall():
+            pairs.setdefault((int(slot), str(seg)), {})[(str(actual), str(pred))] = float(n)
         edges = query.score_edges
         k = len(edges) - 1
-        scores: dict[str, dict[str, ScoreBins]] = {s: {} for s in segments}
+        scores: dict[Cell, dict[str, ScoreBins]] = {s: {} for s in segments}
         for cls, column in self._score_columns(query):
             clipped = f"least(greatest({column}, {edges[0]!r}), {edges[-1]!r})"
             rows = self.con.execute(f"""
-                WITH x AS (SELECT seg, w, {clipped} AS s, actual = $cls AS pos FROM {_JOINED}
+                WITH x AS (SELECT slot, seg, w, {clipped} AS s, actual = $cls AS pos FROM {_JOINED}
                            WHERE {lab} AND {column} IS NOT NULL)
-                SELECT seg, {bin_sql('s', '$edges', k, _uniform_guess('s', edges))} AS b,
+                SELECT slot, seg, {bin_sql('s', '$edges', k, _uniform_guess('s', edges))} AS b,
                        coalesce(sum(w) FILTER (WHERE pos), 0), coalesce(sum(w) FILTER (WHERE NOT pos), 0), sum(w * s)
                 FROM x GROUP BY ALL""", {"cls": cls, "edges": list(edges)}).fetchall()
-            cells: dict[str, tuple[list[float], list[float], list[float]]] = {}
-            for s, b, p, q, t in rows:
-                pos, neg, ssum = cells.setdefault(str(s), ([0.0] * k, [0.0] * k, [0.0] * k))
+            cells: dict[Cell, tuple[list[float], list[float], list[float]]] = {}
+            for slot, s, b, p, q, t in rows:
+                pos, neg, ssum = cells.setdefault((int(slot), str(s)), ([0.0] * k, [0.0] * k, [0.0] * k))
                 pos[b], neg[b], ssum[b] = float(p), float(q), float(t)
-            for seg, (pos, neg, ssum) in cells.items():
-                scores.setdefault(seg, {})[cls] = ScoreBins(edges, tuple(pos), tuple(neg), tuple(ssum))
+            for key, (pos, neg, ssum) in cells.items():
+                scores.setdefault(key, {})[cls] = ScoreBins(edges, tuple(pos), tuple(neg), tuple(ssum))
         log_loss = self._log_loss(query, lab)
-        return {seg: ClassificationStats(ConfusionCounts.from_pairs(pairs.get(seg, {})), n,
-                                         scores.get(seg, {}), log_loss.get(seg))
-                for seg, n in segments.items()}
+        return {key: ClassificationStats(ConfusionCounts.from_pairs(pairs.get(key, {})), n,
+                                         scores.get(key, {}), log_loss.get(key))
+                for key, n in segments.items()}
 
-    def _log_loss(self, query: LabelQuery, lab: str) -> dict[str, LogLossSums]:
+    def _log_loss(self, query: LabelQuery, lab: str) -> dict[Cell, LogLossSums]:
         if query.multiclass:
             cases = " ".join(f"WHEN $c{i} THEN s{i}" for i in range(len(query.classes)))
             # An actual class without a score column gets probability 0 (clipped to eps), as a model that never
@@ -224,92 +286,105 @@ class DuckDBLabels:
             present = "s0 IS NOT NULL"
             params = {"pos": query.positive_label}
         rows = self.con.execute(f"""
-            SELECT seg, sum(w * -ln(least(greatest({p_actual}, {LOG_LOSS_EPS!r}), {1.0 - LOG_LOSS_EPS!r}))), sum(w)
-            FROM {_JOINED} WHERE {lab} AND {present} GROUP BY seg""", params).fetchall()
-        return {str(seg): LogLossSums(float(nll), float(n)) for seg, nll, n in rows}
+            SELECT slot, seg, sum(w * -ln(least(greatest({p_actual}, {LOG_LOSS_EPS!r}), {1.0 - LOG_LOSS_EPS!r}))),
+                   sum(w)
+            FROM {_JOINED} WHERE {lab} AND {present} GROUP BY slot, seg""", params).fetchall()
+        return {(int(slot), str(seg)): LogLossSums(float(nll), float(n)) for slot, seg, nll, n in rows}
 
-    def _cbpe(self, query: LabelQuery) -> dict[str, dict[str, CbpeStats]]:
+    def _cbpe(self, query: LabelQuery) -> dict[Cell, dict[str, CbpeStats]]:
         """Raw-score bins of every prediction (labelled or not), split by predicted class, per class."""
         edges = query.score_edges
         k = len(edges) - 1
-        out: dict[str, dict[str, CbpeStats]] = {}
+        out: dict[Cell, dict[str, CbpeStats]] = {}
         for cls, column in self._score_columns(query):
             clipped = f"least(greatest({column}, {edges[0]!r}), {edges[-1]!r})"
             rows = self.con.execute(f"""
-                WITH x AS (SELECT seg, w, {clipped} AS s, coalesce(pred = $cls, FALSE) AS pp FROM {_JOINED}
+                WITH x AS (SELECT slot, seg, w, {clipped} AS s, coalesce(pred = $cls, FALSE) AS pp FROM {_JOINED}
                            WHERE {column} IS NOT NULL)
-                SELECT seg, pp, {bin_sql('s', '$edges', k, _uniform_guess('s', edges))} AS b, sum(w), sum(w * s)
+                SELECT slot, seg, pp, {bin_sql('s', '$edges', k, _uniform_guess('s', edges))} AS b, sum(w), sum(w * s)
                 FROM x GROUP BY ALL""", {"cls": cls, "edges": list(edges)}).fetchall()
-            cells: dict[str, dict[bool, tuple[list[float], list[float]]]] = {}
-            for s, pp, b, n, t in rows:
-                per_seg = cells.setdefault(str(s), {True: ([0.0] * k, [0.0] * k), False: ([0.0] * k, [0.0] * k)})
+            cells: dict[Cell, dict[bool, tuple[list[float], list[float]]]] = {}
+            for slot, s, pp, b, n, t in rows:
+                per_seg = cells.setdefault((int(slot), str(s)),
+                                           {True: ([0.0] * k, [0.0] * k), False: ([0.0] * k, [0.0] * k)})
                 per_seg[bool(pp)][0][b] = float(n)
                 per_seg[bool(pp)][1][b] = float(t)
-            for seg, bins in cells.items():
-                out.setdefault(seg, {})[cls] = CbpeStats(
+            for key, bins in cells.items():
+                out.setdefault(key, {})[cls] = CbpeStats(
                     PredictedScoreBins(edges, tuple(bins[True][0]), tuple(bins[True][1])),
                     PredictedScoreBins(edges, tuple(bins[False][0]), tuple(bins[False][1])))
         return out
 
-    def _regression(self, query: LabelQuery, lab: str) -> dict[str, RegressionSums]:
+    def _regression(self, query: LabelQuery, lab: str) -> dict[Cell, RegressionSums]:
         # Actuals' sums are centred on each segment's own mean (k), whatever query.shift says: with
         # actuals like 1e6 + N(0, 1), sums around a far shift (0, when there is no reference) lose R².
         rows = self.con.execute(f"""
-            WITH x AS (SELECT seg, w, pval - actual AS e, actual AS y FROM {_JOINED} WHERE {lab}),
-                 c AS (SELECT seg, coalesce(sum(w * y) / nullif(sum(w), 0), $shift) AS k FROM x GROUP BY seg)
-            SELECT seg, sum(w), sum(w * e), sum(w * abs(e)), sum(w * e * e), sum(w * (y - k)),
+            WITH x AS (SELECT slot, seg, w, pval - actual AS e, actual AS y FROM {_JOINED} WHERE {lab}),
+                 c AS (SELECT slot, seg, coalesce(sum(w * y) / nullif(sum(w), 0), $shift) AS k FROM x
+                       GROUP BY slot, seg)
+            SELECT slot, seg, sum(w), sum(w * e), sum(w * abs(e)), sum(w * e * e), sum(w * (y - k)),
                    sum(w * (y - k) * (y - k)),
                    coalesce(sum(w * abs(e) / abs(y)) FILTER (WHERE y <> 0), 0),
                    coalesce(sum(w) FILTER (WHERE y <> 0), 0), any_value(k)
-            FROM x JOIN c USING (seg) GROUP BY seg""", {"shift": query.shift}).fetchall()
+            FROM x JOIN c USING (slot, seg) GROUP BY slot, seg""", {"shift": query.shift}).fetchall()
         hists = self._error_histograms(query, lab)
-        out: dict[str, RegressionSums] = {}
-        for seg, *sums in rows:
+        out: dict[Cell, RegressionSums] = {}
+        for slot, seg, *sums in rows:
             n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape, k = (float(v) for v in sums)
-            out[str(seg)] = RegressionSums(n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape, shift=k,
-                                           error_histogram=hists.get(str(seg)) if query.error_edges else None)
+            key = (int(slot), str(seg))
+            out[key] = RegressionSums(n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape, shift=k,
+                                      error_histogram=hists.get(key) if query.error_edges else None)
         return out
 
-    def _error_histograms(self, query: LabelQuery, lab: str) -> dict[str, Histogram]:
+    def _error_histograms(self, query: LabelQuery, lab: str) -> dict[Cell, Histogram]:
         edges = query.error_edges
         if edges is None:
             return {}
         k = len(edges) - 1
         rows = self.con.execute(f"""
-            WITH x AS (SELECT seg, w, pval - actual AS e FROM {_JOINED} WHERE {lab})
-            SELECT seg, {bin_sql('e', '$edges', k, _uniform_guess('e', edges))} AS b, sum(w)
+            WITH x AS (SELECT slot, seg, w, pval - actual AS e FROM {_JOINED} WHERE {lab})
+            SELECT slot, seg, {bin_sql('e', '$edges', k, _uniform_guess('e', edges))} AS b, sum(w)
             FROM x WHERE e >= {edges[0]!r} AND e <= {edges[-1]!r} GROUP BY ALL
-            UNION ALL SELECT seg, -1, sum(w) FROM x WHERE e < {edges[0]!r} GROUP BY seg
-            UNION ALL SELECT seg, {k}, sum(w) FROM x WHERE e > {edges[-1]!r} GROUP BY seg""",
+            UNION ALL SELECT slot, seg, -1, sum(w) FROM x WHERE e < {edges[0]!r} GROUP BY slot, seg
+            UNION ALL SELECT slot, seg, {k}, sum(w) FROM x WHERE e > {edges[-1]!r} GROUP BY slot, seg""",
                                 {"edges": list(edges)}).fetchall()
-        return {seg: _histogram(edges, [(b, c) for s, b, c in rows if s == seg]) for seg in {r[0] for r in rows}}
+        return _histograms(edges, rows)
 
     # --- feedback without a prediction ---------------------------------------------------------
 
     def orphan_feedback(self, model: str, start: datetime, end: datetime,
                         version: str | None = None) -> OrphanFeedback:
-        params: dict[str, Any] = {"model": model, "start": start, "end": end}
-        version_clause = ""
+        return self.orphan_feedback_batch(model, WindowBatch(((start, end),)), version)[0]
+
+    def orphan_feedback_batch(self, model: str, batch: WindowBatch,
+                              version: str | None = None) -> list[OrphanFeedback]:
+        """Per window of ``batch``: its feedback events and those whose prediction is not stored (one scan)."""
+        params: dict[str, Any] = {"model": model, "start": batch.start, "end": batch.end}
+        slot = window_slot_sql(batch).replace(quote("@timestamp"), f"f.{quote('@timestamp')}")
+        clauses = ""
         if version is not None:
-            version_clause = f"AND f.{quote('mlmon.model.version')} = $version"
+            clauses += f" AND f.{quote('mlmon.model.version')} = $version"
             params["version"] = version
+        if not batch_is_contiguous(batch):
+            clauses += f" AND list_contains($slots, {slot})"
+            params["slots"] = list(batch.slots)
         pid = quote("mlmon.prediction.id")
         try:
-            row = self.con.execute(f"""
+            rows = self.con.execute(f"""
                 WITH fb AS (
-                    SELECT f.{pid} AS pid, NOT EXISTS (
+                    SELECT {slot} AS slot, f.{pid} AS pid, NOT EXISTS (
                         SELECT 1 FROM {PREDICTIONS} p
                         WHERE p.{pid} = f.{pid} AND p.{quote('mlmon.model.name')} = $model) AS orphan
                     FROM {FEEDBACK} f
                     WHERE f.{quote('mlmon.model.name')} = $model AND f.{quote('@timestamp')} >= $start
-                      AND f.{quote('@timestamp')} < $end {version_clause})
-                SELECT count(*), count(*) FILTER (WHERE orphan),
+                      AND f.{quote('@timestamp')} < $end {clauses})
+                SELECT slot, count(*), count(*) FILTER (WHERE orphan),
                        list(pid ORDER BY pid) FILTER (WHERE orphan)[1:{_ORPHAN_EXAMPLES}]
-                FROM fb""", params).fetchone()
+                FROM fb GROUP BY slot""", params).fetchall()
         except duckdb.Error as err:
             raise StoreError(f"orphan feedback count of {model} failed: {err}") from err
-        assert row is not None
-        return OrphanFeedback(int(row[0]), int(row[1]), tuple(row[2] or ()))
+        by_slot = {int(r[0]): OrphanFeedback(int(r[1]), int(r[2]), tuple(r[3] or ())) for r in rows}
+        return [by_slot.get(s, OrphanFeedback(0, 0)) for s in batch.slots]
 
     # --- performance references ----------------------------------------------------------------
 
@@ -318,9 +393,19 @@ class DuckDBLabels:
                          [key, datetime.now(timezone.utc), json.dumps(document, allow_nan=False)])
 
     def get_performance_reference(self, key: str) -> dict[str, Any] | None:
+        if not table_columns(self.con, PERFORMANCE_REFERENCES_TABLE):
+            return None  # a read-only store written before any performance job ran
         row = self.con.execute(f"SELECT document FROM {PERFORMANCE_REFERENCES_TABLE} WHERE key = ?",
                                [key]).fetchone()
         return json.loads(row[0]) if row else None
+
+
+def _histograms(edges: tuple[float, ...], rows: Sequence[tuple[Any, Any, int, float]]) -> dict[Cell, Histogram]:
+    """Histograms per (slot, segment value) from (slot, seg, bin, weight) rows."""
+    cells: dict[Cell, list[tuple[int, float]]] = {}
+    for slot, seg, b, c in rows:
+        cells.setdefault((int(slot), str(seg)), []).append((int(b), float(c)))
+    return {key: _histogram(edges, found) for key, found in cells.items()}
 
 
 def _histogram(edges: tuple[float, ...], cells: Sequence[tuple[int, float]]) -> Histogram:

@@ -30,6 +30,7 @@ EVENT_TABLES: dict[contract.Kind, str] = {
     "feedback": "feedback",
     "explanation": "explanations",
     "emitter": "emitter_stats",
+    "prediction_error": "prediction_errors",
 }
 DEAD_LETTER_TABLE = "dead_letters"
 METRICS_TABLE = "metrics"

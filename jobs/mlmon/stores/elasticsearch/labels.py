@@ -1,36 +1,39 @@
-"""Label join on Elasticsearch: bounded pages of prediction ids, latest feedback by aggregation.
+"""Label join on Elasticsearch: predictions in a point in time, latest feedback by a collapsed search.
 
 Elasticsearch cannot join two data streams in one request, and the join key
 (``mlmon.prediction.id``) has one value per prediction, so no aggregation over
-the key can stay small. Chosen way, and why:
+the key can stay small. Chosen way, and why (the reads are in
+:mod:`mlmon.stores.elasticsearch.label_pages`):
 
-1. Page through the window's predictions (``search_after`` on the prediction
-   id, ``PAGE_SIZE`` hits, ``_source`` limited to the fields the metrics use).
+1. Page through the window's predictions in a point in time sorted by
+   ``_shard_doc`` (index order: nothing is re-sorted per page, and every
+   prediction is read exactly once, two sharing an id included), ``PAGE_SIZE``
+   hits, ``_source`` limited to the fields the metrics use.
 2. Per page, ONE search on the feedback data stream: ``terms`` query on that
-   page's ids, a ``terms`` aggregation on the id (size = page) with a
-   ``top_hits`` (size 1) sorted by ``@timestamp`` then ``event.id``, both
-   descending: the latest feedback per prediction, ties broken by the greatest
-   event id exactly as the DuckDB store's ``arg_max`` does; its ``doc_count``
-   gives the duplicates. Not ``top_metrics``, though lighter: it sorts on one
-   field only, never a keyword, and leaves ties unspecified (Elastic's docs),
-   so two feedback events stamped in the same millisecond would join
-   differently from run to run.
+   page's ids, ``collapse`` on the id sorted by ``@timestamp`` then ``event.id``,
+   both descending: the latest feedback per prediction, ties broken by the
+   greatest event id exactly as the DuckDB store's ``arg_max`` does; a ``terms``
+   aggregation with ``min_doc_count: 2`` counts the duplicates. Not
+   ``top_metrics``, though lighter: it sorts on one field only, never a keyword,
+   and leaves ties unspecified (Elastic's docs), so two feedback events stamped
+   in the same millisecond would join differently from run to run.
 3. The page is folded into the running statistics (``perf_stats`` objects,
    additive) and dropped.
 
 What leaves the cluster: per prediction of the window its id, time, predicted
 label or value, score(s), sample rate and the asked segment (~150 bytes), and
-per labelled prediction its latest actual, feedback time and count - never the
-features, never the feedback of other windows. Memory is bounded by one page
-(``PAGE_SIZE`` rows), whatever the window size. A continuous transform
-(pivot by prediction id into a joined index) would keep even these rows in the
-cluster; it needs a transform per model and a delay of its own, so it is left
-as the next step for very large windows.
+per labelled prediction its latest actual and feedback time (one collapsed hit),
+per prediction with repeated feedback one count - never the features, never the
+feedback of other windows. Requests: two per page of predictions, none per
+labelled row. Memory is bounded by one page (``PAGE_SIZE`` rows), whatever the
+window size. A continuous transform (pivot by prediction id into a joined index)
+would keep even these rows in the cluster; it needs a transform per model and a
+delay of its own, so it is left as the next step for very large windows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,58 +46,20 @@ from mlmon.core.perf_stats import (LOG_LOSS_EPS, CbpeStats, ClassificationStats,
                               PredictedScoreBins, RegressionSums, ScoreBins, bin_index)
 from mlmon.stores.protocols import StoreError
 from mlmon.core.labels import DELAY_EDGES_S, LabelledWindow, LabelQuery, OrphanFeedback, SegmentedWindows
-from mlmon_logging.contract import data_stream
+from mlmon.stores.elasticsearch.label_pages import (FEEDBACK, PREDICTIONS, LatestFeedback, actual_field, joined_pages,
+                                                    latest_feedback_body, prediction_page_body)
 
-PREDICTIONS = data_stream("prediction", "*")
-FEEDBACK = data_stream("feedback", "*")
+__all__ = ["ElasticsearchLabels", "feedback_ids_body", "known_ids_body", "latest_feedback_body",
+           "prediction_page_body"]
 #: Under the mlmon-references* index template and the jobs role, like the attribution references.
 PERFORMANCE_REFERENCES_INDEX = "mlmon-references-performance"
-#: Predictions per page: one feedback request per page; terms query and aggregation stay far below
-#: index.max_terms_count (65,536) and search.max_buckets (65,536).
+#: Predictions per page: one feedback request per page; its terms query and aggregation stay far below
+#: index.max_terms_count (65,536) and search.max_buckets (65,536), its collapsed hits below
+#: index.max_result_window (10,000).
 PAGE_SIZE = 5000
 
 
 # --- request bodies (pure; type-checked against Elastic's API types in the tests) ----------------
-
-def prediction_page_body(query: LabelQuery, after: str | None, size: int = PAGE_SIZE) -> dict[str, Any]:
-    filters: list[dict[str, Any]] = [
-        {"term": {"mlmon.model.name": query.model}},
-        {"range": {"@timestamp": {"gte": iso(query.start), "lt": iso(query.end), "format": "strict_date_optional_time"}}},
-    ]
-    if query.version is not None:
-        filters.append({"term": {"mlmon.model.version": query.version}})
-    if query.segment is not None:
-        seg = f"mlmon.segment.{query.segment}"
-        filters.append({"terms": {seg: list(query.segment_values)}} if query.segment_values is not None
-                       else {"exists": {"field": seg}})
-    fields = ["mlmon.prediction.id", "@timestamp", "mlmon.sample_rate"]
-    if query.task == "classification":
-        fields += ["mlmon.prediction.label"] + ([f"mlmon.prediction.scores.{c}" for c in query.classes]
-                                                if query.multiclass else ["mlmon.prediction.score"])
-    else:
-        fields.append("mlmon.prediction.value")
-    if query.segment is not None:
-        fields.append(f"mlmon.segment.{query.segment}")
-    body: dict[str, Any] = {"size": size, "query": {"bool": {"filter": filters}}, "_source": fields,
-                            "sort": [{"mlmon.prediction.id": {"order": "asc"}}], "track_total_hits": False}
-    if after is not None:
-        body["search_after"] = [after]
-    return body
-
-
-def latest_feedback_body(model: str, ids: Sequence[str], task: str) -> dict[str, Any]:
-    actual = "mlmon.feedback.actual" if task == "classification" else "mlmon.feedback.actual_value"
-    return {
-        "size": 0,
-        "query": {"bool": {"filter": [{"term": {"mlmon.model.name": model}},
-                                      {"terms": {"mlmon.prediction.id": list(ids)}},
-                                      {"exists": {"field": actual}}]}},
-        "aggs": {"by_id": {"terms": {"field": "mlmon.prediction.id", "size": max(len(ids), 1)},
-                           "aggs": {"latest": {"top_hits": {
-                               "size": 1, "_source": {"includes": [actual, "@timestamp"]},
-                               "sort": [{"@timestamp": {"order": "desc"}}, {"event.id": {"order": "desc"}}]}}}}},
-    }
-
 
 def feedback_ids_body(model: str, start: datetime, end: datetime, version: str | None,
                       after: str | None, size: int = PAGE_SIZE) -> dict[str, Any]:
@@ -239,31 +204,15 @@ class ElasticsearchLabels:
         except (ApiError, TransportError) as err:
             raise StoreError(f"Elasticsearch {what} failed after retries: {err}") from err
 
-    def _pages(self, query: LabelQuery) -> Iterator[list[dict[str, Any]]]:
-        after: str | None = None
-        while True:
-            hits = self._search("prediction page", PREDICTIONS,
-                                prediction_page_body(query, after, self.page_size))["hits"]["hits"]
-            if not hits:
-                return
-            yield hits
-            if len(hits) < self.page_size:
-                return
-            after = str(hits[-1]["sort"][0])
-
     def labelled_window(self, query: LabelQuery) -> SegmentedWindows:
         out: dict[str, LabelledWindow] = {}
-        for hits in self._pages(query):
-            sources = [_flat(h["_source"]) for h in hits]
-            ids = [str(s["mlmon.prediction.id"]) for s in sources]
-            resp = self._search("latest feedback", FEEDBACK, latest_feedback_body(query.model, ids, query.task))
-            latest = {str(b["key"]): b for b in resp["aggregations"]["by_id"]["buckets"]}
-            seg_field = f"mlmon.segment.{query.segment}" if query.segment else None
-            by_seg: dict[str, list[int]] = {}
-            for i, s in enumerate(sources):
-                by_seg.setdefault(str(s.get(seg_field, "")) if seg_field else "", []).append(i)
+        seg_field = f"mlmon.segment.{query.segment}" if query.segment else None
+        for page in joined_pages(self.es, query, self.page_size):
+            by_seg: dict[str, list[dict[str, Any]]] = {}
+            for row in page.predictions:
+                by_seg.setdefault(str(row.get(seg_field, "")) if seg_field else "", []).append(row)
             for seg, rows in by_seg.items():
-                part = fold(query, _page(query, [sources[i] for i in rows], latest))
+                part = fold(query, _page(query, rows, page.feedback))
                 out[seg] = add_windows(out[seg], part) if seg in out else part
         if not out and query.segment is None:
             out[""] = fold(query, _page(query, [], {}))
@@ -310,29 +259,17 @@ class ElasticsearchLabels:
         return dict(resp.body["_source"])
 
 
-def _flat(source: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested or dotted ``_source`` -> dotted keys (events may be stored either way)."""
-    out: dict[str, Any] = {}
-    for k, v in source.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(_flat(v, f"{key}."))
-        else:
-            out[key] = v
-    return out
-
-
 def _epoch_s(value: Any) -> float:
     if isinstance(value, int | float):
         return float(value) / 1000.0  # a date sent as epoch milliseconds stays a number in _source
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
-def _page(query: LabelQuery, sources: list[dict[str, Any]], latest: Mapping[str, Any]) -> Page:
+def _page(query: LabelQuery, sources: list[dict[str, Any]], latest: Mapping[str, LatestFeedback]) -> Page:
     cls_task = query.task == "classification"
     columns = ([f"mlmon.prediction.scores.{c}" for c in query.classes] if query.multiclass
                else ["mlmon.prediction.score"])
-    actual_field = "mlmon.feedback.actual" if cls_task else "mlmon.feedback.actual_value"
+    actual_name = actual_field(query.task)
     n = len(sources)
     w = np.array([1.0 / float(s.get("mlmon.sample_rate") or 1.0) for s in sources])
     scores = np.array([[float(s[c]) if s.get(c) is not None else np.nan for c in columns] for s in sources]
@@ -341,15 +278,15 @@ def _page(query: LabelQuery, sources: list[dict[str, Any]], latest: Mapping[str,
     delay = np.full(n, np.nan)
     n_feedback = np.zeros(n, dtype=int)
     for i, s in enumerate(sources):
-        bucket = latest.get(str(s["mlmon.prediction.id"]))
-        if bucket is None:
+        feedback = latest.get(str(s["mlmon.prediction.id"]))
+        if feedback is None:
             actual.append(None if cls_task else np.nan)
             continue
-        top = _flat(bucket["latest"]["hits"]["hits"][0]["_source"])
-        value = top.get(actual_field)
+        top = feedback.source
+        value = top.get(actual_name)
         actual.append(value if cls_task else (np.nan if value is None else float(value)))
         delay[i] = _epoch_s(top["@timestamp"]) - _epoch_s(s["@timestamp"])
-        n_feedback[i] = int(bucket["doc_count"])
+        n_feedback[i] = feedback.count
     pred_field = "mlmon.prediction.label" if cls_task else "mlmon.prediction.value"
     pred = [s.get(pred_field) for s in sources]
     return Page(w, np.array(pred, dtype=object if cls_task else float).reshape(n) if cls_task

@@ -1,0 +1,178 @@
+"""Batched rounds and backfills (issue 19) write the documents the per-window path writes.
+
+The same store is backfilled twice, once asking the store window by window
+(``BATCH_WINDOWS = 1``, the previous design) and once in batches: every family,
+with segments, labels, explanations and fairness. Document ids must be equal and
+every value within 1e-12 (DuckDB's parallel sums may differ in the last bit).
+The store-level batch answers are checked against single-window answers too, with
+a gap in the batch and with the label join cut into several passes.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.rounds import T0, build_store, config
+from mlmon.config.model import Config
+from mlmon.core.labels import LabelQuery
+from mlmon.core.queries import WindowBatch, WindowQuery
+from mlmon.jobs import base
+from mlmon.schedule.runner import Runner
+from mlmon.stores.duckdb import labels as duckdb_labels
+from mlmon.stores.duckdb.store import DuckDBStore
+
+HOUR = timedelta(hours=1)
+AT = T0 + 8 * HOUR + timedelta(minutes=2)   # windows of the first hours: labels of the last ones still arriving
+SPAN = 6 * HOUR
+RUN_FIELDS = ("job.run_id", "job.computed_at")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("batches") / "built.duckdb"
+    build_store(path, days=1, per_hour=100)
+    return path
+
+
+@pytest.fixture
+def store(built: Path, tmp_path: Path) -> Iterator[DuckDBStore]:
+    shutil.copy(built, tmp_path / "s.duckdb")
+    s = DuckDBStore(tmp_path / "s.duckdb")
+    yield s
+    s.close()
+
+
+def _unversioned(cfg: Config) -> Config:
+    return replace(cfg, models=tuple(replace(m, version=None) for m in cfg.models))
+
+
+def _documents(path: Path, cfg: Config, batch: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
+    monkeypatch.setattr(base, "BATCH_WINDOWS", batch)
+    store = DuckDBStore(path)
+    try:
+        Runner(cfg, store, clock=lambda: AT).backfill(T0, T0 + SPAN, progress=False)
+        Runner(cfg, store, clock=lambda: AT + HOUR).round()   # the label look-back, recomputed in a round
+        rows = store.con.execute("SELECT * FROM metrics").fetchall()
+        columns = [c[0] for c in store.con.execute("DESCRIBE metrics").fetchall()]
+    finally:
+        store.close()
+    return {str(d["metric.id"]): {k: v for k, v in d.items() if k not in RUN_FIELDS}
+            for d in (dict(zip(columns, row, strict=True)) for row in rows)}
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)
+    if isinstance(a, str) and isinstance(b, str) and a.startswith("{"):
+        import json
+
+        return _same(json.loads(a), json.loads(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+@pytest.mark.parametrize("versioned", [True, False], ids=["version-configured", "per-traffic-version"])
+def test_batched_backfill_and_round_write_the_per_window_documents(built: Path, tmp_path: Path, versioned: bool,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Maturity age 4h: the older backfilled windows are final by age, the newer provisional.
+    cfg = config(lookback="5h", maturity_age="4h")
+    cfg = cfg if versioned else _unversioned(cfg)
+    paths = [tmp_path / "per_window.duckdb", tmp_path / "batched.duckdb"]
+    for p in paths:
+        shutil.copy(built, p)
+    per_window = _documents(paths[0], cfg, 1, monkeypatch)
+    batched = _documents(paths[1], cfg, 4, monkeypatch)   # 6 windows in batches of 4: a short last batch
+    assert per_window.keys() == batched.keys()
+    families = {d["metric.family"] for d in per_window.values()}
+    assert families >= {"drift", "data_quality", "performance", "estimated_performance", "label_coverage",
+                        "explainability", "fairness", "volume"}
+    differing = [k for k in per_window if not _same(per_window[k], batched[k])]
+    assert not differing, [(k, {f: (per_window[k][f], batched[k][f]) for f in per_window[k]
+                                if not _same(per_window[k][f], batched[k][f])}) for k in differing[:3]]
+
+
+def test_window_statistics_of_a_batch_with_a_gap_equal_single_windows(store: DuckDBStore) -> None:
+    reference = store.get_reference("bench")
+    assert reference is not None
+    windows = ((T0, T0 + HOUR), (T0 + 2 * HOUR, T0 + 3 * HOUR), (T0 + 5 * HOUR, T0 + 6 * HOUR))
+    query = WindowQuery("bench", T0, T0 + 6 * HOUR, segment=("region", "rural"),
+                        numeric={f: s.edges for f, s in reference.numeric.items()},
+                        categorical={f: tuple(s.counts) for f, s in reference.categorical.items()})
+    batched = store.window_statistics_batch(query, WindowBatch(windows))
+    alone = [store.window_statistics(replace(query, start=s, end=e)) for s, e in windows]
+    assert [b.rows for b in batched] == [a.rows for a in alone] and all(a.rows > 0 for a in alone)
+    for b, a in zip(batched, alone):
+        assert b.categorical == a.categorical
+        for f, stats in a.numeric.items():
+            got = b.numeric[f]
+            assert (got.counts, got.missing, got.minimum, got.maximum) == \
+                (stats.counts, stats.missing, stats.minimum, stats.maximum)
+            assert got.total == pytest.approx(stats.total, rel=1e-12)
+            assert got.total_sq == pytest.approx(stats.total_sq, rel=1e-12)
+
+
+def test_label_join_cut_into_bounded_passes_equals_single_windows(store: DuckDBStore,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(duckdb_labels, "MAX_JOIN_ROWS", 250)   # about two windows per pass
+    labels = store.labels()
+    assert isinstance(labels, duckdb_labels.DuckDBLabels)
+    windows = tuple((T0 + h * HOUR, T0 + (h + 1) * HOUR) for h in (0, 1, 2, 4, 5, 6, 7))
+    query = LabelQuery("bench", T0, T0 + 8 * HOUR, "classification", segment="region", cbpe=True)
+    passes: list[WindowBatch] = []
+    bounded = labels._bounded
+
+    def spy(model: str, version: str | None, batch: WindowBatch) -> list[WindowBatch]:
+        found = bounded(model, version, batch)
+        passes.extend(found)
+        return found
+
+    monkeypatch.setattr(labels, "_bounded", spy)
+    batched = labels.labelled_windows(query, WindowBatch(windows))
+    assert len(passes) >= 3
+    monkeypatch.undo()
+    alone = [labels.labelled_window(replace(query, start=s, end=e)) for s, e in windows]
+    assert len(batched) == len(alone)
+    for b, a in zip(batched, alone):
+        assert b.keys() == a.keys() == {"urban", "rural"}
+        for seg in a:
+            assert (b[seg].rows, b[seg].labelled_rows, b[seg].duplicate_feedback) == \
+                (a[seg].rows, a[seg].labelled_rows, a[seg].duplicate_feedback)
+            assert b[seg].n_labelled == pytest.approx(a[seg].n_labelled, rel=1e-12)
+            got, want = b[seg].classification, a[seg].classification
+            assert got is not None and want is not None
+            assert got.confusion == want.confusion
+            assert b[seg].delay == a[seg].delay
+    orphans = labels.orphan_feedback_batch("bench", WindowBatch(windows))
+    assert orphans == [labels.orphan_feedback("bench", s, e) for s, e in windows]
+
+
+def test_attribution_sums_of_a_batch_with_a_segment_equal_single_windows(store: DuckDBStore) -> None:
+    explain = store.explain_queries()
+    windows = ((T0 + HOUR, T0 + 2 * HOUR), (T0 + 3 * HOUR, T0 + 4 * HOUR))
+    batched = explain.attribution_sums_batch("bench", WindowBatch(windows), segment=("region", "urban"))  # type: ignore[attr-defined]
+    alone = [explain.attribution_sums("bench", s, e, segment=("region", "urban")) for s, e in windows]
+    assert all(s.n > 0 for a in alone for s in a.values())
+    for b, a in zip(batched, alone):
+        assert b.keys() == a.keys()
+        for f in a:
+            assert b[f].n == a[f].n
+            assert b[f].sum_abs == pytest.approx(a[f].sum_abs, rel=1e-12)
+
+
+def test_a_batch_refuses_windows_of_other_sizes_or_out_of_order() -> None:
+    with pytest.raises(ValueError, match="not aligned"):
+        WindowBatch(((T0, T0 + HOUR), (T0 + HOUR, T0 + 3 * HOUR)))
+    with pytest.raises(ValueError, match="sorted"):
+        WindowBatch(((T0 + HOUR, T0 + 2 * HOUR), (T0, T0 + HOUR)))
+    assert WindowBatch(((T0, T0 + HOUR), (T0 + 3 * HOUR, T0 + 4 * HOUR))).slots == (0, 3)
