@@ -82,9 +82,9 @@ def test_services_settle_by_themselves(compose) -> None:
 
 def test_mlmon_commands_parse_with_the_real_cli(compose) -> None:
     parser = build_parser()
-    for name in ("setup", "jobs"):
+    for name, command in (("setup", "setup"), ("jobs", "run"), ("exporter", "serve-metrics")):
         args = parser.parse_args(compose["services"][name]["command"])
-        assert args.command == name.replace("jobs", "run")
+        assert args.command == command
     assert (ROOT / "docker/demo-model.sh").stat().st_mode & 0o111
 
 

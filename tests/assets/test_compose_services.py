@@ -98,6 +98,9 @@ CERT_VOLUMES = {
     "es-init": {"certs-authority", "certs-ca", "certs-elasticsearch", "certs-logstash"},
     "elasticsearch": {"certs-ca", "certs-elasticsearch"},
     "logstash": {"certs-ca", "certs-logstash"},
+    # Prometheus and Alertmanager talk to no TLS service of the stack.
+    "prometheus": set(),
+    "alertmanager": set(),
 }
 
 
