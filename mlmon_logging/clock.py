@@ -27,7 +27,10 @@ class TimestampFormatter:
         second, millis = divmod(ms, 1000)
         cached_second, prefix = self._second
         if second != cached_second:
-            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            # Not strftime("%Y"): glibc does not pad years before 1000 to four digits, which
+            # ingest (and Elasticsearch) refuse.
+            t = time.gmtime(second)
+            prefix = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
             self._second = (second, prefix)
         text = f"{prefix}.{millis:03d}Z"
         self._last = (ms, text)

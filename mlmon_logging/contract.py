@@ -32,9 +32,9 @@ SCHEMA_VERSION = "1"
 ECS_VERSION = "8.11.0"
 
 FieldType = Literal["date", "keyword", "double", "long", "boolean", "text"]
-Kind = Literal["prediction", "feedback", "explanation", "emitter"]
+Kind = Literal["prediction", "feedback", "explanation", "emitter", "prediction_error"]
 
-KINDS: tuple[Kind, ...] = ("prediction", "feedback", "explanation", "emitter")
+KINDS: tuple[Kind, ...] = ("prediction", "feedback", "explanation", "emitter", "prediction_error")
 #: ``event.dataset`` per kind; Logstash and ``mlmon ingest`` route on it.
 DATASETS: dict[Kind, str] = {kind: f"mlmon.{kind}" for kind in KINDS}
 KIND_OF_DATASET: dict[str, Kind] = {ds: kind for kind, ds in DATASETS.items()}
@@ -71,6 +71,9 @@ _P: tuple[Kind, ...] = ("prediction",)
 _F: tuple[Kind, ...] = ("feedback",)
 _X: tuple[Kind, ...] = ("explanation",)
 _E: tuple[Kind, ...] = ("emitter",)
+#: A prediction the model failed to make (``ModelLogger.log_prediction_error``): no output, so
+#: not a model event that metrics read, but counted and searchable.
+_R: tuple[Kind, ...] = ("prediction_error",)
 _MODEL_EVENTS: tuple[Kind, ...] = ("prediction", "feedback", "explanation")
 
 #: Upper bounds (exclusive, ms) of the latency buckets Logstash / mlmon ingest derive
@@ -105,19 +108,20 @@ FIELDS: tuple[Field, ...] = (
     Field("labels", "keyword", "Low-cardinality user tags (labels.<name>: keyword). See FAMILIES."),
     # --- mlmon common -------------------------------------------------------
     Field("mlmon.schema_version", "keyword", "Version of this contract (SCHEMA_VERSION).", required_in=KINDS),
-    Field("mlmon.model.name", "keyword", "Model name, e.g. 'churn'.", kinds=_MODEL_EVENTS + _E,
-          required_in=_MODEL_EVENTS),
-    Field("mlmon.model.version", "keyword", "Model version, e.g. '3'.", kinds=_MODEL_EVENTS + _E,
-          required_in=_MODEL_EVENTS),
+    Field("mlmon.model.name", "keyword", "Model name, e.g. 'churn'.", kinds=_MODEL_EVENTS + _E + _R,
+          required_in=_MODEL_EVENTS + _R),
+    Field("mlmon.model.version", "keyword", "Model version, e.g. '3'.", kinds=_MODEL_EVENTS + _E + _R,
+          required_in=_MODEL_EVENTS + _R),
     Field("mlmon.model.task", "keyword", "'classification' or 'regression'; decides how predictions and labels are typed.",
           kinds=_MODEL_EVENTS, required_in=_MODEL_EVENTS, allowed=("classification", "regression")),
     Field("mlmon.prediction.id", "keyword", "Id of the prediction (UUIDv7, time-ordered); joins feedback and explanations to it.",
-          kinds=_MODEL_EVENTS, required_in=_MODEL_EVENTS),
+          kinds=_MODEL_EVENTS + _R, required_in=_MODEL_EVENTS + _R),
     Field("mlmon.sample_rate", "double", "Share of predictions of this model that are logged (0 < rate <= 1); weights counts.",
           kinds=_MODEL_EVENTS),
     # --- data quality flags set by the emitter ------------------------------
-    Field("mlmon.quality.null_fields", "keyword", "Fields whose value was NaN or +/-inf and was replaced by null.",
-          kinds=_MODEL_EVENTS, array=True),
+    Field("mlmon.quality.null_fields", "keyword",
+          "Fields whose value was NaN, +/-inf or out of the contract's range (a negative latency_ms) and was "
+          "replaced by null.", kinds=_MODEL_EVENTS + _R, array=True),
     Field("mlmon.quality.unserializable_fields", "keyword", "Fields whose value could not be serialised and was replaced by its repr.",
           kinds=_MODEL_EVENTS, array=True),
     Field("mlmon.quality.redacted_fields", "keyword", "Fields dropped or replaced by a keyed hash before leaving the process.",
@@ -130,23 +134,30 @@ FIELDS: tuple[Field, ...] = (
           "that has had a number, or the first number of one that had only had strings. The value is kept under "
           "its own kind's field, which is what is listed; declared categoricals take numbers as labels, unflagged.",
           kinds=_P, array=True),
-    Field("mlmon.quality.truncated", "boolean", "The event exceeded the size limit and fields were dropped or shortened.",
-          kinds=_MODEL_EVENTS),
+    Field("mlmon.quality.truncated", "boolean",
+          "Fields were shortened or left out: the event exceeded the size limit, or a label, actual, method or "
+          "prediction id (or an error's type or message) was longer than MAX_KEYWORD_CHARS and was cut to it.",
+          kinds=_MODEL_EVENTS + _R),
     # --- prediction ----------------------------------------------------------
     Field("mlmon.prediction.label", "keyword", "Predicted class (classification), as a string.", kinds=_P),
     Field("mlmon.prediction.value", "double", "Predicted value (regression).", kinds=_P),
     Field("mlmon.prediction.score", "double", "Model score: probability of the predicted class (binary: of the positive class).",
           kinds=_P),
-    Field("mlmon.prediction.latency_ms", "double", "Time the model took for this prediction, in milliseconds.", kinds=_P),
+    Field("mlmon.prediction.latency_ms", "double", "Time the model took for this prediction (or until it failed), in "
+          "milliseconds.", kinds=_P + _R),
     Field("mlmon.prediction.latency_bucket", "keyword",
           "Derived downstream from latency_ms (never emitted): its LATENCY_BUCKETS_MS bucket, for dashboard terms splits.",
-          kinds=_P, allowed=LATENCY_BUCKET_LABELS),
+          kinds=_P + _R, allowed=LATENCY_BUCKET_LABELS),
     # --- feedback -------------------------------------------------------------
     Field("mlmon.feedback.actual", "keyword", "Ground-truth class (classification), as a string.", kinds=_F),
     Field("mlmon.feedback.actual_value", "double", "Ground-truth value (regression).", kinds=_F),
     # --- explanation ----------------------------------------------------------
     Field("mlmon.explanation.method", "keyword", "How the attributions were computed, e.g. 'shap', 'linear'.", kinds=_X),
     Field("mlmon.explanation.base_value", "double", "Expected model output the attributions are relative to.", kinds=_X),
+    # --- prediction_error -----------------------------------------------------
+    Field("error.type", "keyword", "Why the prediction failed: the exception's class name, or the caller's short code "
+          "(e.g. 'TimeoutError', 'invalid_input').", kinds=_R, required_in=_R),
+    Field("error.message", "text", "What went wrong, in words (cut to MAX_KEYWORD_CHARS characters).", kinds=_R),
     # --- emitter telemetry (periodic, one per ModelLogger) --------------------
     Field("mlmon.emitter.emitted", "long", "Events written by this emitter since it started.", kinds=_E, required_in=_E),
     Field("mlmon.emitter.dropped", "long", "Events dropped (queue full or sink down) since it started.", kinds=_E, required_in=_E),
@@ -171,6 +182,15 @@ FIELDS_BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS if f.name != "labe
 #: attributions, labels). Mirrors the index template's total field limit so an
 #: event that fits the contract never hits Elasticsearch's mapping explosion guard.
 MAX_FAMILY_FIELDS = 500
+#: Deepest nesting of objects and arrays a line may have (the event itself is level 1).
+#: Logstash's JSON parser (Ruby JSON's default ``max_nesting``) refuses deeper lines;
+#: emitted events are 4 levels deep.
+MAX_NESTING_DEPTH = 100
+#: Longest value kept in a keyword field the emitter fills from one caller value (a label, an
+#: actual, an explanation method, a prediction id): longer ones are cut to it and flagged
+#: ``mlmon.quality.truncated``. Matches the index templates' ``ignore_above``, past which
+#: Elasticsearch keeps a value but cannot search or aggregate it.
+MAX_KEYWORD_CHARS = 1024
 #: User-chosen names: letters, digits, '_' and '-' (no dots: they would nest).
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$"
 _NAME_RE = re.compile(NAME_PATTERN)

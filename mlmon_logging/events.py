@@ -38,6 +38,7 @@ from mlmon_logging.values import (
     Unrepresentable,
     classify,
     is_fractional,
+    is_missing,
     safe_repr,
     to_label,
     to_number,
@@ -55,6 +56,7 @@ _ECS_KIND_AND_DATASET: Final[dict[str, tuple[str, str]]] = {
 _SCHEMA_VERSION: Final = contract.SCHEMA_VERSION
 #: abs() bound under which an int is converted to float without the general coercion.
 _FLOAT_SAFE_INT: Final = 2**53
+_MAX_KEYWORD: Final = contract.MAX_KEYWORD_CHARS
 
 
 def valid_name(name: object) -> bool:
@@ -95,7 +97,15 @@ class ModelIdentity:
             check_name(name, "categorical feature")
 
 
-class TaskMismatch(ValueError):
+class Refused(ValueError):
+    """An event ingest would refuse whatever else it carries: it is not written, but counted as dropped.
+
+    The message names the model, the cause and the fix, and says nothing about the value, so
+    that one line per cause is enough (callers log each distinct message once).
+    """
+
+
+class TaskMismatch(Refused):
     """A regression output under a classification that was inferred, not given: refused."""
 
 
@@ -179,16 +189,21 @@ class EventBuilder:
         self._model = {"name": self.identity.model, "version": self.identity.version, "task": task}
         self.model_fragment = orjson.Fragment(orjson.dumps(self._model))  # the same, serialised once
 
-    def _check_task(self, value: Any, has_score: bool, what: str) -> None:
-        """Decide an inferred task on the first event; refuse a regression output after it."""
+    def _check_task(self, value: Any, has_score: bool, what: str, always_decide: bool = False) -> None:
+        """Decide an inferred task on the first usable output; refuse a regression output after it.
+
+        A missing or non-finite output (refused anyway) decides nothing, unless ``always_decide``.
+        """
         fractional = not has_score and is_fractional(value)
         if self._undecided:
+            if not always_decide and (is_missing(value) or to_number(value) is NOT_FINITE):
+                return
             self._undecided = False
             self._set_task("regression" if fractional else "classification")
         elif fractional and self._inferred and self._classification:
             raise TaskMismatch(
-                f"mlmon: model {self.identity.model!r} version {self.identity.version!r} logged {what} "
-                f"{safe_repr(value)} (a fractional number without a score, so not a class label) but its task was "
+                f"mlmon: model {self.identity.model!r} version {self.identity.version!r} logged a {what} that is a "
+                "fractional number without a score (so not a class label) but its task was "
                 "inferred as 'classification' from its first event; such events are dropped: "
                 "pass task='regression' (or task='classification' if it is a label) to ModelLogger")
 
@@ -212,7 +227,11 @@ class EventBuilder:
     def _model_event(self, kind: contract.Kind, ts_ns: int, prediction_id: object, quality: _Quality,
                      body: EventDict) -> EventDict:
         mlmon: EventDict = {"schema_version": contract.SCHEMA_VERSION, "model": self._model, **body}
-        mlmon.setdefault("prediction", {})["id"] = prediction_id if type(prediction_id) is str else str(prediction_id)
+        pid = prediction_id if type(prediction_id) is str else str(prediction_id)
+        if len(pid) > _MAX_KEYWORD:
+            pid = pid[:_MAX_KEYWORD]
+            quality.truncate()
+        mlmon.setdefault("prediction", {})["id"] = pid
         if self.sample_rate != 1.0:
             mlmon["sample_rate"] = self.sample_rate
         if quality.flags:
@@ -246,13 +265,15 @@ class EventBuilder:
             return None  # the careful path decides the task
         # Exact type checks on purpose: bool is an int subclass and numpy floats are float
         # subclasses; both need the careful path's coercion.
-        if type(prediction_id) is not str or scores is not None:
+        if type(prediction_id) is not str or len(prediction_id) > _MAX_KEYWORD or scores is not None:
             return None
         label: Any
         if prediction is None:
-            label = None
+            return None  # refused by the careful path
         elif self._classification:
             if type(prediction) is str:
+                if len(prediction) > _MAX_KEYWORD:
+                    return None
                 label = prediction
             elif type(prediction) is int:
                 label = str(prediction)
@@ -264,14 +285,15 @@ class EventBuilder:
             label = prediction
         if score is not None and (type(score) is not float or score - score != 0.0):
             return None
-        if latency_ms is not None and (type(latency_ms) is not float or latency_ms - latency_ms != 0.0):
+        if latency_ms is not None and (type(latency_ms) is not float or latency_ms - latency_ms != 0.0
+                                       or latency_ms < 0.0):
             return None
         # Key order as the careful path writes it: label/value, score, latency_ms, id.
         pred: EventDict
-        if label is not None and score is not None and latency_ms is not None:  # the usual case: one display
+        if score is not None and latency_ms is not None:  # the usual case: one display
             pred = {self._prediction_key: label, "score": score, "latency_ms": latency_ms, "id": prediction_id}
         else:
-            pred = {} if label is None else {self._prediction_key: label}
+            pred = {self._prediction_key: label}
             if score is not None:
                 pred["score"] = score
             if latency_ms is not None:
@@ -316,11 +338,12 @@ class EventBuilder:
         q = _Quality()
         pred: EventDict = {}
         if self._classification:
-            self._put_label(pred, "label", prediction, "mlmon.prediction.label", q)
+            self._put_keyword(pred, "label", prediction, "mlmon.prediction.label", q)
         else:
             self._put_number(pred, "value", prediction, "mlmon.prediction.value", q)
+        self._require_output(pred.get(self._prediction_key), prediction, "prediction", "prediction=")
         self._put_number(pred, "score", score, "mlmon.prediction.score", q)
-        self._put_number(pred, "latency_ms", latency_ms, "mlmon.prediction.latency_ms", q)
+        self._put_latency(pred, latency_ms, q)
         if scores is not None:
             class_scores = self._numbers_by_label(scores, "mlmon.prediction.scores.", q)
             if class_scores:
@@ -345,19 +368,21 @@ class EventBuilder:
         q = _Quality()
         fb: EventDict = {}
         if self._classification:
-            self._put_label(fb, "actual", actual, "mlmon.feedback.actual", q)
+            self._put_keyword(fb, "actual", actual, "mlmon.feedback.actual", q)
         else:
             self._put_number(fb, "actual_value", actual, "mlmon.feedback.actual_value", q)
+        self._require_output(fb.get("actual" if self._classification else "actual_value"), actual, "feedback",
+                             "actual")
         return self._model_event("feedback", ts_ns, prediction_id, q, {"feedback": fb})
 
     def explanation(self, ts_ns: int, prediction_id: object, attributions: Any, method: Any = None,
                     base_value: Any = None) -> EventDict:
         if self._undecided:
-            self._check_task(None, False, "explanation")
+            self._check_task(None, False, "explanation", always_decide=True)
         q = _Quality()
         expl: EventDict = {}
         if method is not None:
-            self._put_label(expl, "method", method, "mlmon.explanation.method", q)
+            self._put_keyword(expl, "method", method, "mlmon.explanation.method", q)
         self._put_number(expl, "base_value", base_value, "mlmon.explanation.base_value", q)
         plain = self._attributions_plain.split(attributions) if type(attributions) is dict else None
         if plain is not None and not plain[1]:  # all numbers: no string to flag
@@ -368,6 +393,40 @@ class EventBuilder:
         if expl:
             body["explanation"] = expl
         return self._model_event("explanation", ts_ns, prediction_id, q, body)
+
+    def prediction_error(self, ts_ns: int, prediction_id: object, error: Any, message: Any = None,
+                         latency_ms: Any = None) -> EventDict:
+        """A prediction the model failed to make: ``error.type`` / ``error.message`` (ECS), no output.
+
+        ``error`` is an exception (its class name is the type, its text the message) or a short
+        code string. Carries no task: a failure says nothing about the model's outputs.
+        """
+        q = _Quality()
+        if isinstance(error, BaseException):
+            error_type: Any = type(error).__name__
+            message = str(error) if message is None else message
+        else:
+            error_type = error
+        err: EventDict = {}
+        self._put_keyword(err, "type", error_type, "error.type", q)
+        if not err.get("type"):
+            err["type"] = "unknown"  # required: a failure without a name is still a failure
+        if message is not None:
+            self._put_keyword(err, "message", message, "error.message", q)
+        pred: EventDict = {}
+        self._put_latency(pred, latency_ms, q)
+        pid = prediction_id if type(prediction_id) is str else str(prediction_id)
+        if len(pid) > _MAX_KEYWORD:
+            pid = pid[:_MAX_KEYWORD]
+            q.truncate()
+        pred["id"] = pid
+        mlmon: EventDict = {"schema_version": contract.SCHEMA_VERSION, "model": self._emitter_model,
+                            "prediction": pred}
+        if q.flags:
+            mlmon["quality"] = q.flags
+        event = self._envelope("prediction_error", ts_ns, mlmon)
+        event["error"] = err
+        return event
 
     def emitter(self, ts_ns: int, counts: Mapping[str, int]) -> EventDict:
         """The emitter's periodic telemetry event (``mlmon.emitter``)."""
@@ -384,7 +443,7 @@ class EventBuilder:
         if features is None:
             return numeric, categorical
         routes = self._routes
-        for count, (name, value) in enumerate(_items(features, "features", q)):
+        for count, (name, value) in enumerate(_items(features, "mlmon.features", q)):
             if count >= contract.MAX_FAMILY_FIELDS:
                 q.truncate()
                 break
@@ -508,6 +567,40 @@ class EventBuilder:
         else:
             target[key] = number
 
+    @classmethod
+    def _put_latency(cls, target: EventDict, value: Any, q: _Quality) -> None:
+        """``latency_ms``; a negative one (a clock step, or a bug), which ingest refuses, becomes a flagged null."""
+        cls._put_number(target, "latency_ms", value, "mlmon.prediction.latency_ms", q)
+        if (target.get("latency_ms") or 0.0) < 0.0:
+            target["latency_ms"] = None
+            q.add("null_fields", "mlmon.prediction.latency_ms")
+
+    @classmethod
+    def _put_keyword(cls, target: EventDict, key: str, value: Any, field_name: str, q: _Quality) -> None:
+        """A label-like value of a fixed keyword field, cut to MAX_KEYWORD_CHARS (and flagged) if longer."""
+        cls._put_label(target, key, value, field_name, q)
+        text = target.get(key)
+        if type(text) is str and len(text) > _MAX_KEYWORD:
+            target[key] = text[:_MAX_KEYWORD]
+            q.truncate()
+
+    def _require_output(self, written: Any, given: Any, kind: str, argument: str) -> None:
+        """Refuse a prediction/feedback whose output did not survive coercion: ingest would refuse it."""
+        if written is not None:
+            return
+        number = to_number(given) if given is not None else MISSING
+        if given is None or number is MISSING:
+            cause = f"no {argument} (None or a missing value)"
+        elif number is NOT_FINITE:
+            cause = f"a NaN or infinite {argument}"
+        else:
+            cause = f"a {argument} that is not a number, under task 'regression'"
+        fix = ("pass the model's output as prediction=, or log a failed prediction with log_prediction_error()"
+               if kind == "prediction" else "pass the ground truth as actual=")
+        raise Refused(f"mlmon: model {self.identity.model!r} version {self.identity.version!r} logged a {kind} "
+                      f"with {cause}; ingest refuses such events, so they are not written but counted as dropped "
+                      f"(reason 'invalid'): {fix}")
+
     @staticmethod
     def _put_label(target: EventDict, key: str, value: Any, field_name: str, q: _Quality) -> None:
         label = to_label(value)
@@ -527,7 +620,7 @@ def _items(mapping: Any, what: str, q: _Quality) -> Iterable[tuple[Any, Any]]:
     """(name, value) pairs of a dict, pandas Series or any object with .items().
 
     Anything else (a list, a bare array) cannot be named: the whole mapping is
-    left out and flagged.
+    left out and ``what`` (its field path, e.g. ``mlmon.prediction.scores``) flagged.
     """
     if type(mapping) is dict:
         return mapping.items()
@@ -537,5 +630,5 @@ def _items(mapping: Any, what: str, q: _Quality) -> Iterable[tuple[Any, Any]]:
             return list(items())
         except Exception:
             pass
-    q.add("unserializable_fields", f"mlmon.{what}")
+    q.add("unserializable_fields", what)
     return ()

@@ -27,17 +27,29 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from types import TracebackType
 from time import time_ns
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 
-from mlmon_logging.emitter import DEFAULT_DRAIN_INTERVAL_S, Emitter, EmitterStats
-from mlmon_logging.events import EventBuilder, ModelIdentity, Task, TaskMismatch
+from mlmon_logging.emitter import (
+    DEFAULT_DRAIN_INTERVAL_S,
+    DEFAULT_RETRY_INITIAL_S,
+    DEFAULT_RETRY_MAX_S,
+    Emitter,
+    EmitterObserver,
+    EmitterStats,
+    INVALID,
+)
+from mlmon_logging.batch import SLICE_ROWS, ExplanationRows, FeedbackRows, PredictionRows, ScoresRef
+from mlmon_logging.estimators import model_outputs
+from mlmon_logging.events import EventBuilder, ModelIdentity, Refused, Task
 from mlmon_logging.ids import uuid7_from_ns
-from mlmon_logging.lines import PREDICTION, PredictionLines
+from mlmon_logging.frames import ColumnRef
+from mlmon_logging.items import EXPLANATION, FEEDBACK, PREDICTION, PREDICTION_ERROR
+from mlmon_logging.lines import PredictionLines
 from mlmon_logging.processors import DEFAULT_MAX_EVENT_BYTES
 from mlmon_logging.redaction import Action, Redactor
 from mlmon_logging.render import JSON_OPTIONS, check_limit, render
@@ -46,8 +58,9 @@ from mlmon_logging.sinks import Sink, open_sink
 from mlmon_logging.values import timestamp_ns
 
 _PREDICTION: Final = PREDICTION
-_FEEDBACK: Final = 1
-_EXPLANATION: Final = 2
+_FEEDBACK: Final = FEEDBACK
+_EXPLANATION: Final = EXPLANATION
+_PREDICTION_ERROR: Final = PREDICTION_ERROR
 
 
 def _write_none(batch: Any, start: int, *_: Any) -> int:
@@ -57,6 +70,28 @@ def _write_none(batch: Any, start: int, *_: Any) -> int:
 
 Timestamp = Any  # an aware datetime or Unix seconds (see values.timestamp_ns)
 _log = logging.getLogger("mlmon_logging")
+#: Distinct refusal messages logged per logger; past this they are only counted.
+_MAX_REPORTED: Final = 100
+
+
+def _exception_text(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # a broken __str__ must not break the caller
+        return f"<unprintable {type(error).__name__}>"
+
+
+class LoggerMetrics(EmitterObserver, Protocol):
+    """Metrics fed by a ModelLogger's calls, e.g. :class:`mlmon_logging.prometheus.PrometheusMetrics`.
+
+    ``batch`` and ``report`` run on the writer thread; ``missed`` on the caller's, only
+    for a call whose item the full queue refused (so the call is still counted).
+    """
+
+    def bind(self, identity: ModelIdentity, task: Callable[[], str]) -> None:
+        """Called once by the ModelLogger; ``task()`` is the model's task as decided so far."""
+
+    def missed(self, kind: int) -> None: ...
 
 
 class ModelLogger:
@@ -85,6 +120,12 @@ class ModelLogger:
             queue - the most an event waits under steady traffic; fewer wake-ups leave the GIL
             to the request threads. The queue passing half its bound, ``flush()`` and
             ``close()`` wake it at once.
+        close_timeout: seconds ``close()`` (and interpreter exit) spends writing what is queued;
+            what is left then is counted as dropped (``close_timeout``), never left uncounted.
+        retry_initial, retry_max: backoff between attempts on a failing sink (seconds, doubling,
+            jittered); ``retry_max`` also bounds how long a sink that is back waits to be used.
+        metrics: request-level metrics fed by the same calls, on the writer thread, e.g.
+            ``mlmon_logging.prometheus.PrometheusMetrics()`` (extra ``mlmon[prometheus]``).
     """
 
     def __init__(self, model: str, version: str, sink: str | Sink = "stdout", *,
@@ -95,8 +136,9 @@ class ModelLogger:
                  redaction_key: bytes | str | None = None, sample_rate: float = 1.0,
                  queue_size: int = 10_000, batch_size: int = 512,
                  max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, stats_interval: float | None = 60.0,
-                 close_timeout: float = 5.0, retry_initial: float = 0.1, retry_max: float = 10.0,
-                 drain_interval: float = DEFAULT_DRAIN_INTERVAL_S) -> None:
+                 close_timeout: float = 5.0, retry_initial: float = DEFAULT_RETRY_INITIAL_S,
+                 retry_max: float = DEFAULT_RETRY_MAX_S,
+                 drain_interval: float = DEFAULT_DRAIN_INTERVAL_S, metrics: LoggerMetrics | None = None) -> None:
         self.identity = ModelIdentity(model=model, version=version, task=task, service=service,
                                       service_version=service_version, environment=environment,
                                       host=host if host is not None else socket.gethostname(),
@@ -107,13 +149,17 @@ class ModelLogger:
         self._builder = EventBuilder(self.identity, self.sample_rate)
         self._plain_lines = PredictionLines(self._builder)
         self._redactor = Redactor(redact or {}, redaction_key)
+        self._metrics = metrics
+        if metrics is not None:
+            builder = self._builder
+            metrics.bind(self.identity, lambda: builder.task)
         self._emitter = Emitter(self._render_batch, open_sink(sink), queue_size=queue_size, batch_size=batch_size,
                                 stats_interval=stats_interval, telemetry=self._render_telemetry,
                                 close_timeout=close_timeout, retry_initial=retry_initial,
                                 retry_max=retry_max, drain_interval=drain_interval,
-                                name=f"mlmon-emitter-{model}-{version}")
+                                name=f"mlmon-emitter-{model}-{version}", observer=metrics)
         self._submit = self._emitter.submit
-        self._reported_task_mismatch = False
+        self._reported: set[str] = set()
 
     # --- request path --------------------------------------------------------------
     # Kept lean on purpose: exact-type checks instead of helpers, one tuple, one append.
@@ -133,7 +179,9 @@ class ModelLogger:
             segment = segment.copy()
         if type(scores) is dict:
             scores = scores.copy()
-        self._submit((_PREDICTION, ts, pid, features, prediction, score, latency_ms, segment, scores))
+        if not self._submit((_PREDICTION, ts, pid, features, prediction, score, latency_ms, segment, scores)) \
+                and self._metrics is not None:
+            self._metrics.missed(_PREDICTION)
         return pid
 
     def log_feedback(self, prediction_id: str, actual: Any, *, timestamp: Timestamp = None) -> bool:
@@ -142,7 +190,11 @@ class ModelLogger:
             self._emitter.count_sampled_out()
             return False
         ts = time_ns() if timestamp is None else timestamp_ns(timestamp)
-        return self._submit((_FEEDBACK, ts, prediction_id, actual))
+        if self._submit((_FEEDBACK, ts, prediction_id, actual)):
+            return True
+        if self._metrics is not None:
+            self._metrics.missed(_FEEDBACK)
+        return False
 
     def log_explanation(self, prediction_id: str, attributions: Mapping[str, float], *,
                         method: str | None = None, base_value: float | None = None,
@@ -156,9 +208,128 @@ class ModelLogger:
             attributions = attributions.copy()
         return self._submit((_EXPLANATION, ts, prediction_id, attributions, method, base_value))
 
+    def log_prediction_error(self, error: BaseException | str, message: str | None = None, *,
+                             latency_ms: float | None = None, prediction_id: str | None = None,
+                             timestamp: Timestamp = None) -> str:
+        """Log a prediction the model failed to make; returns its id.
+
+        ``error``: the exception (its class name becomes ``error.type``, its text
+        ``error.message``) or a short code such as ``"invalid_input"``. Never sampled out:
+        failures are rare and each one counts. Example::
+
+            try:
+                label = model.predict(x)
+            except Exception as exc:
+                mlog.log_prediction_error(exc, latency_ms=elapsed_ms)
+                raise
+        """
+        ts = time_ns() if timestamp is None else timestamp_ns(timestamp)
+        pid = uuid7_from_ns(ts) if prediction_id is None else str(prediction_id)
+        kind_of_error = error
+        if isinstance(error, BaseException):  # queue its name and text, not its traceback's frames
+            kind_of_error = type(error).__name__
+            message = _exception_text(error) if message is None else message
+        if not self._submit((_PREDICTION_ERROR, ts, pid, kind_of_error, message, latency_ms)) \
+                and self._metrics is not None:
+            self._metrics.missed(_PREDICTION_ERROR)
+        return pid
+
+    # --- batch calls (off the request path: they wait for room, never drop) -------------
+    def log_predictions(self, frame: Any, *, prediction: ColumnRef, score: ColumnRef | None = None,
+                        scores: ScoresRef | None = None, features: Sequence[Hashable] | None = None,
+                        segment: Sequence[Hashable] | None = None, timestamp: ColumnRef | None = None,
+                        latency_ms: ColumnRef | None = None, prediction_id: ColumnRef | None = None) -> list[str]:
+        """Log one prediction per row of ``frame`` (a pandas DataFrame or a dict of columns); returns the ids, one per row.
+
+        Each of ``prediction``, ``score``, ``latency_ms``, ``prediction_id`` and ``timestamp`` is a
+        column name, or a sequence with one value per row (e.g. ``estimator.predict(X)``).
+        ``scores``: ``{class label: column}``, or a list of columns named by their class.
+        ``features`` / ``segment``: lists of column names; ``features`` defaults to every column no
+        other argument names. ``timestamp``: aware datetimes or Unix seconds (default: now).
+        ``prediction_id`` (default: new UUIDv7s); a missing one is made.
+
+        Each row gives the event ``log_prediction`` would give for it (same checks, same quality
+        flags, same sampling; a bad value is flagged or the row counted as dropped, never raised).
+        Not for the request path: when the queue is half full the call waits for the writer
+        instead of dropping. A row whose timestamp cannot be read is not logged: counted as
+        dropped (reason ``invalid``, one error line per cause), its id ``""`` unless given. Raises
+        :class:`~mlmon_logging.frames.BatchCallError` (a ValueError), before logging anything, for
+        a call that cannot be read: an unknown column, a sequence of the wrong length, naive datetimes.
+        """
+        rows = PredictionRows(frame, prediction=prediction, score=score, scores=scores, features=features,
+                              segment=segment, timestamp=timestamp, latency_ms=latency_ms,
+                              prediction_id=prediction_id)
+        ids: list[str] = []
+        self._log_rows(rows, ids)
+        return ids
+
+    def log_feedback_batch(self, frame: Any, *, prediction_id: ColumnRef, actual: ColumnRef,
+                           timestamp: ColumnRef | None = None) -> int:
+        """Log the ground truth of many predictions (one per row, as :meth:`log_feedback`); returns how many were queued.
+
+        Columns (or sequences) as in :meth:`log_predictions`. Rows sampled out, or without a
+        prediction id or a readable timestamp (counted as dropped, reason ``invalid``), are not queued.
+        """
+        return self._log_rows(FeedbackRows(frame, prediction_id=prediction_id, actual=actual, timestamp=timestamp))
+
+    def log_explanations(self, frame: Any, *, prediction_id: ColumnRef, attributions: Sequence[Hashable] | None = None,
+                         method: str | None = None, base_value: ColumnRef | float | None = None,
+                         timestamp: ColumnRef | None = None) -> int:
+        """Log per-feature attributions of many predictions (one per row, as :meth:`log_explanation`).
+
+        ``attributions``: the columns holding them (default: every column no other argument
+        names), e.g. a frame of SHAP values with a prediction id column. ``method``: one name for
+        every row. ``base_value``: a number (the same for every row) or a column. Returns how many
+        rows were queued.
+        """
+        return self._log_rows(ExplanationRows(frame, prediction_id=prediction_id, attributions=attributions,
+                                              method=method, base_value=base_value, timestamp=timestamp))
+
+    def log_model_outputs(self, estimator: Any, X: Any, *, y_pred: Any = None, proba: Any = None,
+                          features: Sequence[Hashable] | None = None, segment: Sequence[Hashable] | None = None,
+                          timestamp: ColumnRef | None = None, latency_ms: ColumnRef | None = None,
+                          prediction_id: ColumnRef | None = None) -> list[str]:
+        """Log a scikit-learn-style estimator's outputs on ``X`` (a DataFrame or a 2-d array) with ``X`` as features.
+
+        ``y_pred`` defaults to ``estimator.predict(X)``; for a classifier ``proba`` to
+        ``estimator.predict_proba(X)``, read by ``estimator.classes_``: binary, the score is the
+        probability of ``classes_[1]``; multiclass, the score is the predicted class's and every
+        class's probability goes under ``scores``. ``X`` may carry more columns than the estimator was
+        fitted on (a segment, a timestamp, an id): it predicts on its ``feature_names_in_``. The
+        other arguments as in :meth:`log_predictions` (columns named there are not features).
+        Returns the ids, one per row.
+        """
+        return self.log_predictions(**model_outputs(estimator, X, y_pred=y_pred, proba=proba), features=features,
+                                    segment=segment, timestamp=timestamp, latency_ms=latency_ms,
+                                    prediction_id=prediction_id)
+
+    def _log_rows(self, rows: PredictionRows | FeedbackRows | ExplanationRows, ids: list[str] | None = None) -> int:
+        """Queue the rows a slice at a time, waiting for room; count what is not queued. Returns how many were."""
+        queued = 0
+        emitter = self._emitter
+        for start in range(0, rows.count, SLICE_ROWS):
+            part = rows.slice(start, min(start + SLICE_ROWS, rows.count), self.sample_rate)
+            if ids is not None:
+                ids.extend(part.ids)
+            if part.sampled_out:
+                emitter.count_sampled_out(part.sampled_out)
+            if part.unreadable:
+                emitter.count_dropped(INVALID, part.unreadable)
+                for cause in part.causes:
+                    self._report_refusal(f"mlmon: {rows.table.call}: model {self.identity.model!r} version "
+                                         f"{self.identity.version!r}: rows with {cause} are not logged but "
+                                         "counted as dropped (reason 'invalid'); fix that column")
+            done = emitter.submit_waiting(part.items)
+            queued += done
+            if self._metrics is not None:
+                for item in part.items[done:]:  # only once close() has begun
+                    self._metrics.missed(item[0])
+        return queued
+
     # --- background thread -----------------------------------------------------------
-    def _render_batch(self, batch: list[tuple[Any, ...]]) -> tuple[bytearray, int, int]:
-        """One chunk of JSON lines for a batch of queued tuples: (chunk, lines in it, items that failed)."""
+    def _render_batch(self, batch: list[tuple[Any, ...]]) -> tuple[bytearray, int, int, int]:
+        """One chunk of JSON lines for a batch of queued tuples: (chunk, lines in it, items refused as
+        invalid, items that failed)."""
         # The hot loop of the writer thread: a plain prediction is written straight into the
         # chunk by PredictionLines (constant parts pre-serialised); the rest are built as dicts
         # and dumped here; render() only runs for what needs repair or cutting.
@@ -166,7 +337,7 @@ class ModelLogger:
         # freed at once and its memory reused for the next: keeping a batch of them alive
         # and joining them at the end measured 3-4x slower (allocator churn, cache misses).
         chunk = bytearray()
-        rendered = failed = 0
+        rendered = refused = failed = 0
         redactor = self._redactor if self._redactor else None
         # Redaction works on the event dict: with a redactor every event takes the dict path.
         write_run = self._plain_lines.write_run if redactor is None else _write_none
@@ -198,11 +369,9 @@ class ModelLogger:
                     line = render(event, limit)  # repairs what orjson refused, and flags it
                 if len(line) > limit:
                     line = render(event, limit)  # cuts it down, and flags it
-            except TaskMismatch as refused:  # a user error: one line, once, then counted only
-                failed += 1
-                if not self._reported_task_mismatch:
-                    self._reported_task_mismatch = True
-                    _log.error("%s", refused)
+            except Refused as why:  # ingest would refuse it: one line per cause, then counted only
+                refused += 1
+                self._report_refusal(str(why))
                 continue
             except Exception:  # one bad event must not cost the others
                 failed += 1
@@ -210,12 +379,25 @@ class ModelLogger:
                 continue
             chunk += line
             rendered += 1
-        return chunk, rendered, failed
+        return chunk, rendered, refused, failed
+
+    def _report_refusal(self, message: str, level: int = logging.ERROR) -> None:
+        if message not in self._reported and len(self._reported) < _MAX_REPORTED:
+            self._reported.add(message)
+            _log.log(level, "%s", message)
+
+    def drop_invalid(self, message: str) -> None:
+        """Count a log call that could not be read as dropped (reason ``invalid``); log ``message`` once."""
+        self._emitter.count_dropped(INVALID)
+        self._report_refusal(message, logging.WARNING)
 
     def _build_other(self, item: tuple[Any, ...]) -> dict[str, Any]:
         if item[0] == _FEEDBACK:
             _, ts, pid, actual = item
             return self._builder.feedback(ts, pid, actual)
+        if item[0] == _PREDICTION_ERROR:
+            _, ts, pid, error, message, latency_ms = item
+            return self._builder.prediction_error(ts, pid, error, message, latency_ms)
         _, ts, pid, attributions, method, base_value = item
         return self._builder.explanation(ts, pid, attributions, method, base_value)
 

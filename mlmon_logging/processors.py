@@ -45,7 +45,8 @@ from typing import Any, Final
 import orjson
 import structlog
 
-from mlmon_logging.events import EventBuilder, ModelIdentity, Task, TaskMismatch, valid_name
+from mlmon_logging.emitter import INVALID, RENDER_FAILED
+from mlmon_logging.events import EventBuilder, ModelIdentity, Refused, Task, valid_name
 from mlmon_logging.ids import new_id
 from mlmon_logging.redaction import Action, Redactor
 from mlmon_logging.render import JSON_OPTIONS, EventTooLarge, check_limit, render
@@ -73,32 +74,42 @@ ARGUMENTS: Final[dict[str, tuple[str, ...]]] = {
 
 
 class _Refusals:
-    """Drops counted, each distinct reason logged once as one error line (no traceback)."""
+    """Drops counted by reason (of ``emitter.DROP_REASONS``), each distinct message logged once as one line."""
 
-    def __init__(self) -> None:
-        self.dropped = 0
+    def __init__(self, level: int = logging.ERROR) -> None:
+        self.by_reason: dict[str, int] = {}
+        self._level = level
         self._reported: set[str] = set()
 
-    def drop(self, reason: str) -> None:
-        self.dropped += 1
-        if reason not in self._reported and len(self._reported) < _MAX_REPORTED:
-            self._reported.add(reason)
-            _log.error("%s", reason)
+    @property
+    def dropped(self) -> int:
+        return sum(self.by_reason.values())
+
+    def drop(self, message: str, reason: str = INVALID) -> None:
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+        if message not in self._reported and len(self._reported) < _MAX_REPORTED:
+            self._reported.add(message)
+            _log.log(self._level, "%s", message)
 
 
 class ModelEvents:
     """Processor: a ``prediction`` / ``feedback`` / ``explanation`` log call -> contract event dict.
 
-    Never raises on a bad call: it logs one error line and drops the event (``dropped`` counts them).
+    Never raises on a bad call: it logs one line per distinct cause (at ``level``) and drops the
+    event (``dropped`` counts them, ``dropped_by_reason`` by reason).
     """
 
-    def __init__(self, builder: EventBuilder) -> None:
+    def __init__(self, builder: EventBuilder, level: int = logging.ERROR) -> None:
         self.builder = builder
-        self._refusals = _Refusals()
+        self._refusals = _Refusals(level)
 
     @property
     def dropped(self) -> int:
         return self._refusals.dropped
+
+    @property
+    def dropped_by_reason(self) -> dict[str, int]:
+        return dict(self._refusals.by_reason)
 
     def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> EventDict:
         kind = event_dict.get("event")
@@ -106,12 +117,12 @@ class ModelEvents:
             return event_dict
         try:
             return self.build(kind, event_dict)
-        except TaskMismatch as refused:
+        except Refused as refused:  # ingest would refuse the event: the message names the cause and the fix
             self._refusals.drop(str(refused))
         except (TypeError, ValueError) as exc:  # the caller's arguments: say which and how to fix it
             self._refusals.drop(f"mlmon: a {kind} log call was dropped: {exc}")
         except Exception as exc:  # a bug of ours must not reach the caller either
-            self._refusals.drop(f"mlmon: a {kind} log call was dropped: {type(exc).__name__}: {exc}")
+            self._refusals.drop(f"mlmon: a {kind} log call was dropped: {type(exc).__name__}: {exc}", RENDER_FAILED)
         raise structlog.DropEvent
 
     def build(self, kind: str, event_dict: EventDict) -> EventDict:
@@ -177,6 +188,10 @@ class ContractRenderer:
     def dropped(self) -> int:
         return self._refusals.dropped
 
+    @property
+    def dropped_by_reason(self) -> dict[str, int]:
+        return dict(self._refusals.by_reason)
+
     def __call__(self, logger: Any, method_name: str, event_dict: EventDict) -> bytes | str:
         try:
             if isinstance(event_dict.get("mlmon"), dict):
@@ -184,7 +199,7 @@ class ContractRenderer:
             else:  # an ordinary log line passing through
                 line = orjson.dumps(event_dict, default=_repr_text, option=JSON_OPTIONS | orjson.OPT_NON_STR_KEYS)
         except (EventTooLarge, orjson.JSONEncodeError, TypeError) as exc:
-            self._refusals.drop(f"mlmon: a log line could not be rendered and was dropped: {exc}")
+            self._refusals.drop(f"mlmon: a log line could not be rendered and was dropped: {exc}", RENDER_FAILED)
             raise structlog.DropEvent from None
         if not self.newline:
             line = line[:-1]

@@ -63,7 +63,7 @@ import sys
 import time
 from collections.abc import Collection
 from pathlib import Path
-from typing import BinaryIO, Final, Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 from urllib.parse import SplitResult, parse_qs, urlsplit
 
 #: Shortest wait after a TLS 1.3 handshake for the server to accept or reject the client.
@@ -131,6 +131,16 @@ class FileSink:
 
     A chunk is never split across files, so a file may exceed ``max_bytes``
     by at most one chunk (one emitter batch).
+
+    Each chunk goes to the kernel with ``os.write`` (no user-space buffer, so
+    ``flush`` has nothing to do and what ``write`` returned from is readable by
+    Logstash or ``mlmon ingest --follow`` at once). A write that fails part-way -
+    a full disk, a quota, the file size limit - is rolled back: the file is
+    truncated to where the chunk began, so it always ends with a whole line and
+    the emitter's retry writes the chunk whole, never a torn line or a second
+    copy of its first part. When even the truncation fails, nothing more is
+    written until it succeeds. One writer per file: use ``{pid}`` in the path
+    for the workers of a pre-fork server.
     """
 
     def __init__(self, path: str | os.PathLike[str], max_bytes: int | None = None, backups: int = 5) -> None:
@@ -141,27 +151,53 @@ class FileSink:
         self.template = str(path)
         self.max_bytes = max_bytes
         self.backups = backups
-        self._file: BinaryIO | None = None
+        self._fd: int | None = None
         self._size = 0
+        #: Where the file must be cut back to before anything more is written (a failed rollback).
+        self._torn_at: int | None = None
 
     @property
     def path(self) -> Path:
         return Path(self.template.replace("{pid}", str(os.getpid())))
 
-    def _open(self) -> None:
+    def _open(self) -> int:
         path = self.path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "ab")
-        self._size = self._file.tell()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        self._fd = fd
+        self._size = os.fstat(fd).st_size
+        return fd
 
     def write(self, data: bytes | bytearray) -> None:
-        if self._file is None:
-            self._open()
+        fd = self._fd
+        if fd is None:
+            fd = self._open()
+        if self._torn_at is not None:
+            self._roll_back(fd, self._torn_at)  # raises again while the file cannot be cut back
         elif self.max_bytes is not None and self._size > 0 and self._size + len(data) > self.max_bytes:
             self._rotate()
-        assert self._file is not None
-        self._file.write(data)
-        self._size += len(data)
+            fd = self._open()
+        start = self._size
+        view = memoryview(data)
+        done = 0
+        try:
+            while done < len(view):
+                done += os.write(fd, view[done:])
+        except OSError:
+            if done:
+                self._roll_back(fd, start)
+            raise
+        self._size = start + done
+
+    def _roll_back(self, fd: int, size: int) -> None:
+        """Cut the file back to ``size`` bytes (the end of its last whole line)."""
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            self._torn_at = size
+            raise
+        self._torn_at = None
+        self._size = size
 
     def _rotate(self) -> None:
         self.close()
@@ -174,21 +210,19 @@ class FileSink:
                 if older.exists():
                     os.replace(older, path.with_name(f"{path.name}.{index + 1}"))
             os.replace(path, path.with_name(f"{path.name}.1"))
-        self._open()
 
     def flush(self) -> None:
-        if self._file is not None:
-            self._file.flush()
+        pass  # every write went to the kernel whole
 
     def close(self) -> None:
-        if self._file is not None:
+        if self._fd is not None:
             try:
-                self._file.close()
+                os.close(self._fd)
             finally:
-                self._file = None
+                self._fd = None
 
     def after_fork(self) -> None:
-        self._file = None  # the parent owns (and flushes) the inherited handle
+        self._fd = None  # the parent owns (and closes) the inherited descriptor
 
     def __repr__(self) -> str:
         return f"file://{self.path}"

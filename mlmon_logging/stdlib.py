@@ -25,6 +25,15 @@ Example ``dictConfig``::
 
 Records whose message is not a model event kind are ignored by the handler
 and rendered as plain JSON by the formatter.
+
+A bad model-event record (``feedback`` without ``prediction_id``, a prediction
+without ``prediction``, a naive ``timestamp`` ...) never reaches
+``logging.Handler.handleError`` and its traceback: it is counted as dropped
+(reason ``invalid``; the handler's ``model_logger.stats``, the formatter's
+``dropped_by_reason``) and each distinct cause is logged once, as one warning
+line on the ``mlmon_logging`` logger. A formatter cannot stop its handler from
+writing, so for a dropped record it returns an empty line, which Logstash and
+``mlmon ingest`` skip as blank.
 """
 
 from __future__ import annotations
@@ -33,14 +42,16 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import structlog
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
 
+from mlmon_logging.emitter import RENDER_FAILED
 from mlmon_logging.events import EventBuilder, ModelIdentity, Task
 from mlmon_logging.logger import ModelLogger
 from mlmon_logging.processors import ARGUMENTS, DEFAULT_MAX_EVENT_BYTES, MODEL_KINDS, ModelEvents
 from mlmon_logging.redaction import Action, Redactor
-from mlmon_logging.render import check_limit, render
+from mlmon_logging.render import EventTooLarge, check_limit, render
 from mlmon_logging.sampling import check_rate, keep
 from mlmon_logging.sinks import Sink
 
@@ -83,8 +94,10 @@ class ModelEventHandler(logging.Handler):
                 attributions = args.get("attributions")
                 mlog.log_explanation(pid, {} if attributions is None else attributions, method=args.get("method"),
                                      base_value=args.get("base_value"), timestamp=when)
+        except (TypeError, ValueError) as exc:  # the record's arguments: counted, one warning per cause
+            self.model_logger.drop_invalid(f"mlmon: a {kind} record was dropped: {exc}")
         except Exception:
-            self.handleError(record)  # logging's own policy: report on stderr, never raise
+            self.handleError(record)  # a bug of ours: logging's own policy, report on stderr, never raise
 
     def flush(self) -> None:
         self.model_logger.flush()
@@ -108,9 +121,32 @@ class ModelEventFormatter(OrjsonFormatter):
         identity = ModelIdentity(model=model, version=version, task=task, service=service,
                                  service_version=service_version, environment=environment, host=host,
                                  labels=dict(labels or {}), categorical=frozenset(categorical))
-        self._events = ModelEvents(EventBuilder(identity))
+        self._events = ModelEvents(EventBuilder(identity), level=logging.WARNING)
         self._redactor = Redactor(redact or {}, redaction_key)
         self._max_event_bytes = check_limit(max_event_bytes)
+        self._too_large = 0
+
+    @property
+    def dropped(self) -> int:
+        """Model-event records not rendered (each also written as an empty line)."""
+        return self._events.dropped + self._too_large
+
+    @property
+    def dropped_by_reason(self) -> dict[str, int]:
+        reasons = self._events.dropped_by_reason
+        if self._too_large:
+            reasons[RENDER_FAILED] = reasons.get(RENDER_FAILED, 0) + self._too_large
+        return reasons
+
+    def format(self, record: logging.LogRecord) -> str:
+        try:
+            return super().format(record)
+        except structlog.DropEvent:  # counted and reported once per cause by ModelEvents
+            return ""
+        except EventTooLarge as exc:
+            self._too_large += 1
+            logging.getLogger("mlmon_logging").warning("mlmon: a %s record was dropped: %s", record.msg, exc)
+            return ""
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         super().add_fields(log_data, record, message_dict)

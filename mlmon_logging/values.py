@@ -178,12 +178,56 @@ def _iso(value: dt.datetime | dt.date | dt.time) -> str:
     return value.isoformat()
 
 
+#: Event times ingest accepts: years 1 to 9999 (UTC), in Unix seconds.
+_FIRST_SECOND: Final = -62_135_596_800  # 0001-01-01T00:00:00Z
+_END_SECOND: Final = 253_402_300_800    # 10000-01-01T00:00:00Z
+
+
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MICROSECOND: Final = dt.timedelta(microseconds=1)
+
+
 def timestamp_ns(value: dt.datetime | float | int) -> int:
-    """An event time given by the caller (aware datetime or Unix seconds) in ns."""
+    """An event time given by the caller (aware datetime or Unix seconds) in ns, floored to the microsecond.
+
+    Datetimes are converted exactly (integer arithmetic): through ``.timestamp()``'s float a
+    time such as 23:16:57.366 came out as .365999 - in the millisecond before. A pandas
+    ``Timestamp`` floors its nanoseconds (pandas' own ``.timestamp()`` rounds them up).
+
+    Raises ValueError for a naive datetime or a time outside years 1-9999 (UTC), which
+    ingest refuses - most often Unix milliseconds passed as seconds - and TypeError for
+    anything else.
+    """
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r}: pass an aware datetime (mlmon works in UTC)")
-        return int(value.timestamp() * 1_000_000) * 1000
+        micros = _datetime_micros(value)
+        if not _FIRST_SECOND * 1_000_000 <= micros < _END_SECOND * 1_000_000:
+            raise _outside(value)
+        return micros * 1000
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return int(value * 1_000_000) * 1000
-    raise TypeError(f"timestamp must be an aware datetime or Unix seconds, not {type(value).__name__}")
+        seconds = value
+    else:
+        raise TypeError(f"timestamp must be an aware datetime or Unix seconds, not {type(value).__name__}")
+    if not _FIRST_SECOND <= seconds < _END_SECOND:
+        raise _outside(value)
+    return int(seconds * 1_000_000) * 1000
+
+
+def _outside(value: object) -> ValueError:
+    return ValueError(f"timestamp {value!r} is outside the years 1-9999 (UTC) that ingest accepts: pass Unix "
+                      "seconds (not milliseconds) or an aware datetime")
+
+
+def _datetime_micros(value: dt.datetime) -> int:
+    """Microseconds since the epoch of an aware datetime, floored."""
+    if type(value).__name__ == "Timestamp" and value.tzinfo is not None:  # pandas, without importing it
+        try:
+            # Its ns since the epoch (UTC); its own arithmetic costs ~10x the stdlib's.
+            return int(value.value) // 1000  # type: ignore[attr-defined]
+        except (AttributeError, OverflowError):  # outside pandas' ns range: the general way
+            pass
+    try:
+        if value.tzinfo is not None:
+            return (value - _EPOCH) // _MICROSECOND
+    except TypeError:  # a tzinfo whose utcoffset() is None: naive all the same
+        pass
+    raise ValueError(f"naive datetime {value!r}: pass an aware datetime (mlmon works in UTC)")

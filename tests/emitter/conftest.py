@@ -85,6 +85,7 @@ def log_one(make_logger: Callable[..., ModelLogger], sink: ListSink) -> Callable
 
     def run(logger_options: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
         mlog = make_logger(**(logger_options or {}))
+        kwargs.setdefault("prediction", 1)  # without one ingest refuses the event, and so does the emitter
         mlog.log_prediction(**kwargs)
         mlog.close()
         (event,) = sink.events("mlmon.prediction")

@@ -35,7 +35,7 @@ def _check(event: dict[str, Any]) -> None:
         for v in values:
             assert isinstance(v, _JSON_TYPES[ftype]) and not (ftype != "boolean" and isinstance(v, bool)), (name, v)
             if ftype == "date":
-                assert _ISO_MS.match(v), (name, v)
+                assert _ISO_MS.match(str(v)), (name, v)
         if fixed is not None and fixed.allowed:
             assert value in fixed.allowed, (name, value)
         if contract.family_of(name):
@@ -58,6 +58,7 @@ def test_all_kinds_with_every_option_follow_the_contract(make_logger: Any, sink:
                               scores={0: 0.17, 1: 0.83})
     mlog.log_feedback(pid, actual=0)
     mlog.log_explanation(pid, {"age": 0.12, "plan": -0.03}, method="shap", base_value=0.4)
+    mlog.log_prediction_error(TimeoutError("model server timed out"), latency_ms=2000.0)
     reg = make_logger(task="regression")
     rid = reg.log_prediction({"x": 1.5}, prediction=3.25)
     reg.log_feedback(rid, actual=3.0)

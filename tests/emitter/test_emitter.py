@@ -78,7 +78,7 @@ def test_concurrent_callers_are_counted_exactly() -> None:
 def test_flush_waits_for_everything_logged_before_it(make_logger: Any, sink: ListSink) -> None:
     mlog = make_logger()
     for i in range(5000):
-        mlog.log_prediction({"x": float(i)})
+        mlog.log_prediction({"x": float(i)}, 1)
     assert mlog.flush(timeout=10)
     assert len(sink.lines) == 5000 and mlog.stats.queued == 0
     assert not sink.closed
@@ -100,7 +100,7 @@ def test_write_failures_are_retried_counted_and_lose_nothing() -> None:
     sink = FlakySink(failures=3)
     mlog = ModelLogger("m", "1", sink=sink, stats_interval=None, retry_initial=0.01)
     for _ in range(10):
-        mlog.log_prediction({"x": 1.0})
+        mlog.log_prediction({"x": 1.0}, 1)
     mlog.close()
     assert len(sink.lines) == 10
     assert mlog.stats.errors == 3 and mlog.stats.emitted == 10 and mlog.stats.dropped == 0
@@ -110,7 +110,7 @@ def test_close_gives_up_on_a_dead_sink_after_the_timeout_and_counts_the_loss() -
     sink = FlakySink(failures=10**9)
     mlog = ModelLogger("m", "1", sink=sink, stats_interval=None, retry_initial=0.01, close_timeout=0.2)
     for _ in range(7):
-        mlog.log_prediction({"x": 1.0})
+        mlog.log_prediction({"x": 1.0}, 1)
     started = time.monotonic()
     mlog.close()
     assert time.monotonic() - started < 2
@@ -120,7 +120,7 @@ def test_close_gives_up_on_a_dead_sink_after_the_timeout_and_counts_the_loss() -
 def test_events_after_close_are_dropped_and_counted(make_logger: Any, sink: ListSink) -> None:
     mlog = make_logger()
     mlog.close()
-    mlog.log_prediction({"x": 1.0})
+    mlog.log_prediction({"x": 1.0}, 1)
     assert mlog.log_feedback("p", 1) is False
     assert mlog.stats.dropped == 2 and sink.lines == []
 
@@ -167,7 +167,7 @@ def test_interpreter_exit_writes_everything_queued(tmp_path: Path) -> None:
         from mlmon_logging import ModelLogger
         mlog = ModelLogger("m", "1", sink="file://{path}", stats_interval=None, queue_size=100_000)
         for i in range(20_000):
-            mlog.log_prediction({{"x": float(i)}})
+            mlog.log_prediction({{"x": float(i)}}, 1)
         # no flush, no close: the atexit hook must write the queue
     """)
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
@@ -179,12 +179,12 @@ def test_interpreter_exit_writes_everything_queued(tmp_path: Path) -> None:
 def test_a_forked_child_gets_its_own_worker_and_file(tmp_path: Path) -> None:
     template = tmp_path / "events-{pid}.jsonl"
     mlog = ModelLogger("m", "1", sink=f"file://{template}", stats_interval=None)
-    mlog.log_prediction({"who": "parent"})
+    mlog.log_prediction({"who": "parent"}, 1)
     mlog.flush()
     child = os.fork()
     if child == 0:
         try:
-            mlog.log_prediction({"who": "child"})
+            mlog.log_prediction({"who": "child"}, 1)
             mlog.close()
         finally:
             os._exit(0)
@@ -209,7 +209,7 @@ def test_steady_traffic_is_written_in_few_batches(make_logger: Any, sink: ListSi
     # The worker naps between drains instead of being woken per event: fewer GIL hand-offs.
     mlog = make_logger(drain_interval=0.05)
     for i in range(200):
-        mlog.log_prediction({"x": float(i)})
+        mlog.log_prediction({"x": float(i)}, 1)
         time.sleep(0.002)
     assert mlog.flush(timeout=10)
     assert len(sink.lines) == 200

@@ -53,7 +53,7 @@ def test_sampling_rate_is_met_for_uuid7_and_sequential_ids(rate: float) -> None:
 
 def test_sampled_predictions_take_their_feedback_and_explanations_along(make_logger: Any, sink: ListSink) -> None:
     mlog = make_logger(sample_rate=0.3)
-    pids = [mlog.log_prediction({"x": 1.0}) for _ in range(2000)]
+    pids = [mlog.log_prediction({"x": 1.0}, 1) for _ in range(2000)]
     for pid in pids:
         mlog.log_feedback(pid, 1)
         mlog.log_explanation(pid, {"x": 0.1})
@@ -82,8 +82,8 @@ def test_bad_sample_rate_is_rejected(make_logger: Any) -> None:
 def test_redaction_drops_or_hashes_before_the_line_is_written(make_logger: Any, sink: ListSink) -> None:
     mlog = make_logger(redact={"email": "hash", "ssn": "drop", "user": "hash"}, redaction_key="s3cret")
     mlog.log_prediction({"email": "ann@example.org", "ssn": "123-45-6789", "user": 4711, "age": 41},
-                        segment={"user": "ann"})
-    mlog.log_prediction({"email": "ann@example.org"})
+                        1, segment={"user": "ann"})
+    mlog.log_prediction({"email": "ann@example.org"}, 1)
     mlog.close()
     raw = b"\n".join(sink.lines)
     for secret in (b"ann@example.org", b"123-45-6789", b"4711", b'"ann"'):
@@ -101,7 +101,7 @@ def test_redaction_drops_or_hashes_before_the_line_is_written(make_logger: Any, 
 def test_redaction_hash_depends_on_the_key(make_logger: Any, sink: ListSink) -> None:
     for key in ("key-a", "key-b"):
         mlog = make_logger(redact={"email": "hash"}, redaction_key=key)
-        mlog.log_prediction({"email": "ann@example.org"})
+        mlog.log_prediction({"email": "ann@example.org"}, 1)
         mlog.close()
     a, b = (e["mlmon"]["features"]["categorical"]["email"] for e in sink.events())
     assert a != b

@@ -47,7 +47,7 @@ def test_structlog_sampling_is_consistent_with_model_logger() -> None:
                                 processors=model_event_processors(model="m", version="1", sample_rate=0.5))
     ids = [new_id() for _ in range(400)]
     for pid in ids:
-        log.info("prediction", prediction_id=pid, features={"x": 1.0})
+        log.info("prediction", prediction_id=pid, features={"x": 1.0}, prediction=1)
         log.info("feedback", prediction_id=pid, actual=0)
     events = [orjson.loads(line) for line in out.getvalue().splitlines()]
     predicted = [e["mlmon"]["prediction"]["id"] for e in events if e["event"]["dataset"] == "mlmon.prediction"]
@@ -114,7 +114,8 @@ def test_dictconfig_formatter_with_sample_filter(clean_logging: None) -> None:
     log = logging.getLogger("mlmon.formatted")
     ids = [new_id() for _ in range(200)]
     for pid in ids:
-        log.info("prediction", extra={"prediction_id": pid, "features": {"email": "a@b.c", "x": 1}})
+        log.info("prediction", extra={"prediction_id": pid, "features": {"email": "a@b.c", "x": 1},
+                                      "prediction": 1})
     log.warning("plain %s", "text")
     lines = stream.getvalue().splitlines()
     events = [orjson.loads(line) for line in lines[:-1]]

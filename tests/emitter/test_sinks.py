@@ -33,7 +33,7 @@ def test_file_sink_appends_across_loggers(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "events.jsonl"
     for _ in range(2):
         with ModelLogger("m", "1", sink=f"file://{path}", stats_interval=None) as mlog:
-            mlog.log_prediction({"x": 1.0})
+            mlog.log_prediction({"x": 1.0}, 1)
     assert len(path.read_bytes().splitlines()) == 2
 
 
@@ -42,7 +42,7 @@ def test_file_sink_rotates_by_size_without_splitting_lines(tmp_path: Path) -> No
     with ModelLogger("m", "1", sink=f"file://{path}?max_bytes=20000&backups=3", stats_interval=None,
                      batch_size=8) as mlog:
         for i in range(600):
-            mlog.log_prediction({"x": float(i)})
+            mlog.log_prediction({"x": float(i)}, 1)
             if i % 50 == 0:
                 mlog.flush()
     files = sorted(tmp_path.iterdir())
@@ -60,7 +60,7 @@ def test_stdout_sink_writes_to_the_current_stdout(monkeypatch: pytest.MonkeyPatc
     buffer = io.BytesIO()
     monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(buffer, encoding="utf-8"))
     with ModelLogger("m", "1", sink="stdout", stats_interval=None) as mlog:
-        mlog.log_prediction({"x": 1.0})
+        mlog.log_prediction({"x": 1.0}, 1)
     assert orjson.loads(buffer.getvalue())["mlmon"]["features"]["numeric"] == {"x": 1.0}
 
 
@@ -128,19 +128,19 @@ def test_tcp_sink_survives_a_server_that_goes_away_and_comes_back() -> None:
     server = LineServer()
     mlog = ModelLogger("m", "1", sink=f"tcp://127.0.0.1:{server.port}", stats_interval=None,
                        retry_initial=0.02, retry_max=0.1, queue_size=1000)
-    first = [mlog.log_prediction({"x": float(i)}) for i in range(100)]
+    first = [mlog.log_prediction({"x": float(i)}, 1) for i in range(100)]
     assert mlog.flush(timeout=10)
     assert _wait_for(lambda: len(server.ids()) == 100)
 
     server.stop()
     time.sleep(0.05)
-    while_down = [mlog.log_prediction({"x": float(i)}) for i in range(50)]
+    while_down = [mlog.log_prediction({"x": float(i)}, 1) for i in range(50)]
     assert not mlog.flush(timeout=0.3)  # nowhere to write: the events wait in memory
     assert mlog.stats.errors > 0 and mlog.stats.queued == 50 and mlog.stats.dropped == 0
 
     server2 = LineServer(server.port)
     assert mlog.flush(timeout=10)
-    after = [mlog.log_prediction({"x": 1.0}) for _ in range(10)]
+    after = [mlog.log_prediction({"x": 1.0}, 1) for _ in range(10)]
     mlog.close()
     assert _wait_for(lambda: set(server2.ids()) == set(while_down + after))
     assert set(server.ids()) == set(first)
@@ -155,7 +155,7 @@ def test_tcp_sink_bounds_memory_while_disconnected_and_counts_drops() -> None:
     mlog = ModelLogger("m", "1", sink=f"tcp://127.0.0.1:{port}", stats_interval=None, queue_size=20,
                        batch_size=5, retry_initial=0.01, retry_max=0.05, close_timeout=0.2)
     for i in range(200):
-        mlog.log_prediction({"x": float(i)})
+        mlog.log_prediction({"x": float(i)}, 1)
     stats = mlog.stats
     assert stats.queued <= 20 + 5 and stats.dropped >= 200 - 25
     mlog.close()

@@ -242,7 +242,7 @@ def test_an_untrusted_server_gets_nothing_and_the_events_wait_until_it_is_fixed(
         pki: Pki, serve: Callable[..., TlsLineServer]) -> None:
     server = serve(server_context(pki.other_server_cert, pki.other_server_key))
     mlog = _logger(f"tls://127.0.0.1:{server.port}?ca={pki.ca}")
-    pids = [mlog.log_prediction({"x": float(i)}) for i in range(30)]
+    pids = [mlog.log_prediction({"x": float(i)}, 1) for i in range(30)]
     assert not mlog.flush(timeout=0.3)  # every handshake fails verification
     assert mlog.stats.errors > 0 and mlog.stats.queued == 30 and mlog.stats.dropped == 0
     assert server.handshake_failures > 0 and server.lines == []
@@ -284,7 +284,7 @@ def test_mutual_tls_delivers_with_the_client_certificate(pki: Pki, serve: Callab
     else:
         client = f"cert={pki.client_cert}&key={pki.client_key}"
     mlog = _logger(f"tls://127.0.0.1:{server.port}?ca={pki.ca}&{client}")
-    pids = [mlog.log_prediction({"x": float(i)}) for i in range(50)]
+    pids = [mlog.log_prediction({"x": float(i)}, 1) for i in range(50)]
     mlog.close()
     assert _wait_for(lambda: sorted(server.ids()) == sorted(pids))
     assert server.client_names == ["mlmon-client"]
@@ -313,7 +313,7 @@ def test_mutual_tls_refuses_a_client_without_a_trusted_certificate_and_nothing_i
         query += f"&cert={pki.other_client_cert}&key={pki.other_client_key}"
     mlog = _logger(f"tls://127.0.0.1:{server.port}{query}")
     for i in range(30):
-        mlog.log_prediction({"x": float(i)})
+        mlog.log_prediction({"x": float(i)}, 1)
     assert not mlog.flush(timeout=0.5)
     stats = mlog.stats
     assert stats.errors > 0 and stats.queued == 30 and stats.emitted == 0 and stats.dropped == 0
@@ -327,7 +327,7 @@ def test_a_server_hanging_up_on_an_idle_client_is_noticed_before_the_next_send(
         pki: Pki, serve: Callable[..., TlsLineServer], graceful: bool) -> None:
     server = serve(server_context(pki.server_cert, pki.server_key))
     mlog = _logger(f"tls://127.0.0.1:{server.port}?ca={pki.ca}")
-    first = [mlog.log_prediction({"x": float(i)}) for i in range(20)]
+    first = [mlog.log_prediction({"x": float(i)}, 1) for i in range(20)]
     assert mlog.flush(timeout=10)
     assert _wait_for(lambda: len(server.lines) == 20)
 
@@ -337,7 +337,7 @@ def test_a_server_hanging_up_on_an_idle_client_is_noticed_before_the_next_send(
     client = _tcp_sink(mlog)._sock
     assert client is not None
     assert _wait_for(lambda: select.select([client], [], [], 0)[0])  # the close_notify / FIN has arrived
-    second = [mlog.log_prediction({"x": float(i)}) for i in range(20)]
+    second = [mlog.log_prediction({"x": float(i)}, 1) for i in range(20)]
     assert mlog.flush(timeout=10)
     mlog.close()
     # Sent into the dead connection, the second chunk would vanish without an error.

@@ -158,7 +158,7 @@ def test_caller_dict_mutation_after_logging_does_not_change_the_event(make_logge
     mlog._emitter._thread.join()  # type: ignore[union-attr]
     mlog._emitter._closing = False
     features = {"age": 41}
-    mlog.log_prediction(features)
+    mlog.log_prediction(features, 1)
     features["age"] = 99
     mlog._emitter._thread = None
     mlog.close()

@@ -1,0 +1,121 @@
+"""A batch call writes, row for row, the events the single calls write for the same rows.
+
+Two loggers see the same rows: one through ``log_predictions`` (``log_feedback_batch``,
+``log_explanations``), one through ``log_prediction`` (``log_feedback``,
+``log_explanation``) called row by row with the same ids and timestamps. Their lines
+must be byte-for-byte the same apart from ``event.id`` (fresh per event), and so must
+their counts: the rows are checked, flagged, refused and sampled alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tests.emitter_batch.conftest import MakeLogger
+
+T0 = dt.datetime(2026, 11, 2, 10, tzinfo=dt.timezone.utc)
+ROWS = 300
+
+
+def _records() -> list[dict[str, Any]]:
+    """Rows a service logs, with odd values mixed in: each goes down the careful path or is refused."""
+    rng = np.random.default_rng(7)
+    out = []
+    for i in range(ROWS):
+        age = float(rng.normal(40, 10))
+        out.append({
+            "pid": f"req-{i}",
+            "at": T0 + dt.timedelta(seconds=i * 1.7, microseconds=i * 1001),
+            "age": math.nan if i % 50 == 3 else math.inf if i % 70 == 5 else age,   # flagged null
+            "visits": int(rng.integers(0, 20)),
+            "plan": None if i % 40 == 7 else str(rng.choice(["free", "pro"])),      # missing text: left out
+            "vip": bool(i % 3 == 0),                                                # a label "true"/"false"
+            "zip": int(rng.integers(10000, 10010)),                                 # declared categorical
+            "bad.name": 1.0,                                                        # listed in invalid_names
+            "y": None if i % 60 == 11 else int(rng.integers(0, 2)),                 # refused: no prediction
+            "p": math.nan if i % 45 == 9 else float(rng.random()),                  # flagged null
+            "lat": -1.0 if i % 55 == 13 else float(rng.random() * 9),               # flagged null
+            "country": str(rng.choice(["DE", "FR"])),
+        })
+    return out
+
+
+FEATURES = ["age", "visits", "plan", "vip", "zip", "bad.name"]
+
+
+def test_log_predictions_writes_what_log_prediction_writes(make_logger: MakeLogger) -> None:
+    records = _records()
+    frame = pd.DataFrame(records)
+    batch, batch_sink = make_logger(categorical=["zip"])
+    single, single_sink = make_logger(categorical=["zip"])
+
+    ids = batch.log_predictions(frame, prediction="y", score="p", latency_ms="lat", segment=["country"],
+                                timestamp="at", prediction_id="pid")
+    for row in records:
+        single.log_prediction({name: row[name] for name in FEATURES}, row["y"], row["p"], latency_ms=row["lat"],
+                              segment={"country": row["country"]}, prediction_id=row["pid"], timestamp=row["at"])
+    batch.flush()
+    single.flush()
+
+    assert ids == [row["pid"] for row in records]
+    assert len(batch_sink.lines) == ROWS - 5  # the five rows without a prediction are refused
+    assert batch_sink.lines_without_event_id() == single_sink.lines_without_event_id()
+    assert batch.stats == single.stats
+    assert batch.stats.dropped_by_reason == {"invalid": 5}
+    flagged = [e["mlmon"].get("quality", {}) for e in batch_sink.events()]
+    assert all(q["invalid_names"] == ["bad.name"] for q in flagged)
+    assert sum("null_fields" in q for q in flagged) > 10
+
+
+def test_made_ids_and_sampling_follow_the_single_calls(make_logger: MakeLogger) -> None:
+    records: list[dict[str, Any]] = [{"age": float(i), "y": i % 2, "at": T0 + dt.timedelta(seconds=i)}
+                                     for i in range(400)]
+    batch, batch_sink = make_logger(sample_rate=0.5)
+    single, single_sink = make_logger(sample_rate=0.5)
+
+    ids = batch.log_predictions({name: [r[name] for r in records] for name in ("age", "y", "at")},
+                                prediction="y", timestamp="at")
+    for pid, row in zip(ids, records):
+        single.log_prediction({"age": row["age"]}, row["y"], prediction_id=pid, timestamp=row["at"])
+    batch.flush()
+    single.flush()
+
+    assert len(ids) == len(set(ids)) == 400
+    for pid, row in zip(ids, records):  # UUIDv7s made from each row's own time
+        assert pid[14] == "7" and int(pid[:8] + pid[9:13], 16) == int(row["at"].timestamp() * 1000)
+    assert batch_sink.lines_without_event_id() == single_sink.lines_without_event_id()
+    assert batch.stats == single.stats
+    assert 120 < batch.stats.sampled_out < 280
+
+
+def test_feedback_and_explanations_write_what_the_single_calls_write(make_logger: MakeLogger) -> None:
+    ids = [f"req-{i}" for i in range(200)]
+    actual: list[Any] = [i % 2 for i in range(200)]
+    actual[17] = None  # refused by both
+    shap = pd.DataFrame({"id": ids, "age": np.linspace(-1, 1, 200), "plan": 0.25, "bad.name": 1.0})
+    shap.loc[5, "age"] = np.nan
+    batch, batch_sink = make_logger(task="classification", sample_rate=0.7)
+    single, single_sink = make_logger(task="classification", sample_rate=0.7)
+
+    fed = batch.log_feedback_batch({"id": ids, "label": actual}, prediction_id="id", actual="label",
+                                   timestamp=[1_793_613_600 + i for i in range(200)])
+    explained = batch.log_explanations(shap, prediction_id="id", method="shap", base_value=0.31,
+                                       timestamp=[1_793_613_600.5] * 200)
+    kept = 0
+    for i, pid in enumerate(ids):
+        kept += single.log_feedback(pid, actual[i], timestamp=1_793_613_600 + i)
+    for row in shap.to_dict("records"):
+        single.log_explanation(row["id"], {"age": row["age"], "plan": row["plan"], "bad.name": row["bad.name"]},
+                               method="shap", base_value=0.31, timestamp=1_793_613_600.5)
+    batch.flush()
+    single.flush()
+
+    assert fed == kept and 100 < fed < 200
+    assert explained == fed  # the same ids are kept by sampling
+    assert batch_sink.lines_without_event_id() == single_sink.lines_without_event_id()
+    assert batch.stats == single.stats
