@@ -119,7 +119,9 @@ def accept(raw, now_s, now_ns)
   end
   raise MlmonReject.new("invalid_utf8", "line is not valid UTF-8") unless line.valid_encoding?
   begin
-    obj = as_orjson(JSON.parse(line))
+    obj = as_orjson(JSON.parse(line, max_nesting: @spec["max_nesting_depth"]))
+  rescue JSON::NestingError  # a JSON::ParserError: rescued first
+    raise MlmonReject.new("not_json", "line nests objects and arrays more than #{@spec["max_nesting_depth"]} levels deep")
   rescue JSON::ParserError
     raise MlmonReject.new("not_json", "line is not valid JSON")
   end
@@ -259,6 +261,9 @@ def check_value(name, rule, value)
     return nil
   end
   instant = check_scalar(name, rule["type"], value)
+  if value == "" && @spec["non_empty_fields"].include?(name)
+    raise MlmonReject.new("invalid_value", "field '#{name}' must not be empty")
+  end
   allowed = rule["allowed"]
   if !allowed.empty? && !allowed.include?(value)
     raise MlmonReject.new("invalid_value", "field '#{name}' must be one of #{allowed.join(', ')}, got '#{cut(value, 100)}'")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ def prediction(event_id: str, **features: float) -> dict[str, Any]:
 
 
 @pytest.fixture
-def line_of():
+def line_of() -> Callable[..., bytes]:
     def make(event_id: str, **features: float) -> bytes:
         return json.dumps(prediction(event_id, **features)).encode() + b"\n"
     return make

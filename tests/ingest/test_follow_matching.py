@@ -13,12 +13,13 @@ import pytest
 
 from mlmon.ingest import sources
 from mlmon.ingest.sources import StopFlag, follow_matching
+from mlmon.ingest.tail import Read
 
 
-def _until_idle(items: Iterator[tuple[str, bytes] | None]) -> list[tuple[str, bytes]]:
+def _until_idle(items: Iterator[Read | None]) -> list[tuple[str, bytes]]:
     out: list[tuple[str, bytes]] = []
     while (item := next(items)) is not None:
-        out.append(item)
+        out.append((item.path, item.line))
     return out
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -20,6 +21,8 @@ from mlmon.ingest.report import IngestReport
 from mlmon.ingest.sources import StopFlag
 from tests.support.duckdb_holder import held_by_another_process, release_after
 from tests.support.eventually import eventually
+
+LineOf = Callable[..., bytes]
 
 
 class Follower:
@@ -66,7 +69,7 @@ def _rotate(events: Path, *lines: bytes) -> None:
     events.write_bytes(b"".join(lines))
 
 
-def test_while_the_store_is_busy_the_follower_reads_ahead_then_stores_it_all(tmp_path: Path, line_of) -> None:
+def test_while_the_store_is_busy_the_follower_reads_ahead_then_stores_it_all(tmp_path: Path, line_of: LineOf) -> None:
     """A long jobs round holds the store while the service's file rotates past its kept copies:
     the follower has read each file before it is deleted, and stores everything afterwards."""
     events, db = tmp_path / "events.jsonl", tmp_path / "m.duckdb"
@@ -88,31 +91,62 @@ def test_while_the_store_is_busy_the_follower_reads_ahead_then_stores_it_all(tmp
     assert _stored(db) == 7
 
 
-def test_past_the_read_ahead_bound_it_waits_for_its_turn(tmp_path: Path, line_of,
+def _stored_parts(follower: Follower) -> int:
+    return sum(p.stored["prediction"] for p in follower.parts)
+
+
+def test_past_the_read_ahead_bound_it_waits_for_its_turn(tmp_path: Path, line_of: LineOf,
                                                          monkeypatch: pytest.MonkeyPatch,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(follow_module, "READ_AHEAD_BATCHES", 1)
     events, db = tmp_path / "events.jsonl", tmp_path / "m.duckdb"
-    events.write_bytes(b"")
+    events.write_bytes(line_of("first"))
+    follower = Follower(events, db, batch_size=2)
+    assert eventually(lambda: _stored_parts(follower) == 1)
     with held_by_another_process(db) as holder:
-        follower = Follower(events, db, batch_size=2)
         _append(events, line_of("a"), line_of("b"), line_of("c"))
         assert eventually(lambda: "waiting for it" in caplog.text)  # 2 lines in hand: the bound
         release_after(holder, 0.5)
-        assert eventually(lambda: sum(p.stored["prediction"] for p in follower.parts) == 3)
+        assert eventually(lambda: _stored_parts(follower) == 4)
     follower.finish()
     assert follower.error is None
 
 
-def test_stopped_with_lines_the_held_store_cannot_take_says_how_many(tmp_path: Path, line_of,
+def test_stopped_with_lines_the_held_store_cannot_take_says_how_many(tmp_path: Path, line_of: LineOf,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(follow_module, "STOP_WAIT_SECONDS", 0.3)
     events, db = tmp_path / "events.jsonl", tmp_path / "m.duckdb"
     events.write_bytes(line_of("a"))
+    follower = Follower(events, db)
+    assert eventually(lambda: _stored_parts(follower) == 1)
     with held_by_another_process(db):
-        follower = Follower(events, db)
+        _append(events, line_of("b"))
         time.sleep(1.0)
         follower.finish()
     assert isinstance(follower.error, NotStored)
     assert follower.error.lines == 1 and "in use by another process" in str(follower.error)
-    assert follower.error.report.lines == 0
+    assert follower.error.report.lines == 1  # "a", stored before the store was taken
+
+
+def test_started_while_the_store_is_held_it_waits_for_the_offsets_then_reads(tmp_path: Path, line_of: LineOf) -> None:
+    """Where to resume is in the store: a follower started during a jobs round waits for it."""
+    events, db = tmp_path / "events.jsonl", tmp_path / "m.duckdb"
+    events.write_bytes(line_of("a"))
+    with held_by_another_process(db) as holder:
+        follower = Follower(events, db)
+        time.sleep(0.5)
+        assert follower.parts == [] and follower.error is None
+        release_after(holder, 0)
+        assert eventually(lambda: _stored_parts(follower) == 1)
+    follower.finish()
+    assert follower.error is None
+
+
+def test_stopped_while_waiting_for_the_store_at_start_it_ends_quietly(tmp_path: Path, line_of: LineOf) -> None:
+    events, db = tmp_path / "events.jsonl", tmp_path / "m.duckdb"
+    events.write_bytes(line_of("a"))
+    with held_by_another_process(db):
+        follower = Follower(events, db)
+        time.sleep(0.3)
+        follower.finish()
+    assert follower.error is None and follower.report is not None and follower.report.lines == 0

@@ -20,8 +20,9 @@ CASES = golden.cases()
 def test_every_event_kind_and_bad_input_class_has_a_golden_case() -> None:
     expected_docs = [d for case in CASES for d in golden.load_expected(case)]
     kinds = {d["source"]["event"]["dataset"] for d in expected_docs}
-    assert kinds == {"mlmon.prediction", "mlmon.feedback", "mlmon.explanation", "mlmon.emitter", "mlmon.deadletter"}
-    reasons = {d["source"]["error"]["type"] for d in expected_docs if "error" in d["source"]}
+    from mlmon_logging.contract import DATASETS
+    assert kinds == {*DATASETS.values(), "mlmon.deadletter"}
+    reasons = {d["source"]["error"]["type"] for d in expected_docs if d["source"]["event"]["dataset"] == "mlmon.deadletter"}
     from mlmon_logging.contract import DEAD_LETTER_REASONS
     logstash_only = {"pipeline_error", "rejected_by_elasticsearch"}  # need a crashing filter / a live cluster
     assert reasons == set(DEAD_LETTER_REASONS) - logstash_only

@@ -161,9 +161,11 @@ def gc_paused() -> Iterator[None]:
 
 
 def ingest_batch(batch: Sequence[bytes | str], sink: DuckDBSink, validator: Validator, now: Instant,
-                 source_path: str | None = None, *, columnar: bool = True) -> IngestReport:
-    """One transaction: every line of ``batch`` is stored, dead-lettered or counted as blank."""
-    return write_batch(sink, prepare_batch(batch, validator, now, source_path, columnar=columnar))
+                 source_path: str | None = None, *, columnar: bool = True,
+                 also: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> IngestReport:
+    """One transaction: every line of ``batch`` is stored, dead-lettered or counted as blank
+    (and ``also`` done, e.g. the file offset the batch reaches recorded)."""
+    return write_batch(sink, prepare_batch(batch, validator, now, source_path, columnar=columnar), also)
 
 
 @dataclass
@@ -204,8 +206,10 @@ def prepare_batch(batch: Sequence[bytes | str], validator: Validator, now: Insta
     return PreparedBatch(report, tables, rejected)
 
 
-def write_batch(sink: DuckDBSink, prepared: PreparedBatch) -> IngestReport:
+def write_batch(sink: DuckDBSink, prepared: PreparedBatch,
+                also: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> IngestReport:
     """Store one batch in one transaction; its report, with new rows and duplicates counted.
+    ``also`` runs in the same transaction, after the rows: it commits with them or not at all.
 
     Tries a plain INSERT first (fast); an id already stored makes it fail, and the batch
     is written again skipping stored ids. The sink stays careful while batches keep
@@ -219,6 +223,8 @@ def write_batch(sink: DuckDBSink, prepared: PreparedBatch) -> IngestReport:
             stored = {kind: sink.write_events(kind, kind_tables)  # type: ignore[arg-type]
                       for kind, kind_tables in tables.items()}
             dead_letters = sink.write_dead_letters(rejected)
+            if also is not None:
+                also(con)
             con.execute("COMMIT")
             break
         except duckdb.ConstraintException:

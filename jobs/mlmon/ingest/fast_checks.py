@@ -195,6 +195,9 @@ class ColumnarChecker:
         event_kind = values.get("event.kind")
         if event_kind is not None:
             recheck |= rows & np.asarray(pc.not_equal(event_kind, v.ecs_kind[kind]).fill_null(False), dtype=bool)
+        event_id = values.get("event.id")
+        if event_id is not None:  # an empty id is refused (see Validator._check_value)
+            recheck |= rows & np.asarray(pc.equal(event_id, "").fill_null(False), dtype=bool)
         task_fields = v.task_required.get(kind)
         if task_fields is not None:
             task = values.get("mlmon.model.task")

@@ -155,16 +155,13 @@ def _schema_for(paths: set[tuple[str, ...]]) -> pa.Schema:
 def _timestamp_paths(schema: pa.Schema) -> set[tuple[str, ...]]:
     """Paths of leaves whose type is not one the checks know (e.g. an inferred timestamp)."""
     found: set[tuple[str, ...]] = set()
-
-    def walk(field: pa.Field, path: tuple[str, ...]) -> None:
+    pending: list[tuple[pa.Field, tuple[str, ...]]] = [(field, (field.name,)) for field in schema]
+    while pending:  # a loop, not recursion: no depth of input can exhaust the stack
+        field, path = pending.pop()
         if pa.types.is_struct(field.type):
-            for child in field.type:
-                walk(child, (*path, child.name))
+            pending.extend((child, (*path, child.name)) for child in field.type)
         elif pa.types.is_timestamp(field.type) or pa.types.is_date(field.type):
             found.add(path)
-
-    for field in schema:
-        walk(field, (field.name,))
     return found
 
 

@@ -21,12 +21,16 @@ FUTURE_TOLERANCE_SECONDS = 300
 #: Strings some JSON encoders write for non-finite floats; a clear reason beats "wrong type".
 NON_FINITE_STRINGS: tuple[str, ...] = ("NaN", "nan", "Infinity", "-Infinity", "+Infinity", "inf", "-inf", "+inf")
 
+#: Keywords that identify an event: an empty one would make every such event the same one.
+NON_EMPTY_FIELDS: tuple[str, ...] = ("event.id",)
+
 #: Fields set by the pipeline; an emitter-sent value is replaced, never trusted.
 DERIVED_FIELDS: tuple[str, ...] = ("event.ingested", "mlmon.prediction.latency_bucket")
 
 #: ``event.kind`` per mlmon kind (ECS: model events are events, telemetry is a metric).
 ECS_EVENT_KIND: dict[contract.Kind, str] = {
     "prediction": "event", "feedback": "event", "explanation": "event", "emitter": "metric",
+    "prediction_error": "event",
 }
 
 #: Fields a model event needs given its task: a prediction without its output, or

@@ -62,6 +62,8 @@ def build_spec() -> dict[str, Any]:
         "latency_buckets_ms": list(contract.LATENCY_BUCKETS_MS),
         "latency_bucket_labels": list(contract.LATENCY_BUCKET_LABELS),
         "max_line_bytes": policy.MAX_LINE_BYTES,
+        "max_nesting_depth": contract.MAX_NESTING_DEPTH,
+        "non_empty_fields": list(policy.NON_EMPTY_FIELDS),
         "future_tolerance_seconds": policy.FUTURE_TOLERANCE_SECONDS,
         "non_finite_strings": list(policy.NON_FINITE_STRINGS),
         "dead_letter_reasons": list(contract.DEAD_LETTER_REASONS),

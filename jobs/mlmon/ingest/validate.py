@@ -19,7 +19,10 @@ from typing import Any
 
 import orjson
 
+from mlmon.ingest.lines import line_length
+from mlmon.ingest.nesting import nests_deeper
 from mlmon.ingest.timestamps import Instant, parse_iso
+from mlmon_logging import contract
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +137,8 @@ class Validator:
         self.max_line_bytes: int = spec["max_line_bytes"]
         self.future_tolerance: int = spec["future_tolerance_seconds"]
         self.non_finite = frozenset(spec["non_finite_strings"])
+        self.max_depth: int = spec["max_nesting_depth"]
+        self.non_empty = frozenset(spec["non_empty_fields"])
         self.datasets_text = ", ".join(spec["datasets"])
 
     # -- the one entry point ----------------------------------------------------
@@ -150,12 +155,15 @@ class Validator:
         return raw.decode("utf-8", errors="replace")
 
     def _accept(self, raw: bytes, now: Instant) -> Accepted:
-        if len(raw) > self.max_line_bytes:
-            raise _Reject("oversized_line", f"line of {len(raw)} bytes exceeds the limit of {self.max_line_bytes} bytes")
+        if len(raw) > self.max_line_bytes:  # a CutLine holds only its head: ask for its real size
+            raise _Reject("oversized_line",
+                          f"line of {line_length(raw)} bytes exceeds the limit of {self.max_line_bytes} bytes")
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError:
             raise _Reject("invalid_utf8", "line is not valid UTF-8") from None
+        if nests_deeper(raw, self.max_depth):  # before any parser or tree walk meets it
+            raise _Reject("not_json", f"line nests objects and arrays more than {self.max_depth} levels deep")
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -247,6 +255,8 @@ class Validator:
                               if type(value) is not list else f"field '{name}' must be a list of strings")
             return None
         instant = self._check_scalar(name, rule["type"], value)
+        if value == "" and name in self.non_empty:
+            raise _Reject("invalid_value", f"field '{name}' must not be empty")
         allowed = self.allowed.get(name)
         if allowed is not None and value not in allowed:
             raise _Reject("invalid_value", f"field '{name}' must be one of {', '.join(rule['allowed'])}, "
