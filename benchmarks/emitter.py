@@ -304,11 +304,9 @@ def _print_batch(rounds: int, rows: int, million: int) -> None:
         ratio = "" if us is ours else f"   log_predictions is {us / ours:.2f}x as fast per event"
         print(f"  {name:32s} {us:7.2f}{ratio}")
     fed, best = costs["log_prediction, from the frame"], costs["log_prediction, dicts prebuilt"]
-    # Reading the frame's values into per-row dicts is work log_predictions does and the prebuilt
-    # case leaves out: that comparison is printed, the target is the like-for-like one.
-    print(f"  target: per event at least as fast as log_prediction fed the same frame: "
-          f"{'met' if ours <= fed else 'MISSED'} ({fed / ours:.2f}x); against log_prediction given ready "
-          f"dicts (not counted): {best / ours:.2f}x")
+    # Issue 18's target is the harder one: log_prediction at its best, its dicts built untimed.
+    print(f"  target: per event at least as fast as log_prediction given ready dicts: "
+          f"{'met' if ours <= best else 'MISSED'} ({best / ours:.2f}x); fed the same frame: {fed / ours:.2f}x")
     if million:
         rate, lines, emitted, dropped = measure_million(million)
         print(f"  {million:,} rows with log_predictions to a file, default queue (10,000): {rate:,.0f} events/s, "

@@ -5,7 +5,9 @@ Each ``*Rows`` class checks a call's arguments against its table once (a bad cal
 :meth:`slice` gives the queue tuples of rows ``start:stop``: the very tuples
 ``log_prediction`` / ``log_feedback`` / ``log_explanation`` would queue for those rows
 (:mod:`mlmon_logging.items`), with the same ids, times and sampling decisions, so the
-writer thread builds, validates and flags them alike. Reading a slice at a time keeps
+writer thread builds, validates and flags them alike - except that a prediction row's
+features and segment stay in its slice's columns (a :class:`~mlmon_logging.blocks.RowBlock`)
+rather than in dicts of its own. Reading a slice at a time keeps
 memory bounded by the slice (and the queue) whatever the table's size.
 
 A row whose time (or, for feedback and explanations, prediction id) cannot be read is
@@ -22,7 +24,8 @@ from itertools import repeat
 from time import time_ns
 from typing import Any, Final
 
-from mlmon_logging.frames import BatchCallError, ColumnRef, Table, Times
+from mlmon_logging.blocks import RowBlock
+from mlmon_logging.frames import BatchCallError, ColumnRef, Table, Times, known_type
 from mlmon_logging.ids import uuid7_from_ns
 from mlmon_logging.items import EXPLANATION, FEEDBACK, PREDICTION
 from mlmon_logging.sampling import keep
@@ -126,6 +129,7 @@ class PredictionRows(_Rows):
         self._feature_labels = (table.others(self._used) if features is None
                                 else table.labels_of(features, "features"))
         self._feature_columns = [table.column(label, "features") for label in self._feature_labels]
+        self._feature_types = [known_type(column) for column in self._feature_columns]
 
     def slice(self, start: int, stop: int, sample_rate: float) -> Slice:
         n = stop - start
@@ -139,11 +143,13 @@ class PredictionRows(_Rows):
         out.ids = ids
         scores: Iterable[dict[Any, Any] | None] = _dicts(self._classes, self._columns(self._class_columns, start,
                                                                                       stop), n)
-        rows = zip(repeat(PREDICTION), times, ids,
-                   _dicts(self._feature_labels, self._columns(self._feature_columns, start, stop), n),
+        # No dict per row here: the rows share their slice's columns (mlmon_logging.blocks says why).
+        block = RowBlock(n, self._feature_labels, self._columns(self._feature_columns, start, stop),
+                         self._feature_types, self._segment_labels,
+                         self._columns(self._segment_columns, start, stop))
+        rows = zip(repeat(PREDICTION), times, ids, repeat(block),
                    self._values(self._prediction, start, stop), self._values(self._score, start, stop),
-                   self._values(self._latency, start, stop),
-                   _dicts(self._segment_labels, self._columns(self._segment_columns, start, stop), n), scores)
+                   self._values(self._latency, start, stop), range(n), scores)
         out.items = _keep_readable(rows, sample_rate, out)
         return out
 

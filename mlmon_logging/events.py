@@ -24,6 +24,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from mlmon_logging import contract
+from mlmon_logging.blocks import RowBlock
 from mlmon_logging.clock import TimestampFormatter
 from mlmon_logging.ids import uuid7_from_ns
 from mlmon_logging.plans import CATEGORICAL as _CATEGORICAL
@@ -259,6 +260,8 @@ class EventBuilder:
         prediction, score, latency_ms, segment, scores) - one argument instead of eight, as
         this runs once per event. ``model`` is what goes under ``mlmon.model``: the model
         dict, or the same pre-serialised as an ``orjson.Fragment`` (:mod:`mlmon_logging.lines`).
+        A row of ``log_predictions`` carries a :class:`~mlmon_logging.blocks.RowBlock` as its
+        features and its row number as its segment (:mod:`mlmon_logging.blocks` says why).
         """
         _, _, prediction_id, features, prediction, score, latency_ms, segment, scores = args
         if self._undecided:
@@ -301,9 +304,13 @@ class EventBuilder:
             pred["id"] = prediction_id
         mlmon: EventDict = {"schema_version": _SCHEMA_VERSION, "model": model, "prediction": pred}
         if features is not None:
-            if type(features) is not dict:
+            if type(features) is dict:
+                feats = self._split_features(features)
+            elif type(features) is RowBlock:  # a row of log_predictions: the segment slot holds its number
+                feats = features.features(segment, self._features_plain)
+                segment = features.segment(segment) if features.has_segment else None
+            else:
                 return None
-            feats = self._split_features(features)
             if feats is None:
                 return None
             if feats:

@@ -58,6 +58,31 @@ def _slice(values: Any, start: int, stop: int) -> list[Any]:
     return out
 
 
+def _sliceable(values: Any) -> Any:
+    """A numpy-typed pandas column as its numpy array (a view, no copy): slicing a Series costs
+    about 20 us a call in pandas, slicing the array under one about 1 us."""
+    if known_type(values) is not None and hasattr(values, "iloc") and hasattr(values, "to_numpy"):
+        return values.to_numpy()
+    return values
+
+
+def known_type(values: Any) -> type | None:
+    """The one type ``tolist()`` gives every value of a column whose numpy dtype fixes it, else None.
+
+    A numpy float column holds only floats (NaN included), an int column only ints, a
+    bool column only bools. Pandas' own dtypes (nullable ``Float64``/``Int64``, ``str``,
+    ``category``) may hold missing markers among the values: None, their values are read.
+    """
+    dtype = getattr(values, "dtype", None)
+    if dtype is None or not type(dtype).__module__.startswith("numpy"):
+        return None
+    return _KNOWN_TYPES.get(getattr(dtype, "kind", ""))
+
+
+#: numpy dtype kind -> the type of every value its ``tolist()`` gives.
+_KNOWN_TYPES: Final[dict[str, type]] = {"f": float, "i": int, "u": int, "b": bool}
+
+
 class Table:
     """The columns of one batch call, read in slices. ``call`` names the method in error messages."""
 
@@ -113,7 +138,7 @@ class Table:
                 raise BatchCallError(f"mlmon: {self.call}: {argument}={ref!r} is not a column of the frame (its "
                                      f"columns: {self._shown_labels()}); pass a column name, or a sequence with "
                                      "one value per row")
-            return self._columns[ref]
+            return _sliceable(self._columns[ref])
         ndim = getattr(ref, "ndim", 1)
         if ndim != 1:
             raise BatchCallError(f"mlmon: {self.call}: {argument} is a {ndim}-dimensional array; pass one value "

@@ -4,7 +4,9 @@ The caller thread builds these (cheap: no copies beyond the user's dicts); the w
 thread turns them into events (:mod:`mlmon_logging.logger`) and, when metrics are on,
 into Prometheus samples (:mod:`mlmon_logging.prometheus`). The layouts:
 
-* ``(PREDICTION, ts_ns, prediction_id, features, prediction, score, latency_ms, segment, scores)``
+* ``(PREDICTION, ts_ns, prediction_id, features, prediction, score, latency_ms, segment, scores)``;
+  a row of ``log_predictions`` has its slice's :class:`~mlmon_logging.blocks.RowBlock` as
+  ``features`` and its row number in it as ``segment``
 * ``(FEEDBACK, ts_ns, prediction_id, actual)``
 * ``(EXPLANATION, ts_ns, prediction_id, attributions, method, base_value)``
 * ``(PREDICTION_ERROR, ts_ns, prediction_id, error, message, latency_ms)``

@@ -43,6 +43,7 @@ from mlmon_logging.emitter import (
     EmitterStats,
     INVALID,
 )
+from mlmon_logging.blocks import RowBlock
 from mlmon_logging.batch import SLICE_ROWS, ExplanationRows, FeedbackRows, PredictionRows, ScoresRef
 from mlmon_logging.estimators import model_outputs
 from mlmon_logging.events import EventBuilder, ModelIdentity, Refused, Task
@@ -357,6 +358,8 @@ class ModelLogger:
             try:
                 if item[0] == _PREDICTION:
                     _, ts, pid, features, prediction, score, latency_ms, segment, scores = item
+                    if type(features) is RowBlock:  # a row of log_predictions, as log_prediction is given it
+                        features, segment = features.row(segment)
                     event = (plain(ts, pid, features, prediction, score, latency_ms, segment, scores)
                              or careful(ts, pid, features, prediction, score, latency_ms, segment, scores))
                 else:

@@ -54,11 +54,16 @@ ApplyPlan = Callable[[dict[Any, Any], list[Any], bytes], dict[str, dict[str, Any
 #: The last shape's plan applied in C, when the optional extension was built
 #: (mlmon_logging/_speedups.c says why); MLMON_LOGGING_NO_SPEEDUPS=1 turns it off.
 APPLY_PLAN: ApplyPlan | None = None
+SplitRow = Callable[[dict[Any, None], list[list[Any]], dict[Any, None], list[list[Any]], int],
+                    dict[str, dict[str, Any]] | None]
+#: The same for a row of log_predictions' columns (mlmon_logging.blocks), when built.
+SPLIT_ROW: SplitRow | None = None
 if os.environ.get("MLMON_LOGGING_NO_SPEEDUPS", "") in ("", "0"):
     try:
-        from mlmon_logging._speedups import apply_plan
+        from mlmon_logging._speedups import apply_plan, split_row
 
         APPLY_PLAN = apply_plan
+        SPLIT_ROW = split_row
     except ImportError:
         pass
 
@@ -90,6 +95,8 @@ class FeatureSplitter:
         # tuple, read and replaced whole, so concurrent formatter threads see a consistent one.
         self._last: tuple[list[Any], list[type], Plan | None] = ([], [], None)
         self._plans: dict[Shape, Plan | None] = {}
+        #: Incremented whenever the plans are forgotten: a plan a caller kept from before is stale.
+        self.epoch = 0
 
     def split(self, features: dict[Any, Any]) -> tuple[dict[str, float], dict[str, str]] | None:
         """(numeric, categorical) for a plain dict; None when the careful path must run."""
@@ -137,6 +144,12 @@ class FeatureSplitter:
         """Drop every plan: a route changed (a categorical feature had its first number)."""
         self._plans = {}
         self._last = ([], [], None)
+        self.epoch += 1
+
+    def plan_for(self, names: tuple[Any, ...], types: tuple[type, ...]) -> Plan | None:
+        """The plan of a shape (names in order, one exact value type each), as a dict of that shape
+        would get it, learning the kinds of new names alike; None where the careful path must run."""
+        return self._plan(names, types)
 
     def _plan(self, names: tuple[Any, ...], types: tuple[type, ...]) -> Plan | None:
         shape = (names, types)

@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 
 from mlmon.config.model import parse
-from mlmon.core.reference import ReferenceProfile, build_from_frame
+from mlmon.core.reference import ReferenceProfile, build_from_frame, quantile_edges
 from mlmon.core.stats import NumericStats, WindowStatistics
 from mlmon.jobs.drift import DriftWindowJob
+from mlmon.metrics.distances import wasserstein_binned
+from mlmon.metrics.thresholds import resample_numeric
 from mlmon.metrics import drift as dm
 from mlmon.metrics import thresholds as th
 from mlmon.stores.protocols import Store
@@ -86,3 +88,21 @@ def test_discrete_calibration_resamples_the_exact_values(layout: str) -> None:
         got = calibrated[metric]
         assert got.alert is not None and from_raw.alert is not None
         assert from_raw.alert / 1.5 < got.alert < from_raw.alert * 1.5, (metric, got, from_raw)
+
+
+@pytest.mark.parametrize("n", [600, 5_000])
+def test_resampled_windows_are_measured_like_windows_of_reference_values(n: int) -> None:
+    """Calibration's drift-free windows carry offset sums inside their bins, and their Wasserstein
+    values have the null distribution of windows drawn from the reference's own values."""
+    rng = np.random.default_rng(3)
+    values = rng.exponential(1.0, 50_000)
+    edges = quantile_edges(values)
+    reference = NumericStats.from_values(values, edges)
+    window = resample_numeric(reference, n, rng)
+    widths = np.diff(np.asarray(edges))
+    inner = np.asarray(window.offset_sums[1:-1])
+    assert np.all(inner >= 0) and np.all(inner <= np.asarray(window.counts[1:-1]) * widths + 1e-12)
+    resampled = np.mean([wasserstein_binned(reference, resample_numeric(reference, n, rng)) for _ in range(200)])
+    drawn = np.mean([wasserstein_binned(reference, NumericStats.from_values(rng.choice(values, n), edges))
+                     for _ in range(200)])
+    assert resampled == pytest.approx(drawn, rel=0.1)

@@ -20,6 +20,7 @@ from mlmon.stores.elasticsearch.store import ElasticsearchStore
 from tests.drift.conftest import HOUR, T0
 from tests.drift.fake_es import FakeElasticsearch, bulk_failing
 from tests.support.estypes import assert_bodies_typecheck
+from tests.support.fake_elastic import bucket_count
 from tests.support.fake_http import FakeServer, es_error
 
 NUM = "mlmon.features.numeric.num_0"
@@ -55,6 +56,9 @@ def test_requests_do_not_grow_with_documents_and_answers_are_exact(reference) ->
         want = NumericStats.from_values(fake.numeric[NUM], reference.numeric[NUM].edges)
         assert stats.rows == n and stats.numeric[NUM].counts == want.counts
         assert stats.numeric[NUM].missing == want.missing
+        # Offset sums from the per-bucket `sum` sub-aggregation: where inside each bin the values sit.
+        assert np.allclose(stats.numeric[NUM].offset_sums, want.offset_sums, rtol=1e-9, atol=1e-9)
+        assert stats.numeric[NUM].below_sum == pytest.approx(want.below_sum, rel=1e-12)
         assert stats.categorical[CAT].counts["zz"] > 0 and stats.categorical[CAT].present + \
             stats.categorical[CAT].missing == n
     assert len(seen[0]) == 1 and seen[0] == seen[1]
@@ -80,6 +84,8 @@ def test_many_features_split_under_the_bucket_limit(reference) -> None:  # type:
     for body, _, _ in bodies:
         buckets = sum(len(a["range"]["ranges"]) for k, a in body["aggs"].items() if k.endswith("_bins"))
         assert buckets <= es_store.BUCKET_BUDGET
+        # The per-bucket sums are metric sub-aggregations: no buckets of their own (search.max_buckets).
+        assert bucket_count(body["aggs"]) <= es_store.BUCKET_BUDGET + len(body["aggs"])
 
 
 def test_429_is_retried_with_backoff(reference) -> None:  # type: ignore[no-untyped-def]

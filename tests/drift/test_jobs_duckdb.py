@@ -181,6 +181,8 @@ def test_window_statistics_with_nulls_nan_and_many_batches(tmp_path: Path, refer
     assert got.rows == 1_000 and got.numeric[f].counts == want.counts and got.numeric[f].missing == want.missing
     assert got.numeric[f].total == pytest.approx(want.total) and got.numeric[f].minimum == want.minimum
     assert got.numeric[f].below_sum == pytest.approx(want.below_sum)
+    assert np.allclose(got.numeric[f].offset_sums, want.offset_sums, rtol=1e-12, atol=1e-12)
+    assert got.numeric[absent].offset_sums == (0.0,) * (len(edges) + 1)
     assert got.numeric[absent].missing == 1_000 and got.numeric[absent].present == 0
     empty = s.window_statistics(WindowQuery(model="churn", start=T0 + HOUR, end=T0 + 2 * HOUR, numeric={f: edges}))
     assert empty.rows == 0 and empty.numeric[f].present == 0

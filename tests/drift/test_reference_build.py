@@ -18,9 +18,13 @@ def test_edges_are_numpys_inverted_cdf_quantiles(n: int) -> None:
         q = np.unique(np.quantile(x, np.linspace(0, 1, 1001), method="inverted_cdf"))
         assert set(q.tolist()) <= set(edges)  # the quantiles, plus the even splits of wide tail bins
     else:
-        # Few values: every value is an edge, and so is the next double above it (its own bin).
-        assert edges[::2] == tuple(np.unique(x).tolist())
-        assert edges[1::2] == tuple(np.nextafter(np.unique(x), np.inf).tolist())
+        # Few values: every value is an edge, and so is the next double above it (its own bin); the gaps
+        # between values are split into equal bins, within twice the points.
+        values = np.unique(x)
+        assert set(values.tolist()) | set(np.nextafter(values, np.inf).tolist()) <= set(edges)
+        assert len(edges) <= 2 * 1001
+        gap_edges = [e for e in edges if e not in set(values.tolist()) | set(np.nextafter(values, np.inf).tolist())]
+        assert not np.isin(gap_edges, x).any()
     assert edges[-1] == np.nextafter(x.max(), np.inf)
 
 

@@ -113,3 +113,57 @@ def test_bad_arguments_are_errors_not_crashes() -> None:
         apply_plan({"a": 1.0}, ["a"], b"z")
     with pytest.raises(TypeError):
         apply_plan({})  # type: ignore[call-arg]
+
+
+def _split_rows(columns: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch, c_split: bool) -> list[Any]:
+    """Every row of a RowBlock of these columns, split with the C split_row or with the Python twin."""
+    from mlmon_logging import blocks
+
+    if not c_split:
+        monkeypatch.setattr(blocks, "SPLIT_ROW", None)
+    splitter = FeatureSplitter({}, lambda name: isinstance(name, str))
+    labels = list(columns)
+    values = list(columns.values())
+    block = blocks.RowBlock(len(values[0]), labels, values, [None] * len(labels), [], [])
+    out = [block.features(i, splitter) for i in range(block.rows)]
+    monkeypatch.undo()
+    return out
+
+
+@needs_extension
+def test_the_c_row_split_gives_what_the_python_row_split_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    rows = 500
+    numbers: list[Any] = rng.normal(0, 1e3, rows).tolist()
+    for i in range(0, rows, 37):
+        numbers[i] = float("nan") if i % 2 else float("inf")
+    numbers[5] = "label"  # not of its column's type: the dict path
+    counts: list[Any] = rng.integers(-5, 5, rows).tolist()
+    counts[9] = 10**400  # beyond doubles
+    labels: list[Any] = [str(v) for v in rng.choice(["a", "b", "é"], rows)]
+    labels[11] = 3.5
+    columns = {"x": numbers, "n": counts, "plan": labels}
+    c_rows = _split_rows(columns, monkeypatch, c_split=True)
+    python_rows = _split_rows(columns, monkeypatch, c_split=False)
+    assert c_rows == python_rows
+    assert c_rows[5] is None and c_rows[9] is None and c_rows[11] is None and c_rows[37] is None
+    assert sum(row is not None for row in c_rows) > rows * 0.9
+    assert orjson.dumps(c_rows) == orjson.dumps(python_rows)  # ints written as doubles alike
+
+
+@needs_extension
+def test_bad_row_arguments_are_errors_not_crashes() -> None:
+    split_row = plans.SPLIT_ROW
+    assert split_row is not None
+    with pytest.raises(TypeError):
+        split_row(("a",), [[1.0]], {}, [], 0)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        split_row({"a": None}, [[1.0]], {}, [], -1)
+    with pytest.raises(TypeError):
+        split_row({"a": None}, [], {}, [], 0)
+    with pytest.raises(ValueError):
+        split_row({"a": None}, [[1.0]], {}, [], 1)  # the column has no row 1
+    with pytest.raises(TypeError):
+        split_row({"a": None}, [[1.0]], {}, [])  # type: ignore[call-arg]
+    assert split_row({"a": None}, [[1.0]], {"b": None}, [["x"]], 0) == {"numeric": {"a": 1.0},
+                                                                         "categorical": {"b": "x"}}

@@ -15,7 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from mlmon_logging import blocks, plans
+from mlmon_logging import logger as logger_module
 from tests.emitter_batch.conftest import MakeLogger
 
 T0 = dt.datetime(2026, 11, 2, 10, tzinfo=dt.timezone.utc)
@@ -119,3 +122,107 @@ def test_feedback_and_explanations_write_what_the_single_calls_write(make_logger
     assert explained == fed  # the same ids are kept by sampling
     assert batch_sink.lines_without_event_id() == single_sink.lines_without_event_id()
     assert batch.stats == single.stats
+
+
+@pytest.fixture(params=["speedups", "pure-python"])
+def speedups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both splits: the C one where it was built, and the pure-Python one it stands in for."""
+    if request.param == "pure-python":
+        monkeypatch.setattr(plans, "APPLY_PLAN", None)
+        monkeypatch.setattr(blocks, "SPLIT_ROW", None)
+    elif plans.SPLIT_ROW is None:
+        pytest.skip("mlmon_logging._speedups is not built")
+    return str(request.param)
+
+
+def _mixed_frame(rows: int) -> pd.DataFrame:
+    """Columns whose values the plain path covers only in part, each mixing kinds in another order."""
+    rng = np.random.default_rng(18)
+    mixed_first_text: list[Any] = [str(rng.choice(["a", "b"])) for _ in range(rows)]
+    mixed_first_number: list[Any] = [float(v) for v in rng.normal(0, 1, rows)]
+    for i in range(rows):
+        if i % 7 == 3:
+            mixed_first_text[i] = 1.5 if i % 2 else 2          # a number among labels: the kind changes
+        if i % 11 == 5:
+            mixed_first_number[i] = "x"                        # a label among numbers: flagged
+        if i % 13 == 6:
+            mixed_first_number[i] = None                       # missing
+        if i % 17 == 8:
+            mixed_first_text[i] = True                         # a bool among labels
+    mixed_first_number[0] = "first"  # the kind is learned from the first row, whatever most rows hold
+    counts = rng.integers(0, 50, rows)
+    amounts = rng.normal(100, 30, rows)
+    amounts[rng.integers(0, rows, 9)] = np.nan
+    amounts[rng.integers(0, rows, 3)] = np.inf
+    return pd.DataFrame({
+        "text_then_numbers": pd.Series(mixed_first_text, dtype=object),
+        "numbers_then_text": pd.Series(mixed_first_number, dtype=object),
+        "count": counts,                                                       # int64: written as doubles
+        "amount": amounts,                                                     # float64 with NaN and inf
+        "flag": rng.random(rows) < 0.5,                                        # bool: the careful path
+        "nullable": pd.array([None if i % 9 == 0 else int(i) for i in range(rows)], dtype="Int64"),
+        "city": pd.Series([None if i % 10 == 1 else f"c{i % 4}" for i in range(rows)], dtype="str"),
+        "big": pd.Series([10**400 if i % 50 == 20 else i for i in range(rows)], dtype=object),  # beyond doubles
+        "y": rng.integers(0, 3, rows),
+        "p": rng.random(rows),
+        "country": pd.Series(["DE" if i % 3 else 7 for i in range(rows)], dtype=object),  # a segment not text
+        "at": [T0 + dt.timedelta(milliseconds=7 * i) for i in range(rows)],
+    })
+
+
+@pytest.mark.parametrize("slice_rows", [64, 2048])
+@pytest.mark.parametrize("columns", [["text_then_numbers", "numbers_then_text", "count", "amount", "nullable", "city",
+                                      "big"],
+                                     ["flag", "count", "amount", "city"],  # a bool column: every row careful
+                                     ["count", "amount", "city"],
+                                     ["count", "amount"],
+                                     ["city"],
+                                     []])
+def test_columns_of_any_kind_write_what_log_prediction_writes(make_logger: MakeLogger, speedups: str,
+                                                              monkeypatch: pytest.MonkeyPatch, slice_rows: int,
+                                                              columns: list[str]) -> None:
+    monkeypatch.setattr(logger_module, "SLICE_ROWS", slice_rows)
+    frame = _mixed_frame(400)
+    batch, batch_sink = make_logger(task="classification")
+    single, single_sink = make_logger(task="classification")
+
+    ids = batch.log_predictions(frame, prediction="y", score="p", features=columns, segment=["country"],
+                                timestamp="at")
+    for pid, row in zip(ids, _rows_as_given(frame)):
+        single.log_prediction({name: row[name] for name in columns}, row["y"], row["p"],
+                              segment={"country": row["country"]}, prediction_id=pid, timestamp=row["at"])
+    batch.flush()
+    single.flush()
+
+    batch_lines, single_lines = batch_sink.lines_without_event_id(), single_sink.lines_without_event_id()
+    assert len(batch_lines) == len(single_lines) == 400
+    for i, (ours, theirs) in enumerate(zip(batch_lines, single_lines)):
+        assert ours == theirs, f"row {i}"
+    assert batch.stats == single.stats
+
+
+def _rows_as_given(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as the batch call reads them: each column's ``tolist()``, a missing text (NaN in an
+    object or text column) read as None - the values a caller would pass to log_prediction."""
+    columns = {}
+    for name in frame.columns:
+        values = frame[name].tolist()
+        if frame[name].dtype.kind == "O":
+            values = [None if type(v) is float and v != v else v for v in values]
+        columns[name] = values
+    return [dict(zip(columns, row)) for row in zip(*columns.values())]
+
+
+def test_a_redactor_sees_the_rows_as_dicts(make_logger: MakeLogger) -> None:
+    frame = _mixed_frame(100)
+    batch, batch_sink = make_logger(task="classification", redact={"city": "drop", "count": "hash"},
+                                    redaction_key="k")
+    single, single_sink = make_logger(task="classification", redact={"city": "drop", "count": "hash"},
+                                      redaction_key="k")
+    ids = batch.log_predictions(frame, prediction="y", features=["count", "amount", "city"], timestamp="at")
+    for pid, row in zip(ids, _rows_as_given(frame)):
+        single.log_prediction({name: row[name] for name in ("count", "amount", "city")}, row["y"],
+                              prediction_id=pid, timestamp=row["at"])
+    batch.flush()
+    single.flush()
+    assert batch_sink.lines_without_event_id() == single_sink.lines_without_event_id()

@@ -91,6 +91,16 @@ class WindowBatch:
         return len(self.windows)
 
 
+@dataclass(frozen=True)
+class WindowInputs:
+    """What a window's label join reads, in brief: its predictions and a digest of every event the join and the
+    orphan-feedback count would read (ids of the predictions, of their feedback and of the feedback stamped in the
+    window, with its orphan flag). Equal digests mean equal statistics: events are immutable per ``event.id``."""
+
+    predictions: int
+    digest: str
+
+
 def flatten_source(source: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested document -> dotted keys, stopping at ``metric.details`` (a flattened field)."""
     out: dict[str, Any] = {}

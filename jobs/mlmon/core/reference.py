@@ -1,8 +1,8 @@
 """Reference profiles: what "no drift" looks like, summarised once, stored as a document.
 
 A profile holds, per numeric field, ~1000 quantile bin edges (plus the two
-open-ended outer bins) with the reference's counts, mean, std, min, max and
-missing count; per categorical field, category frequencies (the most frequent
+open-ended outer bins) with the reference's counts and offset sums per bin
+(where inside each bin its values sit), mean, std, min, max and missing count; per categorical field, category frequencies (the most frequent
 ones named, the rest in one "other" bucket). Jobs compare windows against the
 profile and never re-read the training data.
 
@@ -25,7 +25,7 @@ from typing import Any, Self
 import numpy as np
 
 from mlmon.core.documents import iso
-from mlmon.core.stats import CategoryStats, NumericStats, validate_edges
+from mlmon.core.stats import CategoryStats, NumericStats, bin_anchors, offset_sums_of, validate_edges
 from mlmon_logging import contract
 
 #: Layout version of the stored profile document.
@@ -104,10 +104,12 @@ def _stats_of_sorted(xs: np.ndarray, missing: int, edges: tuple[float, ...]) -> 
     """NumericStats of sorted present values: bin counts by binary search of the edges in the data."""
     below_each = np.searchsorted(xs, np.asarray(edges), side="left")  # values < e[i]
     counts = np.diff(np.concatenate(([0], below_each, [xs.size])))
+    bins = np.repeat(np.arange(counts.size), counts)  # sorted values: each bin's values are one run
     return NumericStats(edges=edges, counts=tuple(counts.tolist()), missing=missing,
                         minimum=float(xs[0]), maximum=float(xs[-1]), total=float(xs.sum()),
                         total_sq=float(np.sum(np.square(xs))), below_sum=float(xs[:below_each[0]].sum()),
-                        above_sum=float(xs[below_each[-1]:].sum()))
+                        above_sum=float(xs[below_each[-1]:].sum()),
+                        offset_sums=tuple(offset_sums_of(xs, bins, bin_anchors(edges)).tolist()))
 
 
 def discrete_edges(distinct: np.ndarray, max_points: int = DEFAULT_BINS + 1) -> tuple[float, ...]:
@@ -117,17 +119,33 @@ def discrete_edges(distinct: np.ndarray, max_points: int = DEFAULT_BINS + 1) -> 
     strictly between v and the next value v', which the reference never took. A
     current value between two reference values (4.5 against integers) so never
     shares a bin with a reference value: KS is exact for any current values, and
-    the gaps' contents are placed by the current sample's sums
-    (:mod:`mlmon.metrics.discrete`). Values on a grid (integers, half-steps) with
-    holes (a Poisson tail's missing 15 between 14 and 16) get the holes too, as
-    empty points, so that every gap is one grid step wide and a shifted window
-    sits at one offset in every gap; at most ``max_points`` points in all.
-    Twice the edges of one-edge-per-value, no more.
+    where the gaps' contents sit comes from the current sample's offset sums
+    (:func:`mlmon.metrics.distances.wasserstein_binned`). Values on a grid (integers,
+    half-steps) with holes (a Poisson tail's missing 15 between 14 and 16) get the
+    holes too, as empty points, so that every gap is one grid step wide; at most
+    ``max_points`` points in all. The gaps are then split evenly into as many
+    bins as keep the edges within ``2 * max_points`` (a Poisson feature's 17
+    values: 124 bins per gap): what offset sums cannot say (how values spread
+    where the two CDFs cross) is bounded by a bin's width, so gap bins are made
+    as narrow as a continuous profile's. The reference has no value in any gap bin.
     """
     points = _with_grid_holes(np.asarray(distinct, dtype=np.float64), max_points)
     above = np.nextafter(points, np.inf)
-    # np.unique: a value whose next double is the next value has no gap to bin.
-    return validate_edges(np.unique(np.concatenate([points, above])).tolist())
+    splits = _gap_splits(points, 2 * max_points)
+    # np.unique: a value whose next double is the next value has no gap to bin, nor do splits a few doubles wide.
+    return validate_edges(np.unique(np.concatenate([points, above, splits])).tolist())
+
+
+def _gap_splits(points: np.ndarray, max_edges: int) -> np.ndarray:
+    """Inner edges splitting each gap between neighbouring points into equal bins (as many as the budget allows)."""
+    if points.size < 2:
+        return points[:0]
+    per_gap = max(1, (max_edges - 2 * points.size) // (points.size - 1) + 1)
+    if per_gap == 1:
+        return points[:0]
+    fractions = np.arange(1, per_gap) / per_gap
+    splits = points[:-1, None] + np.diff(points)[:, None] * fractions[None, :]
+    return splits[splits > np.nextafter(points[:-1], np.inf)[:, None]]
 
 
 #: Relative tolerance for "every gap between distinct values is a whole number of grid steps".

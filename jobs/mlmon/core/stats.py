@@ -158,6 +158,8 @@ class NumericAccumulator:
         self.total_sq = 0.0
         self.below_sum = 0.0
         self.above_sum = 0.0
+        self.anchors = bin_anchors(edges)
+        self.offset_sums = np.zeros(len(edges) + 1, dtype=np.float64)
 
     def add(self, values: np.ndarray, missing: int = 0) -> None:
         """Add present values (NaN counts as missing, as in :meth:`NumericStats.from_values`) and a null count."""
@@ -169,14 +171,16 @@ class NumericAccumulator:
         self.missing += missing
         if x.size == 0:
             return
-        batch = self.index.counts(x)
+        idx = self.index.bins(x)
+        batch = np.bincount(idx, minlength=len(self.edges) + 1)
         self.counts += batch
+        self.offset_sums += offset_sums_of(x, idx, self.anchors)
         lo, hi = float(x.min()), float(x.max())
         self.minimum = lo if self.minimum is None else min(self.minimum, lo)
         self.maximum = hi if self.maximum is None else max(self.maximum, hi)
         self.total += float(x.sum())
         # Pairwise (np.sum), not np.dot / einsum: exact to a few ulps at offsets like 1e6 + integers, where
-        # the discrete Wasserstein reads the values' spread from it (mlmon.metrics.discrete); no BLAS threads.
+        # Wasserstein reads the values' spread inside their bins from it (mlmon.metrics.distances); no BLAS threads.
         self.total_sq += float(np.sum(np.square(x)))
         if batch[0]:
             self.below_sum += float(x[x < self.edges[0]].sum())
@@ -186,7 +190,27 @@ class NumericAccumulator:
     def result(self) -> NumericStats:
         return NumericStats(edges=self.edges, counts=tuple(self.counts.tolist()), missing=self.missing,
                             minimum=self.minimum, maximum=self.maximum, total=self.total, total_sq=self.total_sq,
-                            below_sum=self.below_sum, above_sum=self.above_sum)
+                            below_sum=self.below_sum, above_sum=self.above_sum,
+                            offset_sums=tuple(self.offset_sums.tolist()))
+
+
+def bin_anchors(edges: Iterable[float]) -> np.ndarray:
+    """The point each bin's offsets are measured from: its left edge (bin 0, open below: ``edges[0]``)."""
+    e = np.asarray(tuple(edges), dtype=np.float64)
+    return np.concatenate((e[:1], e))
+
+
+def offset_sums_of(values: np.ndarray, bins: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """Per bin, the sum of (value - the bin's anchor), given each value's bin index.
+
+    Offsets, not raw sums: a value minus the edge just below it is exact in
+    floating point (Sterbenz) and small, so the sum keeps the value's place
+    inside a bin 3e-3 wide at 1e6 or at epoch seconds, where a raw sum of
+    ~1e10 would have rounded it away. ``np.bincount`` adds them in order; the
+    terms are all of one sign and at most a bin wide, so its rounding stays
+    relative to the result.
+    """
+    return np.bincount(bins, weights=values - anchors.take(bins), minlength=anchors.size)
 
 
 @dataclass(frozen=True)
@@ -202,10 +226,16 @@ class NumericStats:
     total_sq: float                  # sum of squares of present values
     below_sum: float = 0.0           # sum of the values in bin 0 (< edges[0])
     above_sum: float = 0.0           # sum of the values in bin k (>= edges[-1])
+    #: Per bin, the sum of each value's distance from the bin's left edge (bin 0: from edges[0], so <= 0);
+    #: where inside its bin the mass sits, which makes Wasserstein exact (mlmon.metrics.distances).
+    #: Empty: not known (profiles stored before it existed), and values are taken as spread over their bins.
+    offset_sums: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.counts) != len(self.edges) + 1:
             raise ValueError(f"{len(self.edges)} edges need {len(self.edges) + 1} counts, got {len(self.counts)}")
+        if self.offset_sums and len(self.offset_sums) != len(self.counts):
+            raise ValueError(f"{len(self.counts)} bins need {len(self.counts)} offset sums, got {len(self.offset_sums)}")
         if self.missing < 0 or any(c < 0 for c in self.counts):
             raise ValueError("counts must be non-negative")
 
@@ -214,7 +244,8 @@ class NumericStats:
         """Statistics of raw values (NaN = missing): used for reference data and as the stores' oracle."""
         x = np.asarray(values, dtype=np.float64)
         present = x[~np.isnan(x)]
-        counts = bin_counts(present, edges)
+        bins = np.searchsorted(np.asarray(edges, dtype=np.float64), present, side="right")
+        counts = np.bincount(bins, minlength=len(edges) + 1)  # bin_counts, keeping each value's bin
         below = present[present < edges[0]]
         above = present[present >= edges[-1]]
         return cls(
@@ -227,6 +258,7 @@ class NumericStats:
             total_sq=float(np.sum(np.square(present))),  # pairwise: see NumericAccumulator.add
             below_sum=float(below.sum()),
             above_sum=float(above.sum()),
+            offset_sums=tuple(offset_sums_of(present, bins, bin_anchors(edges)).tolist()),
         )
 
     @property
@@ -290,19 +322,23 @@ class NumericStats:
             total_sq=self.total_sq + other.total_sq,
             below_sum=self.below_sum + other.below_sum,
             above_sum=self.above_sum + other.above_sum,
+            offset_sums=_add_offset_sums(self, other),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {"edges": list(self.edges), "counts": list(self.counts), "missing": self.missing,
                 "min": self.minimum, "max": self.maximum, "sum": self.total, "sum_sq": self.total_sq,
-                "below_sum": self.below_sum, "above_sum": self.above_sum}
+                "below_sum": self.below_sum, "above_sum": self.above_sum,
+                # Left out when unknown: a profile stored before offset sums existed keeps its content id.
+                **({"offset_sums": list(self.offset_sums)} if self.offset_sums else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Self:
         return cls(edges=validate_edges(d["edges"]), counts=tuple(int(c) for c in d["counts"]),
                    missing=int(d["missing"]), minimum=d.get("min"), maximum=d.get("max"),
                    total=float(d["sum"]), total_sq=float(d["sum_sq"]),
-                   below_sum=float(d.get("below_sum", 0.0)), above_sum=float(d.get("above_sum", 0.0)))
+                   below_sum=float(d.get("below_sum", 0.0)), above_sum=float(d.get("above_sum", 0.0)),
+                   offset_sums=tuple(float(v) for v in d.get("offset_sums", ())))
 
 
 @dataclass(frozen=True)
@@ -391,6 +427,17 @@ def _add_maps(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in b.items():
         out[k] = out[k] + v if k in out else v
     return out
+
+
+def _add_offset_sums(a: NumericStats, b: NumericStats) -> tuple[float, ...]:
+    """Offset sums of a + b: known when both are, or when the side without them has no values."""
+    if a.offset_sums and b.offset_sums:
+        return tuple(x + y for x, y in zip(a.offset_sums, b.offset_sums))
+    if a.offset_sums and b.present == 0:
+        return a.offset_sums
+    if b.offset_sums and a.present == 0:
+        return b.offset_sums
+    return ()
 
 
 def _opt(fn: Any, a: float | None, b: float | None) -> float | None:

@@ -16,21 +16,23 @@ Jobs run on one of two schedules, shared by the jobs that follow it:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from mlmon.config.model import ModelConfig
 from mlmon.core.documents import Family, Maturity, MetricDocument, Status, Threshold
 from mlmon.core.windows import floor_time
 from mlmon.core.labels import LabelQuery, SegmentedWindows
-from mlmon.core.queries import WindowBatch
-from mlmon.stores.protocols import BatchLabelledStore, LabelledStore, Store
+from mlmon.core.queries import WindowBatch, WindowInputs
+from mlmon.stores.protocols import BatchLabelledStore, LabelledStore, Store, WindowFingerprints
 
 log = logging.getLogger("mlmon.jobs")
+T = TypeVar("T")
 
 #: An aligned window ``[start, end)``.
 Window = tuple[datetime, datetime]
@@ -82,6 +84,10 @@ class WindowOutput:
     recomputed: bool = False
     #: The window's documents will not change any more (all labels in, or too old to wait for).
     final: bool = False
+    #: (key, fingerprint) of the inputs ``documents`` were computed from, stored with them by the runner.
+    fingerprint: tuple[str, str] | None = None
+    #: Not computed again: its inputs are those of its stored documents (``documents`` is empty).
+    unchanged: bool = False
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,72 @@ def labelled_windows(labels: LabelledStore, query: LabelQuery, batch: WindowBatc
     if isinstance(labels, BatchLabelledStore):
         return labels.labelled_windows(query, batch)
     return [labels.labelled_window(replace(query, start=s, end=e)) for s, e in batch.windows]
+
+
+def digest(*parts: object) -> str:
+    """A stable digest of values whose ``repr`` is deterministic (frozen config dataclasses, strings, numbers)."""
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Whether a label job's window must be computed, and the fingerprint to store with its documents."""
+
+    #: None when the store keeps no fingerprints.
+    fingerprint: str | None = None
+    #: Predictions in the window (None: not asked).
+    predictions: int | None = None
+    unchanged: bool = False
+
+
+#: Window inputs asked in one label round or backfill, shared by its jobs (the data does not change meanwhile).
+InputsCache = dict[tuple[str, str | None, WindowBatch], list[WindowInputs]]
+
+
+def plan_windows(labels: object, key: str, model: ModelConfig, batch: WindowBatch, salts: Sequence[str],
+                 reuse: bool, cache: InputsCache | None = None) -> list[WindowPlan]:
+    """Per window of ``batch``: its fingerprint (the store's digest of the window's inputs and ``salts``, the
+    job's own inputs for that window: config, reference, maturity) and, when ``reuse``, whether the stored
+    fingerprint equals it, so its stored documents are what a computation would give again."""
+    if not isinstance(labels, WindowFingerprints):
+        return [WindowPlan() for _ in batch.windows]
+    asked = (model.name, model.version, batch)
+    inputs = cache.get(asked) if cache is not None else None
+    if inputs is None:
+        inputs = labels.window_inputs(model.name, batch, model.version)
+        if cache is not None:
+            cache[asked] = inputs
+    stored = labels.stored_fingerprints(key, batch) if reuse else {}
+    plans = []
+    for (start, _), found, salt in zip(batch.windows, inputs, salts):
+        fingerprint = digest(salt, found.digest)
+        plans.append(WindowPlan(fingerprint, found.predictions, stored.get(start) == fingerprint))
+    return plans
+
+
+def reuse_or_compute(plans: Sequence[WindowPlan], windows: Sequence[Window],
+                     compute: Callable[[Sequence[Window]], Sequence[T]]) -> list[T | None]:
+    """``compute`` over the windows not planned as unchanged (in one batch); None for the unchanged ones."""
+    todo = [w for w, p in zip(windows, plans) if not p.unchanged]
+    done = dict(zip(todo, compute(todo))) if todo else {}
+    return [done.get(w) for w in windows]
+
+
+def per_version_batches(lookup: VersionLookup | None, model: ModelConfig, windows: Sequence[Window],
+                        batch: Callable[[str | None, WindowBatch], list[list[MetricDocument]]]
+                        ) -> list[list[MetricDocument]] | None:
+    """No version configured and the windows hold versioned traffic: each version's windows in one batch
+    (``batch(version, its windows)``, version None for a window without events), documents regrouped per
+    window in order. None when a version is configured or no window has versioned traffic."""
+    if model.version is not None:
+        return None
+    versions = versions_by_window(lookup, model, windows)
+    if all(found == [None] for found in versions.values()):
+        return None
+    parts: dict[tuple[Window, str | None], list[MetricDocument]] = {}
+    for version, mine in by_version(versions).items():
+        parts.update(zip(((w, version) for w in mine), batch(version, WindowBatch.of(mine))))
+    return [[d for v in found for d in parts[(w, v)]] for w, found in sorted(versions.items())]
 
 
 def for_version(model: ModelConfig, version: str | None) -> ModelConfig:

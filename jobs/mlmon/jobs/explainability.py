@@ -39,8 +39,8 @@ from mlmon.config.model import ModelConfig
 from mlmon.core.documents import MetricDocument, Status, Threshold, iso
 from mlmon.config.explainability import ExplainabilityConfig
 from mlmon.config.model import explainability_config
-from mlmon.jobs.base import (DocumentContext, EventSchedule, VersionLookup, Window, WindowOutput, by_version,
-                             for_version, versions_by_window, window_chunks)
+from mlmon.jobs.base import (DocumentContext, EventSchedule, VersionLookup, Window, WindowOutput, for_version,
+                             per_version_batches, window_chunks)
 from mlmon.metrics import thresholds as th
 from mlmon.metrics.attribution import attribution_metrics
 from mlmon.metrics.performance import MetricValue
@@ -224,17 +224,14 @@ class ExplainabilityJob:
 
     def run_batch(self, windows: Sequence[Window]) -> list[list[MetricDocument]]:
         """Documents of each window (sorted, aligned): one store pass per segment for all of them."""
-        if self.model.version is None:
-            versions = versions_by_window(self.versions, self.model, windows)
-            if any(found != [None] for found in versions.values()):
-                parts: dict[tuple[Window, str | None], list[MetricDocument]] = {}
-                for version, mine in by_version(versions).items():
-                    view, note = (self, "") if version is None else self.for_version(version)
-                    for window, part in zip(mine, view._batch(WindowBatch.of(mine))):
-                        parts[(window, version)] = [replace(d, details={**d.details, "reference_note": note})
-                                                    for d in part] if note else part
-                return [[d for v in found for d in parts[(w, v)]] for w, found in sorted(versions.items())]
-        return self._batch(WindowBatch.of(windows))
+        def version_batch(version: str | None, batch: WindowBatch) -> list[list[MetricDocument]]:
+            view, note = (self, "") if version is None else self.for_version(version)
+            part = view._batch(batch)
+            return [[replace(d, details={**d.details, "reference_note": note}) for d in docs]
+                    for docs in part] if note else part
+
+        split = per_version_batches(self.versions, self.model, windows, version_batch)
+        return split if split is not None else self._batch(WindowBatch.of(windows))
 
     def _batch(self, batch: WindowBatch) -> list[list[MetricDocument]]:
         cfg = self.config

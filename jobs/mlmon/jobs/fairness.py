@@ -36,8 +36,9 @@ from mlmon.config.model import ModelConfig
 from mlmon.core.documents import MetricDocument, Status
 from mlmon.config.explainability import DEFAULT_FAIRNESS_LOOKBACK, FairnessConfig
 from mlmon.config.model import fairness_config
-from mlmon.jobs.base import (DocumentContext, LabelSchedule, VersionLookup, Window, WindowOutput, by_version,
-                             for_version, labelled_windows, versions_by_window, window_chunks)
+from mlmon.jobs.base import (DocumentContext, InputsCache, LabelSchedule, VersionLookup, Window, WindowOutput, digest,
+                             for_version, labelled_windows, per_version_batches, plan_windows, reuse_or_compute,
+                             window_chunks)
 from mlmon.metrics.fairness import fairness_metrics
 from mlmon.metrics.performance import MetricValue
 from mlmon.core.perf_stats import GroupCounts
@@ -91,6 +92,10 @@ class FairnessJob:
     label_schedule: LabelSchedule | None = None
     #: Which versions a window's traffic holds (no version configured: documents per version).
     versions: VersionLookup | None = None
+    #: Skip windows whose inputs did not change since their stored documents (rounds; a backfill recomputes).
+    reuse_unchanged: bool = False
+    #: Window inputs shared with the other jobs of the same label round (set by the runner).
+    inputs_cache: InputsCache | None = None
 
     @property
     def name(self) -> str:
@@ -107,10 +112,21 @@ class FairnessJob:
     def version(self) -> str:
         return self.model.version or self.default_version
 
+    @property
+    def fingerprint_key(self) -> str:
+        return f"fairness:{self.model.name}:{self.model.version or '*'}"
+
     def run_windows(self, windows: Sequence[Window], at: datetime) -> Iterator[WindowOutput]:
+        """Each window's documents; with ``reuse_unchanged``, a window whose inputs are those of its stored
+        documents is not computed again (fairness documents do not depend on ``at``)."""
+        key = self.fingerprint_key
+        salt = digest("fairness", self.model, self.config, self.default_version, self.code_version)
         for chunk in window_chunks(windows):
-            for (start, end), docs in zip(chunk, self.run_batch(chunk)):
-                yield WindowOutput(start, end, docs)
+            plans = plan_windows(self.labels, key, self.model, WindowBatch.of(chunk), [salt] * len(chunk),
+                                 self.reuse_unchanged, self.inputs_cache)
+            for (start, end), docs, plan in zip(chunk, reuse_or_compute(plans, chunk, self.run_batch), plans):
+                yield WindowOutput(start, end, docs or [], unchanged=plan.unchanged,
+                                   fingerprint=(key, plan.fingerprint) if plan.fingerprint else None)
 
     def run(self, start: datetime, end: datetime) -> list[MetricDocument]:
         """Documents of the window for every configured attribute (not yet written); per version of its
@@ -119,15 +135,12 @@ class FairnessJob:
 
     def run_batch(self, windows: Sequence[Window]) -> list[list[MetricDocument]]:
         """Documents of each window (sorted, aligned): one label join per attribute (and one of all traffic)."""
-        if self.model.version is None:
-            versions = versions_by_window(self.versions, self.model, windows)
-            if any(found != [None] for found in versions.values()):
-                parts: dict[tuple[Window, str | None], list[MetricDocument]] = {}
-                for version, mine in by_version(versions).items():
-                    view = self if version is None else replace(self, model=for_version(self.model, version))
-                    parts.update(zip(((w, version) for w in mine), view._batch(WindowBatch.of(mine))))
-                return [[d for v in found for d in parts[(w, v)]] for w, found in sorted(versions.items())]
-        return self._batch(WindowBatch.of(windows))
+        def version_batch(version: str | None, batch: WindowBatch) -> list[list[MetricDocument]]:
+            view = self if version is None else replace(self, model=for_version(self.model, version))
+            return view._batch(batch)
+
+        split = per_version_batches(self.versions, self.model, windows, version_batch)
+        return split if split is not None else self._batch(WindowBatch.of(windows))
 
     def _batch(self, batch: WindowBatch) -> list[list[MetricDocument]]:
         cfg = self.config

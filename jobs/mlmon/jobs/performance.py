@@ -53,8 +53,9 @@ from mlmon.core.labels import LabelledWindow, LabelQuery, OrphanFeedback, Segmen
 from mlmon.core.queries import WindowBatch
 from mlmon.stores.protocols import BatchLabelledStore, LabelledStore, labelled_store
 from mlmon.core.windows import floor_time
-from mlmon.jobs.base import (DocumentContext, LabelSchedule, Window, WindowOutput, aligned_windows, by_version,
-                             for_version, labelled_windows, versions_by_window, window_chunks)
+from mlmon.jobs.base import (DocumentContext, InputsCache, LabelSchedule, Window, WindowOutput, WindowPlan,
+                             aligned_windows, by_version, digest, for_version, labelled_windows, plan_windows, reuse_or_compute,
+                             versions_by_window, window_chunks)
 
 log = logging.getLogger("mlmon.performance")
 METHOD_JOIN = "label-join:latest-feedback"
@@ -277,6 +278,10 @@ class PerformanceJob:
     _reference: PerformanceReference | None = None
     #: The round time ``_reference`` was loaded (or rebuilt) for.
     _reference_at: datetime | None = None
+    #: Skip windows whose inputs did not change since their stored documents (rounds; a backfill recomputes).
+    reuse_unchanged: bool = False
+    #: Window inputs shared with the other jobs of the same label round (set by the runner).
+    inputs_cache: InputsCache | None = None
 
     @property
     def name(self) -> str:
@@ -329,15 +334,16 @@ class PerformanceJob:
         lookback_start = floor_time(at - self.cfg.lookback, self.model.window)
         settled = lookback_start if final_front is None else max(final_front, lookback_start)
         contiguous = True
-        computed = ((w, *result) for chunk in window_chunks(windows) for w, result in zip(chunk, self.windows(chunk, at)))
-        for (start, end), docs, maturity in computed:
-            recomputed = computed_before is not None and end <= computed_before
+        key = schedule.computed_checkpoint
+        for (start, end), result, plan in self._planned(windows, at, reference):
+            docs = result[0] if result else []
+            recomputed = computed_before is not None and end <= computed_before and not plan.unchanged
             coverage = next((d for d in docs if d.metric == "label_coverage" and not d.segment_field), None)
             if recomputed:
                 log.info("performance window recomputed with late labels", extra={
-                    "model": self.model.name, "start": iso(start), "end": iso(end), "maturity": maturity,
+                    "model": self.model.name, "start": iso(start), "end": iso(end), "maturity": result[1] if result else None,
                     "coverage": coverage.value if coverage else None, "documents": len(docs)})
-            empty = coverage is not None and coverage.n_current == 0
+            empty = plan.predictions == 0 if plan.unchanged else coverage is not None and coverage.n_current == 0
             # Windows without predictions do not hold the checkpoint back: predictions shipped later than
             # the model's `lateness` into an already passed window are not waited for.
             settles = (at - end >= self.cfg.maturity_age or empty) and reference_settled
@@ -350,7 +356,24 @@ class PerformanceJob:
                 contiguous = False
             if computed_before is None or end > computed_before:
                 moves.append((schedule.computed_checkpoint, end))
-            yield WindowOutput(start, end, docs, tuple(moves), recomputed=recomputed, final=settles)
+            yield WindowOutput(start, end, docs, tuple(moves), recomputed=recomputed, final=settles,
+                               fingerprint=(key, plan.fingerprint) if plan.fingerprint else None,
+                               unchanged=plan.unchanged)
+
+    def _planned(self, windows: Sequence[Window], at: datetime, reference: PerformanceReference | None
+                 ) -> Iterator[tuple[Window, tuple[list[MetricDocument], Maturity] | None, WindowPlan]]:
+        """Each window with its documents and maturity (None when unchanged) and its plan, a batch at a time.
+
+        A window's documents depend on its label join, the config, the labelled reference and whether it is
+        older than the maturity age at ``at`` (coverage is the join's): that is its fingerprint.
+        """
+        base = digest("performance", self.model, self.cfg, self.code_version, _reference_digest(reference))
+        for chunk in window_chunks(windows):
+            salts = [digest(base, at - end >= self.cfg.maturity_age) for _, end in chunk]
+            plans = plan_windows(self.labels, self.schedule.computed_checkpoint, self.model, WindowBatch.of(chunk),
+                                 salts, self.reuse_unchanged, self.inputs_cache)
+            results = reuse_or_compute(plans, chunk, lambda todo: self.windows(todo, at))
+            yield from zip(chunk, results, plans)
 
     # --- windows -------------------------------------------------------------------------------
 
@@ -607,6 +630,15 @@ def performance_job(store: Store, model: ModelConfig, run_id: str) -> Performanc
         raise PerformanceJobError(f"model {model.name}: the performance section was not validated "
                                   "(load the config with mlmon.config.model.load or parse)")
     return PerformanceJob(store, labelled_store(store), model, cfg, run_id)
+
+
+def _reference_digest(reference: PerformanceReference | None) -> str:
+    """What of the labelled reference the documents use (not when it was built)."""
+    if reference is None:
+        return ""
+    body = {k: v for k, v in reference.to_document()["performance_reference"].items()
+            if k not in ("created_at", "built_at")}
+    return digest(sorted(body.items()))
 
 
 def _parse_time(value: str) -> datetime:

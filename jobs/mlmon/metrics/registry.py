@@ -63,7 +63,7 @@ import numpy as np
 
 from mlmon.core.stats import NumericStats
 from mlmon.metrics.distances import (chi_square, hellinger, jensen_shannon, ks_pvalue, ks_statistic, proportions, psi,
-                                     wasserstein_binned)
+                                     wasserstein_binned, wasserstein_error_bound)
 from mlmon.metrics.results import Detail
 from mlmon.metrics.rules import Rule
 
@@ -162,7 +162,9 @@ def wasserstein(c: Comparison) -> Measured:
     w = wasserstein_binned(ref, cur, discrete=c.discrete)
     ref_std = ref.std or 0.0
     value = w / ref_std if ref_std > 0 else (0.0 if w == 0 else math.inf)
-    return Measured(value, details={"wasserstein_raw": w},
+    # The largest error binning can make here (0 where the CDFs cannot cross inside a bin).
+    bound = wasserstein_error_bound(ref, cur, discrete=c.discrete)
+    return Measured(value, details={"wasserstein_raw": w, "wasserstein_error_bound": bound},
                     note="constant reference (zero standard deviation): the distance in its sds is infinite")
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from scipy import stats as sps
 
 from mlmon.core.documents import Status, Threshold
-from mlmon.core.stats import CategoryStats, NumericStats
+from mlmon.core.stats import CategoryStats, NumericStats, bin_anchors, offset_sums_of
 from mlmon.metrics import registry
 from mlmon.metrics.rules import NO_RULE, Rule
 
@@ -113,22 +113,28 @@ def share_pvalue(count: int, n: int, reference_share: float) -> float:
 
 def resample_numeric(reference: NumericStats, n: int, rng: np.random.Generator, *,
                      discrete: bool = False) -> NumericStats:
-    """A window of ``n`` rows drawn from the reference profile (bins, missing).
+    """A window of ``n`` rows drawn from the reference profile (bins, missing), with its offset sums.
 
-    A ``discrete`` profile's bins each hold one value, on their left edge: the
-    window's values are those exact values. Otherwise each bin's values are
-    taken at its middle (bin-mid moments).
+    A ``discrete`` profile's point bins hold one value, on their left edge, and its gaps
+    none: the window's values are those exact values. Otherwise each value is drawn
+    uniformly inside its bin, as the reference's values are taken to lie, so a resampled
+    window is measured (offset sums included) as a real window of the same traffic would
+    be. Values of the open outer bins sit on the outer edges.
     """
     probs = np.append(reference.counts_array(), reference.missing) / reference.n
     drawn = rng.multinomial(n, probs)
     counts = drawn[:-1]
-    edges = np.asarray(reference.edges)
-    inner = edges[:-1] if discrete else (edges[:-1] + edges[1:]) / 2
-    at = np.concatenate(([edges[0]], inner, [edges[-1]]))
+    edges = np.asarray(reference.edges, dtype=np.float64)
+    anchors = bin_anchors(reference.edges)
+    widths = np.concatenate(([0.0], np.diff(edges), [0.0]))
+    bins = np.repeat(np.arange(counts.size), counts)
+    offsets = np.zeros(bins.size) if discrete else rng.random(bins.size) * widths.take(bins)
+    values = anchors.take(bins) + offsets
     return NumericStats(edges=reference.edges, counts=tuple(int(c) for c in counts), missing=int(drawn[-1]),
-                        minimum=reference.minimum, maximum=reference.maximum, total=float(np.dot(counts, at)),
-                        total_sq=float(np.dot(counts, at * at)), below_sum=counts[0] * edges[0],
-                        above_sum=counts[-1] * edges[-1])
+                        minimum=reference.minimum, maximum=reference.maximum, total=float(values.sum()),
+                        total_sq=float(np.dot(values, values)), below_sum=float(counts[0] * edges[0]),
+                        above_sum=float(counts[-1] * edges[-1]),
+                        offset_sums=tuple(offset_sums_of(values, bins, anchors).tolist()))
 
 
 def resample_categories(reference: CategoryStats, n: int, rng: np.random.Generator) -> CategoryStats:

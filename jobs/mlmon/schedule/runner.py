@@ -27,14 +27,14 @@ from mlmon.core.alerts import Alert
 from mlmon.core.documents import SEVERITY, MetricDocument
 from mlmon.core.job_runs import JobRun
 from mlmon.core.reference import ReferenceProfile
-from mlmon.jobs.base import (EventSchedule, Job, Window, WindowOutput, aligned_windows, event_checkpoint_key,
-                             window_chunks)
+from mlmon.jobs.base import (EventSchedule, InputsCache, Job, Window, WindowOutput,
+                             aligned_windows, event_checkpoint_key, window_chunks)
 from mlmon.jobs.drift import DriftJob
 from mlmon.jobs.explainability import ExplainabilityJob, explainability_job
 from mlmon.jobs.fairness import FairnessJob, fairness_job
 from mlmon.jobs.performance import performance_job
 from mlmon.schedule.summary import JobFailure, ModelSummary, explain_idle, explain_nothing
-from mlmon.stores.protocols import AlertStore, Store, StoreError
+from mlmon.stores.protocols import AlertStore, Store, StoreError, WindowFingerprints
 
 log = logging.getLogger("mlmon.runner")
 
@@ -123,6 +123,8 @@ class RoundReport:
     #: Windows computed again (late labels) and windows whose documents are final.
     recomputed: int = 0
     final: int = 0
+    #: Look-back windows not computed again: their inputs are those of their stored documents.
+    unchanged: int = 0
     #: The documents written by :func:`run_jobs`, for the alert engine (rounds do not keep them).
     docs: list[MetricDocument] = field(default_factory=list)
     #: Per model: what was evaluated, failures, and why it was nothing or little.
@@ -140,6 +142,7 @@ class RoundReport:
         self.alerts += other.alerts
         self.recomputed += other.recomputed
         self.final += other.final
+        self.unchanged += other.unchanged
         self.statuses.update(other.statuses)
         self.add_job_tallies(other)
 
@@ -204,8 +207,10 @@ def run_jobs(store: Store, jobs: Sequence[Job], due: Sequence[Window], at: datet
                 done = store.get_checkpoint(key)
                 if done is None or end > done:
                     store.set_checkpoint(key, end)
+        _store_fingerprints(store, outputs)
         lead = outputs[0]
         report.windows += 1
+        report.unchanged += all(out.unchanged for out in outputs)
         report.documents += len(docs)
         report.recomputed += lead.recomputed
         report.final += lead.final
@@ -214,6 +219,18 @@ def run_jobs(store: Store, jobs: Sequence[Job], due: Sequence[Window], at: datet
         if stop is not None and stop.is_set():
             break
     return report
+
+
+def _store_fingerprints(store: Store, outputs: Sequence[WindowOutput]) -> None:
+    """After a window's documents are written: the fingerprints of the inputs they were computed from."""
+    computed = [(key, fp, out.start) for out in outputs if out.fingerprint and not out.unchanged
+                for key, fp in [out.fingerprint]]
+    if not computed:
+        return
+    labels = store.labels()
+    if isinstance(labels, WindowFingerprints):
+        for key, fp, start in computed:
+            labels.put_fingerprints(key, [(start, fp)])
 
 
 @dataclass
@@ -229,6 +246,8 @@ class Runner:
     _alert_store: AlertStore | None = None
     #: Per model, the jobs set up in this round or backfill (their health is recorded at its end).
     _attempted: dict[str, set[str]] = field(default_factory=dict)
+    #: Rounds skip look-back windows whose inputs did not change (False: recompute all, as a backfill does).
+    reuse_unchanged: bool = True
 
     def reference(self, model: ModelConfig) -> ReferenceProfile | None:
         """The drift reference profile: the configured one, else the newest for the model (and version)."""
@@ -277,10 +296,13 @@ class Runner:
         self._attempted.setdefault(model.name, set()).update(j.name for j in jobs)
         return jobs
 
-    def label_jobs(self, model: ModelConfig, run_id: str, summary: ModelSummary | None = None) -> list[Job]:
-        """The jobs of the label schedule: performance, then fairness (on performance's windows, or its own)."""
+    def label_jobs(self, model: ModelConfig, run_id: str, summary: ModelSummary | None = None, *,
+                   reuse_unchanged: bool = False) -> list[Job]:
+        """The jobs of the label schedule: performance, then fairness (on performance's windows, or its own);
+        with ``reuse_unchanged`` (rounds) they skip windows whose inputs did not change."""
         summary = summary or ModelSummary(model.name)
         jobs: list[Job] = []
+        inputs: InputsCache = {}
         try:
             perf = performance_job(self.store, model, run_id)
         except StoreError:
@@ -289,6 +311,7 @@ class Runner:
             self._failed(summary, "performance", err)
             perf = None
         if perf is not None:
+            perf.reuse_unchanged, perf.inputs_cache = reuse_unchanged, inputs
             jobs.append(perf)
         if model.name not in self._fairness:
             try:
@@ -304,6 +327,7 @@ class Runner:
         fair = self._fairness[model.name]
         if fair is not None:
             fair.run_id = run_id
+            fair.reuse_unchanged, fair.inputs_cache = reuse_unchanged, inputs
             jobs.append(fair)
         self._attempted.setdefault(model.name, set()).update(j.name for j in jobs)
         return jobs
@@ -378,7 +402,7 @@ class Runner:
                     summary: ModelSummary | None = None) -> RoundReport:
         """Performance (with late-label recomputation) and fairness over the look-back, then alerts on both."""
         summary = summary or ModelSummary(model.name)
-        jobs = self.label_jobs(model, run_id, summary)
+        jobs = self.label_jobs(model, run_id, summary, reuse_unchanged=self.reuse_unchanged)
         return self._run(model, jobs, jobs[0].schedule.due(at), at, summary) if jobs else RoundReport()
 
     def round(self, at: datetime | None = None, stop: threading.Event | None = None) -> RoundReport:
@@ -405,6 +429,7 @@ class Runner:
             total.alerts += labels.alerts
             total.recomputed += labels.recomputed
             total.final += labels.final
+            total.unchanged += labels.unchanged
             total.statuses.update(labels.statuses)
             total.add_job_tallies(labels)
             model_tally = RoundReport()

@@ -20,7 +20,7 @@ from mlmon.core.documents import MetricDocument
 from mlmon.core.job_runs import JobHealth, JobRun
 from mlmon.core.labels import LabelQuery, OrphanFeedback, SegmentedWindows
 from mlmon.core.perf_stats import AttributionSums
-from mlmon.core.queries import WindowBatch, WindowQuery
+from mlmon.core.queries import WindowBatch, WindowInputs, WindowQuery
 from mlmon.core.reference import ReferenceProfile
 from mlmon.core.stats import WindowStatistics
 
@@ -213,3 +213,15 @@ class AlertStore(Protocol):
     def recent_alerts(self, model: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """Stored alert documents (nested, as written), newest first; for reports and `mlmon alerts`."""
         ...
+
+
+@runtime_checkable
+class WindowFingerprints(Protocol):
+    """A store that keeps, per window of a label job, the fingerprint of the inputs its documents came from
+    (the embedded store; a store without it has every window of the look-back recomputed each round)."""
+
+    def window_inputs(self, model: str, batch: WindowBatch, version: str | None = None) -> list[WindowInputs]: ...
+
+    def stored_fingerprints(self, key: str, batch: WindowBatch) -> dict[datetime, str]: ...
+
+    def put_fingerprints(self, key: str, fingerprints: Sequence[tuple[datetime, str]]) -> None: ...

@@ -20,7 +20,7 @@ from mlmon.core.perf_stats import (LOG_LOSS_EPS, CbpeStats, ClassificationStats,
 from mlmon.stores.protocols import StoreError
 from mlmon.stores.duckdb.schema import EVENT_TABLES, quote, table_columns
 from mlmon.core.labels import (DELAY_EDGES_S, LabelledWindow, LabelQuery, OrphanFeedback, SegmentedWindows)
-from mlmon.core.queries import WindowBatch
+from mlmon.core.queries import WindowBatch, WindowInputs
 
 PREDICTIONS = EVENT_TABLES["prediction"]
 FEEDBACK = EVENT_TABLES["feedback"]
@@ -31,6 +31,14 @@ _ORPHAN_EXAMPLES = 5
 MAX_JOIN_ROWS = 2_000_000
 #: (window slot, segment value): the key of every grouped answer of the join.
 Cell = tuple[int, str]
+
+#: Per (job key, window start): the fingerprint of the inputs its stored documents were computed from.
+FINGERPRINTS_TABLE = "mlmon_window_fingerprints"
+_FINGERPRINTS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {FINGERPRINTS_TABLE} "
+    "(key VARCHAR NOT NULL, window_start TIMESTAMPTZ NOT NULL, fingerprint VARCHAR NOT NULL, "
+    "PRIMARY KEY (key, window_start))"
+)
 
 _REFERENCES_DDL = (
     f"CREATE TABLE IF NOT EXISTS {PERFORMANCE_REFERENCES_TABLE} "
@@ -84,6 +92,7 @@ class DuckDBLabels:
         # A read-only store (``mlmon report``) can join labels but cannot create the references table.
         if not read_only:
             self.con.execute(_REFERENCES_DDL)
+            self.con.execute(_FINGERPRINTS_DDL)
 
     # --- the join ---------------------------------------------------------------------------
 
@@ -189,8 +198,8 @@ class DuckDBLabels:
         lab = "actual IS NOT NULL AND pred IS NOT NULL" if query.task == "classification" \
             else "actual IS NOT NULL AND pval IS NOT NULL"
         totals = self.con.execute(f"""
-            SELECT slot, seg, count(*), sum(w), count(*) FILTER (WHERE {lab}),
-                   coalesce(sum(w) FILTER (WHERE {lab}), 0), CAST(sum(greatest(n_feedback - 1, 0)) AS BIGINT)
+            SELECT slot, seg, count(*), fsum(w), count(*) FILTER (WHERE {lab}),
+                   coalesce(fsum(w) FILTER (WHERE {lab}), 0), CAST(sum(greatest(n_feedback - 1, 0)) AS BIGINT)
             FROM {_JOINED} GROUP BY slot, seg ORDER BY slot, seg""").fetchall()
         seen = {int(r[0]) for r in totals}
         if query.segment is None:
@@ -220,7 +229,7 @@ class DuckDBLabels:
         """Weighted predictions per predicted label, labelled or not, per (slot, segment value)."""
         out: dict[Cell, dict[str, float]] = {}
         for slot, seg, pred, n in self.con.execute(
-                f"SELECT slot, seg, pred, sum(w) FROM {_JOINED} WHERE pred IS NOT NULL GROUP BY ALL "
+                f"SELECT slot, seg, pred, fsum(w) FROM {_JOINED} WHERE pred IS NOT NULL GROUP BY ALL "
                 "ORDER BY ALL").fetchall():
             out.setdefault((int(slot), str(seg)), {})[str(pred)] = float(n)
         return out
@@ -231,10 +240,10 @@ class DuckDBLabels:
         d = "(epoch_ms(fts) - epoch_ms(pts)) / 1000.0"
         rows = self.con.execute(f"""
             WITH x AS (SELECT slot, seg, w, {d} AS d FROM {_JOINED} WHERE {lab} AND fts IS NOT NULL)
-            SELECT slot, seg, {bin_sql('d', '$edges', k, _delay_guess('d'))} AS b, sum(w)
+            SELECT slot, seg, {bin_sql('d', '$edges', k, _delay_guess('d'))} AS b, fsum(w)
             FROM x WHERE d >= 0 AND d <= {edges[-1]!r} GROUP BY ALL
-            UNION ALL SELECT slot, seg, -1, sum(w) FROM x WHERE d < 0 GROUP BY slot, seg
-            UNION ALL SELECT slot, seg, {k}, sum(w) FROM x WHERE d > {edges[-1]!r} GROUP BY slot, seg""",
+            UNION ALL SELECT slot, seg, -1, fsum(w) FROM x WHERE d < 0 GROUP BY slot, seg
+            UNION ALL SELECT slot, seg, {k}, fsum(w) FROM x WHERE d > {edges[-1]!r} GROUP BY slot, seg""",
                                 {"edges": edges}).fetchall()
         return _histograms(DELAY_EDGES_S, rows)
 
@@ -249,7 +258,7 @@ class DuckDBLabels:
         """Per (slot, segment value) -> its weighted prediction count: confusion, score bins, log loss."""
         pairs: dict[Cell, dict[tuple[str, str], float]] = {s: {} for s in segments}
         for slot, seg, actual, pred, n in self.con.execute(
-                f"SELECT slot, seg, actual, pred, sum(w) FROM {_JOINED} WHERE {lab} GROUP BY ALL").fetchall():
+                f"SELECT slot, seg, actual, pred, fsum(w) FROM {_JOINED} WHERE {lab} GROUP BY ALL").fetchall():
             pairs.setdefault((int(slot), str(seg)), {})[(str(actual), str(pred))] = float(n)
         edges = query.score_edges
         k = len(edges) - 1
@@ -260,7 +269,7 @@ class DuckDBLabels:
                 WITH x AS (SELECT slot, seg, w, {clipped} AS s, actual = $cls AS pos FROM {_JOINED}
                            WHERE {lab} AND {column} IS NOT NULL)
                 SELECT slot, seg, {bin_sql('s', '$edges', k, _uniform_guess('s', edges))} AS b,
-                       coalesce(sum(w) FILTER (WHERE pos), 0), coalesce(sum(w) FILTER (WHERE NOT pos), 0), sum(w * s)
+                       coalesce(fsum(w) FILTER (WHERE pos), 0), coalesce(fsum(w) FILTER (WHERE NOT pos), 0), fsum(w * s)
                 FROM x GROUP BY ALL""", {"cls": cls, "edges": list(edges)}).fetchall()
             cells: dict[Cell, tuple[list[float], list[float], list[float]]] = {}
             for slot, s, b, p, q, t in rows:
@@ -286,8 +295,8 @@ class DuckDBLabels:
             present = "s0 IS NOT NULL"
             params = {"pos": query.positive_label}
         rows = self.con.execute(f"""
-            SELECT slot, seg, sum(w * -ln(least(greatest({p_actual}, {LOG_LOSS_EPS!r}), {1.0 - LOG_LOSS_EPS!r}))),
-                   sum(w)
+            SELECT slot, seg, fsum(w * -ln(least(greatest({p_actual}, {LOG_LOSS_EPS!r}), {1.0 - LOG_LOSS_EPS!r}))),
+                   fsum(w)
             FROM {_JOINED} WHERE {lab} AND {present} GROUP BY slot, seg""", params).fetchall()
         return {(int(slot), str(seg)): LogLossSums(float(nll), float(n)) for slot, seg, nll, n in rows}
 
@@ -301,7 +310,7 @@ class DuckDBLabels:
             rows = self.con.execute(f"""
                 WITH x AS (SELECT slot, seg, w, {clipped} AS s, coalesce(pred = $cls, FALSE) AS pp FROM {_JOINED}
                            WHERE {column} IS NOT NULL)
-                SELECT slot, seg, pp, {bin_sql('s', '$edges', k, _uniform_guess('s', edges))} AS b, sum(w), sum(w * s)
+                SELECT slot, seg, pp, {bin_sql('s', '$edges', k, _uniform_guess('s', edges))} AS b, fsum(w), fsum(w * s)
                 FROM x GROUP BY ALL""", {"cls": cls, "edges": list(edges)}).fetchall()
             cells: dict[Cell, dict[bool, tuple[list[float], list[float]]]] = {}
             for slot, s, pp, b, n, t in rows:
@@ -320,12 +329,12 @@ class DuckDBLabels:
         # actuals like 1e6 + N(0, 1), sums around a far shift (0, when there is no reference) lose R².
         rows = self.con.execute(f"""
             WITH x AS (SELECT slot, seg, w, pval - actual AS e, actual AS y FROM {_JOINED} WHERE {lab}),
-                 c AS (SELECT slot, seg, coalesce(sum(w * y) / nullif(sum(w), 0), $shift) AS k FROM x
+                 c AS (SELECT slot, seg, coalesce(fsum(w * y) / nullif(fsum(w), 0), $shift) AS k FROM x
                        GROUP BY slot, seg)
-            SELECT slot, seg, sum(w), sum(w * e), sum(w * abs(e)), sum(w * e * e), sum(w * (y - k)),
-                   sum(w * (y - k) * (y - k)),
-                   coalesce(sum(w * abs(e) / abs(y)) FILTER (WHERE y <> 0), 0),
-                   coalesce(sum(w) FILTER (WHERE y <> 0), 0), any_value(k)
+            SELECT slot, seg, fsum(w), fsum(w * e), fsum(w * abs(e)), fsum(w * e * e), fsum(w * (y - k)),
+                   fsum(w * (y - k) * (y - k)),
+                   coalesce(fsum(w * abs(e) / abs(y)) FILTER (WHERE y <> 0), 0),
+                   coalesce(fsum(w) FILTER (WHERE y <> 0), 0), any_value(k)
             FROM x JOIN c USING (slot, seg) GROUP BY slot, seg""", {"shift": query.shift}).fetchall()
         hists = self._error_histograms(query, lab)
         out: dict[Cell, RegressionSums] = {}
@@ -343,10 +352,10 @@ class DuckDBLabels:
         k = len(edges) - 1
         rows = self.con.execute(f"""
             WITH x AS (SELECT slot, seg, w, pval - actual AS e FROM {_JOINED} WHERE {lab})
-            SELECT slot, seg, {bin_sql('e', '$edges', k, _uniform_guess('e', edges))} AS b, sum(w)
+            SELECT slot, seg, {bin_sql('e', '$edges', k, _uniform_guess('e', edges))} AS b, fsum(w)
             FROM x WHERE e >= {edges[0]!r} AND e <= {edges[-1]!r} GROUP BY ALL
-            UNION ALL SELECT slot, seg, -1, sum(w) FROM x WHERE e < {edges[0]!r} GROUP BY slot, seg
-            UNION ALL SELECT slot, seg, {k}, sum(w) FROM x WHERE e > {edges[-1]!r} GROUP BY slot, seg""",
+            UNION ALL SELECT slot, seg, -1, fsum(w) FROM x WHERE e < {edges[0]!r} GROUP BY slot, seg
+            UNION ALL SELECT slot, seg, {k}, fsum(w) FROM x WHERE e > {edges[-1]!r} GROUP BY slot, seg""",
                                 {"edges": list(edges)}).fetchall()
         return _histograms(edges, rows)
 
@@ -385,6 +394,62 @@ class DuckDBLabels:
             raise StoreError(f"orphan feedback count of {model} failed: {err}") from err
         by_slot = {int(r[0]): OrphanFeedback(int(r[1]), int(r[2]), tuple(r[3] or ())) for r in rows}
         return [by_slot.get(s, OrphanFeedback(0, 0)) for s in batch.slots]
+
+    # --- what a window's join reads, to skip windows whose inputs did not change --------------------
+
+    def window_inputs(self, model: str, batch: WindowBatch, version: str | None = None) -> list[WindowInputs]:
+        """Per window of ``batch``: its prediction count and a digest of the events its label join and its
+        orphan-feedback count read (one scan each of predictions and feedback, no statistics)."""
+        slot = window_slot_sql(batch)
+        fslot = slot.replace(quote("@timestamp"), f"f.{quote('@timestamp')}")
+        params: dict[str, Any] = {"model": model, "start": batch.start, "end": batch.end}
+        pwhere = fwhere = ""
+        if version is not None:
+            pwhere += f" AND {quote('mlmon.model.version')} = $version"
+            fwhere += f" AND f.{quote('mlmon.model.version')} = $version"
+            params["version"] = version
+        if not batch_is_contiguous(batch):
+            pwhere += f" AND list_contains($slots, {slot})"
+            fwhere += f" AND list_contains($slots, {fslot})"
+            params["slots"] = list(batch.slots)
+        pid, eid, name, ts = (quote(c) for c in ("mlmon.prediction.id", "event.id", "mlmon.model.name", "@timestamp"))
+        try:
+            rows = self.con.execute(f"""
+                WITH p AS (SELECT {slot} AS slot, {pid} AS pid, hash({eid}) AS h FROM {PREDICTIONS}
+                           WHERE {name} = $model AND {ts} >= $start AND {ts} < $end {pwhere}),
+                     f AS (SELECT {pid} AS pid, count(*) AS n, bit_xor(hash({eid})) AS h FROM {FEEDBACK}
+                           WHERE {name} = $model AND {pid} IN (SELECT pid FROM p) GROUP BY ALL),
+                     joined AS (SELECT slot, count(*) AS n, bit_xor(p.h) AS ph, coalesce(sum(f.n), 0) AS fn,
+                                       bit_xor(f.h) AS fh
+                                FROM p LEFT JOIN f USING (pid) GROUP BY slot),
+                     stamped AS (SELECT {fslot} AS slot, count(*) AS n,
+                                        bit_xor(hash(f.{eid}, NOT EXISTS (
+                                            SELECT 1 FROM {PREDICTIONS} p
+                                            WHERE p.{pid} = f.{pid} AND p.{name} = $model))) AS h
+                                 FROM {FEEDBACK} f
+                                 WHERE f.{name} = $model AND f.{ts} >= $start AND f.{ts} < $end {fwhere}
+                                 GROUP BY ALL)
+                SELECT coalesce(joined.slot, stamped.slot), coalesce(joined.n, 0), joined.ph, joined.fn, joined.fh,
+                       stamped.n, stamped.h
+                FROM joined FULL JOIN stamped ON joined.slot = stamped.slot""", params).fetchall()
+        except duckdb.Error as err:
+            raise StoreError(f"window inputs of {model} [{batch.start}, {batch.end}) failed: {err}") from err
+        by_slot = {int(r[0]): WindowInputs(int(r[1]), "|".join(str(v) for v in r[1:])) for r in rows}
+        return [by_slot.get(s, WindowInputs(0, "")) for s in batch.slots]
+
+    def stored_fingerprints(self, key: str, batch: WindowBatch) -> dict[datetime, str]:
+        """Window start -> the fingerprint stored for ``key``, for the windows of ``batch`` that have one."""
+        if not table_columns(self.con, FINGERPRINTS_TABLE):
+            return {}  # a read-only store written before any fingerprint
+        rows = self.con.execute(f"SELECT window_start, fingerprint FROM {FINGERPRINTS_TABLE} "
+                                "WHERE key = ? AND window_start >= ? AND window_start < ?",
+                                [key, batch.start, batch.end]).fetchall()
+        return {start.astimezone(timezone.utc): str(fp) for start, fp in rows}
+
+    def put_fingerprints(self, key: str, fingerprints: Sequence[tuple[datetime, str]]) -> None:
+        if fingerprints:
+            self.con.executemany(f"INSERT OR REPLACE INTO {FINGERPRINTS_TABLE} VALUES (?, ?, ?)",
+                                 [[key, start, fp] for start, fp in fingerprints])
 
     # --- performance references ----------------------------------------------------------------
 
