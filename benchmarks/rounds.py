@@ -35,7 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -171,11 +171,13 @@ class Figure:
     windows: int = 0
     baseline: float | None = None   # the per-window path's seconds for the same work, when measured
 
+    load: float = field(default_factory=lambda: os.getloadavg()[0])  # when the figure was taken
+
     def line(self) -> str:
         per = f"{self.seconds / self.windows:7.3f} s/window" if self.windows else " " * 16
         ratio = f"  baseline {self.baseline:8.2f} s  ratio {self.baseline / self.seconds:5.1f}x" \
             if self.baseline is not None else ""
-        return f"{self.name:<44} {self.seconds:8.2f} s {per}{ratio}"
+        return f"{self.name:<44} {self.seconds:8.2f} s {per}{ratio}  (load {self.load:.2f})"
 
 
 @contextmanager
@@ -219,11 +221,11 @@ class Bench:
             if own:
                 s.close()
 
-    def first_run(self, batch: int) -> float:
+    def first_run(self, batch: int, cfg: Config | None = None) -> float:
         s = self.store()
         try:
             with batch_windows(batch):
-                return timed(lambda: Runner(self.cfg, s, clock=lambda: self.end).round())
+                return timed(lambda: Runner(cfg or self.cfg, s, clock=lambda: self.end).round())
         finally:
             s.close()
 
@@ -251,7 +253,10 @@ def measure(per_hour: int, days: int, repeats: int, baseline_days: int, root: Pa
     base_week = None
     if baseline_days:
         span = min(baseline_days, week)
-        base_week = bench.backfill(T0, T0 + span * DAY, 1) * week / span
+        # One day of per-window windows is the first day's figure: measured once.
+        sample = start_w if span == 1 and start_w is not None else bench.backfill(T0, T0 + span * DAY, 1)
+        base_week = sample * week / span
+        print(f"(per-window baseline of longer spans: {span} day(s) measured, scaled per window)")
     figures.append(Figure(f"backfill, {week} days", bench.backfill(T0, T0 + week * DAY, BATCH_WINDOWS),
                           week * 24, base_week))
     # The month, then rounds on the same store: the first after the backfill, then steady ones.
@@ -266,8 +271,13 @@ def measure(per_hour: int, days: int, repeats: int, baseline_days: int, root: Pa
         figures.append(Figure(f"steady round (median of {repeats})", statistics.median(steady), 1))
     finally:
         store.close()
-    figures.append(Figure("first `mlmon run` (14-day look-back)", bench.first_run(BATCH_WINDOWS), 0,
-                          bench.first_run(1) if baseline_days else None))
+    # The per-window first run on a sample: a look-back of `baseline_days` days, scaled to the 14 days.
+    base_first = None
+    if baseline_days:
+        span = min(baseline_days, 14)
+        base_first = bench.first_run(1, config(lookback=f"{span}d", maturity_age=f"{span}d")) * 14 / span
+        print(f"(per-window first run: a {span}-day look-back measured, scaled to 14 days)")
+    figures.append(Figure("first `mlmon run` (14-day look-back)", bench.first_run(BATCH_WINDOWS), 0, base_first))
     return figures
 
 

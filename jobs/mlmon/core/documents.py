@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -87,7 +89,7 @@ class MetricDocument:
         object.__setattr__(self, "value", _finite(self.value))
         object.__setattr__(self, "details", {k: _json_safe(v) for k, v in self.details.items()})
 
-    @property
+    @cached_property  # a store write, the alert engine and the source each ask; hashing once is enough
     def id(self) -> str:
         return metric_id(self.model, self.model_version, self.family, self.metric, self.feature,
                          self.class_label, self.segment_field, self.segment_value,
@@ -121,6 +123,46 @@ class MetricDocument:
             "job": {"run_id": self.run_id, "code_version": self.code_version,
                     "computed_at": iso(self.computed_at)},
         }
+
+
+def metric_columns(docs: Sequence[MetricDocument]) -> dict[str, list[Any]]:
+    """Each field of METRIC_FIELDS -> its values in ``docs``, in order: what ``flatten_source(d.to_source())``
+    holds, except that dates stay datetimes (not rounded to the millisecond) and ``metric.details`` stays a
+    dict. A store builds its columns from these without making and flattening a nested dict per document."""
+    for d in docs:
+        if d.computed_at.tzinfo is None:
+            iso(d.computed_at)  # the one error for naive times (window times are checked by the id)
+    ths = [d.threshold for d in docs]
+    return {
+        "@timestamp": [d.window_end for d in docs],
+        "mlmon.model.name": [d.model for d in docs],
+        "mlmon.model.version": [d.model_version for d in docs],
+        "metric.id": [d.id for d in docs],
+        "metric.family": [d.family for d in docs],
+        "metric.name": [d.metric for d in docs],
+        "metric.feature": [d.feature for d in docs],
+        "metric.class": [d.class_label for d in docs],
+        "metric.segment.field": [d.segment_field for d in docs],
+        "metric.segment.value": [d.segment_value for d in docs],
+        "metric.value": [d.value for d in docs],
+        "metric.status": [d.status for d in docs],
+        "metric.severity": [SEVERITY[d.status] for d in docs],
+        "metric.maturity": [d.maturity for d in docs],
+        "metric.method": [d.method for d in docs],
+        "metric.threshold.warning": [None if t is None else t.warning for t in ths],
+        "metric.threshold.alert": [None if t is None else t.alert for t in ths],
+        "metric.threshold.direction": [None if t is None else t.direction for t in ths],
+        "metric.threshold.source": [None if t is None else t.source for t in ths],
+        "metric.details": [d.details for d in docs],
+        "window.start": [d.window_start for d in docs],
+        "window.end": [d.window_end for d in docs],
+        "n.current": [d.n_current for d in docs],
+        "n.reference": [d.n_reference for d in docs],
+        "reference.id": [d.reference_id for d in docs],
+        "job.run_id": [d.run_id for d in docs],
+        "job.code_version": [d.code_version for d in docs],
+        "job.computed_at": [d.computed_at for d in docs],
+    }
 
 
 #: Field name -> type of a stored metric document (index template and DuckDB table derive from it).
@@ -184,6 +226,7 @@ def metric_id(model: str, version: str, family: str, metric: str, feature: str, 
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
+@lru_cache(maxsize=4096)  # ids repeat each window's two times for every document of the window
 def iso(ts: datetime) -> str:
     """UTC ISO 8601 with milliseconds and 'Z', the one timestamp format of stored documents."""
     if ts.tzinfo is None:

@@ -27,6 +27,7 @@ from mlmon.core.alerts import Alert
 from mlmon.core.documents import SEVERITY, MetricDocument
 from mlmon.core.job_runs import JobRun
 from mlmon.core.reference import ReferenceProfile
+from mlmon.jobs import base
 from mlmon.jobs.base import (EventSchedule, InputsCache, Job, Window, WindowOutput,
                              aligned_windows, event_checkpoint_key, window_chunks)
 from mlmon.jobs.drift import DriftJob
@@ -172,14 +173,19 @@ def run_jobs(store: Store, jobs: Sequence[Job], due: Sequence[Window], at: datet
              stop: threading.Event | None = None, on_error: OnError | None = None) -> RoundReport:
     """Jobs of one schedule over its due windows; the only place documents and checkpoints are written.
 
-    Window by window: every job's documents of the window are written first (``write_metrics``
-    raises unless all were), then the checkpoints the jobs moved, forward only. A stop request
-    ends the run between windows. With ``on_error``, a job that fails (anything but a StoreError,
-    which concerns every job) is reported and dropped, and the others go on; without, it raises.
+    Window by window the jobs' outputs are collected; a run of up to :data:`BATCH_WINDOWS` windows is then
+    stored with one write of all its documents (``write_metrics`` raises unless all were), then the
+    checkpoints the jobs moved (forward only, so one move per key, to the latest end, is the same as
+    each in turn), then the fingerprints: per-window writes cost more than the rest of a backfill. A stop
+    request ends the run between windows (what was computed is stored). With ``on_error``, a job that
+    fails (anything but a StoreError, which concerns every job) is reported and dropped, and the others
+    go on; without, it raises.
     """
     report = RoundReport()
-    running = [(job, iter(job.run_windows(sorted(set(due)), at))) for job in jobs]
-    for window in sorted(set(due)):
+    windows = sorted(set(due))
+    running = [(job, iter(job.run_windows(windows, at))) for job in jobs]
+    pending: list[WindowOutput] = []
+    for i, window in enumerate(windows):
         outputs: list[WindowOutput] = []
         for job, outs in list(running):
             began = time.perf_counter()
@@ -200,14 +206,8 @@ def run_jobs(store: Store, jobs: Sequence[Job], due: Sequence[Window], at: datet
             report.job_documents[job.name] += len(out.documents)
         if not outputs:
             break  # every job failed
+        pending += outputs
         docs = [d for out in outputs for d in out.documents]
-        store.write_metrics(docs)
-        for out in outputs:
-            for key, end in out.checkpoints:
-                done = store.get_checkpoint(key)
-                if done is None or end > done:
-                    store.set_checkpoint(key, end)
-        _store_fingerprints(store, outputs)
         lead = outputs[0]
         report.windows += 1
         report.unchanged += all(out.unchanged for out in outputs)
@@ -216,21 +216,45 @@ def run_jobs(store: Store, jobs: Sequence[Job], due: Sequence[Window], at: datet
         report.final += lead.final
         report.docs += docs
         report.statuses.update(d.status for d in docs)
-        if stop is not None and stop.is_set():
+        stopping = stop is not None and stop.is_set()
+        if stopping or (i + 1) % base.BATCH_WINDOWS == 0:
+            _store_outputs(store, pending)
+            pending = []
+        if stopping:
             break
+    _store_outputs(store, pending)
     return report
 
 
+def _store_outputs(store: Store, outputs: Sequence[WindowOutput]) -> None:
+    """The documents of ``outputs`` in one write, then the checkpoints they move, then their fingerprints."""
+    if not outputs:
+        return
+    store.write_metrics([d for out in outputs for d in out.documents])
+    latest: dict[str, datetime] = {}
+    for out in outputs:
+        for key, end in out.checkpoints:
+            latest[key] = max(end, latest.get(key, end))
+    for key, end in latest.items():
+        done = store.get_checkpoint(key)
+        if done is None or end > done:
+            store.set_checkpoint(key, end)
+    _store_fingerprints(store, outputs)
+
+
 def _store_fingerprints(store: Store, outputs: Sequence[WindowOutput]) -> None:
-    """After a window's documents are written: the fingerprints of the inputs they were computed from."""
-    computed = [(key, fp, out.start) for out in outputs if out.fingerprint and not out.unchanged
-                for key, fp in [out.fingerprint]]
+    """After the windows' documents are written: the fingerprints of the inputs they were computed from."""
+    computed: dict[str, list[tuple[datetime, str]]] = {}
+    for out in outputs:
+        if out.fingerprint and not out.unchanged:
+            key, fp = out.fingerprint
+            computed.setdefault(key, []).append((out.start, fp))
     if not computed:
         return
     labels = store.labels()
     if isinstance(labels, WindowFingerprints):
-        for key, fp, start in computed:
-            labels.put_fingerprints(key, [(start, fp)])
+        for key, fingerprints in computed.items():
+            labels.put_fingerprints(key, fingerprints)
 
 
 @dataclass

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from mlmon.core.perf_stats import (LOG_LOSS_EPS, CbpeStats, ClassificationStats, ConfusionCounts, Histogram, LogLossSums,
                               PredictedScoreBins, RegressionSums, ScoreBins)
@@ -269,14 +271,11 @@ class DuckDBLabels:
                 WITH x AS (SELECT slot, seg, w, {clipped} AS s, actual = $cls AS pos FROM {_JOINED}
                            WHERE {lab} AND {column} IS NOT NULL)
                 SELECT slot, seg, {bin_sql('s', '$edges', k, _uniform_guess('s', edges))} AS b,
-                       coalesce(fsum(w) FILTER (WHERE pos), 0), coalesce(fsum(w) FILTER (WHERE NOT pos), 0), fsum(w * s)
-                FROM x GROUP BY ALL""", {"cls": cls, "edges": list(edges)}).fetchall()
-            cells: dict[Cell, tuple[list[float], list[float], list[float]]] = {}
-            for slot, s, b, p, q, t in rows:
-                pos, neg, ssum = cells.setdefault((int(slot), str(s)), ([0.0] * k, [0.0] * k, [0.0] * k))
-                pos[b], neg[b], ssum[b] = float(p), float(q), float(t)
-            for key, (pos, neg, ssum) in cells.items():
-                scores.setdefault(key, {})[cls] = ScoreBins(edges, tuple(pos), tuple(neg), tuple(ssum))
+                       coalesce(fsum(w) FILTER (WHERE pos), 0) AS v0, coalesce(fsum(w) FILTER (WHERE NOT pos), 0) AS v1,
+                       fsum(w * s) AS v2
+                FROM x GROUP BY ALL ORDER BY slot, seg""", {"cls": cls, "edges": list(edges)}).fetchnumpy()
+            for key, (pos, neg, ssum) in _binned(rows, k, 3).items():
+                scores.setdefault(key, {})[cls] = ScoreBins(edges, pos, neg, ssum)
         log_loss = self._log_loss(query, lab)
         return {key: ClassificationStats(ConfusionCounts.from_pairs(pairs.get(key, {})), n,
                                          scores.get(key, {}), log_loss.get(key))
@@ -310,18 +309,17 @@ class DuckDBLabels:
             rows = self.con.execute(f"""
                 WITH x AS (SELECT slot, seg, w, {clipped} AS s, coalesce(pred = $cls, FALSE) AS pp FROM {_JOINED}
                            WHERE {column} IS NOT NULL)
-                SELECT slot, seg, pp, {bin_sql('s', '$edges', k, _uniform_guess('s', edges))} AS b, fsum(w), fsum(w * s)
-                FROM x GROUP BY ALL""", {"cls": cls, "edges": list(edges)}).fetchall()
-            cells: dict[Cell, dict[bool, tuple[list[float], list[float]]]] = {}
-            for slot, s, pp, b, n, t in rows:
-                per_seg = cells.setdefault((int(slot), str(s)),
-                                           {True: ([0.0] * k, [0.0] * k), False: ([0.0] * k, [0.0] * k)})
-                per_seg[bool(pp)][0][b] = float(n)
-                per_seg[bool(pp)][1][b] = float(t)
-            for key, bins in cells.items():
-                out.setdefault(key, {})[cls] = CbpeStats(
-                    PredictedScoreBins(edges, tuple(bins[True][0]), tuple(bins[True][1])),
-                    PredictedScoreBins(edges, tuple(bins[False][0]), tuple(bins[False][1])))
+                SELECT slot, seg, pp, {bin_sql('s', '$edges', k, _uniform_guess('s', edges))} AS b, fsum(w) AS v0,
+                       fsum(w * s) AS v1
+                FROM x GROUP BY ALL ORDER BY slot, seg""", {"cls": cls, "edges": list(edges)}).fetchnumpy()
+            # One pass per side: a cell present on one side only gets empty bins on the other.
+            sides = [_binned({c: v[rows["pp"] == flag] for c, v in rows.items() if c != "pp"}, k, 2)
+                     for flag in (True, False)]
+            zeros = ((0.0,) * k, (0.0,) * k)
+            for key in sorted({*sides[0], *sides[1]}):
+                (n1, t1), (n0, t0) = sides[0].get(key, zeros), sides[1].get(key, zeros)
+                out.setdefault(key, {})[cls] = CbpeStats(PredictedScoreBins(edges, n1, t1),
+                                                         PredictedScoreBins(edges, n0, t0))
         return out
 
     def _regression(self, query: LabelQuery, lab: str) -> dict[Cell, RegressionSums]:
@@ -447,9 +445,19 @@ class DuckDBLabels:
         return {start.astimezone(timezone.utc): str(fp) for start, fp in rows}
 
     def put_fingerprints(self, key: str, fingerprints: Sequence[tuple[datetime, str]]) -> None:
-        if fingerprints:
-            self.con.executemany(f"INSERT OR REPLACE INTO {FINGERPRINTS_TABLE} VALUES (?, ?, ?)",
-                                 [[key, start, fp] for start, fp in fingerprints])
+        """One INSERT of an Arrow batch (``executemany`` runs a statement per row); the last one per window wins."""
+        latest = dict(fingerprints)
+        if not latest:
+            return
+        batch = pa.table({"key": pa.array([key] * len(latest), pa.string()),
+                          "window_start": pa.array(list(latest), pa.timestamp("us", tz="UTC")),
+                          "fingerprint": pa.array(list(latest.values()), pa.string())})
+        cur = self.con.cursor()  # its own registration: never meets a result pending on the shared connection
+        try:
+            cur.register("_mlmon_fingerprints", batch)
+            cur.execute(f"INSERT OR REPLACE INTO {FINGERPRINTS_TABLE} SELECT * FROM _mlmon_fingerprints")
+        finally:
+            cur.close()
 
     # --- performance references ----------------------------------------------------------------
 
@@ -463,6 +471,22 @@ class DuckDBLabels:
         row = self.con.execute(f"SELECT document FROM {PERFORMANCE_REFERENCES_TABLE} WHERE key = ?",
                                [key]).fetchone()
         return json.loads(row[0]) if row else None
+
+
+def _binned(rows: Mapping[str, np.ndarray], k: int, values: int) -> dict[Cell, list[tuple[float, ...]]]:
+    """Per (slot, seg): ``values`` tuples of ``k`` bins (0.0 where no row), from the columns ``slot, seg, b``
+    and ``v0``, ``v1`` ... of rows ordered by slot and seg: numpy per cell instead of Python per row."""
+    slot, seg, b = rows["slot"], rows["seg"], rows["b"]
+    cols = [np.asarray(rows[f"v{i}"], dtype=np.float64) for i in range(values)]
+    if len(slot) == 0:
+        return {}
+    cuts = np.flatnonzero((slot[1:] != slot[:-1]) | (seg[1:] != seg[:-1])) + 1
+    out: dict[Cell, list[tuple[float, ...]]] = {}
+    for lo, hi in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(slot)]))):
+        bins = np.zeros((values, k))
+        bins[:, b[lo:hi]] = [c[lo:hi] for c in cols]
+        out[(int(slot[lo]), str(seg[lo]))] = [tuple(row) for row in bins.tolist()]
+    return out
 
 
 def _histograms(edges: tuple[float, ...], rows: Sequence[tuple[Any, Any, int, float]]) -> dict[Cell, Histogram]:

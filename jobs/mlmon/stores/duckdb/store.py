@@ -24,15 +24,16 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlmon.core.alert_schema import ALERTS_TABLE
 from mlmon.core.alerts import Alert
-from mlmon.core.documents import METRIC_FIELDS, MetricDocument
+from mlmon.core.documents import METRIC_FIELDS, MetricDocument, metric_columns
 from mlmon.core.job_runs import JobHealth, JobRun
 from mlmon.core.reference import ReferenceProfile
 from mlmon.core.stats import CategoryStats, EdgeIndex, NumericAccumulator, NumericStats, WindowStatistics
 from mlmon.stores.protocols import AlertStore, ExplainBackend, LabelledStore, MetricPage, StoreError
-from mlmon.core.queries import WindowBatch, WindowQuery, flatten_source, nest
+from mlmon.core.queries import WindowBatch, WindowQuery, nest
 from mlmon.stores.duckdb.alerts import ALERTS_DDL, DuckDBAlertStore
 from mlmon.stores.duckdb import job_runs
 from mlmon.stores.duckdb.connect import connect
@@ -72,6 +73,7 @@ class DuckDBStore:
     def __init__(self, path: str | Path, read_only: bool = False, lock_wait: float | None = None) -> None:
         self.path = str(path)
         self.read_only = read_only
+        self._labels: LabelledStore | None = None
         if read_only and not Path(self.path).is_file():
             raise StoreNotFound(missing_store_message(Path(self.path)))
         try:
@@ -270,10 +272,8 @@ class DuckDBStore:
             return
         names = list(METRIC_FIELDS)
         latest = {d.id: d for d in docs}  # one row per id: the last computation in the batch wins
-        flats = [flatten_source(d.to_source()) for d in latest.values()]
         # One Arrow batch and one INSERT ... SELECT: row-wise executemany costs ~20 ms per document.
-        table = pa.table({n: pa.array([_sql_value(f.get(n), METRIC_FIELDS[n]) for f in flats],
-                                      type=_ARROW_TYPES[METRIC_FIELDS[n]]) for n in names})
+        table = metric_table(list(latest.values()))
         cols = ", ".join(quote(n) for n in names)
         # A cursor of its own: the batch registration and transaction must not meet a result
         # another caller left pending on the shared connection.
@@ -365,9 +365,12 @@ class DuckDBStore:
 
     # The other jobs' queries on this connection, imported on first use (each pulls in its job's code).
     def labels(self) -> LabelledStore:
-        from mlmon.stores.duckdb.labels import DuckDBLabels
+        """The label queries on this connection, made once (making them prepares their tables)."""
+        if self._labels is None:
+            from mlmon.stores.duckdb.labels import DuckDBLabels
 
-        return DuckDBLabels(self.con, read_only=self.read_only)
+            self._labels = DuckDBLabels(self.con, read_only=self.read_only)
+        return self._labels
 
     def explain_queries(self) -> ExplainBackend:
         from mlmon.stores.duckdb.explain import DuckDBExplainStore
@@ -464,6 +467,25 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "date": pa.timestamp("us", tz="UTC"), "keyword": pa.string(), "text": pa.string(), "flattened": pa.string(),
     "double": pa.float64(), "long": pa.int64(), "byte": pa.int8(), "boolean": pa.bool_(),
 }
+
+
+def metric_table(docs: Sequence[MetricDocument]) -> pa.Table:
+    """The documents as the metrics table's rows, one Arrow column per field, built from the documents'
+    fields (:func:`metric_columns`): dates to the millisecond as stored, details as JSON, non-finite
+    doubles as NULL. Equal to converting each ``flatten_source(d.to_source())`` value, ~10x faster."""
+    columns = metric_columns(docs)
+    out: dict[str, pa.Array] = {}
+    for name, es_type in METRIC_FIELDS.items():
+        values = columns[name]
+        if es_type == "date":
+            out[name] = pc.floor_temporal(pa.array(values, _ARROW_TYPES[es_type]), unit="millisecond")
+        elif es_type == "flattened":
+            out[name] = pa.array([json.dumps(v, default=_json_default) for v in values], pa.string())
+        elif es_type == "double":
+            out[name] = pa.array([_sql_value(v, es_type) for v in values], pa.float64())
+        else:
+            out[name] = pa.array(values, _ARROW_TYPES[es_type])
+    return pa.table(out)
 
 
 def _sql_value(value: Any, es_type: str) -> Any:

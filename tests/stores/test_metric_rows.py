@@ -1,0 +1,76 @@
+"""The metrics table's rows built from the documents' fields equal those built from each nested source."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from mlmon.core.documents import METRIC_FIELDS, MetricDocument, Threshold
+from mlmon.core.queries import flatten_source
+from mlmon.stores.duckdb.store import metric_table
+
+T0 = datetime(2025, 3, 1, 10, tzinfo=timezone.utc)
+
+
+def _docs() -> list[MetricDocument]:
+    """Every kind of field value: thresholds or none, non-finite and numpy values, segments, classes,
+    computed times with microseconds, a window in another time zone, maturity or none."""
+    plus2 = timezone(timedelta(hours=2))
+    common: dict[str, Any] = dict(model="m", model_version="1", run_id="r", code_version="c")
+    return [
+        MetricDocument(**common, family="drift", metric="psi", window_start=T0, window_end=T0 + timedelta(hours=1),
+                       value=np.float64(0.25), status="warning", n_current=900, feature="f1",
+                       threshold=Threshold(0.1, 0.2, "above", "config"), n_reference=5000, reference_id="ref",
+                       details={"p": np.float32(0.5), "nan": float("nan"), "bins": (1, 2), "nested": {"x": np.int64(3)}},
+                       computed_at=datetime(2025, 3, 2, 1, 2, 3, 456789, tzinfo=timezone.utc)),
+        MetricDocument(**common, family="performance", metric="accuracy", window_start=T0, window_end=T0 + timedelta(hours=1),
+                       value=float("inf"), status="no_threshold", n_current=0, class_label="macro",
+                       segment_field="region", segment_value="urban", maturity="provisional",
+                       threshold=Threshold(float("-inf"), 3, "below", "reference_relative"),
+                       computed_at=datetime(2025, 3, 2, 1, 2, 3, 999999, tzinfo=plus2)),
+        MetricDocument(**common, family="volume", metric="rows", window_start=T0.astimezone(plus2),
+                       window_end=(T0 + timedelta(hours=2)).astimezone(plus2), value=None,
+                       status="insufficient_data", n_current=12, method="count", maturity="final",
+                       computed_at=datetime(2025, 3, 2, tzinfo=timezone.utc)),
+    ]
+
+
+def _from_sources(docs: list[MetricDocument]) -> pa.Table:
+    """The rows as they were built before: each document's nested source, flattened, values converted."""
+    flats = [flatten_source(d.to_source()) for d in docs]
+
+    def value(v: Any, es_type: str) -> Any:
+        if v is None:
+            return None
+        if es_type == "date":
+            return datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+        if es_type == "flattened":
+            return json.dumps(v)
+        if es_type == "double":
+            return float(v) if math.isfinite(float(v)) else None
+        return v
+
+    types = metric_table(docs).schema
+    return pa.table({n: pa.array([value(f.get(n), t) for f in flats], types.field(n).type)
+                     for n, t in METRIC_FIELDS.items()})
+
+
+def test_rows_from_fields_equal_rows_from_sources() -> None:
+    docs = _docs()
+    built = metric_table(docs)
+    assert built.column_names == list(METRIC_FIELDS)
+    assert built.to_pylist() == _from_sources(docs).to_pylist()
+
+
+def test_a_naive_computed_time_is_refused() -> None:
+    naive = MetricDocument(model="m", model_version="1", family="drift", metric="psi", window_start=T0,
+                           window_end=T0 + timedelta(hours=1), value=1.0, status="ok", n_current=1, run_id="r",
+                           code_version="c", computed_at=datetime(2025, 3, 2))
+    with pytest.raises(ValueError, match="naive datetime"):
+        metric_table([naive])
