@@ -8,9 +8,10 @@ to copy and split it into numeric and categorical dicts, costs more per event th
     (PREDICTION, ts_ns, prediction_id, block, prediction, score, latency_ms, row, scores)
 
 and on the writer thread :meth:`RowBlock.features` gives the row's split features
-(``{"numeric": ..., "categorical": ...}``), built for every row of the block at once from
-its columns by the plan :class:`~mlmon_logging.plans.FeatureSplitter` holds for their
-shape: the very dicts the splitter would make from the row's dict.
+(``{"numeric": ..., "categorical": ...}``) already as JSON (an ``orjson.Fragment``), rendered
+for every row of the block at once from its columns by the plan
+:class:`~mlmon_logging.plans.FeatureSplitter` holds for their shape: the very bytes orjson
+writes for the dicts the splitter would make from the row's dict (:func:`render_rows` says how).
 
 A column's value type is known once per column where its dtype makes it safe (a numpy
 float or int column holds only floats or only ints), else read value by value (an object
@@ -28,21 +29,19 @@ splitter forgot its plans (a route changed: :attr:`FeatureSplitter.epoch`).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from functools import partial
-from itertools import islice, repeat
+from collections.abc import Sequence
+from itertools import repeat
 from typing import Any, Final
 
-from mlmon_logging.plans import SPLIT_ROW, FeatureSplitter
+import orjson
+
+from mlmon_logging.plans import JOIN_ROWS, FeatureSplitter
 
 #: Value types a plan covers; any other goes the dict path.
 _PLANNABLE: Final = (float, int, str)
 _NAN: Final = float("nan")
 
 Row = dict[Any, Any] | None
-
-
-Split = dict[str, dict[str, Any]]
 
 
 class RowBlock:
@@ -54,8 +53,7 @@ class RowBlock:
     """
 
     __slots__ = ("rows", "has_segment", "_feature_labels", "_feature_columns", "_segment_labels", "_segment_columns",
-                 "_types", "_slow", "_epoch", "_split", "_numeric_names", "_categorical_names", "_numeric",
-                 "_categorical", "_numeric_rows", "_categorical_rows", "_next", "_segments")
+                 "_types", "_slow", "_epoch", "_rendered", "_segments")
 
     def __init__(self, rows: int, feature_labels: Sequence[Any], feature_columns: list[list[Any]],
                  feature_types: list[type | None], segment_labels: Sequence[Any],
@@ -70,14 +68,8 @@ class RowBlock:
         # The block's shape (one value type per feature column) and the rows that differ from it.
         self._types, self._slow = _shape(feature_columns, feature_types, rows)
         self._epoch = -1  # the splitter's epoch the split below was planned in
-        self._split: Callable[[int], Split | None] = _declined
-        self._numeric_names: tuple[Any, ...] = ()
-        self._categorical_names: tuple[Any, ...] = ()
-        self._numeric: list[list[Any]] = []  # the plan's numeric columns (ints as floats) and categorical ones
-        self._categorical: list[list[Any]] = []
-        self._numeric_rows: Iterator[tuple[Any, ...]] = iter(())
-        self._categorical_rows: Iterator[tuple[Any, ...]] = iter(())
-        self._next = 0  # the row the two iterators above give next
+        # Per row its features' JSON, or None (the dict path); None for all until planned, or unplannable.
+        self._rendered: list[bytes | None] | None = None
 
     # --- the dict path: what log_prediction would have been given ------------------
     def row(self, i: int) -> tuple[Row, Row]:
@@ -95,23 +87,28 @@ class RowBlock:
         return self._segments[i]
 
     # --- the plain path ----------------------------------------------------------------
-    def features(self, i: int, splitter: FeatureSplitter) -> Split | None:
-        """Row ``i``'s features split as ``splitter.split_features`` splits its dict, or None (dict path)."""
+    def features(self, i: int, splitter: FeatureSplitter) -> orjson.Fragment | dict[str, Any] | None:
+        """Row ``i``'s ``features`` object as JSON (what orjson writes for the dicts
+        ``splitter.split_features`` makes of the row's dict), ``{}`` without feature columns,
+        or None (the dict path)."""
         if i in self._slow:
             return None
         if self._epoch != splitter.epoch:  # first asked, or the splitter forgot its plans
             self._epoch = splitter.epoch
-            self._plan(splitter, i)
-        return self._split(i)
+            self._plan(splitter)
+        rendered = self._rendered
+        if rendered is None:
+            return {} if not self._feature_labels else None
+        line = rendered[i]
+        return None if line is None else orjson.Fragment(line)
 
-    def _plan(self, splitter: FeatureSplitter, i: int) -> None:
-        """Plan the block's shape now, as the splitter would plan row ``i``'s dict, and split rows by it."""
+    def _plan(self, splitter: FeatureSplitter) -> None:
+        """Plan the block's shape now, as the splitter would plan a row's dict, and render every row by it."""
+        self._rendered = None
         if not self._feature_labels:
-            self._split = _no_features
             return
         plan = splitter.plan_for(self._feature_labels, self._types)
         if plan is None:
-            self._split = _declined
             return
         categorical_set = set(plan.categorical_names)
         numeric_names: list[Any] = []
@@ -120,65 +117,81 @@ class RowBlock:
         slow = self._slow
         for label, column, t in zip(self._feature_labels, self._feature_columns, self._types):
             if label in categorical_set:
-                categorical.append(column)
+                categorical.append(column if not slow else [v if type(v) is str else "" for v in column])
                 continue
             numeric_names.append(label)
             if t is int:  # the plan writes ints as floats (doubles downstream)
                 column = _floats(column, slow)
-            elif slow:  # a slow row's value may be of any type: keep it out of the sums
+            elif slow:  # a slow row's value may be of any type: keep it out of the rendering
                 column = [value if type(value) is float else _NAN for value in column]
             numeric.append(column)
-        self._numeric_names, self._numeric = tuple(numeric_names), numeric
-        self._categorical_names, self._categorical = plan.categorical_names, categorical
-        if SPLIT_ROW is not None:  # the C twin of _next_split: one call a row, no tuples
-            self._split = partial(SPLIT_ROW, dict.fromkeys(self._numeric_names), numeric,
-                                  dict.fromkeys(self._categorical_names), categorical)
-        else:
-            self._rewind(i)
-            self._split = self._next_split
-
-    def _rewind(self, i: int) -> None:
-        self._numeric_rows = islice(zip(*self._numeric) if self._numeric else repeat(()), i, None)
-        self._categorical_rows = islice(zip(*self._categorical) if self._categorical else repeat(()), i, None)
-        self._next = i
-
-    def _next_split(self, i: int) -> Split | None:
-        """Row ``i`` split from the columns' row iterators.
-
-        Rows are asked for in order (the queue keeps it), each once; each row's dicts are
-        made when it is asked for and freed once rendered: making a slice's dicts at once kept
-        thousands alive for the garbage collector to walk (measured 2x slower).
-        """
-        if i != self._next:
-            if i < self._next:
-                self._rewind(i)
-            else:  # the rows in between went the dict path, or were not logged
-                skip = i - self._next
-                self._numeric_rows = islice(self._numeric_rows, skip, None)
-                self._categorical_rows = islice(self._categorical_rows, skip, None)
-        self._next = i + 1
-        values: tuple[Any, ...] = next(self._numeric_rows)
-        labels: tuple[Any, ...] = next(self._categorical_rows)
-        if values:
-            # The splitter declines a row whose numbers do not sum to a finite value (a NaN
-            # or an inf among them): its careful path names them. The same sum, same order.
-            total = sum(values)
-            if total - total != 0.0:
-                return None
-            if labels:
-                return {"numeric": dict(zip(self._numeric_names, values)),
-                        "categorical": dict(zip(self._categorical_names, labels))}
-            return {"numeric": dict(zip(self._numeric_names, values))}
-        return {"categorical": dict(zip(self._categorical_names, labels))}
+        self._rendered = render_rows(numeric_names, numeric, list(plan.categorical_names), categorical, self.rows)
 
 
-def _declined(_: int) -> None:
-    """No plan covers the block's shape: every row takes the dict path."""
-    return None
+def render_rows(numeric_names: list[Any], numeric: list[list[float]], categorical_names: list[Any],
+                categorical: list[list[str]], rows: int) -> list[bytes | None] | None:
+    """Per row, the JSON orjson writes for ``{"numeric": {...}, "categorical": {...}}`` (empty groups left out)
+    of these columns; None for a row with a non-finite number or a text orjson refuses (the dict path
+    flags it); None for all when a name cannot be written.
+
+    Why not a dict per row: turning 20 values a row into dicts and having orjson walk them was
+    the largest cost of log_predictions' writer thread. orjson writes each column in one call
+    (the same number and string formatting as inside a dict); the rows are then spliced from
+    those arrays between the pre-rendered names, in C (``_speedups.join_rows``) or by cutting
+    the arrays apart and one bytes ``%`` per row.
+    """
+    try:
+        keys = [orjson.dumps(name) for name in [*numeric_names, *categorical_names]]
+    except orjson.JSONEncodeError:
+        return None
+    # pieces[c] comes before column c's value, pieces[-1] after the last.
+    pieces = [b"," + key + b":" for key in keys]
+    if numeric_names:
+        pieces[0] = b'{"numeric":{' + keys[0] + b":"
+    if categorical_names:
+        first = len(numeric_names)
+        pieces[first] = (b'},"categorical":{' if numeric_names else b'{"categorical":{') + keys[first] + b":"
+    pieces.append(b"}}")
+    declined: set[int] = set()
+    arrays = [_numbers(column, declined) for column in numeric]
+    arrays += [_texts(column, declined) for column in categorical]
+    rendered: list[bytes | None]
+    if JOIN_ROWS is not None:
+        rendered = list(JOIN_ROWS(pieces, arrays, rows))
+    else:
+        # Values go in through %b untouched (a text's quotes in the template), names with their % doubled.
+        marks = [b"%b"] * len(numeric) + [b'"%b"'] * len(categorical) + [b""]
+        template = b"".join(piece.replace(b"%", b"%%") + mark for piece, mark in zip(pieces, marks))
+        parts = [array[1:-1].split(b",") for array in arrays[:len(numeric)]]  # a number holds no comma
+        # Inside a JSON string every quote is escaped, so '","' only ever separates two of them.
+        parts += [array[2:-2].split(b'","') for array in arrays[len(numeric):]]
+        rendered = list(map(template.__mod__, zip(*parts)))
+    for i in declined:
+        rendered[i] = None
+    return rendered
 
 
-def _no_features(_: int) -> Split:
-    return {}  # what the splitter gives for an empty dict
+def _numbers(column: list[float], declined: set[int]) -> bytes:
+    """The column as a JSON array; rows of NaN or inf (orjson's null) added to ``declined``."""
+    array = orjson.dumps(column)
+    if b"null" in array:
+        declined.update(i for i, part in enumerate(array[1:-1].split(b",")) if part == b"null")
+    return array
+
+
+def _texts(column: list[str], declined: set[int]) -> bytes:
+    """The column as a JSON array; rows orjson refuses (a lone surrogate) added to ``declined`` (written as "")."""
+    try:
+        return orjson.dumps(column)
+    except orjson.JSONEncodeError:
+        parts = []
+        for i, text in enumerate(column):
+            try:
+                parts.append(orjson.dumps(text))
+            except orjson.JSONEncodeError:
+                declined.add(i)
+                parts.append(b'""')
+        return b"[" + b",".join(parts) + b"]"
 
 
 def _shape(columns: list[list[Any]], known: list[type | None], rows: int) -> tuple[tuple[type, ...], set[int]]:

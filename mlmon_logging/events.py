@@ -304,6 +304,7 @@ class EventBuilder:
             pred["id"] = prediction_id
         mlmon: EventDict = {"schema_version": _SCHEMA_VERSION, "model": model, "prediction": pred}
         if features is not None:
+            feats: dict[str, Any] | orjson.Fragment | None  # a RowBlock row's features come rendered
             if type(features) is dict:
                 feats = self._split_features(features)
             elif type(features) is RowBlock:  # a row of log_predictions: the segment slot holds its number

@@ -54,16 +54,15 @@ ApplyPlan = Callable[[dict[Any, Any], list[Any], bytes], dict[str, dict[str, Any
 #: The last shape's plan applied in C, when the optional extension was built
 #: (mlmon_logging/_speedups.c says why); MLMON_LOGGING_NO_SPEEDUPS=1 turns it off.
 APPLY_PLAN: ApplyPlan | None = None
-SplitRow = Callable[[dict[Any, None], list[list[Any]], dict[Any, None], list[list[Any]], int],
-                    dict[str, dict[str, Any]] | None]
-#: The same for a row of log_predictions' columns (mlmon_logging.blocks), when built.
-SPLIT_ROW: SplitRow | None = None
+JoinRows = Callable[[list[bytes], list[bytes], int], list[bytes]]
+#: The rows of log_predictions' rendered feature columns put together (mlmon_logging.blocks), when built.
+JOIN_ROWS: JoinRows | None = None
 if os.environ.get("MLMON_LOGGING_NO_SPEEDUPS", "") in ("", "0"):
     try:
-        from mlmon_logging._speedups import apply_plan, split_row
+        from mlmon_logging._speedups import apply_plan, join_rows
 
         APPLY_PLAN = apply_plan
-        SPLIT_ROW = split_row
+        JOIN_ROWS = join_rows
     except ImportError:
         pass
 

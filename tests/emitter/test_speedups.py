@@ -26,6 +26,7 @@ def test_the_extension_is_built_where_a_compiler_is() -> None:
         pytest.skip("no C compiler here: the pure-Python split is the one in use")
     from mlmon_logging import _speedups  # noqa: F401  (ImportError fails the test)
     assert plans.APPLY_PLAN is _speedups.apply_plan
+    assert plans.JOIN_ROWS is _speedups.join_rows
 
 
 def test_the_extension_can_be_turned_off() -> None:
@@ -83,7 +84,7 @@ def test_declines_what_breaks_the_plan_and_keeps_refcounts() -> None:
     a, b, c = 1.5, "pro", 41
     assert apply_plan({"a": a, "b": b, "c": c}, names, kinds) == {"numeric": {"a": 1.5, "c": 41.0},
                                                                   "categorical": {"b": "pro"}}
-    declined = [{"a": a, "b": b}, {"b": b, "a": a, "c": c}, {"a": True, "b": b, "c": c},
+    declined: list[dict[Any, Any]] = [{"a": a, "b": b}, {"b": b, "a": a, "c": c}, {"a": True, "b": b, "c": c},
                 {"a": float("nan"), "b": b, "c": c}, {"a": float("inf"), "b": b, "c": c},
                 {"a": np.float64(1.0), "b": b, "c": c}, {"a": a, "b": 3, "c": c}, {"a": a, "b": b, "c": True},
                 {"a": a, "b": b, "c": 10**400}, {"a": a, "b": b, "c": 1.0}, {"a": a, "b": b, 5: c},
@@ -115,55 +116,92 @@ def test_bad_arguments_are_errors_not_crashes() -> None:
         apply_plan({})  # type: ignore[call-arg]
 
 
-def _split_rows(columns: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch, c_split: bool) -> list[Any]:
-    """Every row of a RowBlock of these columns, split with the C split_row or with the Python twin."""
+def _block_rows(columns: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch, c_join: bool) -> list[Any]:
+    """Every row's features of a RowBlock of these columns as JSON bytes (None: the dict path), rows put
+    together by the C join_rows or by the Python twin."""
     from mlmon_logging import blocks
 
-    if not c_split:
-        monkeypatch.setattr(blocks, "SPLIT_ROW", None)
+    if not c_join:
+        monkeypatch.setattr(blocks, "JOIN_ROWS", None)
     splitter = FeatureSplitter({}, lambda name: isinstance(name, str))
     labels = list(columns)
     values = list(columns.values())
     block = blocks.RowBlock(len(values[0]), labels, values, [None] * len(labels), [], [])
     out = [block.features(i, splitter) for i in range(block.rows)]
     monkeypatch.undo()
+    return [row if row is None or row == {} else orjson.dumps(row) for row in out]
+
+
+def _expected_rows(columns: dict[str, list[Any]]) -> list[bytes | None]:
+    """What orjson writes for the split the splitter makes of each row's dict (None where either declines)."""
+    splitter = FeatureSplitter({}, lambda name: isinstance(name, str))
+    splitter._apply_plan = None  # the Python reference
+    out: list[bytes | None] = []
+    for row in zip(*columns.values()):
+        split = splitter.split_features(dict(zip(columns, row)))
+        try:
+            out.append(None if split is None else orjson.dumps(split))
+        except orjson.JSONEncodeError:  # the plain path declines what orjson refuses: the dict path handles it
+            out.append(None)
     return out
 
 
-@needs_extension
-def test_the_c_row_split_gives_what_the_python_row_split_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+def _awkward_columns(rows: int) -> dict[str, list[Any]]:
     rng = np.random.default_rng(3)
-    rows = 500
     numbers: list[Any] = rng.normal(0, 1e3, rows).tolist()
     for i in range(0, rows, 37):
         numbers[i] = float("nan") if i % 2 else float("inf")
+    numbers[1], numbers[2], numbers[3] = 1e16, 5e-324, -0.0  # exponent forms, the smallest double, a signed zero
     numbers[5] = "label"  # not of its column's type: the dict path
     counts: list[Any] = rng.integers(-5, 5, rows).tolist()
     counts[9] = 10**400  # beyond doubles
     labels: list[Any] = [str(v) for v in rng.choice(["a", "b", "é"], rows)]
     labels[11] = 3.5
-    columns = {"x": numbers, "n": counts, "plan": labels}
-    c_rows = _split_rows(columns, monkeypatch, c_split=True)
-    python_rows = _split_rows(columns, monkeypatch, c_split=False)
-    assert c_rows == python_rows
-    assert c_rows[5] is None and c_rows[9] is None and c_rows[11] is None and c_rows[37] is None
-    assert sum(row is not None for row in c_rows) > rows * 0.9
-    assert orjson.dumps(c_rows) == orjson.dumps(python_rows)  # ints written as doubles alike
+    # Texts that could fool a cut: quotes, commas, backslashes, control characters, a lone surrogate.
+    labels[12], labels[13], labels[14], labels[15] = '","', 'a\\', '\\","\\', "\n\t\x00\u2028"
+    labels[16], labels[17] = "\ud800", ""
+    return {"x": numbers, "n%b": counts, 'pl"an': labels}
+
+
+@pytest.mark.parametrize("c_join", [True, False])
+def test_block_rows_are_what_orjson_writes_for_the_split_dicts(monkeypatch: pytest.MonkeyPatch, c_join: bool) -> None:
+    if c_join and plans.JOIN_ROWS is None:
+        pytest.skip("mlmon_logging._speedups is not built")
+    rows = 500
+    columns = _awkward_columns(rows)
+    got = _block_rows(columns, monkeypatch, c_join=c_join)
+    expected = _expected_rows(columns)
+    assert got == expected
+    assert got[5] is None and got[9] is None and got[11] is None and got[16] is None and got[37] is None
+    assert got[12] is not None and got[15] is not None and got[17] is not None
+    assert sum(row is not None for row in got) > rows * 0.9
+
+
+@pytest.mark.parametrize("c_join", [True, False])
+@pytest.mark.parametrize("columns", [{"a": [1.5, 2.5]}, {"t": ["x", "y"]}, {"t": ["x", "y"], "a": [1, 2]}])
+def test_block_rows_with_one_kind_of_feature(monkeypatch: pytest.MonkeyPatch, c_join: bool,
+                                             columns: dict[str, list[Any]]) -> None:
+    if c_join and plans.JOIN_ROWS is None:
+        pytest.skip("mlmon_logging._speedups is not built")
+    assert _block_rows(columns, monkeypatch, c_join=c_join) == _expected_rows(columns)
 
 
 @needs_extension
-def test_bad_row_arguments_are_errors_not_crashes() -> None:
-    split_row = plans.SPLIT_ROW
-    assert split_row is not None
+def test_bad_join_arguments_are_errors_not_crashes() -> None:
+    join_rows = plans.JOIN_ROWS
+    assert join_rows is not None
     with pytest.raises(TypeError):
-        split_row(("a",), [[1.0]], {}, [], 0)  # type: ignore[arg-type]
+        join_rows((b"{", b"}"), [b"[1.0]"], 1)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        split_row({"a": None}, [[1.0]], {}, [], -1)
+        join_rows([b"{"], [b"[1.0]"], 1)  # one piece too few
     with pytest.raises(TypeError):
-        split_row({"a": None}, [], {}, [], 0)
+        join_rows([b"{", b"}"], [b"1.0"], 1)  # not an array
+    with pytest.raises(TypeError):
+        join_rows([b"{", b"}"], [b"[1.0]"], -1)
     with pytest.raises(ValueError):
-        split_row({"a": None}, [[1.0]], {}, [], 1)  # the column has no row 1
+        join_rows([b"{", b"}"], [b"[1.0]"], 2)  # the column has no row 1
+    with pytest.raises(ValueError):
+        join_rows([b"{", b"}"], [b'["x]'], 1)  # a text never closed
     with pytest.raises(TypeError):
-        split_row({"a": None}, [[1.0]], {}, [])  # type: ignore[call-arg]
-    assert split_row({"a": None}, [[1.0]], {"b": None}, [["x"]], 0) == {"numeric": {"a": 1.0},
-                                                                         "categorical": {"b": "x"}}
+        join_rows([b"{", b"}"], [b"[1.0]"])  # type: ignore[call-arg]
+    assert join_rows([b"<", b"|", b">"], [b'[1.5,null]', b'["a\\"",""]'], 2) == [b'<1.5|"a\\"">', b'<null|"">']

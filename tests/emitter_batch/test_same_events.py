@@ -129,8 +129,8 @@ def speedups(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     """Both splits: the C one where it was built, and the pure-Python one it stands in for."""
     if request.param == "pure-python":
         monkeypatch.setattr(plans, "APPLY_PLAN", None)
-        monkeypatch.setattr(blocks, "SPLIT_ROW", None)
-    elif plans.SPLIT_ROW is None:
+        monkeypatch.setattr(blocks, "JOIN_ROWS", None)
+    elif plans.JOIN_ROWS is None:
         pytest.skip("mlmon_logging._speedups is not built")
     return str(request.param)
 
