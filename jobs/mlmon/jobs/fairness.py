@@ -41,13 +41,16 @@ from mlmon.jobs.base import (DocumentContext, InputsCache, LabelSchedule, Versio
                              window_chunks)
 from mlmon.metrics.fairness import fairness_metrics
 from mlmon.metrics.performance import MetricValue
-from mlmon.core.perf_stats import GroupCounts
+from mlmon.core.perf_stats import GroupCounts, uniform_edges
 from mlmon.stores.protocols import Store
 from mlmon.core.labels import LabelledWindow, LabelQuery, SegmentedWindows, group_counts
 from mlmon.core.queries import WindowBatch
 from mlmon.stores.protocols import LabelledStore, labelled_store
 
 log = logging.getLogger("mlmon.fairness")
+#: Fairness reads counts and confusion cells only, never score bins: one bin keeps the join from binning
+#: every score into the performance job's 1000 bins only to throw them away.
+GROUP_COUNTS_SCORE_EDGES = uniform_edges(1)
 GAPS = ("demographic_parity_difference", "disparate_impact_ratio", "equal_opportunity_difference",
         "equalized_odds_difference")
 
@@ -157,7 +160,7 @@ class FairnessJob:
               groups: Sequence[str] | None) -> list[SegmentedWindows]:
         return labelled_windows(self.labels, LabelQuery(
             self.model.name, batch.start, batch.end, "classification", version=self.model.version,
-            positive_label=self.config.positive_label, segment=attribute,
+            positive_label=self.config.positive_label, segment=attribute, score_edges=GROUP_COUNTS_SCORE_EDGES,
             segment_values=None if groups is None else tuple(groups)), batch)
 
     # --- pure part: counts -> documents ------------------------------------------------------------------

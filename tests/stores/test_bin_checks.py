@@ -1,0 +1,59 @@
+"""The fast checks of binned statistics (issue 19): a sum instead of a numpy round trip, checked edges reused.
+
+Stores build thousands of these objects per round; the shortcuts must keep every rejection and every
+normalisation the full checks made.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mlmon.core import perf_stats
+from mlmon.core.perf_stats import ConfusionCounts, PredictedScoreBins, ScoreBins, uniform_edges
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+def test_a_non_finite_bin_is_rejected_and_named(bad: float) -> None:
+    edges = uniform_edges(4)
+    with pytest.raises(ValueError, match=r"negatives contains a non-finite value: (inf|-inf|nan)"):
+        ScoreBins(edges, (1.0, 0.0, 0.0, 0.0), (0.0, bad, 0.0, 0.0), (0.0,) * 4)
+
+
+def test_finite_bins_whose_sum_overflows_are_accepted() -> None:
+    # The sum of these is inf: the shortcut must then look at the values, not reject them.
+    huge = (1e308, 1e308, 1e308, 1e308)
+    bins = ScoreBins(uniform_edges(4), huge, (0.0,) * 4, (0.0,) * 4)
+    assert bins.positives == huge
+
+
+def test_values_come_out_as_plain_floats_whatever_came_in() -> None:
+    # Stores hand in lists, numpy scalars and arrays despite the annotations: the checks normalise them.
+    bins = PredictedScoreBins(uniform_edges(3), [1, np.float32(2.5), np.int64(3)],  # type: ignore[arg-type]
+                              np.array([0, 1, 2]))  # type: ignore[arg-type]
+    assert bins.counts == (1.0, 2.5, 3.0) and bins.score_sum == (0.0, 1.0, 2.0)
+    assert {type(v) for v in (*bins.counts, *bins.score_sum, *bins.edges)} == {float}
+    counts = ConfusionCounts(("0", "1"), ((1, 2), (np.int32(3), 4)))  # type: ignore[arg-type]
+    assert counts.counts == ((1.0, 2.0), (3.0, 4.0)) and type(counts.counts[1][0]) is float
+
+
+def test_checked_edges_are_reused_and_bad_edges_still_rejected() -> None:
+    edges = uniform_edges(5)
+    first = ScoreBins.empty(edges)
+    again = ScoreBins.empty(edges)
+    assert first.edges is edges and again.edges is edges  # the caller's tuple, not a copy per object
+    with pytest.raises(ValueError, match="strictly increasing"):
+        ScoreBins((0.0, 0.5, 0.5, 1.0), (0.0,) * 3, (0.0,) * 3, (0.0,) * 3)
+    with pytest.raises(ValueError, match="non-finite"):
+        ScoreBins((0.0, math.inf), (0.0,), (0.0,), (0.0,))
+    # Integer edges are converted (never cached as they came), so the stored edges are floats.
+    ints = ScoreBins((0, 1, 2), (0.0, 0.0), (0.0, 0.0), (0.0, 0.0))
+    assert ints.edges == (0.0, 1.0, 2.0) and {type(e) for e in ints.edges} == {float}
+
+
+def test_the_edge_memory_stays_bounded() -> None:
+    for n in range(1, perf_stats._CHECKED_EDGES_MAX + 50):
+        ScoreBins.empty(uniform_edges(n))
+    assert len(perf_stats._CHECKED_EDGES) <= perf_stats._CHECKED_EDGES_MAX
