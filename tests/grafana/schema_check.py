@@ -16,15 +16,10 @@ the check fails with that command; it never silently passes.
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from tests.support.estypes import TYPECHECK_DIR
+from tests.support.estypes import TYPECHECK_DIR, compile_typescript
 
 _TSC = TYPECHECK_DIR / "node_modules" / "typescript" / "bin" / "tsc"
 _SCHEMA = TYPECHECK_DIR / "node_modules" / "@grafana" / "schema" / "package.json"
@@ -83,9 +78,6 @@ def render_typescript(dashboards: list[tuple[str, dict[str, Any]]]) -> tuple[str
     return "\n".join(lines) + "\n", spans
 
 
-_TSC_LINE = re.compile(r"^dashboards\.ts\((?P<line>\d+),(?P<col>\d+)\): (?P<msg>.*)$")
-
-
 def typecheck_dashboards(dashboards: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """Run tsc once over all (label, dashboard JSON) pairs; one message per error (empty: all pass)."""
     if not dashboards:
@@ -95,33 +87,8 @@ def typecheck_dashboards(dashboards: list[tuple[str, dict[str, Any]]]) -> list[s
         raise AssertionError(f"labels must be unique to map errors back: {labels}")
     _require_node_modules()
     source, spans = render_typescript(dashboards)
-    src_lines = source.splitlines()
-    # Inside typecheck/ so module resolution finds node_modules; private, so parallel runs never share files.
-    work = Path(tempfile.mkdtemp(prefix=".run-grafana-", dir=TYPECHECK_DIR))
-    try:
-        (work / "dashboards.ts").write_text(source, encoding="utf-8")
-        (work / "tsconfig.json").write_text(json.dumps({"extends": "../grafana/tsconfig.json",
-                                                        "files": ["dashboards.ts"]}))
-        proc = subprocess.run(["node", str(_TSC), "-p", str(work / "tsconfig.json"), "--pretty", "false"],
-                              cwd=work, capture_output=True, text=True, timeout=300)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    if proc.returncode == 0:
-        return []
-    errors: list[str] = []
-    for raw in (proc.stdout + proc.stderr).splitlines():
-        m = _TSC_LINE.match(raw)
-        if not m:
-            if raw.strip() and not raw.startswith(" "):
-                errors.append(f"tsc: {raw}")
-            elif errors:
-                errors[-1] += "\n" + raw
-            continue
-        line = int(m["line"])
-        span = next((s for s in spans if s.first_line <= line <= s.last_line), None)
-        where = "generated header" if span is None else f"{span.label}, line {line - span.first_line}"
-        errors.append(f"{where}: {m['msg']}\n    > {src_lines[line - 1].strip()}")
-    return errors or [f"tsc failed with exit code {proc.returncode}: {proc.stdout}{proc.stderr}"]
+    return compile_typescript(source, [(f"{s.label},", s.first_line, s.last_line) for s in spans],
+                              file_name="dashboards.ts", extends="../grafana/tsconfig.json")
 
 
 def assert_dashboards_typecheck(dashboards: list[tuple[str, dict[str, Any]]]) -> None:

@@ -58,6 +58,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,9 +208,6 @@ def render_typescript(items: list[BodyItem]) -> tuple[str, list[_Span]]:
     return "\n".join(lines) + "\n", spans
 
 
-_TSC_LINE = re.compile(r"^bodies\.ts\((?P<line>\d+),(?P<col>\d+)\): (?P<msg>.*)$")
-
-
 def typecheck_bodies(items: list[BodyItem]) -> list[str]:
     """Run tsc once over all bodies; return one message per error (empty: all bodies typecheck)."""
     if not items:
@@ -219,13 +217,23 @@ def typecheck_bodies(items: list[BodyItem]) -> list[str]:
     if dupes:
         raise AssertionError(f"labels must be unique to map errors back: {dupes}")
     source, spans = render_typescript(items)
+    return compile_typescript(source, [(f"{s.label} ({s.api}), body", s.first_line, s.last_line) for s in spans],
+                              file_name="bodies.ts", extends="../tsconfig.json")
+
+
+def compile_typescript(source: str, spans: Sequence[tuple[str, int, int]], *, file_name: str,
+                       extends: str) -> list[str]:
+    """Compile ``source`` with tsc (strict, per ``extends``); one message per error, named by the span
+    ``(label, first line, last line)`` it falls in (empty: it compiles). Shared by the Elasticsearch
+    body and the Grafana dashboard checks."""
     src_lines = source.splitlines()
+    pattern = re.compile(rf"^{re.escape(file_name)}\((?P<line>\d+),(?P<col>\d+)\): (?P<msg>.*)$")
     # A private directory inside typecheck/ so module resolution finds its node_modules,
     # and parallel test runs (several helpers, pytest-xdist) never share files.
     work = Path(tempfile.mkdtemp(prefix=".run-", dir=TYPECHECK_DIR))
     try:
-        (work / "bodies.ts").write_text(source)
-        (work / "tsconfig.json").write_text(json.dumps({"extends": "../tsconfig.json", "files": ["bodies.ts"]}))
+        (work / file_name).write_text(source, encoding="utf-8")
+        (work / "tsconfig.json").write_text(json.dumps({"extends": extends, "files": [file_name]}))
         proc = subprocess.run(["node", str(_TSC), "-p", str(work / "tsconfig.json"), "--pretty", "false"],
                               cwd=work, capture_output=True, text=True, timeout=300)
     finally:
@@ -234,7 +242,7 @@ def typecheck_bodies(items: list[BodyItem]) -> list[str]:
         return []
     errors: list[str] = []
     for raw in (proc.stdout + proc.stderr).splitlines():
-        m = _TSC_LINE.match(raw)
+        m = pattern.match(raw)
         if not m:
             if raw.strip() and not raw.startswith(" "):
                 errors.append(f"tsc: {raw}")
@@ -242,8 +250,8 @@ def typecheck_bodies(items: list[BodyItem]) -> list[str]:
                 errors[-1] += "\n" + raw  # continuation of the previous message
             continue
         line = int(m["line"])
-        span = next((s for s in spans if s.first_line <= line <= s.last_line), None)
-        where = "generated header" if span is None else f"{span.label} ({span.api}), body line {line - span.first_line}"
+        span = next((sp for sp in spans if sp[1] <= line <= sp[2]), None)
+        where = "generated header" if span is None else f"{span[0]} line {line - span[1]}"
         errors.append(f"{where}: {m['msg']}\n    > {src_lines[line - 1].strip()}")
     return errors or [f"tsc failed with exit code {proc.returncode}: {proc.stdout}{proc.stderr}"]
 
