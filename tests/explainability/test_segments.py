@@ -109,7 +109,7 @@ def test_elasticsearch_gives_the_same_segment_documents(store: DuckDBStore, scen
     (["region"], "expected a mapping segment name"),
     ({"region": []}, "non-empty list"),
     ({"region": ["urban", "urban"]}, "listed twice"),
-    ({"bad.name": ["x"]}, "not a segment name"),
+    ({"bad.name": ["x"]}, "segment names use letters"),
 ])
 def test_bad_segments_are_refused_with_the_key(segments: Any, message: str) -> None:
     with pytest.raises(cfg.ConfigError, match=message) as err:

@@ -48,10 +48,10 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 # The scalar types are values.py's, so every section words its errors the same way.
-from mlmon.config.values import (GROUP_SCHEMA, NAMES_SCHEMA, SEGMENT_SUFFIX, Duration, FeatureName, Int0, Int1,
+from mlmon.config.values import (GROUP_SCHEMA, NAMES_SCHEMA, Duration, FeatureName, Int0, Int1,
                                  Int10, Int2, NonEmptyText, Number, PositiveLabel, Probability, Section, TimeRange,
                                  Where, config_error, describe, fail, given, group_value, is_name, json_list,
-                                 list_or_mapping, one_of, prefix_of)
+                                 list_or_mapping, one_of, prefix_of, segments_to_monitor)
 from mlmon.metrics.rules import Rule
 
 Direction = Literal["above", "below"]
@@ -207,23 +207,7 @@ class ExplainabilitySpec(Section):
     @field_validator("segments", mode="before")
     @classmethod
     def _segments(cls, raw: Any) -> Any:
-        """``{name: [values]}``, worded like the drift section's ``segments``."""
-        if raw is None:
-            return {}
-        if not isinstance(raw, Mapping):
-            raise fail(f"expected a mapping segment name -> list of values, got {describe(raw)}")
-        out: dict[str, list[str]] = {}
-        for name, values in raw.items():
-            if not isinstance(values, list) or not values:
-                raise fail("expected a non-empty list of segment values to monitor", at=str(name))
-            seen = [group_value(v) for v in values]
-            if len(set(seen)) != len(seen):
-                raise fail(f"segment values listed twice: {list(values)!r}", at=str(name))
-            if not is_name(name):
-                raise fail(f"{name!r} is not a segment name (letters, digits, '_' or '-'{SEGMENT_SUFFIX})",
-                           at=str(name))
-            out[str(name)] = seen
-        return out
+        return segments_to_monitor(raw)
 
     @model_validator(mode="after")
     def _one_reference(self) -> ExplainabilitySpec:

@@ -54,9 +54,9 @@ from mlmon.config.explainability import (ExplainabilityConfig, ExplainabilitySpe
 from mlmon.config.loader import read_yaml
 from mlmon.config.performance import PerformanceSpec, warn_old_reference
 from mlmon.config.prometheus import ExporterSettings, ExporterSpec
-from mlmon.config.values import (SEGMENT_SUFFIX, group_value, Bool, ConfigError, Duration, Int1, Int20, KeyPath, Number, Probability,
+from mlmon.config.values import (Bool, ConfigError, Duration, Int1, Int20, KeyPath, Number, Probability,
                                  Section, Text, Where, config_error, describe, fail, given, is_name, list_or_mapping,
-                                 one_of, parse_duration)
+                                 one_of, parse_duration, segments_to_monitor)
 from mlmon.metrics.registry import DRIFT_METRIC_NAMES
 from mlmon.metrics.thresholds import (CORRECTIONS, DEFAULT_ALPHA, DEFAULT_MIN_ROWS, DEFAULT_RULES, Correction, Policy,
                                       Rule, default_policy)
@@ -196,17 +196,7 @@ class DriftSpec(Section):
     @field_validator("segments", mode="before")
     @classmethod
     def _segments(cls, raw: Any) -> Any:
-        if raw is None:
-            return {}
-        if not isinstance(raw, Mapping):
-            raise fail(f"expected a mapping segment name -> list of values, got {describe(raw)}")
-        for seg, values in raw.items():
-            if not is_name(seg):
-                raise fail(f"segment names use letters, digits, '_' and '-' ({SEGMENT_SUFFIX.lstrip('; ')})",
-                           at=str(seg))
-            if not isinstance(values, list) or not values:
-                raise fail("expected a non-empty list of segment values to monitor", at=str(seg))
-        return {str(seg): [group_value(v) for v in values] for seg, values in raw.items()}
+        return segments_to_monitor(raw)
 
     @model_validator(mode="after")
     def _ordered(self) -> DriftSpec:

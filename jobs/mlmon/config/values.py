@@ -274,6 +274,26 @@ def group_value(value: Any) -> str:
     return label
 
 
+def segments_to_monitor(raw: Any) -> dict[str, list[str]]:
+    """A ``segments:`` section (drift, explainability): segment name -> the values to monitor,
+    each as the emitter logs it, named and listed once."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise fail(f"expected a mapping segment name -> list of values, got {describe(raw)}")
+    out: dict[str, list[str]] = {}
+    for name, values in raw.items():
+        if not is_name(name):
+            raise fail(f"segment names use letters, digits, '_' and '-' ({SEGMENT_SUFFIX.lstrip('; ')})", at=str(name))
+        if not isinstance(values, list) or not values:
+            raise fail("expected a non-empty list of segment values to monitor", at=str(name))
+        seen = [group_value(v) for v in values]
+        if len(set(seen)) != len(seen):
+            raise fail(f"segment values listed twice: {list(values)!r}", at=str(name))
+        out[str(name)] = seen
+    return out
+
+
 def list_or_mapping(schema: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
     """``json_schema_extra`` of a field given as a list of names or a mapping name -> ``schema``'s values."""
     def extra(field_schema: dict[str, Any]) -> None:
