@@ -89,3 +89,13 @@ def test_elasticsearch_keeps_one_health_document_per_job() -> None:
     assert (health.last_ok, health.last_error, health.last_success_at) == (False, "boom", NOW)
     assert searches[-1].json["query"] == {"bool": {"filter": [{"terms": {"job.family": [
         "drift", "explainability", "performance", "fairness"]}}]}}
+
+
+def test_a_job_that_cannot_be_set_up_does_not_hide_the_others_runs(store: DuckDBStore) -> None:
+    # The attribution reference named here does not exist: explainability fails at set-up; drift still runs.
+    cfg = parse({"models": {"churn": {"version": "1", "explainability": {"reference": "no-such-reference"}}}})
+    report = Runner(cfg, store, clock=lambda: NOW).backfill(T0, T0 + 2 * HOUR, progress=False)
+    health = {h.family: h for h in store.job_health()}
+    assert [f.job for f in report.failures] == ["explainability"]
+    assert health["drift"].last_ok and health["drift"].last_windows == 2
+    assert not health["explainability"].last_ok and health["explainability"].last_success_at is None

@@ -137,8 +137,9 @@ class RoundReport:
     job_windows: Counter[str] = field(default_factory=Counter)
     job_documents: Counter[str] = field(default_factory=Counter)
 
-    def add(self, other: RoundReport) -> None:
-        self.windows += other.windows
+    def add(self, other: RoundReport, *, windows: bool = True) -> None:
+        """Add ``other``'s counts; ``windows=False``: not its windows (a round counts its event windows only)."""
+        self.windows += other.windows if windows else 0
         self.documents += other.documents
         self.alerts += other.alerts
         self.recomputed += other.recomputed
@@ -310,10 +311,9 @@ class Runner:
                     file=self.config.path)
             except StoreError:
                 raise
-            except Exception as err:
+            except Exception as err:  # reported; retried next round (a failed set-up is not kept)
                 self._failed(summary, "explainability", err)
-                return jobs
-        explain = self._explain[model.name]
+        explain = self._explain.get(model.name)
         if explain is not None:
             explain.run_id = run_id
             jobs.append(explain)
@@ -345,10 +345,9 @@ class Runner:
                                                           file=self.config.path)
             except StoreError:
                 raise
-            except Exception as err:
+            except Exception as err:  # reported; retried next round (a failed set-up is not kept)
                 self._failed(summary, "fairness", err)
-                return jobs
-        fair = self._fairness[model.name]
+        fair = self._fairness.get(model.name)
         if fair is not None:
             fair.run_id = run_id
             fair.reuse_unchanged, fair.inputs_cache = reuse_unchanged, inputs
@@ -449,13 +448,7 @@ class Runner:
                 return total
             labels = self.label_round(model, at, run_id, summary)
             # A round counts its event windows; the look-back's recomputations are counted apart.
-            total.documents += labels.documents
-            total.alerts += labels.alerts
-            total.recomputed += labels.recomputed
-            total.final += labels.final
-            total.unchanged += labels.unchanged
-            total.statuses.update(labels.statuses)
-            total.add_job_tallies(labels)
+            total.add(labels, windows=False)
             model_tally = RoundReport()
             model_tally.add_job_tallies(events)
             model_tally.add_job_tallies(labels)
