@@ -67,6 +67,8 @@ DEFAULT_DRAIN_INTERVAL_S: Final = 0.005
 _KEEP_NAPPING_S: Final = 0.2
 #: At most one warning per this many seconds while a sink stays down.
 _WARN_EVERY_S: Final = 60.0
+#: A batch call (log_predictions) blocked this long waiting for the writer says so, and again as long.
+_WAIT_WARNING_S: Final = 10.0
 #: Default backoff between write attempts: from the first to the cap, doubling.
 DEFAULT_RETRY_INITIAL_S: Final = 0.1
 DEFAULT_RETRY_MAX_S: Final = 1.0
@@ -120,7 +122,7 @@ class EmitterObserver(Protocol):
     """Something fed from the worker thread, e.g. :class:`mlmon_logging.prometheus.PrometheusMetrics`."""
 
     def batch(self, items: list[Any]) -> None:
-        """Items just taken from the queue, before they are rendered."""
+        """Items just taken from the queue and rendered (an inferred task is known by then)."""
 
     def report(self, stats: EmitterStats) -> None:
         """The counts, after each batch and at least every half second."""
@@ -235,6 +237,7 @@ class Emitter:
         queue, n, done = self._queue, len(items), 0
         fill_to = self._high_water
         resume_below = max(1, fill_to // 2)
+        waiting_since: float | None = None
         while done < n and not self._closing:
             room = fill_to - len(queue)
             thread = self._thread
@@ -245,6 +248,7 @@ class Emitter:
                 queue.extend(part)
                 done += len(part)
                 self._wake.set()
+                waiting_since = None
                 continue
             # Woken once the worker has drained the queue below resume_below, not after every
             # batch: each wake-up is a GIL hand-off, and on a loaded machine a costly one.
@@ -253,6 +257,13 @@ class Emitter:
             self._wake.set()
             if len(queue) >= resume_below:
                 self._room.wait(0.1)  # a timeout as well, so that close() is seen promptly
+                now = time.monotonic()
+                if waiting_since is None:
+                    waiting_since = now
+                elif now - waiting_since >= _WAIT_WARNING_S:  # a batch call blocked: say so, once a while
+                    _log.warning("mlmon: a batch call has waited %.0f s for the writer (write errors so far: %d); "
+                                 "%d of its rows are not queued yet", now - waiting_since, self._errors, n - done)
+                    waiting_since = now
         if done < n:
             self.count_dropped(CLOSED, n - done)
         return done
@@ -432,16 +443,18 @@ class Emitter:
         self._wake.clear()
 
     def _process(self, batch: list[Any]) -> None:
-        if self._observer is not None:
-            try:
-                self._observer.batch(batch)
-            except Exception:  # metrics must never cost the events
-                _log.exception("mlmon: the emitter's observer failed on a batch")
         try:
             chunk, rendered, refused, failed = self._render(batch)
         except Exception:  # a renderer bug must not kill the worker; the batch is lost and counted
             _log.exception("mlmon: could not render a batch of %d events; they are dropped", len(batch))
             chunk, rendered, refused, failed = bytearray(), 0, 0, len(batch)
+        # After rendering: the first event decides an inferred task, which the metrics need
+        # (a regression's values are not classes).
+        if self._observer is not None:
+            try:
+                self._observer.batch(batch)
+            except Exception:  # metrics must never cost the events
+                _log.exception("mlmon: the emitter's observer failed on a batch")
         written = self._write(chunk) if rendered else True
         if self._flush_requested or not self._queue:
             self._flush_requested = False
@@ -493,8 +506,12 @@ class Emitter:
             if self._give_up_at is not None:
                 pause = max(0.0, min(pause, self._give_up_at - time.monotonic()))
             # Only close() ends the pause early (its deadline is checked above): a caller waking
-            # the worker must not turn the backoff into a connection storm.
-            self._stop.wait(pause)
+            # the worker must not turn the backoff into a connection storm. Once closing, _stop
+            # stays set and waiting on it would return at once: sleep, bounded by the deadline.
+            if self._stop.is_set():
+                time.sleep(pause)
+            else:
+                self._stop.wait(pause)
             delay = min(delay * 2, self._retry_max)
 
     def _write_failed(self, exc: OSError) -> None:

@@ -155,3 +155,13 @@ def test_one_metrics_object_per_logger(registry: CollectorRegistry, loggers: lis
     loggers.append(ModelLogger("a", "1", sink=ListSink(), stats_interval=None, metrics=metrics))
     with pytest.raises(ValueError, match="one ModelLogger"):
         ModelLogger("b", "1", sink=ListSink(), stats_interval=None, metrics=metrics)
+
+
+def test_an_inferred_regression_counts_no_classes(registry: CollectorRegistry, loggers: list[ModelLogger]) -> None:
+    """Without task=, the first event decides; its batch must not be counted as classes first."""
+    mlog = _logger(loggers, registry)
+    for value in (3.7, 4.7, 5.7):
+        mlog.log_prediction({"x": 1.0}, value, latency_ms=1.0)
+    assert mlog.flush(timeout=10)
+    assert _value(registry, "mlmon_predictions_total") == 3
+    assert not [s for m in registry.collect() if m.name == "mlmon_predictions_by_class" for s in m.samples]
