@@ -164,3 +164,21 @@ def test_no_webhook_anywhere_never_opens_the_store(opener: Opener) -> None:
         raise AssertionError("the store was opened")
 
     assert not deliver_outbox(refuse, {"churn": AlertsConfig()}).any  # type: ignore[arg-type]
+
+
+def test_a_recovery_held_behind_its_failed_firing_waits_as_long_as_it(opener: Opener, receiver: Receiver) -> None:
+    """Within a round a failure holds back the later alerts of its series; they must not then be due
+    earlier than it, or a later round sends "recovered" before the "fired" it follows."""
+    cfg = configs(receiver.url)
+    docs = [make_metric(0, "alert"), make_metric(1, "ok")]
+    with opener.store() as store:
+        store.write_metrics(docs)
+        written = alert_round(DuckDBAlertStore(store.con), docs, cfg, now=NOW).written
+    assert [a.action for a in written] == ["fired", "recovered"]
+    receiver.statuses = [503]
+    deliver_outbox(opener, cfg, clock=at(NOW))
+    early = deliver_outbox(opener, cfg, clock=at(NOW + timedelta(seconds=10)))
+    later = deliver_outbox(opener, cfg, clock=at(NOW + timedelta(minutes=1)))
+    assert (early.delivered, later.delivered) == (0, 2)
+    actions = [body["alert"]["alert"]["action"] for _, body in receiver.requests]
+    assert actions == ["fired", "fired", "recovered"]

@@ -118,15 +118,19 @@ def _deliver_model(model: str, entries: Sequence[Delivery], webhook: WebhookConf
             live.append(d)
     if not live or webhook is None:
         return out
+    # Outcomes come oldest first: a failure is seen before the later alerts of its series it held back,
+    # which then wait as long as it does, so a "recovered" never overtakes its "fired" on a later round.
+    retry_of: dict[str, datetime] = {}
     for outcome in send(live, webhook):
         d = outcome.delivery
         done = clock()
         if outcome.delivered:
             out.append(d.delivered(done))
-        elif outcome.skipped:  # not tried: due again at once, no attempt counted
-            out.append(replace(d, next_attempt_at=now, last_error=outcome.error))
+        elif outcome.skipped:  # not tried (held behind its series, or the round's deadline): no attempt counted
+            out.append(replace(d, next_attempt_at=retry_of.get(d.series_id, now), last_error=outcome.error))
         else:
             retry_at = done + _backoff(d.attempts, webhook, outcome.retry_after)
+            retry_of[d.series_id] = retry_at
             failed = d.failed(outcome.error, retry_at)
             if failed.state == "expired":
                 out.append(_expire(failed, outcome.error))
