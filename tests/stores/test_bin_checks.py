@@ -39,11 +39,15 @@ def test_values_come_out_as_plain_floats_whatever_came_in() -> None:
     assert counts.counts == ((1.0, 2.0), (3.0, 4.0)) and type(counts.counts[1][0]) is float
 
 
-def test_checked_edges_are_reused_and_bad_edges_still_rejected() -> None:
+def test_checked_edges_are_reused_and_bad_edges_still_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    checks: list[tuple[float, ...]] = []
+    check = perf_stats._check_edges
+    monkeypatch.setattr(perf_stats, "_check_edges", lambda e: (checks.append(e), check(e))[1])
     edges = uniform_edges(5)
     first = ScoreBins.empty(edges)
     again = ScoreBins.empty(edges)
     assert first.edges is edges and again.edges is edges  # the caller's tuple, not a copy per object
+    assert checks == [edges]  # the second object skipped the check of the same tuple
     with pytest.raises(ValueError, match="strictly increasing"):
         ScoreBins((0.0, 0.5, 0.5, 1.0), (0.0,) * 3, (0.0,) * 3, (0.0,) * 3)
     with pytest.raises(ValueError, match="non-finite"):
