@@ -116,3 +116,10 @@ def test_a_bad_config_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["--config", str(config), "--rules-out", str(tmp_path / "r.yml")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "mlmon.yaml:3" in err and "window" in err
+
+
+def test_the_rules_read_only_gauges_the_exporter_exports() -> None:
+    from mlmon.outputs.prometheus.series import GAUGES
+    from mlmon.stack.prometheus.rules import EXPORTER_GAUGES_READ
+
+    assert set(EXPORTER_GAUGES_READ) <= set(GAUGES)

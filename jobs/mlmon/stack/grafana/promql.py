@@ -8,6 +8,8 @@ and ``$__rate_interval``, ``$__interval``, ``$__range`` before Prometheus sees a
 
 from __future__ import annotations
 
+from mlmon.outputs.prometheus import series
+
 # Model service (labels model, model_version).
 PREDICTIONS = "mlmon_predictions_total"
 PREDICTION_DURATION = "mlmon_prediction_duration_seconds"   # histogram
@@ -20,13 +22,13 @@ EVENTS_SAMPLED_OUT = "mlmon_events_sampled_out_total"
 EMITTER_QUEUE = "mlmon_emitter_queue_events"                # gauge
 
 # Jobs exporter: model, model_version, family, metric, feature, class, segment, window.
-SEVERITY = "mlmon_metric_severity"
+SEVERITY = series.SEVERITY_GAUGE
 DRIFT_STATISTIC = "mlmon_drift_statistic"
-PERFORMANCE_RATIO = "mlmon_performance_ratio"               # + estimated="true|false"
+PERFORMANCE_RATIO = series.PERFORMANCE_GAUGE                # + estimated="true|false"
 LABEL_COVERAGE = "mlmon_label_coverage_ratio"
 FAIRNESS_GAP = "mlmon_fairness_gap"
 ATTRIBUTION_DRIFT = "mlmon_attribution_drift"
-WINDOW_END = "mlmon_metric_window_end_timestamp_seconds"
+WINDOW_END = series.FRESHNESS_GAUGE
 JOB_LAST_SUCCESS = "mlmon_job_last_success_timestamp_seconds"  # model, family
 JOB_DURATION = "mlmon_job_duration_seconds"                     # model, family
 EXPORTER_SERIES_DROPPED = "mlmon_exporter_series_dropped_total"
@@ -35,8 +37,8 @@ EXPORTER_SERIES_DROPPED = "mlmon_exporter_series_dropped_total"
 METRIC_NAMES: frozenset[str] = frozenset({
     PREDICTIONS, f"{PREDICTION_DURATION}_bucket", f"{PREDICTION_SCORE}_bucket", PREDICTIONS_BY_CLASS,
     FEEDBACK, PREDICTION_ERRORS, EVENTS_DROPPED, EVENTS_SAMPLED_OUT, EMITTER_QUEUE,
-    SEVERITY, DRIFT_STATISTIC, PERFORMANCE_RATIO, LABEL_COVERAGE, FAIRNESS_GAP, ATTRIBUTION_DRIFT,
-    WINDOW_END, JOB_LAST_SUCCESS, JOB_DURATION, EXPORTER_SERIES_DROPPED,
+    # The exporter's own list, so a gauge renamed there fails the dashboards' checks.
+    *series.GAUGES, EXPORTER_SERIES_DROPPED,
 })
 
 #: The exporter's `window` label: the newest window, and the newest one whose labels have matured.

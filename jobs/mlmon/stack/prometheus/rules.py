@@ -29,6 +29,7 @@ from typing import Any
 from mlmon.config.alerts import DEFAULT_RULES, Rule
 from mlmon.config.model import Config
 from mlmon.core.documents import SEVERITY
+from mlmon.outputs.prometheus.series import SEVERITY_GAUGE
 from mlmon.stack.alert_assets import VOLUME_DROP_RATIO, VOLUME_MIN_BASELINE
 from mlmon.stack.prometheus.durations import prom_duration
 
@@ -36,7 +37,6 @@ from mlmon.stack.prometheus.durations import prom_duration
 EXPORTER_JOB = "mlmon-exporter"
 SERVICE_JOB = "mlmon-model-service"
 
-SEVERITY_GAUGE = "mlmon_metric_severity"
 PREDICTIONS = "mlmon_predictions_total"
 DURATION_BUCKETS = "mlmon_prediction_duration_seconds_bucket"
 ERRORS = "mlmon_prediction_errors_total"
@@ -44,6 +44,8 @@ DROPPED = "mlmon_events_dropped_total"
 JOB_LAST_SUCCESS = "mlmon_job_last_success_timestamp_seconds"
 JOB_LAST_RUN_OK = "mlmon_job_last_run_ok"
 EXPORTER_LAST_REFRESH = "mlmon_exporter_last_refresh_success_timestamp_seconds"
+#: The exporter's gauges the rules read (tests check they are among what it exports).
+EXPORTER_GAUGES_READ = (SEVERITY_GAUGE, JOB_LAST_SUCCESS, JOB_LAST_RUN_OK)
 
 #: Alertmanager severities: a rule that counts only mlmon's ``alert`` status pages, ``warning`` warns.
 CRITICAL, WARNING = "critical", "warning"
