@@ -13,6 +13,7 @@ from typing import Any
 
 from mlmon.config.model import Config, ModelConfig
 from mlmon.config.performance import PerformanceConfig
+from mlmon.core.documents import iso
 from mlmon.core.labels import LabelQuery
 from mlmon.core.perf_stats import uniform_edges
 from mlmon.core.queries import WindowQuery
@@ -41,12 +42,20 @@ def gather(store: Store, store_url: str, model: str | None = None, title: str = 
     by_model: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for m in page:
         by_model[(m["mlmon"]["model"]["name"], m["mlmon"]["model"]["version"])].append(m)
-    alerts = [a for a in store.alert_store().recent_alerts(model=model, limit=MAX_ALERTS) if _in_range(a, start, end)]
+    newest = store.alert_store().recent_alerts(model=model, limit=MAX_ALERTS)
+    alerts = [a for a in newest if _in_range(a, start, end)]
+    # The newest MAX_ALERTS are read, then the range: when they were all there were to read, none is missing;
+    # else older alerts of the range may be, and the report says so rather than showing fewer in silence.
+    capped = len(newest) >= MAX_ALERTS and (start is None or min(str(a.get("@timestamp", "")) for a in newest)
+                                             > iso(start))
     reports = []
     for (name, version), docs in sorted(by_model.items()):
         mr = ModelReport(model=name, version=version, metrics=docs,
                          alerts=[a for a in alerts if a.get("mlmon", {}).get("model", {}).get("name") == name
                                  and a.get("mlmon", {}).get("model", {}).get("version") == version])
+        if capped:
+            mr.notes.append(f"only the newest {MAX_ALERTS:,} alerts in the store were read: older alerts of the "
+                            "range may be missing from the alerts table")
         _add_distributions(store, mr)
         _add_labelled(store, mr, _model_config(config, name))
         reports.append(mr)
