@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from mlmon.schedule.runner import Runner
 from mlmon.core.stats import NumericStats
 from mlmon.stores.elasticsearch import store as es_store
 from mlmon.stores.protocols import StoreError
-from mlmon.core.queries import WindowQuery
+from mlmon.core.queries import WindowBatch, WindowQuery
 from mlmon.stores.elasticsearch.store import ElasticsearchStore
 from tests.drift.conftest import HOUR, T0
 from tests.drift.fake_es import FakeElasticsearch, bulk_failing
@@ -67,7 +68,13 @@ def test_requests_do_not_grow_with_documents_and_answers_are_exact(reference) ->
 def test_every_body_the_jobs_send_typechecks(reference) -> None:  # type: ignore[no-untyped-def]
     q = WindowQuery(model="churn", start=T0, end=T0 + HOUR, version="1", segment=("country", "DE"),
                     numeric={NUM: reference.numeric[NUM].edges}, categorical={CAT: ("a", "b"), "x.y": ()})
-    items = [("search", body, f"window search {i}") for i, (body, _, _) in enumerate(es_store.window_search_bodies(q))]
+    items: list[tuple[str, dict[str, Any] | list[Any], str]] = [
+        ("search", body, f"window search {i}") for i, (body, _, _) in enumerate(es_store.window_search_bodies(q))]
+    # A batch of windows: hourly and epoch-aligned, and half-past (an offset), with a gap (two runs).
+    for name, start in (("aligned", T0), ("offset", T0 + timedelta(minutes=30))):
+        batch = WindowBatch.of([(start + h * HOUR, start + (h + 1) * HOUR) for h in (0, 1, 3)])
+        items += [("search", body, f"window batch search {name} {i}")
+                  for i, (body, _, _, _) in enumerate(es_store.window_batch_bodies(q, batch))]
     items += [
         ("search", es_store.quantiles_body("churn", T0, T0 + HOUR, [NUM], [0.0, 0.5, 1.0], "1"), "quantiles"),
         ("search", es_store.metrics_query("churn", 100, T0, T0 + HOUR), "metrics listing"),

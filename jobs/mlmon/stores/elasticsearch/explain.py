@@ -14,6 +14,9 @@ setting). The sign split reads doc values only and is exact: each bucket sums
 numbers of one sign, so nothing cancels. What leaves the cluster: 7 numbers
 per feature, whatever the number of explanations.
 
+Many windows at once (``attribution_sums_batch``): the same aggregations under a
+``date_histogram`` whose buckets are the windows (:mod:`mlmon.stores.elasticsearch.window_batches`).
+
 Per segment value (``mlmon.segment.<name>``, carried by predictions only):
 explanation events name their prediction, so the store pages through the
 ids of the segment's predictions (``search_after``, ``PAGE_SIZE`` ids, logged
@@ -40,6 +43,9 @@ from mlmon.core.perf_stats import AttributionSums, add_features
 from mlmon.stores.protocols import StoreError
 from mlmon.stores.elasticsearch.references import latest_reference_query
 from mlmon.core.labels import EXPLANATION_LOOKBACK
+from mlmon.core.queries import WindowBatch
+from mlmon.stores.elasticsearch.window_batches import (WINDOWS_AGG, Slice, histogram_agg, interval_ms, plan_slices,
+                                                       slice_bounds, window_buckets)
 from mlmon_logging.contract import data_stream
 
 EXPLANATIONS_PATTERN = data_stream("explanation", "*")   # logs-mlmon.explanation-*
@@ -48,6 +54,10 @@ PREDICTIONS_PATTERN = data_stream("prediction", "*")
 PAGE_SIZE = 5000
 ATTRIBUTION_REFERENCES_INDEX = "mlmon-references-attributions"
 ATTRIBUTIONS_PREFIX = "mlmon.attributions."
+#: Buckets per feature per window: the sign range's two (extended_stats and the sums are metrics).
+SIGN_BUCKETS = 2
+#: Stay under search.max_buckets (65,536), as the drift searches do.
+BUCKET_BUDGET = 60_000
 
 
 # --- request bodies (pure; type-checked against Elastic's API types in the tests) ---------------
@@ -104,8 +114,30 @@ def segment_ids_body(model: str, start: datetime, end: datetime, segment: tuple[
     return body
 
 
+def attribution_batch_bodies(model: str, batch: WindowBatch, features: Sequence[str], *, version: str | None = None,
+                             method: str | None = None) -> list[tuple[dict[str, Any], Slice, list[str]]]:
+    """The searches of a batch of windows: (body, its slice, the features in it). Each body: one
+    date_histogram over a run of windows with ``attribution_aggs`` under it, under BUCKET_BUDGET buckets."""
+    out: list[tuple[dict[str, Any], Slice, list[str]]] = []
+    for part in plan_slices(batch, [SIGN_BUCKETS] * len(features), BUCKET_BUDGET):
+        names = [features[i] for i in part.fields]
+        sub_aggs: dict[str, Any] = {}
+        for i, f in enumerate(names):
+            sub_aggs.update(attribution_aggs(i, f))
+        start, end = slice_bounds(batch, part.windows)
+        body = {"size": 0, "track_total_hits": False, "query": explanation_filter(model, start, end, version, method),
+                "aggs": {WINDOWS_AGG: histogram_agg(batch, part.windows, sub_aggs)}}
+        out.append((body, part, names))
+    return out
+
+
 def parse_attribution_response(response: Mapping[str, Any], features: Sequence[str]) -> dict[str, AttributionSums]:
-    aggs = response.get("aggregations") or {}
+    """The sums in the answer to one window's search (``attribution_search_body``)."""
+    return parse_attribution_aggs(response.get("aggregations") or {}, features)
+
+
+def parse_attribution_aggs(aggs: Mapping[str, Any], features: Sequence[str]) -> dict[str, AttributionSums]:
+    """The sums of one window from its aggregations: a window's search answer or one bucket of a batch's."""
     out: dict[str, AttributionSums] = {}
     for i, f in enumerate(features):
         try:
@@ -172,6 +204,29 @@ class ElasticsearchExplainStore:
                                                       prediction_ids=ids), wanted)
             total = add_features(total, page)
         return total
+
+    def attribution_sums_batch(self, model: str, batch: WindowBatch, *, version: str | None = None,
+                               method: str | None = None, features: Sequence[str] = (),
+                               segment: tuple[str, str] | None = None) -> list[dict[str, AttributionSums]]:
+        """``attribution_sums`` of every window of ``batch``: date_histogram searches over runs of windows.
+
+        Asked window by window: a batch of one window (no histogram needed), windows not in whole
+        milliseconds, and segments - a window's segment counts explanations whose prediction was logged in
+        ``[start - EXPLANATION_LOOKBACK, end)`` of that window, a bound that differs per window, which one
+        ``terms`` filter of ids under a histogram cannot express."""
+        wanted = list(features) or self.attribution_features(model, version)
+        if not wanted:
+            return [{} for _ in batch.windows]
+        if segment is not None or len(batch) == 1 or interval_ms(batch) is None:
+            return [self.attribution_sums(model, s, e, version=version, method=method, features=wanted,
+                                          segment=segment) for s, e in batch.windows]
+        out: list[dict[str, AttributionSums]] = [{} for _ in batch.windows]
+        for body, part, names in attribution_batch_bodies(model, batch, wanted, version=version, method=method):
+            resp = self._call("attribution batch search", self.es.search, index=self.explanations,
+                              ignore_unavailable=True, allow_no_indices=True, **body)
+            for position, bucket in zip(part.windows, window_buckets(resp.body, batch, part.windows)):
+                out[position].update(parse_attribution_aggs(bucket, names))
+        return [{f: sums[f] for f in wanted} for sums in out]
 
     def _sums(self, body: dict[str, Any], features: list[str]) -> dict[str, AttributionSums]:
         resp = self._call("attribution search", self.es.search, index=self.explanations, ignore_unavailable=True,

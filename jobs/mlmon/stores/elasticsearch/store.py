@@ -10,6 +10,11 @@ on documents. Only when features x bins would exceed the cluster's bucket
 limit (``search.max_buckets``, 65,536 by default) is it split into several
 requests - still independent of the number of documents.
 
+Many windows (a backfill, a look-back) are asked together: one ``date_histogram``
+over a run of windows with the same per-window aggregations under it
+(:mod:`mlmon.stores.elasticsearch.window_batches`), split so that windows x
+buckets stays under the same limit.
+
 Retries with backoff on 429 / 5xx / timeouts come from :mod:`mlmon.stores.elasticsearch.client`.
 """
 
@@ -18,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,8 +34,10 @@ from mlmon.core.job_runs import JobHealth, JobRun
 from mlmon.core.reference import ReferenceProfile
 from mlmon.core.stats import CategoryStats, NumericStats, WindowStatistics, bin_anchors
 from mlmon.stores.protocols import AlertStore, ExplainBackend, LabelledStore, MetricPage, StoreError
-from mlmon.core.queries import WindowQuery
+from mlmon.core.queries import WindowBatch, WindowQuery
 from mlmon.stores.elasticsearch import job_runs
+from mlmon.stores.elasticsearch.window_batches import (WINDOWS_AGG, Slice, histogram_agg, interval_ms, plan_slices,
+                                                       slice_bounds, window_buckets)
 from mlmon.stores.elasticsearch.paging import pit_pages
 from mlmon.stores.elasticsearch.references import latest_reference_query
 from mlmon_logging.contract import data_stream
@@ -41,6 +49,14 @@ PREDICTIONS_PATTERN = data_stream("prediction", "*")   # logs-mlmon.prediction-*
 BUCKET_BUDGET = 60_000
 BULK_ATTEMPTS = 4
 BULK_BACKOFF_S = 1.0
+#: Bulk request size. helpers.streaming_bulk's defaults (500 actions, 100 MB) send a metric document
+#: (~0.6-2 KB) in requests of well under 1 MB: a month's backfill (~600k documents) would be ~1,200 requests.
+#: Elastic's indexing guidance is to grow bulk requests until throughput plateaus and to stay under a couple
+#: of tens of MB per request (memory pressure when several arrive at once; http.max_content_length is 100 MB).
+#: So the cap is in bytes, 10 MB, with a document cap high enough that bytes decide for metric documents:
+#: ~60 requests for that backfill.
+BULK_CHUNK_BYTES = 10 * 1024 * 1024
+BULK_CHUNK_DOCS = 10_000
 
 
 # --- request bodies (pure; type-checked against Elastic's API types in the tests) ---------------
@@ -82,6 +98,17 @@ def categorical_aggs(i: int, field: str, known: Sequence[str], max_unseen: int) 
     return aggs
 
 
+def numeric_buckets(edges: Sequence[float]) -> int:
+    """Buckets a numeric field's aggregations return per window: its range buckets and the missing bucket
+    (the per-bucket ``sum`` and ``extended_stats`` are metrics: no buckets)."""
+    return len(edges) + 2
+
+
+def categorical_buckets(known: Sequence[str], max_unseen: int) -> int:
+    """Buckets a categorical field's aggregations can return per window: the known terms, the unseen ones, missing."""
+    return len(known) + max(max_unseen, 1) + 1
+
+
 def window_search_bodies(query: WindowQuery) -> list[tuple[dict[str, Any], list[str], list[str]]]:
     """The search bodies of a window: (body, numeric fields in it, categorical fields in it)."""
     groups: list[tuple[dict[str, Any], list[str], list[str]]] = []
@@ -98,14 +125,14 @@ def window_search_bodies(query: WindowQuery) -> list[tuple[dict[str, Any], list[
         aggs, nums, cats, used = {}, [], [], 0
 
     for i, (f, edges) in enumerate(query.numeric.items()):
-        cost = len(edges) + 2  # the range buckets and the missing bucket
+        cost = numeric_buckets(edges)
         if nums and used + cost > BUCKET_BUDGET:
             flush()
         aggs.update(numeric_aggs(i, f, edges))
         nums.append(f)
         used += cost
     for i, (f, known) in enumerate(query.categorical.items()):
-        cost = len(known) + query.max_unseen
+        cost = categorical_buckets(known, query.max_unseen)
         if (nums or cats) and used + cost > BUCKET_BUDGET:
             flush()
         aggs.update(categorical_aggs(i, f, known, query.max_unseen))
@@ -113,6 +140,36 @@ def window_search_bodies(query: WindowQuery) -> list[tuple[dict[str, Any], list[
         used += cost
     flush()
     return groups
+
+
+def window_batch_bodies(query: WindowQuery, batch: WindowBatch) -> list[tuple[dict[str, Any], Slice, list[str],
+                                                                              list[str]]]:
+    """The searches of a batch of windows (``query``'s own bounds unused): (body, its slice, numeric fields in it,
+    categorical fields in it). Each body: one date_histogram over a run of windows, the fields' aggregations
+    under it, under BUCKET_BUDGET buckets counted as Elasticsearch does (windows x per-window buckets)."""
+    fields: list[tuple[str, int, str]] = [("n", i, f) for i, f in enumerate(query.numeric)]
+    fields += [("c", i, f) for i, f in enumerate(query.categorical)]
+    costs = [numeric_buckets(query.numeric[f]) if kind == "n" else
+             categorical_buckets(query.categorical[f], query.max_unseen) for kind, _, f in fields]
+    out: list[tuple[dict[str, Any], Slice, list[str], list[str]]] = []
+    for part in plan_slices(batch, costs, BUCKET_BUDGET):
+        sub_aggs: dict[str, Any] = {}
+        nums: list[str] = []
+        cats: list[str] = []
+        for kind, i, f in (fields[j] for j in part.fields):
+            if kind == "n":
+                sub_aggs.update(numeric_aggs(i, f, query.numeric[f]))
+                nums.append(f)
+            else:
+                sub_aggs.update(categorical_aggs(i, f, query.categorical[f], query.max_unseen))
+                cats.append(f)
+        start, end = slice_bounds(batch, part.windows)
+        # track_total_hits off: each window's count is its bucket's doc_count.
+        body = {"size": 0, "track_total_hits": False,
+                "query": window_filter(query.model, start, end, query.version, query.segment),
+                "aggs": {WINDOWS_AGG: histogram_agg(batch, part.windows, sub_aggs)}}
+        out.append((body, part, nums, cats))
+    return out
 
 
 def offsets_from_sums(counts: Sequence[int], sums: Sequence[float], edges: Sequence[float]) -> tuple[float, ...]:
@@ -127,8 +184,15 @@ def offsets_from_sums(counts: Sequence[int], sums: Sequence[float], edges: Seque
 
 def parse_window_response(response: Mapping[str, Any], query: WindowQuery, nums: Sequence[str],
                           cats: Sequence[str]) -> WindowStatistics:
-    aggs = response.get("aggregations") or {}
-    rows = int(response["hits"]["total"]["value"])
+    """The statistics in the answer to one window's search (``window_search_bodies``)."""
+    return parse_window_aggs(response.get("aggregations") or {}, int(response["hits"]["total"]["value"]), query,
+                             nums, cats)
+
+
+def parse_window_aggs(aggs: Mapping[str, Any], rows: int, query: WindowQuery, nums: Sequence[str],
+                      cats: Sequence[str]) -> WindowStatistics:
+    """The statistics of one window from its aggregations: a single window's search answer, or one bucket of
+    a batch's date_histogram (the same aggregations under it)."""
     numeric: dict[str, NumericStats] = {}
     categorical: dict[str, CategoryStats] = {}
     index_num = {f: i for i, f in enumerate(query.numeric)}
@@ -273,6 +337,23 @@ class ElasticsearchStore:
         assert result is not None
         return result
 
+    def window_statistics_batch(self, query: WindowQuery, batch: WindowBatch) -> list[WindowStatistics]:
+        """``window_statistics`` of every window of ``batch``, from date_histogram searches over runs of windows
+        (``window_batch_bodies``); a batch of one window, or of windows not in whole milliseconds, is asked
+        window by window (one window needs no histogram)."""
+        if len(batch) == 1 or interval_ms(batch) is None:
+            return [self.window_statistics(replace(query, start=s, end=e)) for s, e in batch.windows]
+        parts: list[list[WindowStatistics]] = [[] for _ in batch.windows]
+        for body, part, nums, cats in window_batch_bodies(query, batch):
+            resp = self._call("window batch search", self.es.search, index=self.predictions,
+                              ignore_unavailable=True, allow_no_indices=True, **body)
+            for position, bucket in zip(part.windows, window_buckets(resp.body, batch, part.windows)):
+                parts[position].append(parse_window_aggs(bucket, int(bucket["doc_count"]), query, nums, cats))
+        return [WindowStatistics(rows=found[0].rows,
+                                 numeric={f: s for p in found for f, s in p.numeric.items()},
+                                 categorical={f: s for p in found for f, s in p.categorical.items()})
+                for found in parts]
+
     def quantiles(self, model: str, start: datetime, end: datetime, fields: Sequence[str],
                   levels: Sequence[float], version: str | None = None) -> dict[str, list[float]]:
         body = quantiles_body(model, start, end, fields, levels, version)
@@ -322,7 +403,8 @@ class ElasticsearchStore:
             by_id = dict(pending)
             errors = []
             try:
-                for ok, item in helpers.streaming_bulk(self.es, actions, raise_on_error=False,
+                for ok, item in helpers.streaming_bulk(self.es, actions, chunk_size=BULK_CHUNK_DOCS,
+                                                       max_chunk_bytes=BULK_CHUNK_BYTES, raise_on_error=False,
                                                        raise_on_exception=False, max_retries=2):
                     if not ok:
                         errors.append(item)
