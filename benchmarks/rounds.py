@@ -7,7 +7,10 @@ The config turns on every family (drift with segments, performance with segments
 and CBPE, explainability, fairness) and the default alert rules.
 
 Measured in one process (interpreter start-up and imports are reported apart), with
-the machine's load average, medians over ``--repeats``:
+the machine's load average, medians over ``--repeats``; the backfills of a fresh copy
+each in a forked child, which reports its peak RSS (memory bounded by the batch of
+windows, not by the history, shows as the same peak for a week, one batch, and the
+month, several):
 
 * backfill: a week of hourly windows and the whole month, batched (one query per
   statistic kind for up to ``BATCH_WINDOWS`` windows) vs the per-window path
@@ -15,8 +18,12 @@ the machine's load average, medians over ``--repeats``:
   month would take too long);
 * cost per window at the start vs the end of the history (first day vs last day,
   each a backfill of 24 windows into a copy of the same store);
+* a re-run of the first day on the store holding the whole month (deterministic ids:
+  overwrites), against its first pass;
 * the first ``mlmon run`` on the store (the performance look-back, 14 days, all due);
-* a steady round at the end of the month (one new window, all four families, alerts).
+* a steady round at the end of the month (one new window, all four families, alerts);
+
+then each of the issue's targets with the measured value and whether it is met.
 
 Run: ``.venv/bin/python benchmarks/rounds.py [--per-hour 1000] [--days 30] [--large]``
 (``--large`` adds the 100k predictions/hour store: long on 2 cores).
@@ -27,6 +34,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import pickle
 import resource
 import shutil
 import statistics
@@ -38,7 +46,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 T_START = time.perf_counter()
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,14 +178,19 @@ class Figure:
     seconds: float
     windows: int = 0
     baseline: float | None = None   # the per-window path's seconds for the same work, when measured
-
+    peak_mb: float | None = None    # peak RSS of the process that did it (a forked child), when measured
     load: float = field(default_factory=lambda: os.getloadavg()[0])  # when the figure was taken
 
+    @property
+    def per_window(self) -> float:
+        return self.seconds / self.windows
+
     def line(self) -> str:
-        per = f"{self.seconds / self.windows:7.3f} s/window" if self.windows else " " * 16
+        per = f"{self.per_window:7.3f} s/window" if self.windows else " " * 16
         ratio = f"  baseline {self.baseline:8.2f} s  ratio {self.baseline / self.seconds:5.1f}x" \
             if self.baseline is not None else ""
-        return f"{self.name:<44} {self.seconds:8.2f} s {per}{ratio}  (load {self.load:.2f})"
+        peak = f"  peak {self.peak_mb:5.0f} MB" if self.peak_mb is not None else ""
+        return f"{self.name:<44} {self.seconds:8.2f} s {per}{ratio}{peak}  (load {self.load:.2f})"
 
 
 @contextmanager
@@ -197,6 +210,37 @@ def timed(fn: Callable[[], Any]) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+R = TypeVar("R")
+
+
+def in_child(fn: Callable[[], R]) -> tuple[R, float]:
+    """``fn()`` in a forked child, with the child's peak RSS in MB: each figure's own memory, not the
+    high-water mark of everything measured before it (the child starts with the parent's pages: ~imports)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: measure, report, leave without running the parent's cleanup
+        code = 0
+        try:
+            result = fn()
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            with os.fdopen(write, "wb") as pipe:
+                pickle.dump((result, peak), pipe)
+        except BaseException:  # noqa: BLE001 - the parent reports the failed figure
+            import traceback
+            traceback.print_exc()
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not answer:
+        raise RuntimeError(f"measurement failed in child {pid} (status {status})")
+    result, peak = pickle.loads(answer)
+    return result, peak
 
 
 class Bench:
@@ -221,6 +265,11 @@ class Bench:
             if own:
                 s.close()
 
+    def figure(self, name: str, start: datetime, end: datetime, batch: int, baseline: float | None = None) -> Figure:
+        """A backfill of [start, end) on a fresh copy, in a child process (its own peak memory)."""
+        seconds, peak = in_child(lambda: self.backfill(start, end, batch))
+        return Figure(name, seconds, round((end - start) / HOUR), baseline, peak)
+
     def first_run(self, batch: int, cfg: Config | None = None) -> float:
         s = self.store()
         try:
@@ -230,7 +279,17 @@ class Bench:
             s.close()
 
 
-def measure(per_hour: int, days: int, repeats: int, baseline_days: int, root: Path) -> list[Figure]:
+@dataclass
+class Results:
+    figures: list[Figure] = field(default_factory=list)
+    #: (target's name, measured, target, unit): met when the measured value is at most the target.
+    checks: list[tuple[str, float, float, str]] = field(default_factory=list)
+
+    def check(self, name: str, measured: float, target: float, unit: str) -> None:
+        self.checks.append((name, measured, target, unit))
+
+
+def measure(per_hour: int, days: int, repeats: int, baseline_days: int, root: Path) -> Results:
     from mlmon.jobs.base import BATCH_WINDOWS
 
     built = root / f"built-{per_hour}-{days}.duckdb"
@@ -239,46 +298,66 @@ def measure(per_hour: int, days: int, repeats: int, baseline_days: int, root: Pa
         print(f"built {days} days x {per_hour}/hour in {seconds:.0f} s")
     end = T0 + days * DAY + timedelta(minutes=2)
     bench = Bench(built, root, config(), end)
-    figures: list[Figure] = []
+    out = Results()
     week = min(7, days)
     first_day = (T0, T0 + DAY)
     last_day = (T0 + (days - 1) * DAY, T0 + days * DAY)
     # Cost per window at the start vs the end of the history: one day of windows each, both paths.
-    start_b, end_b = bench.backfill(*first_day, BATCH_WINDOWS), bench.backfill(*last_day, BATCH_WINDOWS)
-    start_w = bench.backfill(*first_day, 1) if baseline_days else None
-    end_w = bench.backfill(*last_day, 1) if baseline_days else None
-    figures += [Figure("backfill, first day (24 windows)", start_b, 24, start_w),
-                Figure("backfill, last day (24 windows)", end_b, 24, end_w)]
+    start_w = in_child(lambda: bench.backfill(*first_day, 1))[0] if baseline_days else None
+    end_w = in_child(lambda: bench.backfill(*last_day, 1))[0] if baseline_days else None
+    start_b = bench.figure("backfill, first day (24 windows)", *first_day, BATCH_WINDOWS, start_w)
+    end_b = bench.figure("backfill, last day (24 windows)", *last_day, BATCH_WINDOWS, end_w)
+    out.figures += [start_b, end_b]
     # A week: the per-window baseline measured on `baseline_days` days and scaled per window.
     base_week = None
     if baseline_days:
         span = min(baseline_days, week)
         # One day of per-window windows is the first day's figure: measured once.
-        sample = start_w if span == 1 and start_w is not None else bench.backfill(T0, T0 + span * DAY, 1)
+        sample = start_w if span == 1 and start_w is not None else \
+            in_child(lambda: bench.backfill(T0, T0 + span * DAY, 1))[0]
         base_week = sample * week / span
         print(f"(per-window baseline of longer spans: {span} day(s) measured, scaled per window)")
-    figures.append(Figure(f"backfill, {week} days", bench.backfill(T0, T0 + week * DAY, BATCH_WINDOWS),
-                          week * 24, base_week))
-    # The month, then rounds on the same store: the first after the backfill, then steady ones.
-    store = bench.store()
-    try:
-        figures.append(Figure(f"backfill, {days} days", bench.backfill(T0, T0 + days * DAY, BATCH_WINDOWS, store),
-                              days * 24, base_week * days / week if base_week else None))
-        first_after = timed(lambda: Runner(bench.cfg, store, clock=lambda: end).round())
-        figures.append(Figure("first round after the backfill", first_after))
-        steady = [timed(Runner(bench.cfg, store, clock=lambda k=k: end + k * HOUR).round)  # type: ignore[misc]
-                  for k in range(1, repeats + 1)]
-        figures.append(Figure(f"steady round (median of {repeats})", statistics.median(steady), 1))
-    finally:
-        store.close()
+    week_b = bench.figure(f"backfill, {week} days", T0, T0 + week * DAY, BATCH_WINDOWS, base_week)
+    out.figures.append(week_b)
+    # The month, then on the same store: the first day again (a re-run with the whole month after it),
+    # the first round after the backfill, then steady ones; in a child, for the month's peak memory.
+    def month_then_rounds() -> tuple[float, float, float, list[float]]:
+        store = bench.store()
+        try:
+            month = bench.backfill(T0, T0 + days * DAY, BATCH_WINDOWS, store)
+            rerun = bench.backfill(*first_day, BATCH_WINDOWS, store)
+            first_after = timed(lambda: Runner(bench.cfg, store, clock=lambda: end).round())
+            steady = [timed(Runner(bench.cfg, store, clock=lambda k=k: end + k * HOUR).round)  # type: ignore[misc]
+                      for k in range(1, repeats + 1)]
+            return month, rerun, first_after, steady
+        finally:
+            store.close()
+
+    (month_s, rerun_s, first_after, steady), month_peak = in_child(month_then_rounds)
+    month = Figure(f"backfill, {days} days (then the rounds below)", month_s, days * 24,
+                   base_week * days / week if base_week else None, month_peak)
+    rerun = Figure(f"re-run of the first day ({days} days stored)", rerun_s, 24)
+    out.figures += [month, rerun, Figure("first round after the backfill", first_after),
+                    Figure(f"steady round (median of {repeats})", statistics.median(steady), 1)]
     # The per-window first run on a sample: a look-back of `baseline_days` days, scaled to the 14 days.
     base_first = None
     if baseline_days:
         span = min(baseline_days, 14)
         base_first = bench.first_run(1, config(lookback=f"{span}d", maturity_age=f"{span}d")) * 14 / span
         print(f"(per-window first run: a {span}-day look-back measured, scaled to 14 days)")
-    figures.append(Figure("first `mlmon run` (14-day look-back)", bench.first_run(BATCH_WINDOWS), 0, base_first))
-    return figures
+    first_run = Figure("first `mlmon run` (14-day look-back)", bench.first_run(BATCH_WINDOWS), 0, base_first)
+    out.figures.append(first_run)
+    # The issue's targets, measured above.
+    out.check("last day / first day, per window", end_b.per_window / start_b.per_window, 1.2, "x")
+    out.check("re-run of a window / its first pass", rerun.per_window / start_b.per_window, 1.2, "x")
+    out.check(f"backfill of {week} days, per window", week_b.per_window, 0.25, "s")
+    if days >= 30:
+        out.check(f"backfill of {days} days", month.seconds, 60.0, "s")
+    out.check("steady round", statistics.median(steady), 1.0, "s")
+    out.check("first `mlmon run`, 14-day look-back", first_run.seconds, 3.0, "s")
+    if week_b.peak_mb is not None and days > week:  # one batch of windows vs several: memory bounded by the batch
+        out.check(f"peak memory, {days} days / {week} days", month_peak / week_b.peak_mb, 1.2, "x")
+    return out
 
 
 def main() -> int:
@@ -303,8 +382,13 @@ def main() -> int:
         root.mkdir(parents=True, exist_ok=True)
         for per_hour in sizes:
             print(f"\n{per_hour} predictions/hour, {args.days} days, 25 features, 2 segment values")
-            for figure in measure(per_hour, args.days, args.repeats, args.baseline_days, root):
+            results = measure(per_hour, args.days, args.repeats, args.baseline_days, root)
+            for figure in results.figures:
                 print(figure.line())
+            print("\ntargets (issue 19):")
+            for name, measured, target, unit in results.checks:
+                verdict = "met" if measured <= target else "NOT met"
+                print(f"  {name:<44} {measured:8.3f} {unit}  target <= {target:g} {unit}  {verdict}")
             print(f"load average {os.getloadavg()[0]:.2f}; peak RSS "
                   f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     return 0

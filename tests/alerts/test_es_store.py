@@ -101,6 +101,18 @@ def test_series_windows_and_memory_are_read_back() -> None:
     assert windows_req.query.get("ignore_unavailable") == ["true"]
 
 
+def test_series_windows_skip_the_ids_the_round_holds() -> None:
+    docs = [make_metric(day, "ok") for day in range(3)]
+
+    def handler(req: Request) -> Reply:
+        return es_reply(_hits([d.to_source() for d in docs], sort=True))
+
+    with FakeServer(handler) as server:
+        rows = ElasticsearchAlertStore(connect(server.url)).series_windows(
+            "churn", "3", ["drift"], T0, T0 + timedelta(days=3), skip={docs[0].id, docs[2].id})
+    assert [r.metric_id for r in rows] == [docs[1].id]
+
+
 def test_deliveries_are_queued_before_their_alerts_and_only_for_alerts_not_stored() -> None:
     now = T0 + timedelta(days=9)
     deliveries = [Delivery.of(a, "webhook", created_at=now, expires_at=now + timedelta(days=1)) for a in ALERTS]

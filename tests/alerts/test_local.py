@@ -154,3 +154,36 @@ def test_a_round_reads_only_the_windows_its_rules_look_at(metric_store: DuckDBSt
     report = alert_round(DuckDBAlertStore(metric_store.con), [history[10]], {}, now=NOW)
     assert [(a.action, (a.metric.window_start - T0).days) for a in report.written] == [("fired", 10)]
     assert rebuilt == []  # the judged window is the round's own document: nothing read back is rebuilt
+
+
+def test_series_windows_skip_the_ids_the_round_holds(metric_store: DuckDBStore) -> None:
+    docs = [make_metric(day, "ok") for day in range(6)]
+    metric_store.write_metrics(docs)
+    adapter = DuckDBAlertStore(metric_store.con)
+    rows = adapter.series_windows("churn", "3", ["drift"], T0, T0 + timedelta(days=10),
+                                  skip={d.id for d in docs[2:]})
+    assert [r.metric_id for r in rows] == [docs[0].id, docs[1].id]
+    assert len(adapter.series_windows("churn", "3", ["drift"], T0, T0 + timedelta(days=10))) == 6
+
+
+def test_a_batch_round_reads_back_only_what_its_documents_do_not_hold(metric_store: DuckDBStore,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 19: a backfill's batch read every document it had just written back from the store (and built a
+    window of each twice); the rules' context before the batch is still read, and the verdicts are the same."""
+    before = [make_metric(0, "ok"), make_metric(1, "alert")]  # stored: day 2's alert completes a "2 of 3"
+    metric_store.write_metrics(before)
+    batch = [make_metric(day, "alert" if day == 2 else "ok") for day in range(2, 30)]
+    metric_store.write_metrics(batch)
+    adapter = DuckDBAlertStore(metric_store.con)
+    returned: list[int] = []
+    real = adapter.series_windows
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        rows = real(*args, **kwargs)
+        returned.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(adapter, "series_windows", counting)
+    report = alert_round(adapter, batch, {}, now=NOW)
+    assert returned == [2]  # the two windows before the batch, none of its 28
+    assert [(a.action, (a.metric.window_start - T0).days) for a in report.written] == [("fired", 2), ("recovered", 4)]

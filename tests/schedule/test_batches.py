@@ -54,18 +54,24 @@ def _unversioned(cfg: Config) -> Config:
     return replace(cfg, models=tuple(replace(m, version=None) for m in cfg.models))
 
 
-def _documents(path: Path, cfg: Config, batch: int, monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, Any]]:
+def _rows(store: DuckDBStore, table: str, key: str) -> dict[str, dict[str, Any]]:
+    rows = store.con.execute(f"SELECT * FROM {table}").fetchall()
+    columns = [c[0] for c in store.con.execute(f"DESCRIBE {table}").fetchall()]
+    return {str(d[key]): {k: v for k, v in d.items() if k not in RUN_FIELDS}
+            for d in (dict(zip(columns, row, strict=True)) for row in rows)}
+
+
+def _documents(path: Path, cfg: Config, batch: int,
+               monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The metric documents and the alerts a backfill then a round write, by id."""
     monkeypatch.setattr(base, "BATCH_WINDOWS", batch)
     store = DuckDBStore(path)
     try:
         Runner(cfg, store, clock=lambda: AT).backfill(T0, T0 + SPAN, progress=False)
         Runner(cfg, store, clock=lambda: AT + HOUR).round()   # the label look-back, recomputed in a round
-        rows = store.con.execute("SELECT * FROM metrics").fetchall()
-        columns = [c[0] for c in store.con.execute("DESCRIBE metrics").fetchall()]
+        return _rows(store, "metrics", "metric.id"), _rows(store, "alerts", "alert.id")
     finally:
         store.close()
-    return {str(d["metric.id"]): {k: v for k, v in d.items() if k not in RUN_FIELDS}
-            for d in (dict(zip(columns, row, strict=True)) for row in rows)}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -91,8 +97,12 @@ def test_batched_backfill_and_round_write_the_per_window_documents(built: Path, 
     paths = [tmp_path / "per_window.duckdb", tmp_path / "batched.duckdb"]
     for p in paths:
         shutil.copy(built, p)
-    per_window = _documents(paths[0], cfg, 1, monkeypatch)
-    batched = _documents(paths[1], cfg, 4, monkeypatch)   # 6 windows in batches of 4: a short last batch
+    per_window, per_window_alerts = _documents(paths[0], cfg, 1, monkeypatch)
+    # 6 windows in batches of 4: a short last batch
+    batched, batched_alerts = _documents(paths[1], cfg, 4, monkeypatch)
+    # The alerts too (the engine judges a batch's windows in order, with the context before the batch).
+    assert per_window_alerts and per_window_alerts.keys() == batched_alerts.keys()
+    assert all(_same(per_window_alerts[k], batched_alerts[k]) for k in per_window_alerts)
     assert per_window.keys() == batched.keys()
     families = {d["metric.family"] for d in per_window.values()}
     assert families >= {"drift", "data_quality", "performance", "estimated_performance", "label_coverage",

@@ -77,8 +77,8 @@ def _deliveries(alerts: Sequence[Alert], config: AlertsConfig, created_at: datet
 
 def _evaluate_version(store: AlertStore, model: str, version: str, docs: Sequence[MetricDocument],
                       config: AlertsConfig, fired_at: datetime) -> list[Alert]:
-    touched = {SeriesKey.of(d) for d in docs}
-    found = {s: config.rule_for(s) for s in touched}
+    keyed = [(SeriesKey.of(d), d) for d in docs]
+    found = {s: config.rule_for(s) for s in {key for key, _ in keyed}}
     rules = {s: r for s, r in found.items() if r is not None}
     if not rules:
         return []
@@ -90,9 +90,14 @@ def _evaluate_version(store: AlertStore, model: str, version: str, docs: Sequenc
     until = max(d.window_end for d in docs)
     families = sorted({s.family for s in rules})
     history: dict[SeriesKey, list[SeriesWindow]] = defaultdict(list)
-    for row in [*store.series_windows(model, version, families, since, until), *map(SeriesWindow.of, docs)]:
+    known = {d.id: d for d in docs}
+    # The round's own documents are just stored: the store returns the rest (what they do not replace).
+    for row in store.series_windows(model, version, families, since, until, skip=known.keys()):
         if row.series in rules:
             history[row.series].append(row)
+    for key, d in keyed:
+        if key in rules:
+            history[key].append(SeriesWindow(key, d.window_start, d.window_end, d.status, d.computed_at, d.id))
     memory = store.last_notifications(series_id(r.id, s) for s, r in rules.items())
 
     judged: list[tuple[Rule, SeriesKey, SeriesWindow, Decision]] = []
@@ -100,7 +105,6 @@ def _evaluate_version(store: AlertStore, model: str, version: str, docs: Sequenc
         windows = latest_per_window(history[key])
         judged += [(rule, key, windows[d.index], d) for d in judge(windows, rule, memory.get(series_id(rule.id, key)))]
     # A metric document is built only for a window that raises an alert: this round's own, else read by id.
-    known = {d.id: d for d in docs}
     missing = {w.metric_id for _, _, w, _ in judged if w.metric_id not in known}
     if missing:
         known.update({d.id: d for d in store.metric_documents(missing)})

@@ -11,7 +11,7 @@ profiles, and checkpoints of finished windows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -179,9 +179,10 @@ class ExplainBackend(Protocol):
 
 class AlertStore(Protocol):
     def series_windows(self, model: str, model_version: str, families: Sequence[str], since: datetime,
-                       until: datetime) -> Sequence[SeriesWindow]:
+                       until: datetime, skip: Collection[str] = frozenset()) -> Sequence[SeriesWindow]:
         """Status per series and window of one model version's ``families``, for the windows ending in
-        [since, until]: the context of the "N of M" rules, without building metric documents."""
+        [since, until]: the context of the "N of M" rules, without building metric documents. Documents
+        whose id is in ``skip`` (the round's own, which the caller holds) need not be returned."""
         ...
 
     def metric_documents(self, ids: Iterable[str]) -> Sequence[MetricDocument]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -480,7 +481,7 @@ def metric_table(docs: Sequence[MetricDocument]) -> pa.Table:
         if es_type == "date":
             out[name] = pc.floor_temporal(pa.array(values, _ARROW_TYPES[es_type]), unit="millisecond")
         elif es_type == "flattened":
-            out[name] = pa.array([json.dumps(v, default=_json_default) for v in values], pa.string())
+            out[name] = pa.array([json_text(v) for v in values], pa.string())
         elif es_type == "double":
             out[name] = pa.array([_sql_value(v, es_type) for v in values], pa.float64())
         else:
@@ -494,7 +495,7 @@ def _sql_value(value: Any, es_type: str) -> Any:
     if es_type == "date":
         return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     if es_type == "flattened":
-        return json.dumps(value, default=_json_default)
+        return json_text(value)
     if es_type == "double":
         v = float(value)
         return v if math.isfinite(v) else None
@@ -509,6 +510,18 @@ def _py_value(value: Any, es_type: str) -> Any:
     if es_type == "flattened":
         return json.loads(value) if isinstance(value, str) else value
     return value
+
+
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def json_text(value: Any) -> str:
+    """A flattened field (details) as JSON text: orjson (~10x the stdlib's speed on a backfill's documents),
+    the stdlib for what orjson refuses (integers past 64 bits)."""
+    try:
+        return orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:

@@ -13,7 +13,7 @@ of two rounds taking the same entry, one gets 409 and leaves it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -118,7 +118,9 @@ class ElasticsearchAlertStore:
         self.outbox_index = outbox_index
 
     def series_windows(self, model: str, model_version: str, families: Sequence[str], since: datetime,
-                       until: datetime) -> list[SeriesWindow]:
+                       until: datetime, skip: Collection[str] = frozenset()) -> list[SeriesWindow]:
+        # ``skip`` is applied to the hits, not the query: a terms filter holds at most 65,536 ids
+        # (index.max_terms_count) and a backfill's batch skips more; the hits still cost no document.
         if not families:
             return []
         body = series_windows_search(model, model_version, families, since, until)
@@ -127,6 +129,8 @@ class ElasticsearchAlertStore:
             hits = self._search("series windows", self.metrics_index, body)
             for hit in hits:
                 src = flatten_source(hit["_source"])
+                if src["metric.id"] in skip:
+                    continue
                 end = _date(src["window.end"])
                 out.append(SeriesWindow(
                     SeriesKey(*(str(src.get(c) or "") for c in SERIES_WINDOW_SOURCE[:8])),
