@@ -23,8 +23,9 @@ import pytest
 
 from tests.support import REPO
 from mlmon.stack import alert_assets as assets
-from mlmon.stores.elasticsearch.alerts import (due_deliveries_search, last_notifications_search, metric_documents_search,
-                                              recent_alerts_search, series_windows_search, stored_alerts_search)
+from mlmon.stores.elasticsearch.alerts import (due_deliveries_search, held_back_search, last_notifications_search,
+                                              metric_documents_search, recent_alerts_search, series_windows_search,
+                                              stored_alerts_search)
 from mlmon.config.alerts import Rule
 from mlmon.core.alert_schema import ALERT_FIELDS
 from mlmon.core.documents import METRIC_FIELDS
@@ -333,6 +334,7 @@ def test_all_alerting_bodies_typecheck_against_the_elasticsearch_api_types() -> 
     items.append(("search", metric_documents_search(["a"]), "alert adapter: metric documents"))
     items.append(("search", stored_alerts_search(["a"]), "alert adapter: stored alerts"))
     items.append(("search", due_deliveries_search(t0, 100), "alert adapter: due deliveries"))
+    items.append(("search", held_back_search(["a"], t0), "alert adapter: held-back deliveries"))
     items.append(("search", last_notifications_search(["a", "b"]), "alert adapter: last notifications"))
     items.append(("search", recent_alerts_search("churn", 50), "alert adapter: recent alerts"))
     assert_bodies_typecheck(items)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from mlmon.alerts.engine import evaluate
-from mlmon.stores.elasticsearch.alerts import (ElasticsearchAlertStore, due_deliveries_search, last_notifications_search,
-                                              series_windows_search)
+from mlmon.stores.elasticsearch.alerts import (ElasticsearchAlertStore, due_deliveries_search, held_back_search,
+                                              last_notifications_search, series_windows_search)
 from mlmon.config.alerts import Rule
 from mlmon.stores.elasticsearch.client import connect
 from mlmon.core.alerts import Delivery
@@ -141,6 +142,8 @@ def test_a_delivery_taken_by_another_round_meanwhile_is_left_to_it() -> None:
     sources = [delivery_source(mine), delivery_source(theirs)]
 
     def handler(req: Request) -> Reply:
+        if req.path == "/mlmon-outbox/_search" and "collapse" in req.json:
+            return es_reply(_hits([]))  # nothing of these series waits in backoff
         if req.path == "/mlmon-outbox/_search":
             body = _hits(sources)
             for i, (hit, d) in enumerate(zip(body["hits"]["hits"], (mine, theirs))):
@@ -152,11 +155,37 @@ def test_a_delivery_taken_by_another_round_meanwhile_is_left_to_it() -> None:
     with FakeServer(handler) as server:
         taken = ElasticsearchAlertStore(connect(server.url)).claim_deliveries(now, until, 50)
     assert [d.key for d in taken] == [mine.key]
-    search, bulk = server.requests
+    search, held_back, bulk = server.requests
     assert search.json["seq_no_primary_term"] is True and search.json["size"] == 50
+    assert held_back.json["query"]["bool"]["filter"][2] == {"terms": {"delivery.series_id": sorted(
+        {mine.series_id, theirs.series_id})}}
     lines = [json.loads(x) for x in bulk.raw_body.decode().splitlines()]
     assert lines[0] == {"index": {"_index": "mlmon-outbox", "_id": mine.key, "if_seq_no": 10, "if_primary_term": 1}}
     assert lines[1]["delivery"]["next_attempt_at"] == "2025-03-10T00:01:00.000Z"  # the lease
+
+
+def test_a_due_delivery_behind_its_series_entry_in_backoff_is_not_taken() -> None:
+    """A later round's alert of a series whose earlier alert waits in backoff must not overtake it."""
+    now = T0 + timedelta(days=9)
+    first, later = [Delivery.of(a, "webhook", created_at=now, expires_at=now + timedelta(days=1))
+                    for a in (ALERTS[0], replace(ALERTS[0], action="recovered",
+                                                 metric=make_metric(3, "ok")))]
+    waiting = replace(first, next_attempt_at=now + timedelta(minutes=1), attempts=1)
+
+    def handler(req: Request) -> Reply:
+        if req.path == "/mlmon-outbox/_search" and "collapse" in req.json:
+            return es_reply(_hits([delivery_source(waiting)]))
+        if req.path == "/mlmon-outbox/_search":
+            body = _hits([delivery_source(later)])
+            body["hits"]["hits"][0].update({"_index": "mlmon-outbox", "_id": later.key, "_seq_no": 1,
+                                            "_primary_term": 1})
+            return es_reply(body)
+        return _bulk_reply(req, set())
+
+    with FakeServer(handler) as server:
+        taken = ElasticsearchAlertStore(connect(server.url)).claim_deliveries(now, now + timedelta(minutes=1), 50)
+    assert taken == [] and first.series_id == later.series_id and later.window_end > first.window_end
+    assert all(r.path != "/_bulk" for r in server.requests)  # not leased either
 
 
 def test_search_bodies_name_only_mapped_fields() -> None:
@@ -167,7 +196,10 @@ def test_search_bodies_name_only_mapped_fields() -> None:
     windows = series_windows_search("churn", "3", ["drift"], T0, T0)
     memory = last_notifications_search(["a", "b"])
     due = due_deliveries_search(T0, 10)
+    held = held_back_search(["a"], T0)
     assert set(query_fields(windows["query"])) | {"window.end", "metric.id", *windows["_source"]} <= set(METRIC_FIELDS)
     assert set(query_fields(memory)) | {"window.end", "alert.fired_at", *memory["_source"]} <= set(ALERT_FIELDS)
     assert set(query_fields(due["query"])) | {next(iter(s)) for s in due["sort"]} <= set(OUTBOX_FIELDS)
+    assert set(query_fields(held["query"])) | {next(iter(s)) for s in held["sort"]} | set(held["_source"]) \
+        | {held["collapse"]["field"]} <= set(OUTBOX_FIELDS)
     # every body is type-checked with the other alerting bodies in test_assets (one tsc run)

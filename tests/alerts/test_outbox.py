@@ -182,3 +182,22 @@ def test_a_recovery_held_behind_its_failed_firing_waits_as_long_as_it(opener: Op
     assert (early.delivered, later.delivered) == (0, 2)
     actions = [body["alert"]["alert"]["action"] for _, body in receiver.requests]
     assert actions == ["fired", "fired", "recovered"]
+
+
+def test_a_later_rounds_recovery_waits_behind_its_firing_in_backoff(opener: Opener, receiver: Receiver) -> None:
+    """The firing failed in one round and waits in backoff; the recovery, raised by a later round, was due at
+    once and went out alone: the receiver saw "recovered" before the "fired" it follows."""
+    cfg = configs(receiver.url)
+    opener.fire(cfg)  # day 0 bad: fired
+    receiver.statuses = [503]
+    deliver_outbox(opener, cfg, clock=at(NOW))  # the firing fails: next try a minute later
+    with opener.store() as store:  # a later round: day 1 ok recovers the series
+        docs = [make_metric(1, "ok")]
+        store.write_metrics(docs)
+        written = alert_round(DuckDBAlertStore(store.con), docs, cfg, now=NOW + timedelta(seconds=5)).written
+    assert [a.action for a in written] == ["recovered"]
+    early = deliver_outbox(opener, cfg, clock=at(NOW + timedelta(seconds=10)))
+    later = deliver_outbox(opener, cfg, clock=at(NOW + timedelta(minutes=1)))
+    assert (early.delivered, later.delivered) == (0, 2)
+    actions = [body["alert"]["alert"]["action"] for _, body in receiver.requests]
+    assert actions == ["fired", "fired", "recovered"]

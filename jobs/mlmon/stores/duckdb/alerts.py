@@ -135,15 +135,22 @@ class DuckDBAlertStore:
         return fresh
 
     def claim_deliveries(self, now: datetime, until: datetime, limit: int) -> list[Delivery]:
-        """Pending deliveries due at ``now``, oldest first, each held until ``until`` (its lease)."""
+        """Pending deliveries due at ``now``, oldest first, each held until ``until`` (its lease); an entry
+        behind an earlier one of its series and channel that is not due (in backoff, or leased) waits for it."""
         cols = _OUTBOX_COLUMNS
+        state, due_at, series, channel, end, created = (
+            quote(c) for c in ("delivery.state", "delivery.next_attempt_at", "delivery.series_id", "delivery.channel",
+                               "delivery.window_end", "delivery.created_at"))
         try:
             self.con.begin()
             rows = self.con.execute(
-                f"SELECT {', '.join(quote(c) for c in cols)} FROM {OUTBOX_TABLE} "
-                f"WHERE {quote('delivery.state')} = 'pending' AND {quote('delivery.next_attempt_at')} <= ? "
-                f"ORDER BY {quote('delivery.created_at')}, {quote('delivery.window_end')}, "
-                f"{quote('delivery.alert_id')}, {quote('delivery.channel')} LIMIT ?", [now, limit]).fetchall()
+                f"SELECT {', '.join(f'o.{quote(c)}' for c in cols)} FROM {OUTBOX_TABLE} o "
+                f"WHERE o.{state} = 'pending' AND o.{due_at} <= ? "
+                f"AND NOT EXISTS (SELECT 1 FROM {OUTBOX_TABLE} b WHERE b.{state} = 'pending' AND b.{due_at} > ? "
+                f"AND b.{series} = o.{series} AND b.{channel} = o.{channel} "
+                f"AND (b.{end}, b.{created}) < (o.{end}, o.{created})) "
+                f"ORDER BY o.{created}, o.{end}, o.{quote('delivery.alert_id')}, o.{channel} LIMIT ?",
+                [now, now, limit]).fetchall()
             taken = [delivery_from_row(dict(zip(cols, row))) for row in rows]
             if taken:
                 self.con.executemany(

@@ -79,6 +79,22 @@ def due_deliveries_search(now: datetime, limit: int) -> dict[str, Any]:
     }
 
 
+def held_back_search(series_ids: Sequence[str], now: datetime) -> dict[str, Any]:
+    """Search body: per series, its earliest pending outbox entry not due at ``now`` (in backoff, or leased):
+    the later entries of the series wait behind it. Collapsed per series over every channel (one exists today)."""
+    return {
+        "size": len(series_ids),
+        "query": {"bool": {"filter": [
+            {"term": {"delivery.state": "pending"}},
+            {"range": {"delivery.next_attempt_at": {"gt": iso(now)}}},
+            {"terms": {"delivery.series_id": list(series_ids)}},
+        ]}},
+        "collapse": {"field": "delivery.series_id"},
+        "sort": [{"delivery.window_end": "asc"}, {"delivery.created_at": "asc"}],
+        "_source": ["delivery.series_id", "delivery.window_end", "delivery.created_at"],
+    }
+
+
 def last_notifications_search(series_ids: Sequence[str]) -> dict[str, Any]:
     """Search body: the newest jobs-engine alert per ``alert.series_id`` (field collapsing)."""
     return {
@@ -182,6 +198,16 @@ class ElasticsearchAlertStore:
     def claim_deliveries(self, now: datetime, until: datetime, limit: int) -> list[Delivery]:
         hits = self._search("due deliveries", self.outbox_index, due_deliveries_search(now, limit))
         entries = {h["_id"]: delivery_of(h["_source"]) for h in hits}
+        if entries:  # an entry behind an earlier one of its series that is not due waits for it
+            series = sorted({d.series_id for d in entries.values()})
+            blockers: dict[str, tuple[datetime, datetime]] = {}
+            for hit in self._search("held-back deliveries", self.outbox_index, held_back_search(series, now)):
+                src = flatten_source(hit["_source"])
+                blockers[src["delivery.series_id"]] = (_date(src["delivery.window_end"]),
+                                                       _date(src["delivery.created_at"]))
+            held = {key for key, d in entries.items()
+                    if d.series_id in blockers and blockers[d.series_id] < (d.window_end, d.created_at)}
+            hits = [h for h in hits if h["_id"] not in held]
         actions = [{"_op_type": "index", "_index": self.outbox_index, "_id": h["_id"],
                     "if_seq_no": h["_seq_no"], "if_primary_term": h["_primary_term"],
                     "_source": delivery_source(_leased(entries[h["_id"]], until))} for h in hits]
