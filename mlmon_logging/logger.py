@@ -159,8 +159,15 @@ class ModelLogger:
                                 close_timeout=close_timeout, retry_initial=retry_initial,
                                 retry_max=retry_max, drain_interval=drain_interval,
                                 name=f"mlmon-emitter-{model}-{version}", observer=metrics)
-        self._submit = self._emitter.submit
+        self._submit = self._emitter.submit if metrics is None else self._submit_counting_misses
         self._reported: set[str] = set()
+
+    def _submit_counting_misses(self, item: tuple[Any, ...]) -> bool:
+        """``Emitter.submit``, telling the metrics of a call the full queue refused (the call still counts)."""
+        queued = self._emitter.submit(item)
+        if not queued:
+            self._metrics.missed(item[0])  # type: ignore[union-attr]  # set whenever this is the submit
+        return queued
 
     # --- request path --------------------------------------------------------------
     # Kept lean on purpose: exact-type checks instead of helpers, one tuple, one append.
@@ -180,9 +187,7 @@ class ModelLogger:
             segment = segment.copy()
         if type(scores) is dict:
             scores = scores.copy()
-        if not self._submit((_PREDICTION, ts, pid, features, prediction, score, latency_ms, segment, scores)) \
-                and self._metrics is not None:
-            self._metrics.missed(_PREDICTION)
+        self._submit((_PREDICTION, ts, pid, features, prediction, score, latency_ms, segment, scores))
         return pid
 
     def log_feedback(self, prediction_id: str, actual: Any, *, timestamp: Timestamp = None) -> bool:
@@ -191,11 +196,7 @@ class ModelLogger:
             self._emitter.count_sampled_out()
             return False
         ts = time_ns() if timestamp is None else timestamp_ns(timestamp)
-        if self._submit((_FEEDBACK, ts, prediction_id, actual)):
-            return True
-        if self._metrics is not None:
-            self._metrics.missed(_FEEDBACK)
-        return False
+        return self._submit((_FEEDBACK, ts, prediction_id, actual))
 
     def log_explanation(self, prediction_id: str, attributions: Mapping[str, float], *,
                         method: str | None = None, base_value: float | None = None,
@@ -230,9 +231,7 @@ class ModelLogger:
         if isinstance(error, BaseException):  # queue its name and text, not its traceback's frames
             kind_of_error = type(error).__name__
             message = _exception_text(error) if message is None else message
-        if not self._submit((_PREDICTION_ERROR, ts, pid, kind_of_error, message, latency_ms)) \
-                and self._metrics is not None:
-            self._metrics.missed(_PREDICTION_ERROR)
+        self._submit((_PREDICTION_ERROR, ts, pid, kind_of_error, message, latency_ms))
         return pid
 
     # --- batch calls (off the request path: they wait for room, never drop) -------------

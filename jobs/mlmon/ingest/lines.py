@@ -54,11 +54,6 @@ class LineSplitter:
         self._cut_head: bytes | None = None  # first bytes of an overlong line being skipped
         self._cut_length = 0
 
-    @property
-    def buffered(self) -> int:
-        """Bytes held for the line in progress (bounded by the limit plus one chunk)."""
-        return len(self.pending) + len(self._cut_head or b"")
-
     def feed(self, chunk: bytes) -> list[tuple[bytes, int]]:
         """Complete lines in ``chunk`` (and before it), each with the offset just past it."""
         if not chunk:
