@@ -43,3 +43,12 @@ def test_run_without_config_and_naive_times_are_refused(tmp_path: Path) -> None:
         mon.metrics(start=datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="not a store URL"):
         mm.connect("localhost")
+
+
+def test_a_feature_view_cut_by_the_read_limit_says_so() -> None:
+    from mlmon.api.views import FeatureView
+
+    docs = [doc("drift", "wasserstein", day, 0.1, "ok", feature="age") for day in range(3)]
+    whole, cut = FeatureView("churn", "age", docs), FeatureView("churn", "age", docs, total=10)
+    assert "left out" not in repr(whole) and "left out" not in whole.html
+    assert "the newest 3 of 10 documents" in repr(cut) and "the newest 3 of 10 documents" in cut.html

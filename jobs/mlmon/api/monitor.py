@@ -152,7 +152,7 @@ class Monitor:
         if not docs:
             raise APIError(f"no drift documents of feature {feature!r} of model {model!r} in {self.url}; "
                            "list the features with mon.metrics(model, family='drift').feature.unique()")
-        return FeatureView(model, feature, docs)
+        return FeatureView(model, feature, docs, total=docs.total)
 
 
 def _time(value: Time, name: str) -> datetime | None:

@@ -22,10 +22,20 @@ class FeatureView:
     """One feature's drift documents: ``frame`` (a DataFrame, oldest window first), ``specs`` (a
     Vega-Lite chart per thresholded metric, one line per segment), shown inline in Jupyter."""
 
-    def __init__(self, model: str, feature: str, docs: Sequence[dict[str, Any]]) -> None:
+    def __init__(self, model: str, feature: str, docs: Sequence[dict[str, Any]], total: int | None = None) -> None:
         self.model = model
         self.feature = feature
         self.docs = list(docs)
+        #: Documents that matched; more than ``len(docs)`` when the read's limit kept the newest only.
+        self.total = len(self.docs) if total is None else total
+
+    @property
+    def cut(self) -> str:
+        """'' or what the limit left out, said wherever the view is shown."""
+        if self.total <= len(self.docs):
+            return ""
+        return (f"the newest {len(self.docs)} of {self.total} documents (older windows left out: "
+                "pass start= to look further back)")
 
     @cached_property
     def frame(self) -> pd.DataFrame:
@@ -55,7 +65,8 @@ class FeatureView:
         rows = self.latest()
         table = "" if rows.empty else rows[["segment", "metric", "value", "status", "n_current"]].to_html(
             index=False, float_format=lambda v: f"{v:.4g}", border=0)
-        intro = (f"<p>{len(self.frame)} documents of {escape(self.model)}; newest window: "
+        shown = escape(self.cut) if self.cut else f"{len(self.frame)} documents"
+        intro = (f"<p>{shown} of {escape(self.model)}; newest window: "
                  f"{escape(str(rows['window_end'].iloc[0]) if not rows.empty else '-')}</p>{table}")
         return chart_page(f"{self.model}: drift of {self.feature}", intro, self.specs)
 
@@ -65,4 +76,5 @@ class FeatureView:
 
     def __repr__(self) -> str:
         segments = sorted({segment_of(d) or "all traffic" for d in self.docs})
-        return f"<FeatureView {self.model} {self.feature}: {len(self.docs)} documents ({', '.join(segments)})>"
+        shown = self.cut or f"{len(self.docs)} documents"
+        return f"<FeatureView {self.model} {self.feature}: {shown} ({', '.join(segments)})>"
