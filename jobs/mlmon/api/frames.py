@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from mlmon.outputs.report.series import segment_of
+
 METRIC_COLUMNS = ("model", "version", "family", "metric", "feature", "class", "segment", "segment_field",
                   "segment_value", "window_start", "window_end", "value", "status", "maturity", "n_current",
                   "n_reference", "threshold_warning", "threshold_alert", "threshold_direction", "method", "id",
@@ -21,14 +23,6 @@ ALERT_COLUMNS = ("window_end", "action", "status", "previous_status", "model", "
                  "feature", "class", "segment", "window_start", "value", "bad_windows", "considered_windows",
                  "rule", "reason", "fired_at", "series_id", "id")
 _TIMES = ("window_start", "window_end", "computed_at", "fired_at")
-
-
-def _segment(seg: Mapping[str, Any] | None) -> tuple[str, str, str]:
-    seg = seg or {}
-    name, value = str(seg.get("field") or ""), str(seg.get("value") or "")
-    if not name:
-        return "", "", ""
-    return (f"{name}={value}" if value else f"across {name}"), name, value
 
 
 def _scalar(value: object) -> bool:
@@ -41,10 +35,12 @@ def metrics_frame(docs: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     for d in docs:
         m = d["metric"]
         th = m.get("threshold") or {}
-        segment, seg_field, seg_value = _segment(m.get("segment"))
+        seg = m.get("segment") or {}
+        seg_field = str(seg.get("field") or "")
+        seg_value = str(seg.get("value") or "") if seg_field else ""
         row: dict[str, Any] = {
             "model": d["mlmon"]["model"]["name"], "version": d["mlmon"]["model"]["version"], "family": m["family"],
-            "metric": m["name"], "feature": m.get("feature") or "", "class": m.get("class") or "", "segment": segment,
+            "metric": m["name"], "feature": m.get("feature") or "", "class": m.get("class") or "", "segment": segment_of(d),
             "segment_field": seg_field, "segment_value": seg_value,
             "window_start": d["window"]["start"], "window_end": d["window"]["end"], "value": m.get("value"),
             "status": m["status"], "maturity": m.get("maturity"), "n_current": (d.get("n") or {}).get("current"),
@@ -75,7 +71,7 @@ def alerts_frame(alerts: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             "window_end": a.get("@timestamp"), "action": alert.get("action"), "status": new,
             "previous_status": previous, "model": model.get("name"), "version": model.get("version"),
             "family": m.get("family"), "metric": m.get("name"), "feature": m.get("feature") or "",
-            "class": m.get("class") or "", "segment": _segment(m.get("segment"))[0],
+            "class": m.get("class") or "", "segment": segment_of(a),
             "window_start": (a.get("window") or {}).get("start"), "value": m.get("value"),
             "bad_windows": windows.get("bad"), "considered_windows": windows.get("considered"),
             "rule": (alert.get("rule") or {}).get("id"), "reason": alert.get("reason") or alert.get("message"),

@@ -38,7 +38,7 @@ def ts(value: str | datetime) -> datetime:
 
 def segment_of(doc: Doc) -> str:
     """``region=rural``, ``across region`` (a comparison between groups) or "" (all traffic)."""
-    seg = doc["metric"].get("segment") or {}
+    seg = (doc.get("metric") or {}).get("segment") or {}
     if not seg.get("field"):
         return ""
     return f"{seg['field']}={seg['value']}" if seg.get("value") else f"across {seg['field']}"
