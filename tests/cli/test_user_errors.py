@@ -125,7 +125,7 @@ def test_a_config_that_is_not_utf8_is_one_line(tmp_path: Path, command: list[str
     cfg.write_bytes("models: {caf\u00e9: {}}\n".encode("latin-1"))
     argv = [a.replace("{cfg}", str(cfg)).replace("{store}", f"duckdb:///{tmp_path}/m.duckdb") for a in command]
     line = mlmon(argv).one_error_line()
-    assert str(cfg) in line and ("UTF-8" in line or "utf-8" in line)
+    assert str(cfg) in line and "not UTF-8 text (byte 0xe9 at offset 12); save it as UTF-8" in line
 
 
 def test_through_a_real_process_there_is_no_traceback(tmp_path: Path) -> None:

@@ -70,8 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mlmon {args.command}: {one_line(err)}", file=sys.stderr)
         return 1
     except UnicodeDecodeError as err:  # an input file that is not UTF-8 (the commands naming the file say so first)
-        print(f"mlmon {args.command}: an input is not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
-              f"{err.start}); save it as UTF-8", file=sys.stderr)
+        from mlmon.config.model import not_utf8
+
+        print(f"mlmon {args.command}: an input is {not_utf8(err)}", file=sys.stderr)
         return 1
     except OSError as err:  # the environment refused: a full disk, a read-only folder, a file that vanished
         print(f"mlmon {args.command}: {_os_error(err)}", file=sys.stderr)

@@ -287,6 +287,11 @@ class MlmonYaml(Section):
 
 # --- loading ----------------------------------------------------------------------------------------
 
+def not_utf8(err: UnicodeDecodeError) -> str:
+    """What a user reads of a file that is not UTF-8 text, and the fix."""
+    return f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); save it as UTF-8"
+
+
 def load(path: str | Path) -> Config:
     p = Path(path)
     try:
@@ -294,7 +299,7 @@ def load(path: str | Path) -> Config:
     except OSError as err:
         raise ConfigError(f"{p}: cannot read: {err.strerror}") from err
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{p}: not UTF-8 text (byte {err.start}); save it as UTF-8") from err
+        raise ConfigError(f"{p}: {not_utf8(err)}") from err
     raw, lines = read_yaml(text, str(p))
     return parse(raw, str(p), lines=lines)
 

@@ -24,10 +24,6 @@ def run_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def not_utf8(err: UnicodeDecodeError) -> str:
-    return f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start}); save the file as UTF-8"
-
-
 def run_check(args: argparse.Namespace) -> int:
     from mlmon.config.model import ConfigError, load
 
@@ -35,9 +31,6 @@ def run_check(args: argparse.Namespace) -> int:
         config = load(args.file)
     except ConfigError as err:
         print(err, file=sys.stderr)
-        return 1
-    except UnicodeDecodeError as err:  # the loader reads UTF-8 only (YAML 1.2's default)
-        print(f"{args.file}: {not_utf8(err)}", file=sys.stderr)
         return 1
     n = len(config.models)
     print(f"{args.file}: ok ({n} model{'s' if n != 1 else ''})")
