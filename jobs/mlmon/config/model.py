@@ -103,7 +103,7 @@ class Config:
     store: str | None = None
     path: str = "<config>"
     #: What ``mlmon serve-metrics`` exports (the ``prometheus:`` section).
-    prometheus: ExporterSettings = field(default_factory=ExporterSettings)
+    prometheus: ExporterSettings = field(default_factory=ExporterSettings.defaults)
 
 
 # --- the typed model of the file -------------------------------------------------------------------
@@ -282,7 +282,7 @@ class MlmonYaml(Section):
     def resolve(self, path: str) -> Config:
         return Config(models=tuple((spec or ModelSpec()).resolve(name) for name, spec in self.models.items()),
                       store=self.store, path=path,
-                      prometheus=self.prometheus.resolve() if self.prometheus else ExporterSettings())
+                      prometheus=self.prometheus.resolve() if self.prometheus else ExporterSettings.defaults())
 
 
 # --- loading ----------------------------------------------------------------------------------------

@@ -25,12 +25,19 @@ from mlmon.config.values import Duration, Int1, Section, fail, is_name
 
 @dataclass(frozen=True)
 class ExporterSettings:
-    max_series: int = 10_000
+    """The ``prometheus:`` section resolved (its defaults are :class:`ExporterSpec`'s: :meth:`defaults`)."""
+
+    max_series: int
     #: True: every segment field; a tuple: only these fields; empty: none (all-traffic series only).
-    segments: bool | tuple[str, ...] = False
-    history: timedelta = timedelta(days=7)
-    versions_seen_within: timedelta = timedelta(days=1)
-    refresh_every: timedelta = timedelta(seconds=30)
+    segments: bool | tuple[str, ...]
+    history: timedelta
+    versions_seen_within: timedelta
+    refresh_every: timedelta
+
+    @staticmethod
+    def defaults() -> ExporterSettings:
+        """The settings of a config without a ``prometheus:`` section."""
+        return ExporterSpec().resolve()
 
     def exports_segment(self, segment_field: str) -> bool:
         return self.segments is True or (isinstance(self.segments, tuple) and segment_field in self.segments)

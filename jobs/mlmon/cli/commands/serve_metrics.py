@@ -38,7 +38,7 @@ def _settings(args: argparse.Namespace) -> tuple[Any, list[str] | None, str | No
     from mlmon.config.prometheus import ExporterSettings
 
     if not args.config:
-        return ExporterSettings(), None, None
+        return ExporterSettings.defaults(), None, None
     config = load(args.config)
     return config.prometheus, [m.name for m in config.models], config.store
 
