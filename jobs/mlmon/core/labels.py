@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -142,7 +142,7 @@ class LabelledWindow:
         return self.n_labelled / self.n_predictions if self.n_predictions > 0 else None
 
     def delay_quantiles(self, levels: tuple[float, ...] = DELAY_LEVELS) -> dict[str, float | None]:
-        return {f"p{round(q * 100):d}": histogram_quantile(self.delay, q) for q in levels}
+        return {f"p{round(q * 100):d}": v for q, v in zip(levels, histogram_quantiles(self.delay, levels))}
 
 
 def group_counts(window: LabelledWindow, positive_label: str) -> GroupCounts:
@@ -164,27 +164,45 @@ def group_counts(window: LabelledWindow, positive_label: str) -> GroupCounts:
     return GroupCounts(window.n_predictions, window.predicted.get(positive_label, 0.0), tp, fp, fn, tn)
 
 
+def counts_only(window: LabelledWindow) -> LabelledWindow:
+    """``window`` without its score bins and CBPE bins: what :func:`group_counts` reads (predictions, predicted
+    labels, the confusion), a few numbers instead of thousands, for a label round to keep a join's answer."""
+    stats = window.classification
+    if stats is None:
+        raise ValueError("counts_only needs a classification window (task='classification')")
+    return replace(window, classification=ClassificationStats(stats.confusion, stats.n_predictions), cbpe={})
+
+
 def histogram_quantile(hist: Histogram, q: float) -> float | None:
     """The ``q`` quantile of a weighted histogram, interpolated linearly inside its bin.
 
     Underflow is placed at the first edge and overflow at the last (they are
     reported as counts next to the quantiles); None when the histogram is empty.
     """
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"quantile level must be in [0, 1], got {q}")
-    counts = np.concatenate(([hist.underflow], np.asarray(hist.counts), [hist.overflow]))
+    return histogram_quantiles(hist, (q,))[0]
+
+
+def histogram_quantiles(hist: Histogram, levels: tuple[float, ...]) -> list[float | None]:
+    """:func:`histogram_quantile` of each level, from one cumulative sum of the histogram."""
+    for q in levels:
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile level must be in [0, 1], got {q}")
+    counts = np.concatenate(([hist.underflow], hist.array, [hist.overflow]))
     total = float(counts.sum())
     if total <= 0:
-        return None
-    target = q * total
+        return [None for _ in levels]
     cum = np.cumsum(counts)
+    return [_quantile(hist.edges, counts, cum, q * total) for q in levels]
+
+
+def _quantile(edges: tuple[float, ...], counts: np.ndarray, cum: np.ndarray, target: float) -> float:
     i = int(np.searchsorted(cum, target, side="left"))
     i = min(i, len(counts) - 1)
     if i == 0:
-        return float(hist.edges[0])
+        return float(edges[0])
     if i == len(counts) - 1:
-        return float(hist.edges[-1])
-    lo, hi = hist.edges[i - 1], hist.edges[i]
+        return float(edges[-1])
+    lo, hi = edges[i - 1], edges[i]
     before = cum[i - 1]
     inside = counts[i]
     frac = (target - before) / inside if inside > 0 else 0.0

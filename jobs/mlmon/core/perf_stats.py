@@ -18,6 +18,7 @@ stores clip them into ``[edges[0], edges[-1]]`` before binning.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,9 +53,9 @@ def bin_index(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
     return np.clip(idx, 0, len(edges) - 2)
 
 
-# A first round checks every bin of hundreds of windows (millions of values): the common input, a tuple or
-# list, is converted by ``map(float)`` and checked by one sum (finite terms cannot add up to inf or NaN without
-# overflowing, so a non-finite sum alone triggers the element scan), 3x faster than a round trip through numpy.
+# Small groups of numbers (counts, sums, edges) are converted by ``map(float)`` and checked by one sum (finite
+# terms cannot add up to inf or NaN without overflowing, so a non-finite sum alone triggers the element scan).
+# Bins go through numpy instead (``_bin_values``): the metric math reads them as arrays anyway.
 def _floats(values: Iterable[float], name: str) -> tuple[float, ...]:
     if isinstance(values, np.ndarray):
         out = tuple(np.asarray(values, dtype=np.float64).tolist())
@@ -110,15 +111,59 @@ def _checked_edges(raw: object) -> tuple[float, ...]:
 
 
 def _validate_bins(obj: object, *columns: str) -> None:
-    """Normalise and check a frozen binned dataclass in place: edges increasing, one value >= 0 per bin."""
+    """Normalise and check a frozen binned dataclass in place: edges increasing, one value >= 0 per bin.
+
+    The checked columns are kept as read-only float64 arrays too (:func:`_arrays`): the metric math reads
+    arrays, so a window's bins cross between tuples and numpy once, here, instead of in every metric.
+    """
     edges = _checked_edges(getattr(obj, "edges"))
     object.__setattr__(obj, "edges", edges)
+    arrays = []
     for name in columns:
-        values = _floats(getattr(obj, name), name)
+        values = _bin_values(getattr(obj, name), name)
         if len(values) != len(edges) - 1:
             raise ValueError(f"{name} has {len(values)} bins, edges define {len(edges) - 1}")
-        _non_negative(values, name)
-        object.__setattr__(obj, name, values)
+        object.__setattr__(obj, name, tuple(values.tolist()))
+        arrays.append(values)
+    object.__setattr__(obj, "_arrays", tuple(arrays))
+
+
+def _bin_values(raw: object, name: str) -> np.ndarray:
+    """One column of bins as a read-only float64 copy (the caller's array may change later), each finite and >= 0."""
+    values = np.array(raw, dtype=np.float64)
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be one value per bin, got shape {values.shape}")
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise ValueError(f"{name} contains a non-finite value: {float(values[~finite][0])!r}")
+    if values.size and values.min() < 0:
+        raise ValueError(f"{name} must be >= 0, got {float(values.min())}")
+    values.flags.writeable = False
+    return values
+
+
+def _arrays(obj: object) -> tuple[np.ndarray, ...]:
+    """The columns :func:`_validate_bins` checked, in its order, as read-only arrays."""
+    arrays: tuple[np.ndarray, ...] = obj.__dict__["_arrays"]
+    return arrays
+
+
+@functools.lru_cache(maxsize=64)
+def _coarse_cuts(own_edges: tuple[float, ...], edges: tuple[float, ...]) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Index of each coarse edge among the fine ones, and those fine edges (one tuple for every window of a
+    round: they all coarsen the same two layouts, and a reused tuple skips the edge checks)."""
+    _check_edges(edges)
+    own = np.asarray(own_edges)
+    target = np.asarray(edges)
+    # Nearest fine edge per coarse edge: linspace(0, 1, 11) and linspace(0, 1, 1001) differ in the last ulp.
+    cuts = np.abs(own[:, None] - target[None, :]).argmin(axis=0)
+    tolerance = 1e-9 * float(np.min(np.diff(own)))
+    if np.any(np.abs(own[cuts] - target) > tolerance):
+        raise ValueError("coarse edges must be a subset of the fine edges")
+    if cuts[0] != 0 or cuts[-1] != len(own) - 1:
+        raise ValueError("coarse edges must span the same range as the fine edges")
+    cuts.flags.writeable = False
+    return cuts, tuple(float(own_edges[c]) for c in cuts)
 
 
 # --- classification ----------------------------------------------------------
@@ -223,6 +268,12 @@ class ScoreBins:
                    tuple(np.bincount(idx, w * s, minlength=k).tolist()))
 
     @property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``positives``, ``negatives``, ``score_sum`` as read-only float64 arrays."""
+        pos, neg, ssum = _arrays(self)
+        return pos, neg, ssum
+
+    @property
     def n_positive(self) -> float:
         return float(sum(self.positives))
 
@@ -232,22 +283,10 @@ class ScoreBins:
 
     def coarsen(self, edges: tuple[float, ...]) -> ScoreBins:
         """Re-bin onto coarser ``edges``, each of which must be one of ours (e.g. 1000 bins -> 10)."""
-        _check_edges(edges)
-        own = np.asarray(self.edges)
-        target = np.asarray(edges)
-        # Nearest fine edge per coarse edge: linspace(0, 1, 11) and linspace(0, 1, 1001) differ in the last ulp.
-        cuts = np.abs(own[:, None] - target[None, :]).argmin(axis=0)
-        tolerance = 1e-9 * float(np.min(np.diff(own)))
-        if np.any(np.abs(own[cuts] - target) > tolerance):
-            raise ValueError("coarse edges must be a subset of the fine edges")
-        if cuts[0] != 0 or cuts[-1] != len(own) - 1:
-            raise ValueError("coarse edges must span the same range as the fine edges")
-
-        def regroup(values: tuple[float, ...]) -> tuple[float, ...]:
-            return tuple(np.add.reduceat(np.asarray(values), cuts[:-1]).tolist())
-
-        return ScoreBins(tuple(float(self.edges[c]) for c in cuts), regroup(self.positives),
-                         regroup(self.negatives), regroup(self.score_sum))
+        cuts, coarse = _coarse_cuts(self.edges, tuple(edges))
+        pos, neg, ssum = (np.add.reduceat(v, cuts[:-1]) for v in self.arrays)
+        # Arrays are taken as bins and converted by the checks (_validate_bins).
+        return ScoreBins(coarse, pos, neg, ssum)  # type: ignore[arg-type]
 
     def __add__(self, other: ScoreBins) -> ScoreBins:
         _same_edges(self.edges, other.edges, "score bins")
@@ -367,6 +406,11 @@ class Histogram:
         counts = np.bincount(bin_index(v[inside], edges), minlength=len(edges) - 1)
         return cls(edges, tuple(counts.astype(float).tolist()),
                    float(np.sum(v < edges[0])), float(np.sum(v > edges[-1])))
+
+    @property
+    def array(self) -> np.ndarray:
+        """``counts`` as a read-only float64 array."""
+        return _arrays(self)[0]
 
     @property
     def total(self) -> float:
@@ -489,6 +533,12 @@ class PredictedScoreBins:
         k = len(edges) - 1
         return cls(edges, tuple(np.bincount(idx, minlength=k).astype(float).tolist()),
                    tuple(np.bincount(idx, s, minlength=k).tolist()))
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """``counts``, ``score_sum`` as read-only float64 arrays."""
+        counts, ssum = _arrays(self)
+        return counts, ssum
 
     @property
     def total(self) -> float:

@@ -188,6 +188,39 @@ def labelled_windows(labels: LabelledStore, query: LabelQuery, batch: WindowBatc
     return [labels.labelled_window(replace(query, start=s, end=e)) for s, e in batch.windows]
 
 
+#: Segment -> the values asked of it (None: every value).
+SegmentsAsked = Mapping[str, tuple[str, ...] | None]
+
+
+@runtime_checkable
+class SegmentBatchLabelledStore(Protocol):
+    """A store that answers all traffic and several segments of a batch from one label join (the embedded
+    store); another store is asked once per segment (:func:`segmented_windows`)."""
+
+    def labelled_windows_by_segment(self, query: LabelQuery, batch: WindowBatch,
+                                    segments: SegmentsAsked) -> Mapping[str | None, list[SegmentedWindows]]: ...
+
+
+def segmented_windows(labels: LabelledStore, query: LabelQuery, batch: WindowBatch,
+                      segments: SegmentsAsked) -> dict[str | None, list[SegmentedWindows]]:
+    """:func:`labelled_windows` of ``query`` over all traffic (key None) and of each of ``segments`` (its key):
+    from one join when the store can, else one per segment."""
+    if isinstance(labels, SegmentBatchLabelledStore):
+        return dict(labels.labelled_windows_by_segment(query, batch, segments))
+    out: dict[str | None, list[SegmentedWindows]] = {None: labelled_windows(labels, query, batch)}
+    for segment, values in segments.items():
+        out[segment] = labelled_windows(labels, replace(query, segment=segment, segment_values=values), batch)
+    return out
+
+
+#: A label join asked by a job: (model, version, batch, segment or None for all traffic, the values asked).
+JoinKey = tuple[str, str | None, WindowBatch, str | None, tuple[str, ...] | None]
+#: Label joins of one label round shared by its jobs, reduced to what the fairness job reads (counts, confusion,
+#: predicted labels: :func:`mlmon.core.labels.counts_only`): it takes the performance job's joins of the same
+#: windows instead of joining them again. An entry is taken out when read.
+JoinCache = dict[JoinKey, list[SegmentedWindows]]
+
+
 def digest(*parts: object) -> str:
     """A stable digest of values whose ``repr`` is deterministic (frozen config dataclasses, strings, numbers)."""
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]

@@ -18,9 +18,12 @@ the configured thresholds; a rate or gap without enough observations
 (``min_group_size``) is ``insufficient_data``. Rates that need labels move as
 feedback arrives: re-running a window overwrites its documents (same ids).
 
-Cost per window: one join of all traffic (for the predictions left out of
-every comparison) plus one per attribute; on Elasticsearch each is the label
-join's bounded pages (see :mod:`mlmon.stores.elasticsearch.labels`).
+Cost per batch of windows: none in a label round whose performance job joined
+the same windows (the runner hands fairness its joins' group counts,
+``shared_joins``); else all traffic (for the predictions left out of every
+comparison) and every attribute from one join on the embedded store, one join
+each on Elasticsearch (the label join's bounded pages, see
+:mod:`mlmon.stores.elasticsearch.labels`).
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ from mlmon.config.model import ModelConfig
 from mlmon.core.documents import MetricDocument, Status
 from mlmon.config.explainability import DEFAULT_FAIRNESS_LOOKBACK, FairnessConfig
 from mlmon.config.model import fairness_config
-from mlmon.jobs.base import (DocumentContext, InputsCache, LabelSchedule, VersionLookup, Window, WindowOutput, digest,
-                             for_version, labelled_windows, per_version_batches, plan_windows, reuse_or_compute,
-                             window_chunks)
+from mlmon.jobs.base import (DocumentContext, InputsCache, JoinCache, LabelSchedule, VersionLookup, Window,
+                             WindowOutput, digest, for_version, per_version_batches, plan_windows, reuse_or_compute,
+                             segmented_windows, window_chunks)
 from mlmon.metrics.fairness import fairness_metrics
 from mlmon.metrics.performance import MetricValue
 from mlmon.core.perf_stats import GroupCounts, uniform_edges
@@ -99,6 +102,8 @@ class FairnessJob:
     reuse_unchanged: bool = False
     #: Window inputs shared with the other jobs of the same label round (set by the runner).
     inputs_cache: InputsCache | None = None
+    #: The performance job's label joins of this round, read instead of joining again (set by the runner).
+    shared_joins: JoinCache | None = None
 
     @property
     def name(self) -> str:
@@ -147,21 +152,31 @@ class FairnessJob:
 
     def _batch(self, batch: WindowBatch) -> list[list[MetricDocument]]:
         cfg = self.config
-        overall = [group_counts(w[""], cfg.positive_label) for w in self._join(batch, None, None)]
+        joined = self._joined(batch)
+        overall = [group_counts(w[""], cfg.positive_label) for w in joined[None]]
         out: list[list[MetricDocument]] = [[] for _ in batch.windows]
         for attribute, groups in cfg.attributes.items():
-            joined = self._join(batch, attribute, groups or None)
-            for docs, (start, end), whole, windows in zip(out, batch.windows, overall, joined):
+            for docs, (start, end), whole, windows in zip(out, batch.windows, overall, joined[attribute]):
                 compared = compared_groups(windows, cfg.positive_label, groups, cfg.max_groups)
                 docs += self.documents(attribute, compared, left_out(whole, compared), start, end)
         return out
 
-    def _join(self, batch: WindowBatch, attribute: str | None,
-              groups: Sequence[str] | None) -> list[SegmentedWindows]:
-        return labelled_windows(self.labels, LabelQuery(
-            self.model.name, batch.start, batch.end, "classification", version=self.model.version,
-            positive_label=self.config.positive_label, segment=attribute, score_edges=GROUP_COUNTS_SCORE_EDGES,
-            segment_values=None if groups is None else tuple(groups)), batch)
+    def _joined(self, batch: WindowBatch) -> dict[str | None, list[SegmentedWindows]]:
+        """The label join of all traffic (key None) and of each attribute over ``batch``: the performance job's
+        of this round when it joined the same windows (``shared_joins``), else one join of its own."""
+        asked = {attribute: tuple(groups) or None for attribute, groups in self.config.attributes.items()}
+        found: dict[str | None, list[SegmentedWindows]] = {}
+        if self.shared_joins is not None:
+            for segment, values in [(None, None), *asked.items()]:
+                shared = self.shared_joins.pop((self.model.name, self.model.version, batch, segment, values), None)
+                if shared is not None:
+                    found[segment] = shared
+        missing = {attribute: values for attribute, values in asked.items() if attribute not in found}
+        if None not in found or missing:
+            query = LabelQuery(self.model.name, batch.start, batch.end, "classification", version=self.model.version,
+                               positive_label=self.config.positive_label, score_edges=GROUP_COUNTS_SCORE_EDGES)
+            found = {**segmented_windows(self.labels, query, batch, missing), **found}
+        return found
 
     # --- pure part: counts -> documents ------------------------------------------------------------------
 

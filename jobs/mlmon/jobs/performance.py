@@ -49,13 +49,13 @@ from mlmon.metrics.performance import (MetricSet, MetricValue, classification_me
 from mlmon.core.perf_stats import ClassificationStats, RegressionSums, ScoreBins, uniform_edges
 from mlmon.config.performance import MAX_SEGMENT_VALUES, PER_CLASS, MetricRule, PerformanceConfig
 from mlmon.stores.protocols import Store
-from mlmon.core.labels import LabelledWindow, LabelQuery, OrphanFeedback, SegmentedWindows
+from mlmon.core.labels import LabelledWindow, LabelQuery, OrphanFeedback, SegmentedWindows, counts_only
 from mlmon.core.queries import WindowBatch
 from mlmon.stores.protocols import BatchLabelledStore, LabelledStore, labelled_store
 from mlmon.core.windows import floor_time
-from mlmon.jobs.base import (DocumentContext, InputsCache, LabelSchedule, Window, WindowOutput, WindowPlan,
-                             aligned_windows, by_version, digest, for_version, labelled_windows, plan_windows, reuse_or_compute,
-                             versions_by_window, window_chunks)
+from mlmon.jobs.base import (DocumentContext, InputsCache, JoinCache, LabelSchedule, Window, WindowOutput, WindowPlan,
+                             aligned_windows, by_version, digest, for_version, labelled_windows, plan_windows,
+                             reuse_or_compute, segmented_windows, versions_by_window, window_chunks)
 
 log = logging.getLogger("mlmon.performance")
 METHOD_JOIN = "label-join:latest-feedback"
@@ -152,7 +152,7 @@ def fit_calibration(bins: ScoreBins) -> IsotonicCalibration:
     (y = 1) and its negatives (y = 0); sklearn pools equal scores by weight, so
     this is the row-level fit up to the bin width.
     """
-    pos, neg, ssum = (np.asarray(v) for v in (bins.positives, bins.negatives, bins.score_sum))
+    pos, neg, ssum = bins.arrays
     count = pos + neg
     filled = count > 0
     mean = ssum[filled] / count[filled]
@@ -282,6 +282,8 @@ class PerformanceJob:
     reuse_unchanged: bool = False
     #: Window inputs shared with the other jobs of the same label round (set by the runner).
     inputs_cache: InputsCache | None = None
+    #: Where to leave this round's label joins for the fairness job (set by the runner when there is one).
+    shared_joins: JoinCache | None = None
 
     @property
     def name(self) -> str:
@@ -396,13 +398,10 @@ class PerformanceJob:
         error_edges = uniform_edges(eh.bins, eh.low, eh.high) if eh else None
         cbpe = self.cfg.cbpe and reference is not None and bool(reference.calibrations)
 
-        def joined(segment: str | None = None, values: tuple[str, ...] | None = None) -> list[SegmentedWindows]:
-            query = _query(self.model, self.cfg, batch.start, batch.end, shift=shift, error_edges=error_edges,
-                           cbpe=cbpe, segment=segment, segment_values=values)
-            return labelled_windows(self.labels, query, batch)
-
-        overall = joined()
-        by_segment = {segment: joined(segment, values) for segment, values in self.cfg.segments.items()}
+        query = _query(self.model, self.cfg, batch.start, batch.end, shift=shift, error_edges=error_edges, cbpe=cbpe)
+        by_segment = segmented_windows(self.labels, query, batch, self.cfg.segments)
+        overall = by_segment[None]
+        self._share(batch, by_segment)
         orphans = self._orphans(batch)
         out = []
         for i, (start, end) in enumerate(batch.windows):
@@ -427,6 +426,15 @@ class PerformanceJob:
                                   reference=reference))
             out.append((docs, maturity))
         return out
+
+    def _share(self, batch: WindowBatch, joined: Mapping[str | None, list[SegmentedWindows]]) -> None:
+        """Keep the group counts of this batch's joins for the round's fairness job (``shared_joins``)."""
+        if self.shared_joins is None or self.cfg.task != "classification":
+            return
+        for segment, windows in joined.items():
+            values = None if segment is None else self.cfg.segments[segment]
+            self.shared_joins[(self.model.name, self.model.version, batch, segment, values)] = [
+                {value: counts_only(part) for value, part in found.items()} for found in windows]
 
     def _orphans(self, batch: WindowBatch) -> list[OrphanFeedback]:
         if isinstance(self.labels, BatchLabelledStore):

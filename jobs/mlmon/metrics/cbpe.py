@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
@@ -116,6 +116,8 @@ class ExpectedConfusion:
     #: Expected positives / negatives per score bin (low to high), for the AUC estimate.
     positives_by_bin: tuple[float, ...]
     negatives_by_bin: tuple[float, ...]
+    #: The same as score bins over the CBPE edges (built from the arrays they came from), when known.
+    expected_bins: ScoreBins | None = field(default=None, compare=False, repr=False)
 
     @property
     def n(self) -> float:
@@ -124,8 +126,8 @@ class ExpectedConfusion:
 
 def _calibrated_bins(bins: PredictedScoreBins, calibration: IsotonicCalibration) -> tuple[np.ndarray, np.ndarray]:
     """Per bin: count and calibrated probability of its mean raw score."""
-    counts = np.asarray(bins.counts)
-    mean = np.divide(np.asarray(bins.score_sum), counts, out=np.zeros_like(counts), where=counts > 0)
+    counts, score_sum = bins.arrays
+    mean = np.divide(score_sum, counts, out=np.zeros_like(counts), where=counts > 0)
     return counts, calibration.apply(mean)
 
 
@@ -134,11 +136,13 @@ def expected_confusion(stats: CbpeStats, calibration: IsotonicCalibration) -> Ex
     n_pn, p_pn = _calibrated_bins(stats.predicted_negative, calibration)
     tp, fn = float((n_pp * p_pp).sum()), float((n_pn * p_pn).sum())
     exp_pos = n_pp * p_pp + n_pn * p_pn
+    exp_neg = np.maximum(n_pp + n_pn - exp_pos, 0.0)
+    # Arrays are taken as bins and converted by their checks.
+    bins = ScoreBins(stats.predicted_positive.edges, exp_pos, exp_neg, np.zeros_like(exp_pos))
     return ExpectedConfusion(
         tp=tp, fp=float(n_pp.sum()) - tp, fn=fn, tn=float(n_pn.sum()) - fn,
         var_tp=float((n_pp * p_pp * (1 - p_pp)).sum()), var_fn=float((n_pn * p_pn * (1 - p_pn)).sum()),
-        positives_by_bin=tuple(exp_pos.tolist()),
-        negatives_by_bin=tuple(np.maximum(n_pp + n_pn - exp_pos, 0.0).tolist()))
+        positives_by_bin=bins.positives, negatives_by_bin=bins.negatives, expected_bins=bins)
 
 
 def _estimate(metric: str, value: float | None, var: float, n: float, z: float, class_label: str,
@@ -175,8 +179,9 @@ def _binary_estimates(e: ExpectedConfusion, edges: tuple[float, ...], z: float, 
         out.append(_estimate("f1", 2 * e.tp / f1_den, f1_var, n, z, class_label))
     else:
         out.append(_estimate("f1", None, 0.0, n, z, class_label, note="nothing predicted or expected positive"))
-    auc = roc_auc(ScoreBins(edges, e.positives_by_bin, e.negatives_by_bin,
-                            (0.0,) * len(e.positives_by_bin)), class_label)
+    bins = e.expected_bins if e.expected_bins is not None and e.expected_bins.edges == edges else \
+        ScoreBins(edges, e.positives_by_bin, e.negatives_by_bin, (0.0,) * len(e.positives_by_bin))
+    auc = roc_auc(bins, class_label)
     out.append(MetricValue("roc_auc", auc.value, auc.n, class_label, missing=auc.missing, note=auc.note,
                            details={**auc.details, "assumption": ASSUMPTION}))
     return out

@@ -109,7 +109,8 @@ def count_metrics(confusion: ConfusionCounts, group: str = "") -> list[MetricVal
 
 
 def _descending(bins: ScoreBins) -> tuple[np.ndarray, np.ndarray]:
-    return np.asarray(bins.positives)[::-1], np.asarray(bins.negatives)[::-1]
+    pos, neg, _ = bins.arrays
+    return pos[::-1], neg[::-1]
 
 
 def _one_class_missing(metric: str, bins: ScoreBins, class_label: str) -> MetricValue | None:
@@ -184,13 +185,13 @@ def calibration_error(bins: ScoreBins, n_bins: int = 10, class_label: str = "") 
     except ValueError as exc:  # stored bins from another layout: say so instead of failing the whole window
         return MetricValue("calibration_error", None, bins.n_positive + bins.n_negative, class_label,
                            missing="undefined", note=f"stored score bins cannot form {n_bins} equal bins: {exc}")
-    pos = np.asarray(coarse.positives)
-    count = pos + np.asarray(coarse.negatives)
+    pos, neg, score_sum = coarse.arrays
+    count = pos + neg
     total = float(count.sum())
     if total <= 0:
         return MetricValue("calibration_error", None, 0.0, class_label, missing="insufficient_data",
                            note="no labelled scores in the window")
-    gap = np.abs(np.asarray(coarse.score_sum) - pos)
+    gap = np.abs(score_sum - pos)
     filled = count > 0
     return MetricValue("calibration_error", float(gap.sum() / total), total, class_label,
                        details={"max_calibration_error": float((gap[filled] / count[filled]).max()),

@@ -28,7 +28,7 @@ from mlmon.core.documents import SEVERITY, MetricDocument
 from mlmon.core.job_runs import JobRun
 from mlmon.core.reference import ReferenceProfile
 from mlmon.jobs import base
-from mlmon.jobs.base import (EventSchedule, InputsCache, Job, Window, WindowOutput,
+from mlmon.jobs.base import (EventSchedule, InputsCache, Job, JoinCache, Window, WindowOutput,
                              aligned_windows, event_checkpoint_key, window_chunks)
 from mlmon.jobs.drift import DriftJob
 from mlmon.jobs.explainability import ExplainabilityJob, explainability_job
@@ -352,6 +352,9 @@ class Runner:
             fair.run_id = run_id
             fair.reuse_unchanged, fair.inputs_cache = reuse_unchanged, inputs
             jobs.append(fair)
+            if perf is not None:  # fairness reads the performance job's label joins of the same windows
+                joins: JoinCache = {}
+                perf.shared_joins, fair.shared_joins = joins, joins
         self._attempted.setdefault(model.name, set()).update(j.name for j in jobs)
         return jobs
 

@@ -4,12 +4,15 @@ One pass joins the window's predictions to the latest feedback of each
 (``arg_max`` by feedback time, a hash join on the prediction id, restricted to
 the window's ids) into a temporary table; small GROUP BY queries then turn it
 into ``mlmon.core.perf_stats`` objects. Nothing but those statistics reaches Python.
+The same join answers all traffic and every segment a job asks together
+(``labelled_windows_by_segment``): its statistics group by (window, part, value).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -31,8 +34,10 @@ _JOINED = "_mlmon_perf_joined"
 _ORPHAN_EXAMPLES = 5
 #: Predictions joined in one pass at most (a window above it is joined alone): bounds the joined table's memory.
 MAX_JOIN_ROWS = 2_000_000
-#: (window slot, segment value): the key of every grouped answer of the join.
-Cell = tuple[int, str]
+#: (window slot, part, segment value): the key of every grouped answer of the join (see ``_Parts``).
+Cell = tuple[int, int, str]
+#: Answer of ``labelled_windows_by_segment``: None (all traffic) or a segment -> per window, its values.
+SegmentedBatches = dict[str | None, list[SegmentedWindows]]
 
 #: Per (job key, window start): the fingerprint of the inputs its stored documents were computed from.
 FINGERPRINTS_TABLE = "mlmon_window_fingerprints"
@@ -105,17 +110,37 @@ class DuckDBLabels:
         """The join of every window of ``batch``, as many windows per pass as keep the joined table
         under ``MAX_JOIN_ROWS`` predictions (a window above it is joined alone): statistics are grouped
         by (window slot, segment value), so each window's answer is what it would be asked alone."""
+        if not query.segment:
+            return self._answer(replace(query, segment=None, segment_values=None), batch, True, {})[None]
+        segments = {query.segment: query.segment_values}
+        return self._answer(replace(query, segment=None, segment_values=None), batch, False, segments)[query.segment]
+
+    def labelled_windows_by_segment(self, query: LabelQuery, batch: WindowBatch,
+                                    segments: Mapping[str, tuple[str, ...] | None]) -> SegmentedBatches:
+        """``labelled_windows`` of ``query`` over all traffic (key None) and of each of ``segments`` (segment ->
+        the values asked, None for all), from one join per pass: a label round asks all of them together."""
+        if query.segment:
+            raise ValueError("labelled_windows_by_segment takes the segments apart, not in the query")
+        return self._answer(query, batch, True, segments)
+
+    def _answer(self, query: LabelQuery, batch: WindowBatch, overall: bool,
+                segments: Mapping[str, tuple[str, ...] | None]) -> SegmentedBatches:
         pcols = table_columns(self.con, PREDICTIONS)
-        seg_col = f"mlmon.segment.{query.segment}" if query.segment else None
-        if seg_col is not None and seg_col not in pcols:
-            return [{} for _ in batch.windows]  # no prediction ever carried this segment
-        out: list[SegmentedWindows] = []
+        out: dict[str | None, list[SegmentedWindows]] = {}
+        # A segment no prediction ever carried has no values in any window.
+        out.update({s: [{} for _ in batch.windows] for s in segments if f"mlmon.segment.{s}" not in pcols})
+        parts = _Parts(overall, tuple((s, v) for s, v in segments.items() if s not in out))
+        if not parts.names:
+            return out
+        for name in parts.names:
+            out[name] = []
         try:
-            for part in self._bounded(query.model, query.version, batch):
-                params: dict[str, Any] = {"model": query.model, "start": part.start, "end": part.end}
+            for piece in self._bounded(query.model, query.version, batch):
+                params: dict[str, Any] = {"model": query.model, "start": piece.start, "end": piece.end}
                 try:
-                    self._join(query, part, pcols, seg_col, params)
-                    out += self._statistics(query, part)
+                    self._join(query, piece, pcols, parts, params)
+                    for name, found in zip(parts.names, self._statistics(query, piece, parts)):
+                        out[name] += found
                 finally:
                     self.con.execute(f"DROP TABLE IF EXISTS {_JOINED}")
         except duckdb.Error as err:
@@ -132,20 +157,20 @@ class DuckDBLabels:
         params = [model, batch.start, batch.end, *([version] if version is not None else [])]
         counts = dict(self.con.execute(f"SELECT {slot}, count(*) FROM {PREDICTIONS} WHERE {where} GROUP BY ALL",
                                        params).fetchall())
-        parts: list[WindowBatch] = []
+        pieces: list[WindowBatch] = []
         current: list[tuple[datetime, datetime]] = []
         rows = 0
         for window, s in zip(batch.windows, batch.slots):
             n = int(counts.get(s, 0))
             if current and rows + n > MAX_JOIN_ROWS:
-                parts.append(WindowBatch(tuple(current)))
+                pieces.append(WindowBatch(tuple(current)))
                 current, rows = [], 0
             current.append(window)
             rows += n
-        parts.append(WindowBatch(tuple(current)))
-        return parts
+        pieces.append(WindowBatch(tuple(current)))
+        return pieces
 
-    def _join(self, query: LabelQuery, batch: WindowBatch, pcols: Mapping[str, str], seg_col: str | None,
+    def _join(self, query: LabelQuery, batch: WindowBatch, pcols: Mapping[str, str], parts: _Parts,
               params: dict[str, Any]) -> None:
         def col(name: str) -> str:
             return quote(name) if name in pcols else "NULL"
@@ -159,13 +184,15 @@ class DuckDBLabels:
         if query.version is not None:
             where.append(f"{quote('mlmon.model.version')} = $version")
             params["version"] = query.version
-        if seg_col is not None:
-            where.append(f"{quote(seg_col)} IS NOT NULL")
-            if query.segment_values is not None:
-                where.append(f"list_contains($segment_values, {quote(seg_col)})")
-                params["segment_values"] = list(query.segment_values)
+        if not parts.overall and len(parts.segments) == 1:
+            # One segment alone: only its rows are joined (with all traffic too, every row is).
+            (segment, values), = parts.segments
+            where.append(f"{quote(f'mlmon.segment.{segment}')} IS NOT NULL")
+            if values is not None:
+                where.append(f"list_contains($segment_values, {quote(f'mlmon.segment.{segment}')})")
+                params["segment_values"] = list(values)
         select = [f"{slot} AS slot", f"{quote('mlmon.prediction.id')} AS pid", f"{quote('@timestamp')} AS pts",
-                  f"{quote(seg_col)} AS seg" if seg_col else "'' AS seg",
+                  *(f"{quote(f'mlmon.segment.{s}')} AS seg{i}" for i, (s, _) in enumerate(parts.segments)),
                   f"1.0 / coalesce({quote('mlmon.sample_rate')}, 1.0) AS w"]
         if query.task == "classification":
             select.append(f"{col('mlmon.prediction.label')} AS pred")
@@ -179,6 +206,9 @@ class DuckDBLabels:
             select.append(f"{col('mlmon.prediction.value')} AS pval")
             actual = quote("mlmon.feedback.actual_value")
         latest = f"struct_pack(t := {quote('@timestamp')}, e := {quote('event.id')})"
+        lo, hi = query.score_edges[0], query.score_edges[-1]
+        clipped = "".join(f", least(greatest(p.{column}, {lo!r}), {hi!r}) AS {column}_clipped"
+                          for _, column in self._score_columns(query)) if query.task == "classification" else ""
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {_JOINED} AS
             WITH p AS (SELECT {', '.join(select)} FROM {PREDICTIONS} WHERE {' AND '.join(where)}),
@@ -190,63 +220,84 @@ class DuckDBLabels:
                 FROM {FEEDBACK}
                 WHERE {quote('mlmon.model.name')} = $model
                   AND {quote('mlmon.prediction.id')} IN (SELECT pid FROM p)
-                GROUP BY ALL)
-            SELECT p.*, f.actual, f.fts, coalesce(f.n_feedback, 0) AS n_feedback
-            FROM p LEFT JOIN f USING (pid)""", params)
+                GROUP BY ALL),
+            j AS (
+                SELECT p.*, f.actual, f.fts, coalesce(f.n_feedback, 0) AS n_feedback,
+                       (epoch_ms(f.fts) - epoch_ms(p.pts)) / 1000.0 AS delay{clipped}
+                FROM p LEFT JOIN f USING (pid))
+            SELECT *, {', '.join(self._bins(query, params))} FROM j""", params)
 
-    def _statistics(self, query: LabelQuery, batch: WindowBatch) -> list[dict[str, LabelledWindow]]:
-        """Per window of ``batch`` (in order): segment value -> its statistics. Every query below groups
-        by (slot, seg); their answers are keyed the same way."""
+    def _bins(self, query: LabelQuery, params: dict[str, Any]) -> list[str]:
+        """Bins the statistics group by, computed once per joined row (every part and query reads them): the
+        label delay's (-1: underflow, feedback stamped before its prediction; ``len(DELAY_EDGES_S) - 1``: past
+        the last edge) and, for classification, each clipped score's (columns ``s<i>_clipped``)."""
+        edges = DELAY_EDGES_S
+        k = len(edges) - 1
+        params["delay_edges"] = list(edges)
+        bins = [f"CASE WHEN delay < 0 THEN -1 WHEN delay > {edges[-1]!r} THEN {k} "
+                f"ELSE {bin_sql('delay', '$delay_edges', k, _delay_guess('delay'))} END AS delay_bin"]
+        if query.task == "classification":
+            score_edges = query.score_edges
+            params["score_edges"] = list(score_edges)
+            for _, column in self._score_columns(query):
+                clipped = f"{column}_clipped"
+                guess = _uniform_guess(clipped, score_edges)
+                bins.append(f"{bin_sql(clipped, '$score_edges', len(score_edges) - 1, guess)} AS {column}_bin")
+        return bins
+
+    def _statistics(self, query: LabelQuery, batch: WindowBatch,
+                    parts: _Parts) -> list[list[dict[str, LabelledWindow]]]:
+        """Per part (all traffic, then each segment) and window of ``batch`` (in order): segment value -> its
+        statistics. Every query below groups by the cells of ``parts``; their answers are keyed the same way."""
         lab = "actual IS NOT NULL AND pred IS NOT NULL" if query.task == "classification" \
             else "actual IS NOT NULL AND pval IS NOT NULL"
-        totals = self.con.execute(f"""
-            SELECT slot, seg, count(*), fsum(w), count(*) FILTER (WHERE {lab}),
+        totals = self._rows(f"""
+            SELECT slot, part, seg, count(*), fsum(w), count(*) FILTER (WHERE {lab}),
                    coalesce(fsum(w) FILTER (WHERE {lab}), 0), CAST(sum(greatest(n_feedback - 1, 0)) AS BIGINT)
-            FROM {_JOINED} GROUP BY slot, seg ORDER BY slot, seg""").fetchall()
-        seen = {int(r[0]) for r in totals}
-        if query.segment is None:
-            totals += [(s, "", 0, 0.0, 0, 0.0, 0) for s in batch.slots if s not in seen]
-        delays = self._delays(lab)
+            FROM {parts.source} GROUP BY slot, part, seg ORDER BY slot, part, seg""", parts)
+        if parts.overall:
+            seen = {r[0] for r in totals if r[1] == 0}
+            totals += [(s, 0, "", 0, 0.0, 0, 0.0, 0) for s in batch.slots if s not in seen]
+        delays = self._delays(lab, parts)
         if query.task == "classification":
-            per_seg = self._classification(query, lab, {(int(r[0]), str(r[1])): float(r[3] or 0.0) for r in totals})
-            predicted = self._predicted()
-            cbpe = self._cbpe(query) if query.cbpe else {}
+            per_seg = self._classification(query, lab, parts, {(r[0], r[1], r[2]): float(r[4] or 0.0) for r in totals})
+            predicted = self._predicted(parts)
+            cbpe = self._cbpe(query, parts) if query.cbpe else {}
         else:
-            sums = self._regression(query, lab)
-        by_slot: dict[int, dict[str, LabelledWindow]] = {}
-        for slot, seg, rows, n, lrows, nlab, dupes in totals:
-            key = (int(slot), str(seg))
+            sums = self._regression(query, lab, parts)
+        found: dict[tuple[int, int], dict[str, LabelledWindow]] = {}
+        for slot, part, seg, rows, n, lrows, nlab, dupes in totals:
+            key = (slot, part, seg)
             common: dict[str, Any] = dict(rows=int(rows), n_predictions=float(n or 0.0), labelled_rows=int(lrows),
                                           n_labelled=float(nlab), duplicate_feedback=int(dupes or 0),
-                                          delay=delays.get(key, _empty_delay()))
+                                          delay=delays.get(key) or _empty_delay())
             if query.task == "classification":
                 window = LabelledWindow(**common, classification=per_seg[key], cbpe=cbpe.get(key, {}),
                                         predicted=predicted.get(key, {}))
             else:
                 window = LabelledWindow(**common, regression=sums.get(key, RegressionSums.empty(query.shift)))
-            by_slot.setdefault(key[0], {})[key[1]] = window
-        return [by_slot.get(s, {}) for s in batch.slots]
+            found.setdefault((part, slot), {})[seg] = window
+        return [[found.get((part, s), {}) for s in batch.slots] for part in range(len(parts.names))]
 
-    def _predicted(self) -> dict[Cell, dict[str, float]]:
-        """Weighted predictions per predicted label, labelled or not, per (slot, segment value)."""
+    def _rows(self, sql: str, parts: _Parts, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of a grouped query whose first columns are the cell (slot, part, seg), typed (int, int, str)."""
+        rows = self.con.execute(sql, {**parts.params, **(params or {})}).fetchall()
+        return [(int(r[0]), int(r[1]), str(r[2]), *r[3:]) for r in rows]
+
+    def _predicted(self, parts: _Parts) -> dict[Cell, dict[str, float]]:
+        """Weighted predictions per predicted label, labelled or not, per cell."""
         out: dict[Cell, dict[str, float]] = {}
-        for slot, seg, pred, n in self.con.execute(
-                f"SELECT slot, seg, pred, fsum(w) FROM {_JOINED} WHERE pred IS NOT NULL GROUP BY ALL "
-                "ORDER BY ALL").fetchall():
-            out.setdefault((int(slot), str(seg)), {})[str(pred)] = float(n)
+        for slot, part, seg, pred, n in self._rows(
+                f"SELECT slot, part, seg, pred, fsum(w) FROM {parts.source} WHERE pred IS NOT NULL "
+                "GROUP BY slot, part, seg, pred ORDER BY slot, part, seg, pred", parts):
+            out.setdefault((slot, part, seg), {})[str(pred)] = float(n)
         return out
 
-    def _delays(self, lab: str) -> dict[Cell, Histogram]:
-        edges = list(DELAY_EDGES_S)
-        k = len(edges) - 1
-        d = "(epoch_ms(fts) - epoch_ms(pts)) / 1000.0"
+    def _delays(self, lab: str, parts: _Parts) -> dict[Cell, Histogram]:
         rows = self.con.execute(f"""
-            WITH x AS (SELECT slot, seg, w, {d} AS d FROM {_JOINED} WHERE {lab} AND fts IS NOT NULL)
-            SELECT slot, seg, {bin_sql('d', '$edges', k, _delay_guess('d'))} AS b, fsum(w)
-            FROM x WHERE d >= 0 AND d <= {edges[-1]!r} GROUP BY ALL
-            UNION ALL SELECT slot, seg, -1, fsum(w) FROM x WHERE d < 0 GROUP BY slot, seg
-            UNION ALL SELECT slot, seg, {k}, fsum(w) FROM x WHERE d > {edges[-1]!r} GROUP BY slot, seg""",
-                                {"edges": edges}).fetchall()
+            SELECT slot, part, seg, delay_bin AS b, fsum(w) AS v0 FROM {parts.source}
+            WHERE {lab} AND fts IS NOT NULL GROUP BY slot, part, seg, b ORDER BY slot, part, seg""",
+                                parts.params).fetchnumpy()
         return _histograms(DELAY_EDGES_S, rows)
 
     def _score_columns(self, query: LabelQuery) -> list[tuple[str, str]]:
@@ -255,33 +306,34 @@ class DuckDBLabels:
             return [(c, f"s{i}") for i, c in enumerate(query.classes)]
         return [(query.positive_label, "s0")]
 
-    def _classification(self, query: LabelQuery, lab: str,
+    def _classification(self, query: LabelQuery, lab: str, parts: _Parts,
                         segments: Mapping[Cell, float]) -> dict[Cell, ClassificationStats]:
-        """Per (slot, segment value) -> its weighted prediction count: confusion, score bins, log loss."""
+        """Per cell -> its weighted prediction count: confusion, score bins, log loss."""
         pairs: dict[Cell, dict[tuple[str, str], float]] = {s: {} for s in segments}
-        for slot, seg, actual, pred, n in self.con.execute(
-                f"SELECT slot, seg, actual, pred, fsum(w) FROM {_JOINED} WHERE {lab} GROUP BY ALL").fetchall():
-            pairs.setdefault((int(slot), str(seg)), {})[(str(actual), str(pred))] = float(n)
+        for slot, part, seg, actual, pred, n in self._rows(
+                f"SELECT slot, part, seg, actual, pred, fsum(w) FROM {parts.source} WHERE {lab} "
+                f"GROUP BY slot, part, seg, actual, pred", parts):
+            pairs.setdefault((slot, part, seg), {})[(str(actual), str(pred))] = float(n)
         edges = query.score_edges
         k = len(edges) - 1
         scores: dict[Cell, dict[str, ScoreBins]] = {s: {} for s in segments}
         for cls, column in self._score_columns(query):
-            clipped = f"least(greatest({column}, {edges[0]!r}), {edges[-1]!r})"
             rows = self.con.execute(f"""
-                WITH x AS (SELECT slot, seg, w, {clipped} AS s, actual = $cls AS pos FROM {_JOINED}
+                WITH x AS (SELECT *, {column}_clipped AS s, {column}_bin AS b, actual = $cls AS pos FROM {parts.source}
                            WHERE {lab} AND {column} IS NOT NULL)
-                SELECT slot, seg, {bin_sql('s', '$edges', k, _uniform_guess('s', edges))} AS b,
+                SELECT slot, part, seg, b,
                        coalesce(fsum(w) FILTER (WHERE pos), 0) AS v0, coalesce(fsum(w) FILTER (WHERE NOT pos), 0) AS v1,
                        fsum(w * s) AS v2
-                FROM x GROUP BY ALL ORDER BY slot, seg""", {"cls": cls, "edges": list(edges)}).fetchnumpy()
+                FROM x GROUP BY slot, part, seg, b ORDER BY slot, part, seg""",
+                                    {**parts.params, "cls": cls}).fetchnumpy()
             for key, (pos, neg, ssum) in _binned(rows, k, 3).items():
                 scores.setdefault(key, {})[cls] = ScoreBins(edges, pos, neg, ssum)
-        log_loss = self._log_loss(query, lab)
+        log_loss = self._log_loss(query, lab, parts)
         return {key: ClassificationStats(ConfusionCounts.from_pairs(pairs.get(key, {})), n,
                                          scores.get(key, {}), log_loss.get(key))
                 for key, n in segments.items()}
 
-    def _log_loss(self, query: LabelQuery, lab: str) -> dict[Cell, LogLossSums]:
+    def _log_loss(self, query: LabelQuery, lab: str, parts: _Parts) -> dict[Cell, LogLossSums]:
         if query.multiclass:
             cases = " ".join(f"WHEN $c{i} THEN s{i}" for i in range(len(query.classes)))
             # An actual class without a score column gets probability 0 (clipped to eps), as a model that never
@@ -293,68 +345,68 @@ class DuckDBLabels:
             p_actual = "CASE WHEN actual = $pos THEN s0 ELSE 1.0 - s0 END"
             present = "s0 IS NOT NULL"
             params = {"pos": query.positive_label}
-        rows = self.con.execute(f"""
-            SELECT slot, seg, fsum(w * -ln(least(greatest({p_actual}, {LOG_LOSS_EPS!r}), {1.0 - LOG_LOSS_EPS!r}))),
-                   fsum(w)
-            FROM {_JOINED} WHERE {lab} AND {present} GROUP BY slot, seg""", params).fetchall()
-        return {(int(slot), str(seg)): LogLossSums(float(nll), float(n)) for slot, seg, nll, n in rows}
+        rows = self._rows(f"""
+            SELECT slot, part, seg,
+                   fsum(w * -ln(least(greatest({p_actual}, {LOG_LOSS_EPS!r}), {1.0 - LOG_LOSS_EPS!r}))), fsum(w)
+            FROM {parts.source} WHERE {lab} AND {present} GROUP BY slot, part, seg""", parts, params)
+        return {(slot, part, seg): LogLossSums(float(nll), float(n)) for slot, part, seg, nll, n in rows}
 
-    def _cbpe(self, query: LabelQuery) -> dict[Cell, dict[str, CbpeStats]]:
+    def _cbpe(self, query: LabelQuery, parts: _Parts) -> dict[Cell, dict[str, CbpeStats]]:
         """Raw-score bins of every prediction (labelled or not), split by predicted class, per class."""
         edges = query.score_edges
         k = len(edges) - 1
         out: dict[Cell, dict[str, CbpeStats]] = {}
         for cls, column in self._score_columns(query):
-            clipped = f"least(greatest({column}, {edges[0]!r}), {edges[-1]!r})"
             rows = self.con.execute(f"""
-                WITH x AS (SELECT slot, seg, w, {clipped} AS s, coalesce(pred = $cls, FALSE) AS pp FROM {_JOINED}
-                           WHERE {column} IS NOT NULL)
-                SELECT slot, seg, pp, {bin_sql('s', '$edges', k, _uniform_guess('s', edges))} AS b, fsum(w) AS v0,
-                       fsum(w * s) AS v1
-                FROM x GROUP BY ALL ORDER BY slot, seg""", {"cls": cls, "edges": list(edges)}).fetchnumpy()
+                WITH x AS (SELECT *, {column}_clipped AS s, {column}_bin AS b, coalesce(pred = $cls, FALSE) AS pp
+                           FROM {parts.source} WHERE {column} IS NOT NULL)
+                SELECT slot, part, seg, pp, b, fsum(w) AS v0, fsum(w * s) AS v1
+                FROM x GROUP BY slot, part, seg, pp, b ORDER BY slot, part, seg""",
+                                    {**parts.params, "cls": cls}).fetchnumpy()
             # One pass per side: a cell present on one side only gets empty bins on the other.
             sides = [_binned({c: v[rows["pp"] == flag] for c, v in rows.items() if c != "pp"}, k, 2)
                      for flag in (True, False)]
-            zeros = ((0.0,) * k, (0.0,) * k)
+            zeros = np.zeros((2, k))
             for key in sorted({*sides[0], *sides[1]}):
                 (n1, t1), (n0, t0) = sides[0].get(key, zeros), sides[1].get(key, zeros)
                 out.setdefault(key, {})[cls] = CbpeStats(PredictedScoreBins(edges, n1, t1),
                                                          PredictedScoreBins(edges, n0, t0))
         return out
 
-    def _regression(self, query: LabelQuery, lab: str) -> dict[Cell, RegressionSums]:
-        # Actuals' sums are centred on each segment's own mean (k), whatever query.shift says: with
+    def _regression(self, query: LabelQuery, lab: str, parts: _Parts) -> dict[Cell, RegressionSums]:
+        # Actuals' sums are centred on each cell's own mean (k), whatever query.shift says: with
         # actuals like 1e6 + N(0, 1), sums around a far shift (0, when there is no reference) lose R².
-        rows = self.con.execute(f"""
-            WITH x AS (SELECT slot, seg, w, pval - actual AS e, actual AS y FROM {_JOINED} WHERE {lab}),
-                 c AS (SELECT slot, seg, coalesce(fsum(w * y) / nullif(fsum(w), 0), $shift) AS k FROM x
-                       GROUP BY slot, seg)
-            SELECT slot, seg, fsum(w), fsum(w * e), fsum(w * abs(e)), fsum(w * e * e), fsum(w * (y - k)),
+        rows = self._rows(f"""
+            WITH x AS (SELECT slot, part, seg, w, pval - actual AS e, actual AS y FROM {parts.source} WHERE {lab}),
+                 c AS (SELECT slot, part, seg, coalesce(fsum(w * y) / nullif(fsum(w), 0), $shift) AS k FROM x
+                       GROUP BY slot, part, seg)
+            SELECT slot, part, seg, fsum(w), fsum(w * e), fsum(w * abs(e)), fsum(w * e * e), fsum(w * (y - k)),
                    fsum(w * (y - k) * (y - k)),
                    coalesce(fsum(w * abs(e) / abs(y)) FILTER (WHERE y <> 0), 0),
                    coalesce(fsum(w) FILTER (WHERE y <> 0), 0), any_value(k)
-            FROM x JOIN c USING (slot, seg) GROUP BY slot, seg""", {"shift": query.shift}).fetchall()
-        hists = self._error_histograms(query, lab)
+            FROM x JOIN c USING (slot, part, seg) GROUP BY slot, part, seg""", parts, {"shift": query.shift})
+        hists = self._error_histograms(query, lab, parts)
         out: dict[Cell, RegressionSums] = {}
-        for slot, seg, *sums in rows:
+        for slot, part, seg, *sums in rows:
             n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape, k = (float(v) for v in sums)
-            key = (int(slot), str(seg))
+            key = (slot, part, seg)
             out[key] = RegressionSums(n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape, shift=k,
                                       error_histogram=hists.get(key) if query.error_edges else None)
         return out
 
-    def _error_histograms(self, query: LabelQuery, lab: str) -> dict[Cell, Histogram]:
+    def _error_histograms(self, query: LabelQuery, lab: str, parts: _Parts) -> dict[Cell, Histogram]:
         edges = query.error_edges
         if edges is None:
             return {}
         k = len(edges) - 1
+        # Bin -1 is underflow, k overflow.
         rows = self.con.execute(f"""
-            WITH x AS (SELECT slot, seg, w, pval - actual AS e FROM {_JOINED} WHERE {lab})
-            SELECT slot, seg, {bin_sql('e', '$edges', k, _uniform_guess('e', edges))} AS b, fsum(w)
-            FROM x WHERE e >= {edges[0]!r} AND e <= {edges[-1]!r} GROUP BY ALL
-            UNION ALL SELECT slot, seg, -1, fsum(w) FROM x WHERE e < {edges[0]!r} GROUP BY slot, seg
-            UNION ALL SELECT slot, seg, {k}, fsum(w) FROM x WHERE e > {edges[-1]!r} GROUP BY slot, seg""",
-                                {"edges": list(edges)}).fetchall()
+            WITH x AS (SELECT slot, part, seg, w, pval - actual AS e FROM {parts.source} WHERE {lab})
+            SELECT slot, part, seg, CASE WHEN e < {edges[0]!r} THEN -1 WHEN e > {edges[-1]!r} THEN {k}
+                                         ELSE {bin_sql('e', '$edges', k, _uniform_guess('e', edges))} END AS b,
+                   fsum(w) AS v0
+            FROM x GROUP BY slot, part, seg, b ORDER BY slot, part, seg""",
+                                {**parts.params, "edges": list(edges)}).fetchnumpy()
         return _histograms(edges, rows)
 
     # --- feedback without a prediction ---------------------------------------------------------
@@ -473,43 +525,60 @@ class DuckDBLabels:
         return json.loads(row[0]) if row else None
 
 
-def _binned(rows: Mapping[str, np.ndarray], k: int, values: int) -> dict[Cell, list[tuple[float, ...]]]:
-    """Per (slot, seg): ``values`` tuples of ``k`` bins (0.0 where no row), from the columns ``slot, seg, b``
-    and ``v0``, ``v1`` ... of rows ordered by slot and seg: numpy per cell instead of Python per row."""
-    slot, seg, b = rows["slot"], rows["seg"], rows["b"]
+@dataclass(frozen=True)
+class _Parts:
+    """What one join answers: all traffic (segment value ``""``) and/or segments (by value), as parts 0, 1, ...
+
+    ``source`` is the joined table once per part (a row of a segment part only when the row carries the
+    segment, one of the values asked if any), with columns ``part`` and ``seg``: every statistic groups by
+    (slot, part, seg), so one join answers each part as if it had been asked alone.
+    """
+
+    overall: bool
+    segments: tuple[tuple[str, tuple[str, ...] | None], ...]
+
+    @property
+    def names(self) -> list[str | None]:
+        return [*([None] if self.overall else []), *(s for s, _ in self.segments)]
+
+    @property
+    def source(self) -> str:
+        branches = [f"SELECT 0 AS part, '' AS seg, * FROM {_JOINED}"] if self.overall else []
+        for i, (_, values) in enumerate(self.segments):
+            asked = f" AND list_contains($segment_values{i}, seg{i})" if values is not None else ""
+            branches.append(f"SELECT {i + self.overall:d} AS part, CAST(seg{i} AS VARCHAR) AS seg, * FROM {_JOINED} "
+                            f"WHERE seg{i} IS NOT NULL{asked}")
+        return f"({' UNION ALL '.join(branches)})"
+
+    @property
+    def params(self) -> dict[str, list[str]]:
+        return {f"segment_values{i}": list(values) for i, (_, values) in enumerate(self.segments)
+                if values is not None}
+
+
+def _binned(rows: Mapping[str, np.ndarray], k: int, values: int) -> dict[Cell, np.ndarray]:
+    """Per cell: ``values`` rows of ``k`` bins (0.0 where no row), from the columns ``slot, part, seg, b``
+    and ``v0``, ``v1`` ... of rows ordered by cell: numpy per cell instead of Python per row."""
+    slot, part, seg, b = rows["slot"], rows["part"], rows["seg"], rows["b"]
     cols = [np.asarray(rows[f"v{i}"], dtype=np.float64) for i in range(values)]
     if len(slot) == 0:
         return {}
-    cuts = np.flatnonzero((slot[1:] != slot[:-1]) | (seg[1:] != seg[:-1])) + 1
-    out: dict[Cell, list[tuple[float, ...]]] = {}
+    cuts = np.flatnonzero((slot[1:] != slot[:-1]) | (part[1:] != part[:-1]) | (seg[1:] != seg[:-1])) + 1
+    out: dict[Cell, np.ndarray] = {}
     for lo, hi in zip(np.concatenate(([0], cuts)), np.concatenate((cuts, [len(slot)]))):
         bins = np.zeros((values, k))
         bins[:, b[lo:hi]] = [c[lo:hi] for c in cols]
-        out[(int(slot[lo]), str(seg[lo]))] = [tuple(row) for row in bins.tolist()]
+        out[(int(slot[lo]), int(part[lo]), str(seg[lo]))] = bins
     return out
 
 
-def _histograms(edges: tuple[float, ...], rows: Sequence[tuple[Any, Any, int, float]]) -> dict[Cell, Histogram]:
-    """Histograms per (slot, segment value) from (slot, seg, bin, weight) rows."""
-    cells: dict[Cell, list[tuple[int, float]]] = {}
-    for slot, seg, b, c in rows:
-        cells.setdefault((int(slot), str(seg)), []).append((int(b), float(c)))
-    return {key: _histogram(edges, found) for key, found in cells.items()}
-
-
-def _histogram(edges: tuple[float, ...], cells: Sequence[tuple[int, float]]) -> Histogram:
-    """Histogram from (bin, weight) cells; bin -1 is underflow, len(edges) - 1 overflow."""
+def _histograms(edges: tuple[float, ...], rows: Mapping[str, np.ndarray]) -> dict[Cell, Histogram]:
+    """Histograms per cell from the columns ``slot, part, seg, b, v0`` (bin -1: underflow, ``len(edges) - 1``:
+    overflow) of rows ordered by cell."""
     k = len(edges) - 1
-    counts = [0.0] * k
-    under = over = 0.0
-    for b, c in cells:
-        if b < 0:
-            under += float(c)
-        elif b >= k:
-            over += float(c)
-        else:
-            counts[b] += float(c)
-    return Histogram(edges, tuple(counts), under, over)
+    shifted = {**rows, "b": np.asarray(rows["b"]) + 1}  # underflow, the bins, overflow: k + 2 bins from 0
+    return {key: Histogram(edges, counts[1:-1], counts[0], counts[-1])
+            for key, (counts,) in _binned(shifted, k + 2, 1).items()}
 
 
 def _empty_delay() -> Histogram:
