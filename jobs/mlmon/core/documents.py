@@ -86,8 +86,12 @@ class MetricDocument:
     def __post_init__(self) -> None:
         # Every job hands over numpy scalars and NaN/inf now and then; the document makes
         # itself storable (JSON, Elasticsearch doubles) once, here, instead of in each job.
-        object.__setattr__(self, "value", _finite(self.value))
-        object.__setattr__(self, "details", {k: _json_safe(v) for k, v in self.details.items()})
+        value = self.value
+        if value is not None and not (type(value) is float and math.isfinite(value)):
+            object.__setattr__(self, "value", _finite(value))
+        # Plain values (most of them) pass as they are; a backfill makes ~10^5 documents a batch.
+        object.__setattr__(self, "details", {k: v if type(v) in _PLAIN or (type(v) is float and math.isfinite(v))
+                                             else _json_safe(v) for k, v in self.details.items()})
 
     @cached_property  # a store write, the alert engine and the source each ask; hashing once is enough
     def id(self) -> str:
@@ -203,6 +207,10 @@ def _finite(value: float | None) -> float | None:
         return None
     v = float(value)
     return v if math.isfinite(v) else None
+
+
+#: Types _json_safe returns unchanged (bool is a subclass of int, but ``type`` compares exactly).
+_PLAIN: frozenset[type] = frozenset({str, int, bool, type(None)})
 
 
 def _json_safe(value: Any) -> Any:
