@@ -9,7 +9,8 @@ milliseconds like a ``date`` field) with ``search_after`` and, in a point in tim
 the ``_shard_doc`` tiebreaker Elasticsearch appends; ``collapse`` (the top sorted
 hit per key); ``terms`` aggregations with ``min_doc_count``; ``composite`` pages of
 feedback ids; ``extended_stats`` + sign ``range`` aggregations and field caps over
-explanations. Every search body first goes through
+explanations. Events listed in ``FakeCluster.epoch_millis_events`` hold their ``@timestamp`` in ``_source`` as
+epoch milliseconds (a number), as a document indexed that way returns it. Every search body first goes through
 :func:`tests.support.fake_elastic.search_refusal`, so this fake refuses what a 9.4
 cluster refuses (result window, buckets, terms count, top_hits size, search_after
 rules). Response shapes follow Elastic's search API documentation (9.x).
@@ -137,9 +138,29 @@ def filtered(value: Any, paths: list[list[str]]) -> Any:
     return out or None
 
 
-def _source(row: dict[str, Any], spec: Any) -> dict[str, Any]:
+def _source(row: dict[str, Any], spec: Any, epoch_millis: frozenset[str] = frozenset()) -> dict[str, Any]:
     fields = spec.get("includes", []) if isinstance(spec, dict) else spec
-    return {k: _value(row[k]) for k in fields if k in row}
+    out = {k: _value(row[k]) for k in fields if k in row}
+    if "@timestamp" in out and row.get("event.id") in epoch_millis:  # _source is the document as it was indexed
+        out["@timestamp"] = int((row["@timestamp"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1))
+    return out
+
+
+def _millis(value: str) -> int:
+    """A fixed interval or offset as Elasticsearch parses it (``3600000ms``, ``+1h``, ``-30m``), in ms."""
+    sign = -1 if value.startswith("-") else 1
+    return sign * round(keep_alive_seconds(value.lstrip("+-")) * 1000)
+
+
+def _composite_key(rows: pd.DataFrame, source: tuple[str, dict[str, Any]]) -> pd.Series:
+    kind, spec = source
+    if kind == "terms":
+        return rows[spec["field"]]
+    if kind == "date_histogram" and set(spec) <= {"field", "fixed_interval", "offset"}:
+        ms = (pd.to_datetime(rows[spec["field"]], utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+        interval, offset = _millis(spec["fixed_interval"]), _millis(spec.get("offset", "0ms"))
+        return (ms - offset) // interval * interval + offset
+    raise AssertionError(f"the fake does not evaluate composite source {source!r}")
 
 
 class FakeCluster:
@@ -152,6 +173,7 @@ class FakeCluster:
         self.x = explanations if explanations is not None else pd.DataFrame()
         self.pits: dict[str, _Pit] = {}
         self.clock: Callable[[], float] = time.monotonic  # tests move it to expire points in time
+        self.epoch_millis_events: frozenset[str] = frozenset()  # their _source @timestamp: epoch millis
         self._pit_ids = itertools.count(1)
 
     @classmethod
@@ -258,7 +280,7 @@ class FakeCluster:
             hit = {"_index": ".ds-logs-mlmon.prediction-default-2025.03.01-000001", "_id": r["event.id"],
                    "_score": None, "sort": [_value(x) for x in v]}
             if body["_source"] is not False:  # "_source": false -> hits without _source
-                hit["_source"] = _source(r, body["_source"])
+                hit["_source"] = _source(r, body["_source"], self.epoch_millis_events)
             hits.append(hit)
         return es_reply({"took": 2, "timed_out": False, "hits": {"max_score": None, "hits": hits}})
 
@@ -270,7 +292,8 @@ class FakeCluster:
         first = ~rows[key].duplicated(keep="first")
         rows, values = rows[first].head(body["size"]), values[first].head(body["size"])
         hits = [{"_index": ".ds-logs-mlmon.feedback-default-2025.03.01-000001", "_id": r["event.id"],
-                 "_score": None, "_source": _source(r, body.get("_source", {"includes": list(r)})),
+                 "_score": None, "_source": _source(r, body.get("_source", {"includes": list(r)}),
+                                                    self.epoch_millis_events),
                  "sort": [_value(x) for x in v], "fields": {key: [r[key]]}}
                 for r, v in zip(rows.to_dict("records"), values.itertuples(index=False))]
         out: dict[str, Any] = {"took": 3, "timed_out": False, "hits": {"max_score": None, "hits": hits}}
@@ -288,14 +311,25 @@ class FakeCluster:
                 "buckets": [{"key": k, "doc_count": int(n)} for k, n in kept]}
 
     def _composite(self, body: dict[str, Any]) -> Reply:
+        """Composite pages over ``terms`` and ``date_histogram`` sources (``fixed_interval`` and ``offset``:
+        a bucket's key is the epoch millis of its start, ``floor((t - offset) / interval) * interval + offset``),
+        sorted by the sources in order, ascending."""
         comp = body["aggs"]["ids"]["composite"]
-        counts = matching(self.f, body["query"]).groupby("mlmon.prediction.id").size().sort_index()
+        rows = matching(self.f, body["query"])
+        names = [next(iter(src)) for src in comp["sources"]]
+        keys = pd.DataFrame({name: _composite_key(rows, next(iter(source.items()))) for name, source in
+                             (next(iter(src.items())) for src in comp["sources"])}, index=rows.index)
+        counts = keys.groupby(names).size().reset_index(name="doc_count").sort_values(names, kind="stable")
         if "after" in comp:
-            counts = counts[counts.index > comp["after"]["id"]]
+            after = tuple(comp["after"][n] for n in names)
+            beyond = [tuple(k) > after for k in counts[names].itertuples(index=False)]
+            counts = counts[beyond]
         counts = counts.head(comp["size"])
-        agg: dict[str, Any] = {"buckets": [{"key": {"id": k}, "doc_count": int(v)} for k, v in counts.items()]}
-        if len(counts):
-            agg["after_key"] = {"id": counts.index[-1]}
+        keys_of = [{n: _value(r[n]) for n in names} for r in counts.to_dict("records")]
+        buckets = [{"key": k, "doc_count": int(n)} for k, n in zip(keys_of, counts["doc_count"])]
+        agg: dict[str, Any] = {"buckets": buckets}
+        if keys_of:
+            agg["after_key"] = dict(keys_of[-1])
         return es_reply({"took": 1, "timed_out": False, "hits": {"max_score": None, "hits": []},
                          "aggregations": {"ids": agg}})
 
