@@ -7,6 +7,12 @@ Baselines run in their own venvs (Evidently needs pandas<3):
 Prints medians of --repeat runs, the ratios, our peak memory, and which shifts each caught
 (from each library's own per-column decision) and which clean columns it flagged.
 Run: .venv/bin/python benchmarks/drift.py [--repeat 3]
+
+``--math`` measures the drift math alone instead (issue 19), on the shape of
+benchmarks/rounds.py: 20 numeric features with ~1000 reference quantile bins,
+a week of hourly windows of 1000 values each, all windows of a field at once
+(as the drift job does) vs window by window, checking the values are the same
+to the bit. Run: .venv/bin/python benchmarks/drift.py --math
 """
 
 from __future__ import annotations
@@ -160,12 +166,52 @@ def caught(drifted: list[str]) -> str:
     return f"caught {sorted(set(drifted) & SHIFTED)} of {sorted(SHIFTED)}; false positives {sorted(set(drifted) - SHIFTED)}"
 
 
+def math_per_window(repeat: int) -> None:
+    """Numeric drift metrics of 168 windows x 20 fields: batched vs one window at a time, ms per window."""
+    from mlmon.core.reference import quantile_edges
+    from mlmon.core.stats import NumericStats
+    from mlmon.metrics import drift as dm
+
+    rng = np.random.default_rng(19)
+    windows, fields = 168, 20
+    data = []
+    for i in range(fields):
+        ref = rng.normal(i, 1 + i / 10, 24_000)
+        edges = quantile_edges(ref)
+        shift = 0.5 if i < 3 else 0.0
+        currents = [NumericStats.from_values(rng.normal(i + shift, 1 + i / 10, 1_000), edges) for _ in range(windows)]
+        data.append((NumericStats.from_values(ref, edges), currents))
+
+    def batched() -> list[list[Any]]:
+        return [dm.numeric_drift_windows(ref, curs) for ref, curs in data]
+
+    def one_by_one() -> list[list[Any]]:
+        return [[dm.numeric_drift(ref, cur) for cur in curs] for ref, curs in data]
+
+    results = {}
+    for name, fn in (("batched", batched), ("window by window", one_by_one)):
+        times = []
+        for _ in range(repeat):
+            t = time.process_time()
+            results[name] = fn()
+            times.append(time.process_time() - t)
+        print(f"drift math, {fields} numeric fields, {name}: {1000 * statistics.median(times) / windows:.2f} ms "
+              f"per window (CPU, median of {repeat}; load {os.getloadavg()[0]:.2f})")
+    same = all(vars(a) == vars(b) for x, y in zip(results["batched"], results["window by window"])
+               for sa, sb in zip(x, y) for a, b in zip(sa, sb))
+    print(f"batched values identical to window by window: {same}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--math", action="store_true", help="the drift math alone, batched vs window by window")
     ap.add_argument("--evidently-repeat", type=int, default=1, help="Evidently takes about a minute per run")
     ap.add_argument("--venvs", default=os.environ.get("BENCH_VENVS", "/tmp/mlmon-drift-bench"))
     args = ap.parse_args()
+    if args.math:
+        math_per_window(args.repeat)
+        return 0
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         ref_path, cur_path = make_data(tmp)

@@ -89,6 +89,10 @@ class DriftWindowJob:
     run_id: str
     code_version: str = __version__
     _calibration_cache: dict[tuple[str, str, int], th.Rule] = field(default_factory=dict)
+    #: share_pvalue is a pure function of these; windows of a batch repeat them often (no missing values).
+    _share_pvalues: dict[tuple[int, int, float], float] = field(default_factory=dict)
+    #: A rule's threshold at a reference value: the same (immutable) object for every document that asks.
+    _thresholds: dict[tuple[th.Rule, float], Threshold] = field(default_factory=dict)
 
     def run(self, start: datetime, end: datetime) -> list[MetricDocument]:
         """Documents of the window for all traffic and each configured segment (not yet written)."""
@@ -100,8 +104,9 @@ class DriftWindowJob:
         out: list[list[MetricDocument]] = [[] for _ in windows]
         segments = [None, *((name, v) for name, values in self.model.drift.segments.items() for v in values)]
         for segment in segments:
-            for docs, (start, end), stats in zip(out, batch.windows, self.statistics(batch, segment)):
-                docs += self.documents(stats, start, end, segment)
+            for docs, part in zip(out, self.documents_windows(self.statistics(batch, segment), batch.windows,
+                                                              segment)):
+                docs += part
         return out
 
     def window(self, start: datetime, end: datetime, segment: tuple[str, str] | None) -> list[MetricDocument]:
@@ -124,28 +129,63 @@ class DriftWindowJob:
 
     def documents(self, stats: WindowStatistics, start: datetime, end: datetime,
                   segment: tuple[str, str] | None) -> list[MetricDocument]:
-        policy = self.model.drift.policy
-        p_values: list[float] = []
-        measures: list[_Measure] = []
-        for f, cur in stats.numeric.items():
-            measures += self._numeric(f, self.reference.numeric[f], cur, stats.rows, p_values)
-        for f, cur_c in stats.categorical.items():
-            measures += self._categorical(f, self.reference.categorical[f], cur_c, stats.rows, p_values)
-        adjusted = th.adjust(p_values, policy.correction)
-        docs = [self._document(m, p_values, adjusted, start, end, segment) for m in measures]
-        docs += self._summary(docs, stats.rows, start, end, segment)
-        return docs
+        return self.documents_windows([stats], [(start, end)], segment)[0]
 
-    def _numeric(self, f: str, ref: NumericStats, cur: NumericStats, rows: int, p_values: list[float]) -> list[_Measure]:
+    def documents_windows(self, stats: Sequence[WindowStatistics], windows: Sequence[Window],
+                          segment: tuple[str, str] | None) -> list[list[MetricDocument]]:
+        """:meth:`documents` of each window; each field's drift metrics computed for all windows at once."""
+        numeric = self._drift_results(stats, "numeric")
+        categorical = self._drift_results(stats, "categorical")
+        out = []
+        for i, (window_stats, (start, end)) in enumerate(zip(stats, windows)):
+            p_values: list[float] = []
+            measures: list[_Measure] = []
+            for f, cur in window_stats.numeric.items():
+                measures += self._numeric(f, self.reference.numeric[f], cur, window_stats.rows, p_values,
+                                          numeric[f][i])
+            for f, cur_c in window_stats.categorical.items():
+                measures += self._categorical(f, self.reference.categorical[f], cur_c, window_stats.rows, p_values,
+                                              categorical[f][i])
+            adjusted = th.adjust(p_values, self.model.drift.policy.correction)
+            ctx = self._context(start, end, segment)
+            docs = [self._document(m, p_values, adjusted, ctx) for m in measures]
+            docs += self._summary(docs, window_stats.rows, ctx)
+            out.append(docs)
+        return out
+
+    def _drift_results(self, stats: Sequence[WindowStatistics], kind: registry.Kind) -> dict[str, dict[int, MetricSet]]:
+        """Field -> window index -> its drift metrics, from one call per field over the windows that have it."""
+        by_field: dict[str, dict[int, Any]] = {}
+        for i, window_stats in enumerate(stats):
+            for f, cur in (window_stats.numeric if kind == "numeric" else window_stats.categorical).items():
+                by_field.setdefault(f, {})[i] = cur
+        out: dict[str, dict[int, MetricSet]] = {}
+        for f, currents in by_field.items():
+            if kind == "numeric":
+                results = dm.numeric_drift_windows(self.reference.numeric[f], list(currents.values()),
+                                                   discrete=f in self.reference.discrete, feature=display_name(f))
+            else:
+                results = dm.categorical_drift_windows(self.reference.categorical[f], list(currents.values()),
+                                                       feature=display_name(f))
+            out[f] = dict(zip(currents, results))
+        return out
+
+    def _share_pvalue(self, count: int, n: int, reference_share: float) -> float:
+        key = (count, n, reference_share)
+        if key not in self._share_pvalues:
+            self._share_pvalues[key] = th.share_pvalue(count, n, reference_share)
+        return self._share_pvalues[key]
+
+    def _numeric(self, f: str, ref: NumericStats, cur: NumericStats, rows: int, p_values: list[float],
+                 result: MetricSet) -> list[_Measure]:
         policy, name = self.model.drift.policy, display_name(f)
-        result = dm.numeric_drift(ref, cur, discrete=f in self.reference.discrete, feature=name)
         out = self._test_measures(f, "numeric", result, cur.present, p_values,
                                   lambda metric: METHOD_COARSE if registry.binning(metric, "numeric") == registry.COARSE
                                   else METHOD_FINE)
         out.append(self._missing_share(name, ref, cur, rows, p_values))
         oor = cur.counts[0] + cur.counts[-1]
         # Under no drift a new value falls outside the range of n reference values with probability 2/(n+1).
-        op = _push(p_values, th.share_pvalue(oor, cur.present, 2.0 / (ref.present + 1)))
+        op = _push(p_values, self._share_pvalue(oor, cur.present, 2.0 / (ref.present + 1)))
         out.append(_Measure("data_quality", "out_of_range_share", name, dm.out_of_range_share(cur), cur.present,
                             "count", op, cur.present >= policy.min_rows, policy.rule("out_of_range_share", name),
                             details={"below": cur.counts[0], "above": cur.counts[-1], "reference_min": ref.minimum,
@@ -154,16 +194,15 @@ class DriftWindowJob:
         return out
 
     def _categorical(self, f: str, ref: CategoryStats, cur: CategoryStats, rows: int,
-                     p_values: list[float]) -> list[_Measure]:
+                     p_values: list[float], result: MetricSet) -> list[_Measure]:
         policy, name = self.model.drift.policy, display_name(f)
-        result = dm.categorical_drift(ref, cur, feature=name)
         out = self._test_measures(f, "categorical", result, cur.present, p_values,
                                   lambda metric: "counts:reference-categories+other")
         out.append(self._missing_share(name, ref, cur, rows, p_values))
         share, unseen = dm.unseen_categories(ref, cur)
         ref_other = ref.other / ref.present if ref.present else 0.0
-        up = _push(p_values, th.share_pvalue(round((share or 0.0) * cur.present), cur.present,
-                                              max(ref_other, 1.0 / (ref.present + 1))))
+        up = _push(p_values, self._share_pvalue(round((share or 0.0) * cur.present), cur.present,
+                                                max(ref_other, 1.0 / (ref.present + 1))))
         out.append(_Measure("data_quality", "unseen_share", name, share, cur.present, "counts", up,
                             cur.present >= policy.min_rows, policy.rule("unseen_share", name),
                             details={"unseen": ", ".join(unseen[:20])}))
@@ -193,7 +232,7 @@ class DriftWindowJob:
         """Data quality: the share of missing values, tested against the reference's share."""
         policy = self.model.drift.policy
         ref_missing = dm.missing_share(ref) or 0.0
-        mp = _push(p_values, th.share_pvalue(cur.missing, cur.n, ref_missing))
+        mp = _push(p_values, self._share_pvalue(cur.missing, cur.n, ref_missing))
         return _Measure("data_quality", "missing_share", name, dm.missing_share(cur), cur.n, "count", mp,
                         rows >= policy.min_rows, policy.rule("missing_share", name), reference_value=ref_missing,
                         details={"reference_share": ref_missing})
@@ -209,15 +248,17 @@ class DriftWindowJob:
             return {m: self._calibration_cache[(f, m, n_key)] for m in names}
         # Seeded from what is calibrated, so re-running a window reproduces its thresholds.
         rng = np.random.default_rng(zlib.crc32(f"{self.reference.id}|{f}|{n_key}".encode()))
-        samples: list[Mapping[str, float]] = []
-        for _ in range(policy.calibration_samples):
-            if kind == "numeric":
-                ref_n, discrete = self.reference.numeric[f], f in self.reference.discrete
-                sim = th.resample_numeric(ref_n, n_key, rng, discrete=discrete)
-                samples.append(_values(dm.numeric_drift(ref_n, sim, discrete=discrete)))
-            else:
-                ref_c = self.reference.categorical[f]
-                samples.append(_values(dm.categorical_drift(ref_c, th.resample_categories(ref_c, n_key, rng))))
+        # The resamples are drawn in the same order as before, then measured in one batch.
+        if kind == "numeric":
+            ref_n, discrete = self.reference.numeric[f], f in self.reference.discrete
+            sims = [th.resample_numeric(ref_n, n_key, rng, discrete=discrete)
+                    for _ in range(policy.calibration_samples)]
+            results = dm.numeric_drift_windows(ref_n, sims, discrete=discrete)
+        else:
+            ref_c = self.reference.categorical[f]
+            results = dm.categorical_drift_windows(
+                ref_c, [th.resample_categories(ref_c, n_key, rng) for _ in range(policy.calibration_samples)])
+        samples: list[Mapping[str, float]] = [_values(r) for r in results]
         out = {}
         for metric in metrics:
             key = (f, metric.name, n_key)
@@ -227,14 +268,17 @@ class DriftWindowJob:
             out[metric.name] = self._calibration_cache[key]
         return out
 
-    def _document(self, m: _Measure, p_values: list[float], adjusted: list[float], start: datetime, end: datetime,
-                  segment: tuple[str, str] | None) -> MetricDocument:
+    def _document(self, m: _Measure, p_values: list[float], adjusted: list[float],
+                  ctx: DocumentContext) -> MetricDocument:
         policy = self.model.drift.policy
-        threshold: Threshold = m.rule.threshold(m.reference_value)
+        key = (m.rule, m.reference_value)
+        threshold = self._thresholds.get(key)
+        if threshold is None:
+            threshold = self._thresholds[key] = m.rule.threshold(m.reference_value)
         p_adj = adjusted[m.p_index] if m.p_index is not None else None
         status, why = th.decide(m.rule.judged(m.value), threshold, gated=m.rule.gated, p_adjusted=p_adj,
                                 alpha=policy.alpha, enough_data=m.enough_data)
-        details = dict(m.details)
+        details = m.details  # the measure's own dict, made for this one document
         if m.rule.two_sided:
             details["two_sided"] = True  # the thresholds apply to |value|; the value keeps its sign
         if m.p_index is not None:
@@ -242,7 +286,7 @@ class DriftWindowJob:
         if why:
             details["status_reason"] = why
         has_threshold = threshold.warning is not None or threshold.alert is not None
-        return self._context(start, end, segment).document(
+        return ctx.document(
             m.family, m.metric, m.value, status, n_current=m.n_current, method=m.method, feature=m.feature,
             threshold=threshold if has_threshold else None, details=details)
 
@@ -251,8 +295,7 @@ class DriftWindowJob:
                                self.run_id, self.code_version, reference_id=self.reference.id,
                                n_reference=self.reference.rows, segment=segment)
 
-    def _summary(self, docs: list[MetricDocument], rows: int, start: datetime, end: datetime,
-                 segment: tuple[str, str] | None) -> list[MetricDocument]:
+    def _summary(self, docs: list[MetricDocument], rows: int, ctx: DocumentContext) -> list[MetricDocument]:
         """Per window: rows seen, and the share of fields in alert with the worst status as the status."""
         drift_docs = [d for d in docs if d.family in ("drift", "prediction_drift", "data_quality")]
         worst: Status = max((d.status for d in drift_docs), key=lambda s: SEVERITY[s], default="ok")
@@ -261,7 +304,6 @@ class DriftWindowJob:
             by_field[d.feature] = max(by_field.get(d.feature, 0), SEVERITY[d.status])
         alerted = sorted(f for f, sev in by_field.items() if sev >= SEVERITY["alert"])
         enough = rows >= self.model.drift.policy.min_rows
-        ctx = self._context(start, end, segment)
         return [
             ctx.document("drift", "drifted_fields_share", len(alerted) / len(by_field) if by_field else None,
                          worst if enough else "insufficient_data", n_current=rows, method="worst-field-status",

@@ -45,6 +45,14 @@ value (gated by the field's test like the others), the drift job writes its
 documents with the method of its binning, its rule is in ``DEFAULT_RULES``
 and the config accepts ``total_variation`` in ``drift.thresholds``.
 
+The drift job measures a field over all windows of a batch at once
+(:class:`Comparisons`: one row of counts per window). A metric whose entry has
+no ``compute_batch`` is called window by window there; giving it one (a
+function of a :class:`Comparisons` returning one result per window) is only
+for speed, and it must give each window the result ``compute`` gives it alone.
+The built-in metrics are written that way round: each is a batch function, and
+its per-window function is that one on a batch of one (:func:`_one_window`).
+
 Data-quality metrics (:class:`QualityMetric`: missing, out-of-range and unseen
 shares) are listed here for their names and default rules only: the drift job
 computes them itself, each with its own binomial test
@@ -54,7 +62,7 @@ computes them itself, each with its own binomial test
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar, get_args
@@ -62,8 +70,8 @@ from typing import Literal, TypeVar, get_args
 import numpy as np
 
 from mlmon.core.stats import NumericStats
-from mlmon.metrics.distances import (chi_square, hellinger, jensen_shannon, ks_pvalue, ks_statistic, proportions, psi,
-                                     wasserstein_binned, wasserstein_error_bound)
+from mlmon.metrics.distances import (NumericSamples, chi_square_rows, hellinger_rows, jensen_shannon_rows, ks_pvalues,
+                                     ks_statistics, proportions, psi_rows, wasserstein_batch)
 from mlmon.metrics.results import Detail
 from mlmon.metrics.rules import Rule
 
@@ -105,6 +113,51 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class Comparisons:
+    """Many windows of one field against its reference, on one binning: what a batch metric function sees.
+
+    ``cur_counts`` has one row per window (aligned with ``n_current`` and, for a
+    numeric field, ``currents``); :meth:`window` is one of them as a :class:`Comparison`.
+    """
+
+    kind: Kind
+    binning: Binning
+    ref_counts: np.ndarray                    # (bins,)
+    cur_counts: np.ndarray                    # (windows, bins)
+    n_reference: int
+    n_current: tuple[int, ...]
+    labels: tuple[str, ...] = ()
+    discrete: bool = False
+    #: numeric: the reference's and each window's statistics on the fine edges.
+    reference: NumericStats | None = None
+    currents: NumericSamples | None = None
+
+    def __post_init__(self) -> None:
+        # Row-major rows: numpy sums a row as one window's sums (pairwise) only when it is contiguous.
+        object.__setattr__(self, "cur_counts", np.ascontiguousarray(self.cur_counts))
+
+    @classmethod
+    def of(cls, c: Comparison) -> Comparisons:
+        """One window as a batch (how the built-in per-window functions call their batch functions)."""
+        ref, cur = c.numeric if c.numeric is not None else (None, None)
+        return cls(c.kind, c.binning, c.ref_counts, c.cur_counts[None, :], c.n_reference, (c.n_current,), c.labels,
+                   c.discrete, ref, NumericSamples.of((cur,)) if cur is not None else None)
+
+    def __len__(self) -> int:
+        return len(self.n_current)
+
+    def numeric_samples(self) -> tuple[NumericStats, NumericSamples]:
+        if self.reference is None or self.currents is None:
+            raise ValueError(f"a {self.kind} comparison has no numeric statistics")
+        return self.reference, self.currents
+
+    def window(self, i: int) -> Comparison:
+        numeric = None if self.reference is None or self.currents is None else (self.reference, self.currents.stats[i])
+        return Comparison(self.kind, self.binning, self.ref_counts, self.cur_counts[i], self.n_reference,
+                          self.n_current[i], self.labels, self.discrete, numeric)
+
+
+@dataclass(frozen=True)
 class Measured:
     """A metric function's value when it has more to say than a float."""
 
@@ -118,6 +171,8 @@ class Measured:
 
 
 MetricFunction = Callable[[Comparison], float | Measured]
+#: A metric over many windows at once: one result per window, in order.
+BatchMetricFunction = Callable[[Comparisons], Sequence[float | Measured]]
 
 
 @dataclass(frozen=True)
@@ -135,10 +190,18 @@ class DriftMetric:
     test: bool = False
     #: Its value has a sign and drifts either way (mean_shift): calibrated thresholds are two-sided.
     signed: bool = False
+    #: The same metric over many windows at once (optional: else ``compute`` runs window by window).
+    compute_batch: BatchMetricFunction | None = None
 
     @property
     def kinds(self) -> tuple[Kind, ...]:
         return tuple(self.binnings)
+
+    def measure(self, batch: Comparisons) -> Sequence[float | Measured]:
+        """The metric of each window of ``batch``, in one call when the entry has a batch function."""
+        if self.compute_batch is not None:
+            return self.compute_batch(batch)
+        return [self.compute(batch.window(i)) for i in range(len(batch))]
 
 
 @dataclass(frozen=True)
@@ -155,70 +218,105 @@ _T = TypeVar("_T")
 
 
 # --- the built-in metrics ---------------------------------------------------------------
+# Each is a function of many windows; the per-window function is that one on a batch of one, so the
+# drift job's batches and a single window cannot disagree.
 
-def wasserstein(c: Comparison) -> Measured:
+WASSERSTEIN_NOTE = "constant reference (zero standard deviation): the distance in its sds is infinite"
+
+
+def wasserstein_windows(b: Comparisons) -> list[Measured]:
     """W1 in reference standard deviations (one threshold fits every feature); raw W1 in the details."""
-    ref, cur = c.numeric_stats()
-    w = wasserstein_binned(ref, cur, discrete=c.discrete)
+    ref, cur = b.numeric_samples()
+    raw, bounds = wasserstein_batch(ref, cur, discrete=b.discrete)
     ref_std = ref.std or 0.0
-    value = w / ref_std if ref_std > 0 else (0.0 if w == 0 else math.inf)
-    # The largest error binning can make here (0 where the CDFs cannot cross inside a bin).
-    bound = wasserstein_error_bound(ref, cur, discrete=c.discrete)
-    return Measured(value, details={"wasserstein_raw": w, "wasserstein_error_bound": bound},
-                    note="constant reference (zero standard deviation): the distance in its sds is infinite")
+    out = []
+    for w, bound in zip(raw.tolist(), bounds.tolist()):
+        value = w / ref_std if ref_std > 0 else (0.0 if w == 0 else math.inf)
+        # The largest error binning can make here (0 where the CDFs cannot cross inside a bin).
+        out.append(Measured(value, details={"wasserstein_raw": w, "wasserstein_error_bound": bound},
+                            note=WASSERSTEIN_NOTE))
+    return out
 
 
-def ks(c: Comparison) -> Measured:
+def ks_windows(b: Comparisons) -> list[Measured]:
     """Kolmogorov-Smirnov D on the fine bins, with scipy's asymptotic p-value (the numeric field's test)."""
-    d = ks_statistic(c.ref_counts, c.cur_counts)
-    return Measured(d, p_value=ks_pvalue(d, c.n_reference, c.n_current))
+    d = ks_statistics(b.ref_counts, b.cur_counts)
+    p = ks_pvalues(d, b.n_reference, b.n_current)
+    return [Measured(float(di), p_value=float(pi)) for di, pi in zip(d, p)]
 
 
-def mean_shift(c: Comparison) -> float:
+def mean_shift_windows(b: Comparisons) -> list[float]:
     """Difference of the means in reference standard deviations (0 for a constant reference)."""
-    ref, cur = c.numeric_stats()
+    ref, cur = b.numeric_samples()
     ref_std = ref.std or 0.0
-    mean_r, mean_c = ref.mean, cur.mean
-    assert mean_r is not None and mean_c is not None
-    return (mean_c - mean_r) / ref_std if ref_std > 0 else 0.0
+    mean_r = ref.mean
+    assert mean_r is not None
+    out = []
+    for stats in cur.stats:
+        mean_c = stats.mean
+        assert mean_c is not None
+        out.append((mean_c - mean_r) / ref_std if ref_std > 0 else 0.0)
+    return out
 
 
-def chi_square_statistic(c: Comparison) -> Measured:
+def chi_square_windows(b: Comparisons) -> list[Measured]:
     """Chi-square homogeneity test on the categories (the categorical field's test)."""
-    stat, p, dof = chi_square(c.ref_counts, c.cur_counts)
-    return Measured(stat, p_value=p, details={"dof": dof, "categories": len(c.labels) - 1})
+    stat, p, dof = chi_square_rows(b.ref_counts, b.cur_counts)
+    return [Measured(s, p_value=pv, details={"dof": d, "categories": len(b.labels) - 1})
+            for s, pv, d in zip(stat.tolist(), p.tolist(), dof.tolist())]
 
 
-def l_infinity(c: Comparison) -> Measured:
+def l_infinity_windows(b: Comparisons) -> list[Measured]:
     """Largest change of a category's share; which category in the details."""
-    diff = np.abs(proportions(c.ref_counts) - proportions(c.cur_counts))
-    return Measured(float(diff.max()), details={"largest_change": c.labels[int(np.argmax(diff))]})
+    diff = np.abs(proportions(b.ref_counts) - proportions(b.cur_counts))
+    return [Measured(float(row.max()), details={"largest_change": b.labels[int(np.argmax(row))]}) for row in diff]
 
 
-def _psi(c: Comparison) -> float:
-    return psi(c.ref_counts, c.cur_counts)
+def psi_windows(b: Comparisons) -> list[float]:
+    return [float(v) for v in psi_rows(b.ref_counts, b.cur_counts)]
 
 
-def _jensen_shannon(c: Comparison) -> float:
-    return jensen_shannon(c.ref_counts, c.cur_counts)
+def jensen_shannon_windows(b: Comparisons) -> list[float]:
+    return [float(v) for v in jensen_shannon_rows(b.ref_counts, b.cur_counts)]
 
 
-def _hellinger(c: Comparison) -> float:
-    return hellinger(c.ref_counts, c.cur_counts)
+def hellinger_windows(b: Comparisons) -> list[float]:
+    return [float(v) for v in hellinger_rows(b.ref_counts, b.cur_counts)]
+
+
+def _one_window(batch: BatchMetricFunction) -> MetricFunction:
+    """The per-window function of a batch function: the batch of one."""
+    def compute(c: Comparison) -> float | Measured:
+        return batch(Comparisons.of(c))[0]
+    compute.__name__ = compute.__qualname__ = batch.__name__.removesuffix("_windows")
+    compute.__doc__ = batch.__doc__
+    return compute
+
+
+wasserstein = _one_window(wasserstein_windows)
+ks = _one_window(ks_windows)
+mean_shift = _one_window(mean_shift_windows)
+chi_square_statistic = _one_window(chi_square_windows)
+l_infinity = _one_window(l_infinity_windows)
+
+
+def _builtin(name: str, batch: BatchMetricFunction, binnings: Mapping[Kind, Binning], rule: Rule | None = None,
+             *, test: bool = False, signed: bool = False) -> DriftMetric:
+    return DriftMetric(name, _one_window(batch), binnings, rule, test=test, signed=signed, compute_batch=batch)
 
 
 #: The built-in metrics, in the order their values (and documents) come out per field.
 BUILTIN: tuple[Entry, ...] = (
     # Numeric drift: a 0.1 sd move of the distribution is a warning, 0.15 sd an alert.
-    DriftMetric("wasserstein", wasserstein, {"numeric": FINE}, Rule(0.10, 0.15)),
-    DriftMetric("ks", ks, {"numeric": FINE}, test=True),
-    DriftMetric("chi_square", chi_square_statistic, {"categorical": CATEGORIES}, test=True),
-    DriftMetric("psi", _psi, {"numeric": COARSE, "categorical": CATEGORIES}, Rule(0.10, 0.25)),
-    DriftMetric("jensen_shannon", _jensen_shannon, {"numeric": COARSE, "categorical": CATEGORIES}),
-    DriftMetric("hellinger", _hellinger, {"numeric": COARSE}),
+    _builtin("wasserstein", wasserstein_windows, {"numeric": FINE}, Rule(0.10, 0.15)),
+    _builtin("ks", ks_windows, {"numeric": FINE}, test=True),
+    _builtin("chi_square", chi_square_windows, {"categorical": CATEGORIES}, test=True),
+    _builtin("psi", psi_windows, {"numeric": COARSE, "categorical": CATEGORIES}, Rule(0.10, 0.25)),
+    _builtin("jensen_shannon", jensen_shannon_windows, {"numeric": COARSE, "categorical": CATEGORIES}),
+    _builtin("hellinger", hellinger_windows, {"numeric": COARSE}),
     # Categorical drift: a category's share moved by 5 / 7.5 percentage points.
-    DriftMetric("l_infinity", l_infinity, {"categorical": CATEGORIES}, Rule(0.05, 0.075)),
-    DriftMetric("mean_shift", mean_shift, {"numeric": FINE}, signed=True),
+    _builtin("l_infinity", l_infinity_windows, {"categorical": CATEGORIES}, Rule(0.05, 0.075)),
+    _builtin("mean_shift", mean_shift_windows, {"numeric": FINE}, signed=True),
     # Data quality, absolute shares or increases over the reference's share.
     QualityMetric("missing_share", ("numeric", "categorical"), Rule(0.02, 0.05, relative=True)),
     QualityMetric("out_of_range_share", ("numeric",), Rule(0.01, 0.05)),
