@@ -29,6 +29,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import cached_property
 from statistics import NormalDist
 from typing import Any, Self, cast
 
@@ -72,11 +73,11 @@ class AttributionReference:
     source: str = ""
     created_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
-    @property
+    @cached_property  # every document of every window names the reference: hashed once
     def rows(self) -> int:
         return int(max((s.n for s in self.features.values()), default=0.0))
 
-    @property
+    @cached_property
     def id(self) -> str:
         """Content-addressed, like reference profiles: the same attributions give the same id."""
         body = json.dumps(self._body(), sort_keys=True, separators=(",", ":")).encode()

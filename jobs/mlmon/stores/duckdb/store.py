@@ -17,7 +17,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from mlmon.core.alerts import Alert
 from mlmon.core.documents import METRIC_FIELDS, MetricDocument, metric_columns
 from mlmon.core.job_runs import JobHealth, JobRun
 from mlmon.core.reference import ReferenceProfile
+from mlmon.core.windows import EPOCH
 from mlmon.core.stats import CategoryStats, EdgeIndex, NumericAccumulator, NumericStats, WindowStatistics
 from mlmon.stores.protocols import AlertStore, ExplainBackend, LabelledStore, MetricPage, StoreError
 from mlmon.core.queries import WindowBatch, WindowQuery, nest
@@ -479,7 +480,7 @@ def metric_table(docs: Sequence[MetricDocument]) -> pa.Table:
     for name, es_type in METRIC_FIELDS.items():
         values = columns[name]
         if es_type == "date":
-            out[name] = pc.floor_temporal(pa.array(values, _ARROW_TYPES[es_type]), unit="millisecond")
+            out[name] = pc.floor_temporal(_timestamps(values), unit="millisecond")
         elif es_type == "flattened":
             out[name] = pa.array([json_text(v) for v in values], pa.string())
         elif es_type == "double":
@@ -487,6 +488,22 @@ def metric_table(docs: Sequence[MetricDocument]) -> pa.Table:
         else:
             out[name] = pa.array(values, _ARROW_TYPES[es_type])
     return pa.table(out)
+
+
+def _timestamps(values: Sequence[datetime]) -> pa.Array:
+    """Aware datetimes as a UTC microsecond column: each distinct time converted once (a batch's documents
+    share a few hundred), ~5x faster than Arrow converting every datetime object."""
+    seen: dict[datetime, int] = {}
+    micros = []
+    for v in values:
+        us = seen.get(v)
+        if us is None:
+            us = seen[v] = (v - EPOCH) // _MICROSECOND
+        micros.append(us)
+    return pa.array(micros, pa.int64()).cast(_ARROW_TYPES["date"])
+
+
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _sql_value(value: Any, es_type: str) -> Any:
