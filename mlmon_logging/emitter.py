@@ -127,6 +127,9 @@ class EmitterObserver(Protocol):
     def report(self, stats: EmitterStats) -> None:
         """The counts, after each batch and at least every half second."""
 
+    def refused(self, items: list[Any]) -> None:
+        """Items the queue refused (full, or closing), never rendered: on the caller's thread, only then."""
+
 
 #: Renders a batch of queued items into one chunk of newline-terminated lines:
 #: (chunk, number of lines in it, items refused as invalid, items that failed to render).
@@ -213,6 +216,7 @@ class Emitter:
                 self._wake.set()
             return True
         self.count_dropped(CLOSED if self._closing else QUEUE_FULL)
+        self._tell_refused([item])
         return False
 
     def count_dropped(self, reason: str, count: int = 1) -> None:
@@ -266,7 +270,15 @@ class Emitter:
                     waiting_since = now
         if done < n:
             self.count_dropped(CLOSED, n - done)
+            self._tell_refused(items[done:])
         return done
+
+    def _tell_refused(self, items: list[Any]) -> None:
+        if self._observer is not None:
+            try:
+                self._observer.refused(items)
+            except Exception:  # the caller's log call must not fail for its metrics
+                _log.exception("mlmon: the emitter's observer failed on refused items")
 
     @property
     def stats(self) -> EmitterStats:

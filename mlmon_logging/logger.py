@@ -85,14 +85,12 @@ def _exception_text(error: BaseException) -> str:
 class LoggerMetrics(EmitterObserver, Protocol):
     """Metrics fed by a ModelLogger's calls, e.g. :class:`mlmon_logging.prometheus.PrometheusMetrics`.
 
-    ``batch`` and ``report`` run on the writer thread; ``missed`` on the caller's, only
-    for a call whose item the full queue refused (so the call is still counted).
+    ``batch`` and ``report`` run on the writer thread; ``refused`` on the caller's, only
+    for calls whose items the queue refused (so the calls are still counted).
     """
 
     def bind(self, identity: ModelIdentity, task: Callable[[], str]) -> None:
         """Called once by the ModelLogger; ``task()`` is the model's task as decided so far."""
-
-    def missed(self, kind: int) -> None: ...
 
 
 class ModelLogger:
@@ -159,15 +157,8 @@ class ModelLogger:
                                 close_timeout=close_timeout, retry_initial=retry_initial,
                                 retry_max=retry_max, drain_interval=drain_interval,
                                 name=f"mlmon-emitter-{model}-{version}", observer=metrics)
-        self._submit = self._emitter.submit if metrics is None else self._submit_counting_misses
+        self._submit = self._emitter.submit
         self._reported: set[str] = set()
-
-    def _submit_counting_misses(self, item: tuple[Any, ...]) -> bool:
-        """``Emitter.submit``, telling the metrics of a call the full queue refused (the call still counts)."""
-        queued = self._emitter.submit(item)
-        if not queued:
-            self._metrics.missed(item[0])  # type: ignore[union-attr]  # set whenever this is the submit
-        return queued
 
     # --- request path --------------------------------------------------------------
     # Kept lean on purpose: exact-type checks instead of helpers, one tuple, one append.
@@ -319,11 +310,7 @@ class ModelLogger:
                     self._report_refusal(f"mlmon: {rows.table.call}: model {self.identity.model!r} version "
                                          f"{self.identity.version!r}: rows with {cause} are not logged but "
                                          "counted as dropped (reason 'invalid'); fix that column")
-            done = emitter.submit_waiting(part.items)
-            queued += done
-            if self._metrics is not None:
-                for item in part.items[done:]:  # only once close() has begun
-                    self._metrics.missed(item[0])
+            queued += emitter.submit_waiting(part.items)
         return queued
 
     # --- background thread -----------------------------------------------------------

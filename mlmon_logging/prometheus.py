@@ -199,10 +199,12 @@ class PrometheusMetrics:
         for reason in DROP_REASONS:  # every reason exported from the start: a rate() needs the zero
             self._dropped[reason].inc(0)
 
-    # --- caller thread, only when the queue refused an item -------------------------------
-    def missed(self, kind: int) -> None:
+    # --- caller thread, only when the queue refused items -------------------------------------
+    def refused(self, items: list[Any]) -> None:
+        """Calls the queue refused still count as calls (their kinds, added at the next report)."""
         with self._missed_lock:
-            self._missed[kind] = self._missed.get(kind, 0) + 1
+            for item in items:
+                self._missed[item[0]] = self._missed.get(item[0], 0) + 1
 
     # --- writer thread ----------------------------------------------------------------------
     def batch(self, items: list[Any]) -> None:

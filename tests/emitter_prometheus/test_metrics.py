@@ -112,6 +112,7 @@ def test_drops_by_reason_sampling_and_calls_the_full_queue_refused(registry: Col
     for pid in pids:
         mlog.log_prediction({"x": 1.0}, 1, prediction_id=pid)
         mlog.log_feedback(pid, 1)
+        mlog.log_prediction_error("timeout")  # never sampled out
     emitter.start()
     mlog.close()
     stats = mlog.stats
@@ -124,6 +125,7 @@ def test_drops_by_reason_sampling_and_calls_the_full_queue_refused(registry: Col
     # every kept prediction counts, those the full queue refused and the refused NaN included
     assert _value(registry, "mlmon_predictions_total") == kept + 1
     assert _value(registry, "mlmon_feedback_total") == kept
+    assert _value(registry, "mlmon_prediction_errors_total") == 200
     assert _value(registry, "mlmon_prediction_score_count") == 0
 
 
