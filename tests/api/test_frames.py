@@ -45,10 +45,23 @@ def test_run_without_config_and_naive_times_are_refused(tmp_path: Path) -> None:
         mm.connect("localhost")
 
 
-def test_a_feature_view_cut_by_the_read_limit_says_so() -> None:
-    from mlmon.api.views import FeatureView
+def test_a_feature_view_cut_by_the_read_limit_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import datetime, timedelta, timezone
 
-    docs = [doc("drift", "wasserstein", day, 0.1, "ok", feature="age") for day in range(3)]
-    whole, cut = FeatureView("churn", "age", docs), FeatureView("churn", "age", docs, total=10)
+    from mlmon.api import monitor
+    from mlmon.core.documents import MetricDocument
+    from mlmon.stores.duckdb.store import DuckDBStore
+
+    t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    store = DuckDBStore(tmp_path / "m.duckdb")
+    store.write_metrics([MetricDocument(model="churn", model_version="3", family="drift", metric="wasserstein",
+                                        window_start=t0 + timedelta(hours=h), window_end=t0 + timedelta(hours=h + 1),
+                                        value=0.1, status="ok", n_current=100, run_id="r", code_version="c",
+                                        feature="age") for h in range(3)])
+    store.close()
+    mon = mm.connect(f"duckdb:///{tmp_path}/m.duckdb")
+    whole = mon.feature_drift("churn", "age")
     assert "left out" not in repr(whole) and "left out" not in whole.html
-    assert "the newest 3 of 10 documents" in repr(cut) and "the newest 3 of 10 documents" in cut.html
+    monkeypatch.setattr(monitor, "DEFAULT_LIMIT", 2)
+    cut = mon.feature_drift("churn", "age")
+    assert "the newest 2 of 3 documents" in repr(cut) and "the newest 2 of 3 documents" in cut.html

@@ -107,7 +107,7 @@ def _evaluate_version(store: AlertStore, model: str, version: str, docs: Sequenc
             history[row.series].append(row)
     for key, d in keyed:
         if key in rules:
-            history[key].append(SeriesWindow(key, d.window_start, d.window_end, d.status, d.computed_at, d.id))
+            history[key].append(SeriesWindow.of(d, key))
     memory = store.last_notifications(series_id(r.id, s) for s, r in rules.items())
 
     judged: list[tuple[Rule, SeriesKey, SeriesWindow, Decision]] = []

@@ -491,8 +491,9 @@ def metric_table(docs: Sequence[MetricDocument]) -> pa.Table:
 
 
 def _timestamps(values: Sequence[datetime]) -> pa.Array:
-    """Aware datetimes as a UTC microsecond column: each distinct time converted once (a batch's documents
-    share a few hundred), ~5x faster than Arrow converting every datetime object."""
+    """Aware datetimes as a UTC microsecond column, each distinct time converted once (a batch's documents share
+    a few hundred): Arrow's own conversion of every object was 10x slower on 20k window times in one measurement,
+    as fast on distinct ones."""
     seen: dict[datetime, int] = {}
     micros = []
     for v in values:
