@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import pytest
 
 from mlmon.alerts.engine import evaluate
 from mlmon.core.alerts import LastNotification
+from mlmon.core.documents import SEVERITY
 from mlmon.config.alerts import Rule
 from tests.alerts.conftest import T0, make_metric, series
 
@@ -114,3 +116,43 @@ def test_alert_document_fields_are_all_in_the_mapping() -> None:
     assert set(flat) == set(ALERT_FIELDS)
     assert flat["alert.status.new"] == "alert" and flat["metric.threshold.alert"] == 0.25
     assert "churn v3 drift/psi feature=age is alert (above: warning 0.1, alert 0.25)" in flat["alert.reason"]
+
+
+def _judge_by_definition(statuses: list[str], rule: Rule) -> list[tuple[int, str, int, int]]:
+    """The rule read literally, window by window: count the bad ones among the last m, look back for calm."""
+    out: list[tuple[int, str, int, int]] = []
+    firing = False
+    notified_status = ""
+    notified_at: int | None = None
+    calm = rule.m - rule.n + 1
+    for i, status in enumerate(statuses):
+        recent = statuses[max(0, i - rule.m + 1): i + 1]
+        bad = sum(rule.is_bad(s) for s in recent)
+        all_ok = i + 1 >= calm and all(s == "ok" for s in statuses[i + 1 - calm: i + 1])
+        action = None
+        if not firing and bad >= rule.n:
+            action = "fired"
+        elif firing and bad >= rule.n:
+            if rule.is_bad(status) and SEVERITY[status] > SEVERITY.get(notified_status, 0):
+                action = "escalated"
+            elif rule.renotify_every is not None and notified_at is not None and rule.is_bad(status) \
+                    and timedelta(days=i - notified_at) >= rule.renotify_every:
+                action = "renotified"
+        elif firing and all_ok:
+            action = "recovered"
+        if action is not None:
+            out.append((i, action, bad, len(recent)))
+            firing, notified_status, notified_at = action != "recovered", status, i
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_n_of_m_verdicts_match_the_rule_read_literally(seed: int) -> None:
+    rng = random.Random(seed)
+    m = rng.randint(1, 6)
+    rule = Rule("drift", ("drift",), n=rng.randint(1, m), m=m, min_status=rng.choice(["warning", "alert"]),
+                renotify_every=rng.choice([None, timedelta(days=rng.randint(1, 5))]))
+    statuses = rng.choices(["ok", "warning", "alert", "insufficient_data"], weights=[5, 2, 3, 1], k=60)
+    alerts = evaluate(series(statuses), [rule], {}, now=NOW)
+    got = [((a.metric.window_start - T0).days, a.action, a.bad_windows, a.considered_windows) for a in alerts]
+    assert got == _judge_by_definition(statuses, rule)

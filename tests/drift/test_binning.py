@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -76,6 +78,15 @@ def test_accumulator_over_batches_equals_numeric_stats_from_values() -> None:
     assert got.below_sum == pytest.approx(want.below_sum, rel=1e-12)
     assert got.above_sum == pytest.approx(want.above_sum, rel=1e-12)
     assert got.counts[0] > 0 and got.counts[-1] > 0  # the tails were exercised
+    # The arrays it hands over are those the tuples give, and read-only like them.
+    plain = dataclasses.replace(got)
+    for name in ("counts_array", "offset_sums_array"):
+        handed, derived = getattr(got, name), getattr(plain, name)
+        if callable(handed):
+            handed, derived = handed(), derived()
+        assert handed.dtype == derived.dtype == np.float64 and np.array_equal(handed, derived)
+        assert not handed.flags.writeable
+    assert got.present == plain.present == int(np.sum(~np.isnan(cur)))
 
 
 def test_accumulator_without_values_reports_only_missing() -> None:

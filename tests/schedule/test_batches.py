@@ -57,8 +57,10 @@ def _unversioned(cfg: Config) -> Config:
 def _rows(store: DuckDBStore, table: str, key: str) -> dict[str, dict[str, Any]]:
     rows = store.con.execute(f"SELECT * FROM {table}").fetchall()
     columns = [c[0] for c in store.con.execute(f"DESCRIBE {table}").fetchall()]
-    return {str(d[key]): {k: v for k, v in d.items() if k not in RUN_FIELDS}
-            for d in (dict(zip(columns, row, strict=True)) for row in rows)}
+    by_id = {str(d[key]): {k: v for k, v in d.items() if k not in RUN_FIELDS}
+             for d in (dict(zip(columns, row, strict=True)) for row in rows)}
+    assert len(by_id) == len(rows), f"{table}: {len(rows) - len(by_id)} rows repeat an id"
+    return by_id
 
 
 def _documents(path: Path, cfg: Config, batch: int,

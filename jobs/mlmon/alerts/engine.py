@@ -95,19 +95,28 @@ def judge(windows: Sequence[Judged], rule: Rule, last: LastNotification | None) 
     notified_end = last.window_end if last else None
     notified_status = last.status if last else ""
 
+    # One pass over the statuses: bad windows so far (prefix sums) and the run of "ok" ending at each
+    # window, so each window's "n of the last m" is two lookups (a backfill judges ~10^5 windows a round).
+    bad_before = [0]
+    ok_run: list[int] = []
+    run = 0
+    for w in windows:
+        bad_before.append(bad_before[-1] + rule.is_bad(w.status))
+        run = run + 1 if w.status == "ok" else 0
+        ok_run.append(run)
+    calm = rule.m - rule.n + 1
     decisions: list[Decision] = []
     for i, doc in enumerate(windows):
         if notified_end is not None and doc.window_end <= notified_end:
             continue  # evaluated in an earlier run
-        recent = windows[max(0, i - rule.m + 1): i + 1]
-        bad = sum(rule.is_bad(w.status) for w in recent)
+        first = max(0, i - rule.m + 1)
+        bad = bad_before[i + 1] - bad_before[first]
         holds = bad >= rule.n
-        calm = rule.m - rule.n + 1
-        all_ok = i + 1 >= calm and all(w.status == "ok" for w in windows[i + 1 - calm: i + 1])
+        all_ok = ok_run[i] >= calm  # the last `calm` windows (there are as many) all "ok"
         action = _action(rule, doc, firing, holds, all_ok, notified_end, notified_status)
         if action is None:
             continue
-        decisions.append(Decision(i, action, windows[i - 1].status if i else "", bad, len(recent)))
+        decisions.append(Decision(i, action, windows[i - 1].status if i else "", bad, i + 1 - first))
         firing = action != "recovered"
         notified_end, notified_status = doc.window_end, doc.status
     return decisions

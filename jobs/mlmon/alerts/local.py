@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from operator import attrgetter
 
 from mlmon.alerts.channels.webhook import CHANNEL as WEBHOOK
 from mlmon.alerts.engine import Decision, judge, latest_per_window
@@ -29,6 +30,10 @@ from mlmon.core.documents import MetricDocument
 from mlmon.stores.protocols import AlertStore
 
 log = logging.getLogger(__name__)
+
+#: A document's series fields (SeriesKey's, in its order), read in one C call: a round keys ~10^5 documents.
+_SERIES_FIELDS = attrgetter("model", "model_version", "family", "metric", "feature", "class_label",
+                            "segment_field", "segment_value")
 
 
 @dataclass
@@ -80,8 +85,7 @@ def _evaluate_version(store: AlertStore, model: str, version: str, docs: Sequenc
     keys: dict[tuple[str, ...], SeriesKey] = {}  # one key object per series: a round holds ~10^4 documents
 
     def key_of(d: MetricDocument) -> SeriesKey:
-        fields = (d.model, d.model_version, d.family, d.metric, d.feature, d.class_label, d.segment_field,
-                  d.segment_value)
+        fields = _SERIES_FIELDS(d)
         found = keys.get(fields)
         if found is None:
             found = keys[fields] = SeriesKey(*fields)
@@ -99,7 +103,7 @@ def _evaluate_version(store: AlertStore, model: str, version: str, docs: Sequenc
     since = min(d.window_start for d in docs) - widest_m * max(longest, timedelta(seconds=1))
     until = max(d.window_end for d in docs)
     families = sorted({s.family for s in rules})
-    history: dict[SeriesKey, list[SeriesWindow]] = defaultdict(list)
+    history: dict[SeriesKey, list[SeriesWindow | MetricDocument]] = defaultdict(list)
     known = {d.id: d for d in docs}
     # The round's own documents are just stored: the store returns the rest (what they do not replace).
     for row in store.series_windows(model, version, families, since, until, skip=known.keys()):
@@ -107,19 +111,24 @@ def _evaluate_version(store: AlertStore, model: str, version: str, docs: Sequenc
             history[row.series].append(row)
     for key, d in keyed:
         if key in rules:
-            history[key].append(SeriesWindow.of(d, key))
+            history[key].append(d)  # the engine reads a document as it reads a stored window: no copy of each
     memory = store.last_notifications(series_id(r.id, s) for s, r in rules.items())
 
-    judged: list[tuple[Rule, SeriesKey, SeriesWindow, Decision]] = []
+    judged: list[tuple[Rule, SeriesKey, str, Decision]] = []  # (rule, series, metric document id, verdict)
     for key, rule in sorted(rules.items()):
         windows = latest_per_window(history[key])
-        judged += [(rule, key, windows[d.index], d) for d in judge(windows, rule, memory.get(series_id(rule.id, key)))]
+        judged += [(rule, key, _metric_id(windows[d.index]), d)
+                   for d in judge(windows, rule, memory.get(series_id(rule.id, key)))]
     # A metric document is built only for a window that raises an alert: this round's own, else read by id.
-    missing = {w.metric_id for _, _, w, _ in judged if w.metric_id not in known}
+    missing = {w for _, _, w, _ in judged if w not in known}
     if missing:
         known.update({d.id: d for d in store.metric_documents(missing)})
-    gone = [w for _, _, w, _ in judged if w.metric_id not in known]
+    gone = [w for _, _, w, _ in judged if w not in known]
     if gone:  # deleted between two queries of this round: judged again next round
         log.warning("%d alerts of %s v%s not raised: their metric documents vanished meanwhile (first: %s)",
-                    len(gone), model, version, gone[0].metric_id)
-    return [d.alert(rule, key, known[w.metric_id], fired_at) for rule, key, w, d in judged if w.metric_id in known]
+                    len(gone), model, version, gone[0])
+    return [d.alert(rule, key, known[w], fired_at) for rule, key, w, d in judged if w in known]
+
+
+def _metric_id(window: SeriesWindow | MetricDocument) -> str:
+    return window.metric_id if isinstance(window, SeriesWindow) else window.id

@@ -150,11 +150,6 @@ class SeriesWindow:
     computed_at: datetime
     metric_id: str
 
-    @classmethod
-    def of(cls, doc: MetricDocument, series: SeriesKey | None = None) -> SeriesWindow:
-        """``doc``'s window; ``series``: its key when the caller has it already."""
-        return cls(series or SeriesKey.of(doc), doc.window_start, doc.window_end, doc.status, doc.computed_at, doc.id)
-
 
 @dataclass(frozen=True)
 class Delivery:

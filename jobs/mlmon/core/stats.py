@@ -189,10 +189,18 @@ class NumericAccumulator:
             self.above_sum += float(x[x >= self.edges[-1]].sum())
 
     def result(self) -> NumericStats:
-        return NumericStats(edges=self.edges, counts=tuple(self.counts.tolist()), missing=self.missing,
-                            minimum=self.minimum, maximum=self.maximum, total=self.total, total_sq=self.total_sq,
-                            below_sum=self.below_sum, above_sum=self.above_sum,
-                            offset_sums=tuple(self.offset_sums.tolist()))
+        stats = NumericStats(edges=self.edges, counts=tuple(self.counts.tolist()), missing=self.missing,
+                             minimum=self.minimum, maximum=self.maximum, total=self.total, total_sq=self.total_sq,
+                             below_sum=self.below_sum, above_sum=self.above_sum,
+                             offset_sums=tuple(self.offset_sums.tolist()))
+        # The arrays the drift math reads, handed over instead of rebuilt from the tuples (a backfill makes
+        # fields x windows x segments of these). Counts are below 2**53: exact as float64.
+        counts = self.counts.astype(np.float64)
+        counts.flags.writeable = False
+        offsets = self.offset_sums.copy()
+        offsets.flags.writeable = False
+        stats.__dict__.update(_counts_array=counts, offset_sums_array=offsets, present=int(self.counts.sum()))
+        return stats
 
 
 def bin_anchors(edges: Iterable[float]) -> np.ndarray:

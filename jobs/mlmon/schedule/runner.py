@@ -35,7 +35,7 @@ from mlmon.jobs.explainability import ExplainabilityJob, explainability_job
 from mlmon.jobs.fairness import FairnessJob, fairness_job
 from mlmon.jobs.performance import performance_job
 from mlmon.schedule.summary import JobFailure, ModelSummary, explain_idle, explain_nothing
-from mlmon.stores.protocols import AlertStore, Store, StoreError, WindowFingerprints
+from mlmon.stores.protocols import AlertStore, CachingStore, Store, StoreError, WindowFingerprints
 
 log = logging.getLogger("mlmon.runner")
 
@@ -405,6 +405,8 @@ class Runner:
         report.alerts = len(alerts)
         report.statuses.update(a.metric.status for a in alerts if a.action != "recovered")
         report.docs = []
+        if isinstance(self.store, CachingStore):
+            self.store.release_cache()
         return report
 
     def event_round(self, model: ModelConfig, due: Sequence[Window], run_id: str, at: datetime,

@@ -107,6 +107,14 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class CachingStore(Protocol):
+    def release_cache(self) -> None:
+        """Let go of what the store keeps cached from the work just done (the runner calls it after each batch
+        of windows, so a long backfill's memory follows its batch, not the history it walked)."""
+        ...
+
+
 # One pass over many windows (backfills, look-backs): optional; a store without them is asked window by window.
 @runtime_checkable
 class WindowBatchStatistics(Protocol):

@@ -13,8 +13,10 @@ stream + EdgeIndex ~55 ms. Only sufficient statistics leave this module.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -61,6 +63,9 @@ _JOB_DDL = (
 
 class StoreNotFound(StoreError):
     """A read-only open of a DuckDB file that does not exist: nothing was created."""
+
+
+log = logging.getLogger("mlmon.stores")
 
 
 class DuckDBStore:
@@ -277,14 +282,24 @@ class DuckDBStore:
         # One Arrow batch and one INSERT ... SELECT: row-wise executemany costs ~20 ms per document.
         table = metric_table(list(latest.values()))
         cols = ", ".join(quote(n) for n in names)
+        # An id names its window, so a stored copy of one lies within the batch's window ends: the
+        # delete reads only the row groups of that range (zonemaps), however long the history.
+        ends = pc.min_max(table.column("window.end"))
+        end = quote("window.end")
         # A cursor of its own: the batch registration and transaction must not meet a result
         # another caller left pending on the shared connection.
         cur = self.con.cursor()
         try:
             cur.register("_mlmon_metric_batch", table)
-            cur.execute("BEGIN")
-            cur.execute(f"INSERT OR REPLACE INTO {METRICS_TABLE} ({cols}) SELECT {cols} FROM _mlmon_metric_batch")
-            cur.execute("COMMIT")
+            # Without a primary key (schema.METRICS_DDL) two writers could each find no stored copy
+            # and both insert: this process's writers take turns (DuckDB lets one process write a file).
+            with _writer_lock(self.path):
+                cur.execute("BEGIN")
+                cur.execute(f"DELETE FROM {METRICS_TABLE} WHERE {end} >= ? AND {end} <= ? AND {quote('metric.id')} "
+                            f"IN (SELECT {quote('metric.id')} FROM _mlmon_metric_batch)",
+                            [ends["min"].as_py(), ends["max"].as_py()])
+                cur.execute(f"INSERT INTO {METRICS_TABLE} ({cols}) SELECT {cols} FROM _mlmon_metric_batch")
+                cur.execute("COMMIT")
         except duckdb.Error as err:
             try:
                 cur.execute("ROLLBACK")
@@ -384,8 +399,28 @@ class DuckDBStore:
             return _ReadOnlyAlertStore(self.con)
         return DuckDBAlertStore(self.con)
 
+    def release_cache(self) -> None:
+        """Evict the table blocks DuckDB's buffer pool keeps after a batch. It holds every block read or written
+        until ``memory_limit`` (80 % of RAM by default) forces it out, so a month's backfill held the blocks of
+        the whole month; a batch reads its own windows' rows, which were not cached anyway. Lowering the limit
+        for a moment is how DuckDB is told to evict (one process holds the file, and it is between queries)."""
+        (limit,) = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0]
+        try:
+            self.con.execute(f"SET memory_limit = '{_EVICT_TO}'")
+        except duckdb.Error as err:  # pinned buffers above the floor (a temporary table): keep the cache
+            log.debug("DuckDB cache not released: %s", err)
+        finally:
+            # RESET gives back the default exactly; the limit's text ("18.8 GiB") would not round-trip.
+            self.con.execute("RESET memory_limit")
+            if self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0] != (limit,):
+                self.con.execute(f"SET memory_limit = '{limit}'")  # a limit set on the connection before
+
     def close(self) -> None:
         self.con.close()
+
+
+#: What :meth:`DuckDBStore.release_cache` lets DuckDB keep.
+_EVICT_TO = "32MB"
 
 
 def missing_store_message(path: Path) -> str:
@@ -488,6 +523,17 @@ def metric_table(docs: Sequence[MetricDocument]) -> pa.Table:
         else:
             out[name] = pa.array(values, _ARROW_TYPES[es_type])
     return pa.table(out)
+
+
+_WRITER_LOCKS: dict[str, threading.Lock] = {}
+_WRITER_LOCKS_GUARD = threading.Lock()
+
+
+def _writer_lock(path: str) -> threading.Lock:
+    """The lock the metric writers of one database file in this process share."""
+    key = path if path == ":memory:" else os.path.realpath(path)
+    with _WRITER_LOCKS_GUARD:
+        return _WRITER_LOCKS.setdefault(key, threading.Lock())
 
 
 def _timestamps(values: Sequence[datetime]) -> pa.Array:

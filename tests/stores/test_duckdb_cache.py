@@ -1,0 +1,52 @@
+"""The embedded store lets go of DuckDB's block cache after each batch of windows (issue 19: memory follows
+the batch, not the history a backfill walked)."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from benchmarks.rounds import T0, build_store, config
+from mlmon.jobs import base
+from mlmon.schedule.runner import Runner
+from mlmon.stores.duckdb.store import DuckDBStore
+
+
+def _cached_mb(store: DuckDBStore) -> float:
+    (mb,) = store.con.execute("SELECT coalesce(sum(memory_usage_bytes), 0) / 2 ** 20 FROM duckdb_memory() "
+                              "WHERE tag = 'BASE_TABLE'").fetchall()[0]
+    return float(mb)
+
+
+def test_release_cache_evicts_table_blocks_and_keeps_the_memory_limit(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "s.duckdb")
+    store.con.execute("CREATE TABLE big AS SELECT range AS i, random() AS x FROM range(8000000)")
+    store.con.execute("CHECKPOINT")
+    store.con.execute("SELECT sum(x), max(i) FROM big").fetchall()
+    assert _cached_mb(store) > 50  # the scan left the table's blocks in the buffer pool
+    (limit,) = store.con.execute("SELECT current_setting('memory_limit')").fetchall()[0]
+    store.release_cache()
+    assert _cached_mb(store) <= 32  # what it lets DuckDB keep
+    store.release_cache()  # idempotent: the limit does not drift
+    assert store.con.execute("SELECT current_setting('memory_limit')").fetchall()[0] == (limit,)
+    assert store.con.execute("SELECT count(*) FROM big").fetchall() == [(8000000,)]  # the data is all there
+    store.close()
+
+
+def test_the_runner_releases_the_cache_after_each_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "b.duckdb"
+    build_store(path, days=1, per_hour=50)
+    monkeypatch.setattr(base, "BATCH_WINDOWS", 4)
+    store = DuckDBStore(path)
+    calls: list[int] = []
+    release = store.release_cache
+    monkeypatch.setattr(store, "release_cache", lambda: (calls.append(1), release())[1])
+    try:
+        Runner(config(), store, clock=lambda: T0 + timedelta(days=2)).backfill(T0, T0 + timedelta(hours=12),
+                                                                                progress=False)
+    finally:
+        store.close()
+    assert len(calls) == 3 * 2  # 12 windows in batches of 4, each run by the event jobs then the label jobs
