@@ -59,6 +59,15 @@ def test_a_document_makes_its_value_and_details_storable() -> None:
     assert doc.value is None
     assert doc.details == {"p": 0.01, "inf": None, "bins": [3, 4], "nested": {"x": None}}
     json.dumps(doc.to_source(), allow_nan=False)  # raises on NaN/inf or numpy values
+    # Plain details pass as they are, each non-finite float alone among them is caught, and the
+    # document keeps its own copy.
+    for bad in (float("-inf"), float("nan")):
+        assert replace(_doc("age", 0.1), details={"a": 1.5, "b": bad, "c": "x"}).details == \
+            {"a": 1.5, "b": None, "c": "x"}
+    mine = {"a": 1.5, "n": 3}
+    doc = replace(_doc("age", 0.1), details=mine)
+    mine["a"] = 2.5
+    assert doc.details == {"a": 1.5, "n": 3}
 
 
 def _ids(store: DuckDBStore) -> tuple[int, int]:

@@ -90,8 +90,14 @@ class MetricDocument:
         if value is not None and not (type(value) is float and math.isfinite(value)):
             object.__setattr__(self, "value", _finite(value))
         # Plain values (most of them) pass as they are; a backfill makes ~10^5 documents a batch.
-        object.__setattr__(self, "details", {k: v if type(v) in _PLAIN or (type(v) is float and math.isfinite(v))
-                                             else _json_safe(v) for k, v in self.details.items()})
+        # A copy either way: the document must not change with the caller's dict.
+        details = self.details
+        for v in details.values():
+            t = type(v)
+            if not (t in _PLAIN or (t is float and v - v == 0.0)):  # v - v: nan for nan and +-inf
+                object.__setattr__(self, "details", {k: _json_safe(v) for k, v in details.items()})
+                return
+        object.__setattr__(self, "details", dict(details))
 
     @cached_property  # a store write, the alert engine and the source each ask; hashing once is enough
     def id(self) -> str:

@@ -20,8 +20,8 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from mlmon.config.model import ModelConfig
@@ -105,18 +105,21 @@ class DocumentContext:
     #: (segment field, value) of every document of the window, unless a document names its own.
     segment: tuple[str, str] | None = None
     maturity: Maturity | None = None
+    #: One time for the window's documents (computed together): the store converts each distinct time once.
+    computed_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     def document(self, family: Family, metric: str, value: float | None, status: Status, *, n_current: int,
                  method: str = "", feature: str = "", class_label: str = "", threshold: Threshold | None = None,
                  details: Mapping[str, Any] | None = None,
                  segment: tuple[str, str] | None = None) -> MetricDocument:
-        field, segment_value = segment or self.segment or ("", "")
+        segment_field, segment_value = segment or self.segment or ("", "")
         return MetricDocument(
             model=self.model, model_version=self.version, family=family, metric=metric, window_start=self.start,
             window_end=self.end, value=value, status=status, n_current=n_current, run_id=self.run_id,
             code_version=self.code_version, method=method, feature=feature, class_label=class_label,
-            segment_field=field, segment_value=segment_value, threshold=threshold, n_reference=self.n_reference,
-            reference_id=self.reference_id, maturity=self.maturity, details=dict(details or {}))
+            segment_field=segment_field, segment_value=segment_value, threshold=threshold, n_reference=self.n_reference,
+            reference_id=self.reference_id, maturity=self.maturity, details=dict(details or {}),
+            computed_at=self.computed_at)
 
 
 class Schedule(Protocol):
