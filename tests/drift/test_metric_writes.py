@@ -119,7 +119,8 @@ def test_concurrent_writers_of_one_file_leave_one_row_per_id(tmp_path: Path) -> 
         store.close()
 
 
-def test_a_store_of_layout_3_loses_the_metrics_primary_key_and_keeps_its_rows(tmp_path: Path) -> None:
+def test_a_store_of_layout_3_loses_the_metrics_primary_key_and_keeps_its_rows(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     import duckdb
 
     path = tmp_path / "old.duckdb"
@@ -138,7 +139,10 @@ def test_a_store_of_layout_3_loses_the_metrics_primary_key_and_keeps_its_rows(tm
     con.execute("UPDATE mlmon_meta SET value = '3' WHERE key = 'store_schema_version'")
     con.close()
 
-    store = DuckDBStore(path)
+    with caplog.at_level("WARNING", logger="mlmon.stores"):
+        store = DuckDBStore(path)
+    assert [r.getMessage() for r in caplog.records] == [
+        "mlmon: upgrading the store's metrics table to layout 4 (6 rows rewritten, once)"]
     keys = store.con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = ? "
                              "AND constraint_type = 'PRIMARY KEY'", [METRICS_TABLE]).fetchall()
     assert keys == [(0,)]

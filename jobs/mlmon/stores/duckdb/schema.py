@@ -10,6 +10,7 @@ a column per feature keeps scans columnar and fast.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,8 @@ import duckdb
 
 from mlmon.core.documents import METRIC_FIELDS
 from mlmon_logging import contract
+
+log = logging.getLogger("mlmon.stores")
 
 #: Version of the table layout; recorded in ``mlmon_meta`` and migrated on open.
 #: 1: first layout. 2: derived mlmon.prediction.latency_bucket; dead letters gain
@@ -124,6 +127,9 @@ def _drop_metrics_primary_key(con: duckdb.DuckDBPyConnection) -> None:
                           "AND constraint_type = 'PRIMARY KEY'", [METRICS_TABLE]).fetchall()[0]
     if not keys:
         return
+    (rows,) = con.execute(f"SELECT count(*) FROM {METRICS_TABLE}").fetchall()[0]
+    log.warning("mlmon: upgrading the store's metrics table to layout %d (%d rows rewritten, once)",
+                STORE_SCHEMA_VERSION, rows)
     rebuilt = f"{METRICS_TABLE}_v4"
     con.execute("BEGIN")
     try:
