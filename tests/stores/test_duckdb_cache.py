@@ -36,7 +36,7 @@ def test_release_cache_evicts_table_blocks_and_keeps_the_memory_limit(tmp_path: 
     store.close()
 
 
-def test_the_runner_releases_the_cache_after_each_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_backfill_releases_the_cache_after_each_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "b.duckdb"
     build_store(path, days=1, per_hour=50)
     monkeypatch.setattr(base, "BATCH_WINDOWS", 4)
@@ -47,6 +47,11 @@ def test_the_runner_releases_the_cache_after_each_batch(tmp_path: Path, monkeypa
     try:
         Runner(config(), store, clock=lambda: T0 + timedelta(days=2)).backfill(T0, T0 + timedelta(hours=12),
                                                                                 progress=False)
+        assert len(calls) == 3  # 12 windows in batches of 4
+        calls.clear()
+        # A round reads its look-back at most and is followed by closing the store: it keeps its cache.
+        Runner(config(lookback="1d", maturity_age="1d"), store,
+               clock=lambda: T0 + timedelta(hours=13, minutes=2)).round()
+        assert calls == []
     finally:
         store.close()
-    assert len(calls) == 3 * 2  # 12 windows in batches of 4, each run by the event jobs then the label jobs

@@ -405,8 +405,6 @@ class Runner:
         report.alerts = len(alerts)
         report.statuses.update(a.metric.status for a in alerts if a.action != "recovered")
         report.docs = []
-        if isinstance(self.store, CachingStore):
-            self.store.release_cache()
         return report
 
     def event_round(self, model: ModelConfig, due: Sequence[Window], run_id: str, at: datetime,
@@ -507,6 +505,10 @@ class Runner:
             bar.update(len(chunk))
             tallies[model.name].add_job_tallies(events)
             tallies[model.name].add_job_tallies(labels)
+            # A backfill walks the history a batch at a time: what the store cached of one batch goes with
+            # it. (A round reads its look-back at most, and the store is closed after it.)
+            if isinstance(self.store, CachingStore):
+                self.store.release_cache()
         bar.close()
         for model in self.config.models:
             summary = total.summary(model.name)

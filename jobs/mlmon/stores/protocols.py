@@ -110,8 +110,8 @@ class Store(Protocol):
 @runtime_checkable
 class CachingStore(Protocol):
     def release_cache(self) -> None:
-        """Let go of what the store keeps cached from the work just done (the runner calls it after each batch
-        of windows, so a long backfill's memory follows its batch, not the history it walked)."""
+        """Let go of what the store keeps cached from the work just done (a backfill calls it after each batch
+        of windows, so its memory follows the batch, not the history it walked)."""
         ...
 
 
