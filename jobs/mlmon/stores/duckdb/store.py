@@ -403,7 +403,11 @@ class DuckDBStore:
         """Evict the table blocks DuckDB's buffer pool keeps after a batch. It holds every block read or written
         until ``memory_limit`` (80 % of RAM by default) forces it out, so a month's backfill held the blocks of
         the whole month; a batch reads its own windows' rows, which were not cached anyway. Lowering the limit
-        for a moment is how DuckDB is told to evict (one process holds the file, and it is between queries)."""
+        for a moment is how DuckDB is told to evict (one process holds the file, and it is between queries).
+        The batch is checkpointed first: a checkpoint loads what it rewrites, and one falling due later would
+        carry several batches' changes at once."""
+        if not self.read_only:
+            self.con.execute("CHECKPOINT")
         (limit,) = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0]
         try:
             self.con.execute(f"SET memory_limit = '{_EVICT_TO}'")
