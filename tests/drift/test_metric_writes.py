@@ -153,3 +153,23 @@ def test_a_store_of_layout_3_loses_the_metrics_primary_key_and_keeps_its_rows(
                                  window_end=T0 + timedelta(hours=4))])
     assert _ids(store) == (6, 6)
     store.close()
+
+
+def test_an_empty_metrics_table_of_layout_3_is_upgraded_without_a_word(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    DuckDBStore(path).close()
+    con = duckdb.connect(str(path))
+    cols = ", ".join(f"{quote(n)} {sql_type(t)}" for n, t in METRIC_FIELDS.items())
+    con.execute(f"DROP TABLE {METRICS_TABLE}")
+    con.execute(f"CREATE TABLE {METRICS_TABLE} ({cols}, PRIMARY KEY ({quote('metric.id')}))")
+    con.execute("UPDATE mlmon_meta SET value = '3' WHERE key = 'store_schema_version'")
+    con.close()
+    with caplog.at_level("WARNING", logger="mlmon.stores"):
+        store = DuckDBStore(path)
+    assert caplog.records == []  # nothing was rewritten: nothing to say
+    assert store.con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = ? "
+                             "AND constraint_type = 'PRIMARY KEY'", [METRICS_TABLE]).fetchall() == [(0,)]
+    store.close()

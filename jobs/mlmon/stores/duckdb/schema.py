@@ -127,8 +127,9 @@ def _drop_metrics_primary_key(con: duckdb.DuckDBPyConnection) -> None:
     if not keys:
         return
     (rows,) = con.execute(f"SELECT count(*) FROM {METRICS_TABLE}").fetchall()[0]
-    log.warning("mlmon: upgrading the store's metrics table to layout %d (%d rows rewritten, once)",
-                STORE_SCHEMA_VERSION, rows)
+    if rows:  # a moment's work on a big table: said once
+        log.warning("mlmon: upgrading the store's metrics table to layout %d (%d rows rewritten, once)",
+                    STORE_SCHEMA_VERSION, rows)
     rebuilt = f"{METRICS_TABLE}_v4"
     con.execute("BEGIN")
     try:
