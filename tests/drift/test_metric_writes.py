@@ -119,16 +119,10 @@ def test_concurrent_writers_of_one_file_leave_one_row_per_id(tmp_path: Path) -> 
         store.close()
 
 
-def test_a_store_of_layout_3_loses_the_metrics_primary_key_and_keeps_its_rows(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def _back_to_layout_3(path: Path) -> None:
+    """The store's metrics as layout 3 kept them: the same rows, out of window order, keyed by metric.id."""
     import duckdb
 
-    path = tmp_path / "old.duckdb"
-    store = DuckDBStore(path)
-    store.write_metrics([replace(_doc(f, 0.2), window_start=T0 + timedelta(hours=h),
-                                 window_end=T0 + timedelta(hours=h + 1)) for h in (5, 1, 3) for f in ("a", "b")])
-    store.close()
-    # Back to layout 3: the same rows in a table keyed by metric.id, out of window order.
     con = duckdb.connect(str(path))
     cols = ", ".join(f"{quote(n)} {sql_type(t)}" for n, t in METRIC_FIELDS.items())
     con.execute(f"CREATE TABLE old_rows AS SELECT * FROM {METRICS_TABLE} ORDER BY {quote('window.end')} DESC")
@@ -138,6 +132,16 @@ def test_a_store_of_layout_3_loses_the_metrics_primary_key_and_keeps_its_rows(
     con.execute("DROP TABLE old_rows")
     con.execute("UPDATE mlmon_meta SET value = '3' WHERE key = 'store_schema_version'")
     con.close()
+
+
+def test_a_store_of_layout_3_loses_the_metrics_primary_key_and_keeps_its_rows(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "old.duckdb"
+    store = DuckDBStore(path)
+    store.write_metrics([replace(_doc(f, 0.2), window_start=T0 + timedelta(hours=h),
+                                 window_end=T0 + timedelta(hours=h + 1)) for h in (5, 1, 3) for f in ("a", "b")])
+    store.close()
+    _back_to_layout_3(path)
 
     with caplog.at_level("WARNING", logger="mlmon.stores"):
         store = DuckDBStore(path)
@@ -157,16 +161,9 @@ def test_a_store_of_layout_3_loses_the_metrics_primary_key_and_keeps_its_rows(
 
 def test_an_empty_metrics_table_of_layout_3_is_upgraded_without_a_word(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    import duckdb
-
     path = tmp_path / "old.duckdb"
     DuckDBStore(path).close()
-    con = duckdb.connect(str(path))
-    cols = ", ".join(f"{quote(n)} {sql_type(t)}" for n, t in METRIC_FIELDS.items())
-    con.execute(f"DROP TABLE {METRICS_TABLE}")
-    con.execute(f"CREATE TABLE {METRICS_TABLE} ({cols}, PRIMARY KEY ({quote('metric.id')}))")
-    con.execute("UPDATE mlmon_meta SET value = '3' WHERE key = 'store_schema_version'")
-    con.close()
+    _back_to_layout_3(path)
     with caplog.at_level("WARNING", logger="mlmon.stores"):
         store = DuckDBStore(path)
     assert caplog.records == []  # nothing was rewritten: nothing to say

@@ -3,7 +3,6 @@ the batch, not the history a backfill walked)."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from pathlib import Path
 

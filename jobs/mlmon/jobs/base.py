@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from mlmon.config.model import ModelConfig
 from mlmon.core.documents import Family, Maturity, MetricDocument, Status, Threshold
@@ -118,7 +118,7 @@ class DocumentContext:
             window_end=self.end, value=value, status=status, n_current=n_current, run_id=self.run_id,
             code_version=self.code_version, method=method, feature=feature, class_label=class_label,
             segment_field=segment_field, segment_value=segment_value, threshold=threshold, n_reference=self.n_reference,
-            reference_id=self.reference_id, maturity=self.maturity, details=dict(details or {}),
+            reference_id=self.reference_id, maturity=self.maturity, details=cast(dict[str, Any], details or {}),  # the document copies it
             computed_at=self.computed_at)
 
 

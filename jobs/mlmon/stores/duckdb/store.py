@@ -408,16 +408,14 @@ class DuckDBStore:
         carry several batches' changes at once."""
         if not self.read_only:
             self.con.execute("CHECKPOINT")
-        (limit,) = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0]
         try:
             self.con.execute(f"SET memory_limit = '{_EVICT_TO}'")
         except duckdb.Error as err:  # pinned buffers above the floor (a temporary table): keep the cache
             log.debug("DuckDB cache not released: %s", err)
         finally:
-            # RESET gives back the default exactly; the limit's text ("18.8 GiB") would not round-trip.
+            # The store never sets a limit, so the default is what to go back to; RESET gives it exactly
+            # (the limit's text, "18.8 GiB", does not round-trip through SET).
             self.con.execute("RESET memory_limit")
-            if self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0] != (limit,):
-                self.con.execute(f"SET memory_limit = '{limit}'")  # a limit set on the connection before
 
     def close(self) -> None:
         self.con.close()
