@@ -115,3 +115,9 @@ def test_bad_segments_are_refused_with_the_key(segments: Any, message: str) -> N
     with pytest.raises(cfg.ConfigError, match=message) as err:
         explainability_config(_model(segments=segments))
     assert "explainability.segments" in str(err.value)
+
+
+def test_the_documents_of_a_window_share_one_computed_at_across_segments(store: DuckDBStore) -> None:
+    docs = _run(store, 1)
+    assert {d.segment_value for d in docs.values()} >= {"", "urban", "rural"}
+    assert len({d.computed_at for d in docs.values()}) == 1

@@ -133,3 +133,8 @@ def test_a_store_without_a_label_join_is_refused() -> None:
     model = cfg.parse({"models": {MODEL: {"fairness": {"attributes": ["region"]}}}}).models[0]
     with pytest.raises(FairnessJobError, match="no label join"):
         fairness_job(object(), model, "run-1")  # type: ignore[arg-type]
+
+
+def test_the_documents_of_a_window_share_one_computed_at(store: DuckDBStore) -> None:
+    docs = _run(store, 1, attributes={"region": None})
+    assert len(docs) > 3 and len({d.computed_at for d in docs.values()}) == 1

@@ -10,6 +10,7 @@ close to what the labels then show.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         docs = store.read_metrics("zoo", limit=100_000)
     finally:
         store.close()
-    return {"truth": truth, "report": report, "docs": docs}
+    return {"truth": truth, "report": report, "docs": docs, "db": db, "job": job}
 
 
 def _stamp(t: datetime) -> str:
@@ -117,6 +118,19 @@ def _labelled_rows(truth: pd.DataFrame, start: datetime) -> pd.DataFrame:
 
 def _scores(rows: pd.DataFrame) -> np.ndarray:
     return rows[["p_cat", "p_dog", "p_fox"]].to_numpy()
+
+
+def test_the_documents_of_a_window_share_one_computed_at(run: dict) -> None:
+    # Computed together, they say so with one time (the store converts each distinct time once).
+    store = DuckDBStore(run["db"], read_only=True)
+    try:
+        job = replace(run["job"], store=store, labels=DuckDBLabels(store.con, read_only=True))
+        results = job.windows([(s, s + HOUR) for s in LIVE], AT)
+    finally:
+        store.close()
+    for docs, _ in results:
+        assert len(docs) > 20 and len({d.computed_at for d in docs}) == 1
+    assert results[0][0][0].computed_at <= results[1][0][0].computed_at
 
 
 def test_every_window_is_written_once_and_final_or_provisional(run: dict) -> None:

@@ -61,3 +61,22 @@ def test_the_edge_memory_stays_bounded() -> None:
     for n in range(1, perf_stats._CHECKED_EDGES_MAX + 50):
         ScoreBins.empty(uniform_edges(n))
     assert len(perf_stats._CHECKED_EDGES) <= perf_stats._CHECKED_EDGES_MAX
+
+
+@pytest.mark.parametrize(("columns", "message"), [
+    (((1.0,) * 4, (0.0, -2.0, 0.0, 0.0), (0.0,) * 4), "negatives must be >= 0, got -2.0"),
+    (((1.0,) * 4, (0.0,) * 4, (0.0,) * 3), "score_sum has 3 bins, edges define 4"),
+    (((1.0,) * 5, (0.0,) * 5, (0.0,) * 5), "positives has 5 bins, edges define 4"),
+    (((1.0,) * 4, ((0.0,) * 4,) * 2, (0.0,) * 4), r"negatives must be one value per bin, got shape \(2, 4\)"),
+])
+def test_the_columns_checked_together_still_name_the_bad_one(columns: tuple[object, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ScoreBins(uniform_edges(4), *columns)  # type: ignore[arg-type]
+
+
+def test_each_column_keeps_its_own_read_only_array() -> None:
+    bins = ScoreBins(uniform_edges(2), np.array([1, 2]), [3.0, 4.0], (5.0, 6.0))  # type: ignore[arg-type]
+    pos, neg, ssum = bins.arrays
+    assert pos.tolist() == [1.0, 2.0] and neg.tolist() == [3.0, 4.0] and ssum.tolist() == [5.0, 6.0]
+    with pytest.raises(ValueError, match="read-only"):
+        neg[0] = 9.0

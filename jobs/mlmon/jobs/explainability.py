@@ -242,10 +242,12 @@ class ExplainabilityJob:
                                                  | set(reference.features if reference else ()))
         out: list[list[MetricDocument]] = [[] for _ in batch.windows]
         if features:
+            # One context per window: its documents, of every segment, share one computed_at.
+            contexts = [self._context(reference, start, end) for start, end in batch.windows]
             # All traffic, then each configured segment value against the same reference.
             for segment in [None, *((name, v) for name, values in cfg.segments.items() for v in values)]:
-                for docs, (start, end), current in zip(out, batch.windows, self._sums(batch, features, segment)):
-                    docs += self.documents(current, reference, start, end, segment)
+                for docs, ctx, current in zip(out, contexts, self._sums(batch, features, segment)):
+                    docs += self.documents(current, reference, replace(ctx, segment=segment))
         if cfg.permutation is not None:
             for docs, (start, end) in zip(out, batch.windows):
                 docs += self.permutation_documents(start, end)
@@ -317,8 +319,8 @@ class ExplainabilityJob:
     # --- pure part: sums -> documents ----------------------------------------------------------------
 
     def documents(self, current: Mapping[str, AttributionSums], reference: AttributionReference | None,
-                  start: datetime, end: datetime, segment: tuple[str, str] | None = None) -> list[MetricDocument]:
-        """Documents of one window (of all traffic, or of ``segment`` = (name, value))."""
+                  ctx: DocumentContext) -> list[MetricDocument]:
+        """Documents of one window (``ctx``'s: of all traffic, or of its segment = (name, value))."""
         cfg = self.config
         if not cfg.features:
             # Columns of other models' features exist too: keep what this model logged now or in its reference.
@@ -333,15 +335,12 @@ class ExplainabilityJob:
         adjusted_iter = iter(th.adjust(tested, "holm"))
         p_adjusted = {v.feature: (next(adjusted_iter) if p is not None else None) for v, p in zip(drift, p_raw)}
         p_of = {v.feature: p for v, p in zip(drift, p_raw)}
-        docs = [self._document(v, enough, p_of.get(v.feature), p_adjusted.get(v.feature), reference, start, end)
-                for v in values]
-        docs.append(self._count_document(n_explanations, enough, reference, start, end))
-        if segment is not None:
-            docs = [replace(d, segment_field=segment[0], segment_value=segment[1]) for d in docs]
+        docs = [self._document(v, enough, p_of.get(v.feature), p_adjusted.get(v.feature), ctx) for v in values]
+        docs.append(self._count_document(n_explanations, enough, ctx))
         return docs
 
     def _document(self, v: MetricValue, enough: bool, p_value: float | None, p_adjusted: float | None,
-                  reference: AttributionReference | None, start: datetime, end: datetime) -> MetricDocument:
+                  ctx: DocumentContext) -> MetricDocument:
         details: dict[str, Any] = dict(v.details)
         threshold: Threshold | None = None
         if v.metric in THRESHOLDED:
@@ -363,13 +362,12 @@ class ExplainabilityJob:
                 details["status_reason"] = why
         if v.metric == "attribution_drift":
             details.update(p_value=p_value, p_adjusted=p_adjusted, correction="holm", compared="abs(value)")
-        return self._context(reference, start, end).document(
+        return ctx.document(
             "explainability", v.metric, v.value, status, n_current=int(round(v.n)), method=_method(self.config),
             feature=v.feature, threshold=threshold, details=details)
 
-    def _count_document(self, n: float, enough: bool, reference: AttributionReference | None, start: datetime,
-                        end: datetime) -> MetricDocument:
-        return self._context(reference, start, end).document(
+    def _count_document(self, n: float, enough: bool, ctx: DocumentContext) -> MetricDocument:
+        return ctx.document(
             "explainability", "explanations", n, "no_threshold" if enough else "insufficient_data",
             n_current=int(round(n)), method="count", details={"min_explanations": self.config.min_explanations})
 

@@ -155,10 +155,13 @@ class FairnessJob:
         joined = self._joined(batch)
         overall = [group_counts(w[""], cfg.positive_label) for w in joined[None]]
         out: list[list[MetricDocument]] = [[] for _ in batch.windows]
+        # One context per window: its documents, of every attribute, share one computed_at.
+        contexts = [DocumentContext(self.model.name, self.version, start, end, self.run_id, self.code_version)
+                    for start, end in batch.windows]
         for attribute, groups in cfg.attributes.items():
-            for docs, (start, end), whole, windows in zip(out, batch.windows, overall, joined[attribute]):
+            for docs, ctx, whole, windows in zip(out, contexts, overall, joined[attribute]):
                 compared = compared_groups(windows, cfg.positive_label, groups, cfg.max_groups)
-                docs += self.documents(attribute, compared, left_out(whole, compared), start, end)
+                docs += self.documents(attribute, compared, left_out(whole, compared), ctx)
         return out
 
     def _joined(self, batch: WindowBatch) -> dict[str | None, list[SegmentedWindows]]:
@@ -180,8 +183,8 @@ class FairnessJob:
 
     # --- pure part: counts -> documents ------------------------------------------------------------------
 
-    def documents(self, attribute: str, groups: dict[str, GroupCounts], left_out: GroupCounts, start: datetime,
-                  end: datetime) -> list[MetricDocument]:
+    def documents(self, attribute: str, groups: dict[str, GroupCounts], left_out: GroupCounts,
+                  ctx: DocumentContext) -> list[MetricDocument]:
         cfg = self.config
         values = fairness_metrics(groups, cfg.min_group_size)
         if groups and all(c.n_predicted_positive == 0 and c.tp + c.fn == 0 for c in groups.values()):
@@ -189,10 +192,10 @@ class FairnessJob:
                         "check fairness.positive_label", self.model.name, attribute, cfg.positive_label)
         context = {"positive_label": cfg.positive_label, "min_group_size": cfg.min_group_size,
                    "groups_compared": sorted(groups), "predictions_left_out": left_out.n_predictions}
-        return [self._document(attribute, v, context, start, end) for v in values]
+        return [self._document(attribute, v, context, ctx) for v in values]
 
-    def _document(self, attribute: str, v: MetricValue, context: dict[str, Any], start: datetime,
-                  end: datetime) -> MetricDocument:
+    def _document(self, attribute: str, v: MetricValue, context: dict[str, Any],
+                  ctx: DocumentContext) -> MetricDocument:
         details: dict[str, Any] = dict(v.details)
         threshold = self.config.thresholds[v.metric].threshold() if v.metric in GAPS else None
         status: Status
@@ -206,7 +209,6 @@ class FairnessJob:
         if v.metric in GAPS:
             details.update(context)
             details["groups_left_out"] = ", ".join(map(str, details.get("groups_left_out") or []))
-        ctx = DocumentContext(self.model.name, self.version, start, end, self.run_id, self.code_version)
         return ctx.document("fairness", v.metric, v.value, status, n_current=int(round(v.n)),
                             method=f"label-join:latest-feedback;positive={self.config.positive_label}",
                             threshold=threshold, details=details, segment=(attribute, v.group))

@@ -407,7 +407,8 @@ class PerformanceJob:
         for i, (start, end) in enumerate(batch.windows):
             window = overall[i].get("") or next(iter(overall[i].values()), None)
             maturity = self.maturity(window, end, at)
-            docs = self.documents(window, start, end, maturity, None, reference) if window else []
+            ctx = self._context(start, end, maturity, reference)
+            docs = self.documents(window, ctx, reference) if window else []
             for segment, values in self.cfg.segments.items():
                 chosen = sorted(by_segment[segment][i].items(), key=lambda kv: (-kv[1].rows, kv[0]))
                 if values is None and len(chosen) > MAX_SEGMENT_VALUES:
@@ -415,15 +416,14 @@ class PerformanceJob:
                                 self.model.name, segment, len(chosen), iso(start), iso(end), MAX_SEGMENT_VALUES)
                     chosen = chosen[:MAX_SEGMENT_VALUES]
                 for value, part in chosen:
-                    docs += self.documents(part, start, end, maturity, (segment, value), reference)
-            docs.append(self._doc("label_coverage", "orphan_feedback", start, end, float(orphans[i].orphans),
-                                  "no_threshold", None, orphans[i].feedback, None,
+                    docs += self.documents(part, replace(ctx, segment=(segment, value)), reference)
+            docs.append(self._doc(replace(ctx, maturity=None), "label_coverage", "orphan_feedback",
+                                  float(orphans[i].orphans), "no_threshold", None, orphans[i].feedback, reference,
                                   method="anti-join:feedback-by-time",
                                   details={"feedback": orphans[i].feedback,
                                            "example_prediction_ids": list(orphans[i].example_ids),
                                            "note": "feedback stamped in this window whose prediction is not stored "
-                                                   "yet; it joins when the prediction arrives"},
-                                  reference=reference))
+                                                   "yet; it joins when the prediction arrives"}))
             out.append((docs, maturity))
         return out
 
@@ -467,25 +467,27 @@ class PerformanceJob:
         coverage = window.coverage if window else None
         return "final" if coverage is not None and coverage >= self.cfg.maturity_coverage else "provisional"
 
-    def documents(self, window: LabelledWindow, start: datetime, end: datetime, maturity: Maturity,
-                  segment: tuple[str, str] | None, reference: PerformanceReference | None) -> list[MetricDocument]:
-        common: dict[str, Any] = dict(segment=segment, reference=reference)
+    def documents(self, window: LabelledWindow, ctx: DocumentContext,
+                  reference: PerformanceReference | None) -> list[MetricDocument]:
+        """The documents of one window's part (all traffic, or the segment of ``ctx``), with ``ctx``'s window,
+        maturity and time; each notes the labelled reference's coverage."""
+        assert ctx.maturity is not None, "a performance window's documents carry its maturity"
         enough = window.labelled_rows >= self.cfg.min_labelled
         delay = window.delay_quantiles()
-        maturity_reason = self._maturity_reason(window, end, maturity)
+        maturity_reason = self._maturity_reason(window, ctx.end, ctx.maturity)
         cov_status, cov_threshold, cov_why = self._status("label_coverage", "", window.coverage, window.rows > 0,
                                                           reference)
         docs = [
-            self._doc("label_coverage", "label_coverage", start, end, window.coverage, cov_status, cov_threshold,
-                      window.rows, maturity, method=METHOD_JOIN,
+            self._doc(ctx, "label_coverage", "label_coverage", window.coverage, cov_status, cov_threshold,
+                      window.rows, reference, method=METHOD_JOIN,
                       details={"labelled": window.n_labelled, "predictions": window.n_predictions,
                                "labelled_rows": window.labelled_rows, "duplicate_feedback": window.duplicate_feedback,
-                               "maturity_reason": maturity_reason, "status_reason": cov_why}, **common),
-            self._doc("label_coverage", "label_delay_seconds", start, end, delay["p50"], "no_threshold", None,
-                      window.labelled_rows, maturity, method="histogram:geometric-delay-bins",
+                               "maturity_reason": maturity_reason, "status_reason": cov_why}),
+            self._doc(ctx, "label_coverage", "label_delay_seconds", delay["p50"], "no_threshold", None,
+                      window.labelled_rows, reference, method="histogram:geometric-delay-bins",
                       details={**{f"{k}_seconds": v for k, v in delay.items()},
                                "feedback_before_prediction": window.delay.underflow,
-                               "beyond_last_bin": window.delay.overflow}, **common),
+                               "beyond_last_bin": window.delay.overflow}),
         ]
         if window.rows == 0:
             return docs  # no traffic: coverage and delay say so; performance documents would be empty noise
@@ -494,16 +496,15 @@ class PerformanceJob:
             if mv.metric == "label_coverage":
                 continue
             status, threshold, details = self._judged(mv, enough, reference)
-            docs.append(self._doc("performance", mv.metric, start, end, mv.value, status, threshold,
-                                  window.labelled_rows, maturity, class_label=mv.class_label, method=METHOD_JOIN,
-                                  details=details, **common))
+            docs.append(self._doc(ctx, "performance", mv.metric, mv.value, status, threshold,
+                                  window.labelled_rows, reference, class_label=mv.class_label, method=METHOD_JOIN,
+                                  details=details))
         if window.classification is not None:
-            docs += self._confusion_rows(window, start, end, maturity, enough, segment, reference)
-        docs += self._estimated(window, realised if enough else None, start, end, maturity, segment, reference)
+            docs += self._confusion_rows(window, ctx, enough, reference)
+        docs += self._estimated(window, realised if enough else None, ctx, reference)
         return docs
 
-    def _confusion_rows(self, window: LabelledWindow, start: datetime, end: datetime, maturity: Maturity,
-                        enough: bool, segment: tuple[str, str] | None,
+    def _confusion_rows(self, window: LabelledWindow, ctx: DocumentContext, enough: bool,
                         reference: PerformanceReference | None) -> list[MetricDocument]:
         """The confusion matrix as one document per actual class (sklearn's row): value = the class's count,
         ``details.counts`` = its predictions per class of ``details.predicted_classes``.
@@ -522,8 +523,8 @@ class PerformanceJob:
         for actual, row in zip(matrix.classes, matrix.counts):
             total = float(sum(row))
             docs.append(self._doc(
-                "performance", "confusion_matrix", start, end, total, status, None, window.labelled_rows, maturity,
-                class_label=actual, method=METHOD_JOIN, segment=segment, reference=reference,
+                ctx, "performance", "confusion_matrix", total, status, None, window.labelled_rows, reference,
+                class_label=actual, method=METHOD_JOIN,
                 details={"predicted_classes": list(matrix.classes), "counts": list(row),
                          "shares": [c / total if total else None for c in row],
                          "note": f"row of actual class {actual!r}: labelled predictions per predicted class"}))
@@ -535,8 +536,7 @@ class PerformanceJob:
             return MetricSet(())
         return _realised(self.cfg, stats)
 
-    def _estimated(self, window: LabelledWindow, realised: MetricSet | None, start: datetime, end: datetime,
-                   maturity: Maturity, segment: tuple[str, str] | None,
+    def _estimated(self, window: LabelledWindow, realised: MetricSet | None, ctx: DocumentContext,
                    reference: PerformanceReference | None) -> list[MetricDocument]:
         if reference is None or not window.cbpe or not reference.calibrations:
             return []
@@ -553,7 +553,7 @@ class PerformanceJob:
         # The estimate covers every row and its band the whole window; a provisional window's realised
         # value covers only the rows labelled so far (often not a random share), so the error is recorded
         # once the window is final, when the realised value is as complete as it will get.
-        final = realised is not None and maturity == "final"
+        final = realised is not None and ctx.maturity == "final"
         errors = estimation_error(estimated, realised) if final and realised is not None else MetricSet(())
         complete = window.coverage is not None and window.coverage >= self.cfg.maturity_coverage
         enough = window.rows >= self.cfg.min_labelled
@@ -571,9 +571,9 @@ class PerformanceJob:
                     details["estimation_error_note"] = (
                         f"final by age with coverage below {self.cfg.maturity_coverage:g}: the realised value "
                         "covers the labelled rows only, the band the whole window")
-            docs.append(self._doc("estimated_performance", mv.metric, start, end, mv.value, status, threshold,
-                                  window.rows, maturity, class_label=mv.class_label, method=METHOD_CBPE,
-                                  details=details, segment=segment, reference=reference))
+            docs.append(self._doc(ctx, "estimated_performance", mv.metric, mv.value, status, threshold,
+                                  window.rows, reference, class_label=mv.class_label, method=METHOD_CBPE,
+                                  details=details))
         return docs
 
     def _judged(self, mv: MetricValue, enough: bool,
@@ -613,16 +613,17 @@ class PerformanceJob:
             return f"coverage reached {self.cfg.maturity_coverage:g}"
         return f"maturity age {self.cfg.maturity_age} passed"
 
-    def _doc(self, family: Family, metric: str, start: datetime, end: datetime, value: float | None,
-             status: Status, threshold: Threshold | None, n: int | None, maturity: Maturity | None, *,
-             class_label: str = "", method: str = "", details: Mapping[str, Any] | None = None,
-             segment: tuple[str, str] | None = None,
-             reference: PerformanceReference | None = None) -> MetricDocument:
-        ctx = DocumentContext(self.model.name, self.model.version or (reference.version if reference else "*"),
-                              start, end, self.run_id, self.code_version,
-                              reference_id=reference.key if reference else "",
-                              n_reference=reference.labelled_rows if reference else None, segment=segment,
-                              maturity=maturity)
+    def _context(self, start: datetime, end: datetime, maturity: Maturity,
+                 reference: PerformanceReference | None) -> DocumentContext:
+        """What a window's documents share (one ``computed_at`` for all of them)."""
+        return DocumentContext(self.model.name, self.model.version or (reference.version if reference else "*"),
+                               start, end, self.run_id, self.code_version,
+                               reference_id=reference.key if reference else "",
+                               n_reference=reference.labelled_rows if reference else None, maturity=maturity)
+
+    def _doc(self, ctx: DocumentContext, family: Family, metric: str, value: float | None, status: Status,
+             threshold: Threshold | None, n: int | None, reference: PerformanceReference | None, *,
+             class_label: str = "", method: str = "", details: Mapping[str, Any] | None = None) -> MetricDocument:
         if reference is not None:
             details = {**(details or {}), "reference_coverage": reference.coverage}
         return ctx.document(family, metric, value, status, n_current=int(n or 0), method=method,
