@@ -80,3 +80,28 @@ def test_each_column_keeps_its_own_read_only_array() -> None:
     assert pos.tolist() == [1.0, 2.0] and neg.tolist() == [3.0, 4.0] and ssum.tolist() == [5.0, 6.0]
     with pytest.raises(ValueError, match="read-only"):
         neg[0] = 9.0
+
+
+def test_bins_kept_as_arrays_still_behave_as_their_tuple_fields() -> None:
+    import copy
+    import pickle
+    from dataclasses import asdict, replace
+
+    from mlmon.core.perf_stats import Histogram
+
+    edges = uniform_edges(3)
+    made = ScoreBins(edges, np.array([1, 2, 3]), [0.0, 1.0, 0.0], (0.5, 0.25, 0.0))  # type: ignore[arg-type]
+    same = ScoreBins(edges, (1.0, 2.0, 3.0), (0.0, 1.0, 0.0), (0.5, 0.25, 0.0))
+    assert made == same and hash(made) == hash(same) and repr(made) == repr(same)
+    assert made != ScoreBins(edges, (1.0, 2.0, 4.0), (0.0, 1.0, 0.0), (0.5, 0.25, 0.0))
+    assert made.positives == (1.0, 2.0, 3.0) and type(made.positives[0]) is float
+    for other in (pickle.loads(pickle.dumps(made)), copy.deepcopy(made), replace(made, score_sum=(0.0,) * 3)):
+        assert other.positives == made.positives and other.arrays[0].tolist() == [1.0, 2.0, 3.0]
+    assert asdict(made)["negatives"] == (0.0, 1.0, 0.0)
+    assert (made + same).positives == (2.0, 4.0, 6.0) and made.n_positive == 6.0
+    h = Histogram(edges, np.array([1.0, 0.0, 2.0]), 1.0, 0.5)  # type: ignore[arg-type]
+    assert (h + h).counts == (2.0, 0.0, 4.0) and (h + h).total == 9.0
+    bins = PredictedScoreBins(edges, np.array([2.0, 0.0, 1.0]), np.array([0.2, 0.0, 0.9]))  # type: ignore[arg-type]
+    assert (bins + bins).score_sum == (0.4, 0.0, 1.8) and bins.total == 3.0
+    with pytest.raises(AttributeError, match="no attribute 'posiitves'"):
+        made.posiitves  # type: ignore[attr-defined]  # noqa: B018

@@ -23,7 +23,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Self
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import numpy as np
 
@@ -86,10 +86,6 @@ def _same_edges(a: tuple[float, ...], b: tuple[float, ...], what: str) -> None:
                          f"({len(a) - 1} bins [{a[0]}, {a[-1]}] vs {len(b) - 1} bins [{b[0]}, {b[-1]}])")
 
 
-def _add(a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, ...]:
-    return tuple(x + y for x, y in zip(a, b, strict=True))
-
-
 #: Edge tuples already checked, by id, each held here so its id cannot be reused by another object: a round
 #: builds thousands of bin objects over the same few edge tuples, each would cost a conversion and a diff.
 _CHECKED_EDGES: dict[int, tuple[float, ...]] = {}
@@ -113,24 +109,41 @@ def _checked_edges(raw: object) -> tuple[float, ...]:
 def _validate_bins(obj: object, *columns: str) -> None:
     """Normalise and check a frozen binned dataclass in place: edges increasing, one value >= 0 per bin.
 
-    The checked columns are kept as read-only float64 arrays too (:func:`_arrays`): the metric math reads
-    arrays, so a window's bins cross between tuples and numpy once, here, instead of in every metric.
+    The checked columns are kept as read-only float64 arrays (:func:`_arrays`), which the metric math reads;
+    their tuple fields are made from them on first read (:class:`_LazyBinTuples`): a round builds thousands of
+    these objects of 1000 bins each, and converting every column to a tuple of floats cost more than the math.
     """
     edges = _checked_edges(getattr(obj, "edges"))
     object.__setattr__(obj, "edges", edges)
     arrays = []
+    fields = obj.__dict__
     for name in columns:
-        values = _bin_values(getattr(obj, name), name)
+        values = _bin_values(fields.pop(name), name)
         if len(values) != len(edges) - 1:
             raise ValueError(f"{name} has {len(values)} bins, edges define {len(edges) - 1}")
-        object.__setattr__(obj, name, tuple(values.tolist()))
         arrays.append(values)
     object.__setattr__(obj, "_arrays", tuple(arrays))
 
 
+class _LazyBinTuples:
+    """Makes the bin columns :func:`_validate_bins` left as arrays into their tuple fields when first read
+    (``__getattr__`` runs only for an attribute not found the usual way: the first read of such a field)."""
+
+    _BIN_COLUMNS: ClassVar[tuple[str, ...]] = ()
+
+    if not TYPE_CHECKING:  # the fields are declared on the dataclasses; mypy keeps checking every other name
+        def __getattr__(self, name: str) -> tuple[float, ...]:
+            arrays = self.__dict__.get("_arrays")
+            if arrays is None or name not in self._BIN_COLUMNS:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            values = tuple(arrays[self._BIN_COLUMNS.index(name)].tolist())
+            object.__setattr__(self, name, values)
+            return values
+
+
 def _bin_values(raw: object, name: str) -> np.ndarray:
     """One column of bins as a read-only float64 copy (the caller's array may change later), each finite and >= 0."""
-    values = np.array(raw, dtype=np.float64)
+    values = np.array(raw, dtype=np.float64)  # a copy even of a float64 array: it must not change with the caller's
     if values.ndim != 1:
         raise ValueError(f"{name} must be one value per bin, got shape {values.shape}")
     finite = np.isfinite(values)
@@ -231,7 +244,7 @@ class ConfusionCounts:
 
 
 @dataclass(frozen=True)
-class ScoreBins:
+class ScoreBins(_LazyBinTuples):
     """Labelled scores of one class, binned: the input of ROC AUC, PR AUC and calibration error.
 
     Binary: the positive-class score, split by whether the actual class is the
@@ -244,9 +257,10 @@ class ScoreBins:
     positives: tuple[float, ...]
     negatives: tuple[float, ...]
     score_sum: tuple[float, ...]
+    _BIN_COLUMNS = ("positives", "negatives", "score_sum")
 
     def __post_init__(self) -> None:
-        _validate_bins(self, "positives", "negatives", "score_sum")
+        _validate_bins(self, *self._BIN_COLUMNS)
 
     @classmethod
     def empty(cls, edges: tuple[float, ...]) -> Self:
@@ -275,11 +289,11 @@ class ScoreBins:
 
     @property
     def n_positive(self) -> float:
-        return float(sum(self.positives))
+        return float(self.arrays[0].sum())
 
     @property
     def n_negative(self) -> float:
-        return float(sum(self.negatives))
+        return float(self.arrays[1].sum())
 
     def coarsen(self, edges: tuple[float, ...]) -> ScoreBins:
         """Re-bin onto coarser ``edges``, each of which must be one of ours (e.g. 1000 bins -> 10)."""
@@ -290,8 +304,8 @@ class ScoreBins:
 
     def __add__(self, other: ScoreBins) -> ScoreBins:
         _same_edges(self.edges, other.edges, "score bins")
-        return ScoreBins(self.edges, _add(self.positives, other.positives),
-                         _add(self.negatives, other.negatives), _add(self.score_sum, other.score_sum))
+        pos, neg, ssum = (a + b for a, b in zip(self.arrays, other.arrays))
+        return ScoreBins(self.edges, pos, neg, ssum)  # arrays: checked and kept as they are
 
 
 @dataclass(frozen=True)
@@ -387,16 +401,17 @@ class ClassificationStats:
 
 
 @dataclass(frozen=True)
-class Histogram:
+class Histogram(_LazyBinTuples):
     """Counts over fixed edges plus what fell outside them (nothing is dropped)."""
 
     edges: tuple[float, ...]
     counts: tuple[float, ...]
     underflow: float = 0.0
     overflow: float = 0.0
+    _BIN_COLUMNS = ("counts",)
 
     def __post_init__(self) -> None:
-        _validate_bins(self, "counts")
+        _validate_bins(self, *self._BIN_COLUMNS)
         _non_negative(_floats((self.underflow, self.overflow), "histogram counts"), "histogram counts")
 
     @classmethod
@@ -414,11 +429,11 @@ class Histogram:
 
     @property
     def total(self) -> float:
-        return float(sum(self.counts) + self.underflow + self.overflow)
+        return float(self.array.sum() + self.underflow + self.overflow)
 
     def __add__(self, other: Histogram) -> Histogram:
         _same_edges(self.edges, other.edges, "histograms")
-        return Histogram(self.edges, _add(self.counts, other.counts),
+        return Histogram(self.edges, self.array + other.array,  # an array: checked and kept as it is
                          self.underflow + other.underflow, self.overflow + other.overflow)
 
 
@@ -512,7 +527,7 @@ class RegressionSums:
 
 
 @dataclass(frozen=True)
-class PredictedScoreBins:
+class PredictedScoreBins(_LazyBinTuples):
     """Unlabelled raw scores of one class, binned, for the predictions of one predicted class.
 
     Per bin: how many predictions and the sum of their raw scores. CBPE maps
@@ -522,9 +537,10 @@ class PredictedScoreBins:
     edges: tuple[float, ...]
     counts: tuple[float, ...]
     score_sum: tuple[float, ...]
+    _BIN_COLUMNS = ("counts", "score_sum")
 
     def __post_init__(self) -> None:
-        _validate_bins(self, "counts", "score_sum")
+        _validate_bins(self, *self._BIN_COLUMNS)
 
     @classmethod
     def from_scores(cls, scores: np.ndarray, edges: tuple[float, ...]) -> Self:
@@ -542,11 +558,12 @@ class PredictedScoreBins:
 
     @property
     def total(self) -> float:
-        return float(sum(self.counts))
+        return float(self.arrays[0].sum())
 
     def __add__(self, other: PredictedScoreBins) -> PredictedScoreBins:
         _same_edges(self.edges, other.edges, "score bins")
-        return PredictedScoreBins(self.edges, _add(self.counts, other.counts), _add(self.score_sum, other.score_sum))
+        counts, ssum = (a + b for a, b in zip(self.arrays, other.arrays))
+        return PredictedScoreBins(self.edges, counts, ssum)  # arrays: checked and kept as they are
 
 
 @dataclass(frozen=True)
