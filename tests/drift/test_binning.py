@@ -94,3 +94,24 @@ def test_accumulator_without_values_reports_only_missing() -> None:
     acc.add(np.array([np.nan, np.nan]), missing=3)
     got = acc.result()
     assert got.counts == (0, 0, 0) and got.missing == 5 and got.minimum is None and got.present == 0
+
+
+def test_statistics_made_from_arrays_equal_those_made_from_tuples() -> None:
+    import pickle
+
+    edges = (0.0, 1.0, 2.0)
+    acc = NumericAccumulator(edges)
+    acc.add(np.array([-1.0, 0.5, 1.5, 1.7, 3.0]))
+    got = acc.result()
+    acc.add(np.array([0.2]))  # the accumulator goes on: the statistics handed out must not change
+    want = NumericStats.from_values(np.array([-1.0, 0.5, 1.5, 1.7, 3.0]), edges)
+    assert got == want and hash(got) == hash(want) and repr(got) == repr(want)
+    assert got.counts == (1, 1, 2, 1) and type(got.counts[0]) is int
+    assert got.offset_sums == pytest.approx(want.offset_sums) and got.has_offsets and got.outer_counts == (1, 1)
+    again = pickle.loads(pickle.dumps(got))
+    assert again == got and again.present == 5 and again.counts_array().tolist() == [1.0, 1.0, 2.0, 1.0]
+    unknown = NumericStats(edges, np.array([0, 2, 0, 0]), 0, 0.1, 0.9, 1.0, 0.82,  # type: ignore[arg-type]
+                           offset_sums=np.array([]))  # type: ignore[arg-type]
+    assert unknown.offset_sums == () and not unknown.has_offsets and unknown.present == 2
+    with pytest.raises(ValueError, match="counts must be non-negative"):
+        NumericStats(edges, np.array([0, -1, 0, 0]), 0, None, None, 0.0, 0.0)  # type: ignore[arg-type]

@@ -23,9 +23,11 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
+
+from mlmon.core.lazy_tuples import LazyTuples
 
 #: sklearn.metrics.log_loss clips probabilities into [eps, 1 - eps] with the
 #: machine epsilon of float64; stores clip the same way before taking -log(p).
@@ -110,8 +112,7 @@ def _validate_bins(obj: object, *columns: str) -> None:
     """Normalise and check a frozen binned dataclass in place: edges increasing, one value >= 0 per bin.
 
     The checked columns are kept as read-only float64 arrays (:func:`_arrays`), which the metric math reads;
-    their tuple fields are made from them on first read (:class:`_LazyBinTuples`): a round builds thousands of
-    these objects of 1000 bins each, and converting every column to a tuple of floats cost more than the math.
+    their tuple fields are made from them on first read (:mod:`mlmon.core.lazy_tuples`).
     """
     edges = _checked_edges(getattr(obj, "edges"))
     object.__setattr__(obj, "edges", edges)
@@ -125,20 +126,14 @@ def _validate_bins(obj: object, *columns: str) -> None:
     object.__setattr__(obj, "_arrays", tuple(arrays))
 
 
-class _LazyBinTuples:
-    """Makes the bin columns :func:`_validate_bins` left as arrays into their tuple fields when first read
-    (``__getattr__`` runs only for an attribute not found the usual way: the first read of such a field)."""
+class _LazyBinTuples(LazyTuples):
+    """The bin columns :func:`_validate_bins` kept as arrays, made into their tuple fields when first read."""
 
     _BIN_COLUMNS: ClassVar[tuple[str, ...]] = ()
 
-    if not TYPE_CHECKING:  # the fields are declared on the dataclasses; mypy keeps checking every other name
-        def __getattr__(self, name: str) -> tuple[float, ...]:
-            arrays = self.__dict__.get("_arrays")
-            if arrays is None or name not in self._BIN_COLUMNS:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            values = tuple(arrays[self._BIN_COLUMNS.index(name)].tolist())
-            object.__setattr__(self, name, values)
-            return values
+    def _tuple_source(self, name: str) -> np.ndarray | None:
+        arrays = self.__dict__.get("_arrays")
+        return arrays[self._BIN_COLUMNS.index(name)] if arrays is not None and name in self._BIN_COLUMNS else None
 
 
 def _bin_values(raw: object, name: str) -> np.ndarray:

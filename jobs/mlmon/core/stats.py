@@ -36,6 +36,8 @@ from typing import Any, Self
 
 import numpy as np
 
+from mlmon.core.lazy_tuples import LazyTuples, read_only_copy
+
 #: Column name used in contingency tables for "a category the reference did not list".
 OTHER = "__other__"
 #: Relative rounding of a double sum per halving level (pairwise / compensated sums, as the stores take).
@@ -189,18 +191,11 @@ class NumericAccumulator:
             self.above_sum += float(x[x >= self.edges[-1]].sum())
 
     def result(self) -> NumericStats:
-        stats = NumericStats(edges=self.edges, counts=tuple(self.counts.tolist()), missing=self.missing,
-                             minimum=self.minimum, maximum=self.maximum, total=self.total, total_sq=self.total_sq,
-                             below_sum=self.below_sum, above_sum=self.above_sum,
-                             offset_sums=tuple(self.offset_sums.tolist()))
-        # The arrays the drift math reads, handed over instead of rebuilt from the tuples (a backfill makes
-        # fields x windows x segments of these). Counts are below 2**53: exact as float64.
-        counts = self.counts.astype(np.float64)
-        counts.flags.writeable = False
-        offsets = self.offset_sums.copy()
-        offsets.flags.writeable = False
-        stats.__dict__.update(_counts_array=counts, offset_sums_array=offsets, present=int(self.counts.sum()))
-        return stats
+        # The arrays themselves: the statistics keep copies and make the tuple fields only if read.
+        return NumericStats(edges=self.edges, counts=self.counts, missing=self.missing,  # type: ignore[arg-type]
+                            minimum=self.minimum, maximum=self.maximum, total=self.total, total_sq=self.total_sq,
+                            below_sum=self.below_sum, above_sum=self.above_sum,
+                            offset_sums=self.offset_sums)  # type: ignore[arg-type]
 
 
 def bin_anchors(edges: Iterable[float]) -> np.ndarray:
@@ -223,8 +218,13 @@ def offset_sums_of(values: np.ndarray, bins: np.ndarray, anchors: np.ndarray) ->
 
 
 @dataclass(frozen=True)
-class NumericStats:
-    """Histogram of one numeric field over given edges, plus moments and range."""
+class NumericStats(LazyTuples):
+    """Histogram of one numeric field over given edges, plus moments and range.
+
+    ``counts`` and ``offset_sums`` may be given as arrays (an int64 and a float64 one, as
+    :class:`NumericAccumulator` has them): they are then kept as read-only copies, which the drift math
+    reads, and the tuple fields are made only when read (:mod:`mlmon.core.lazy_tuples`).
+    """
 
     edges: tuple[float, ...]
     counts: tuple[int, ...]          # len(edges) + 1 bins, see the module docstring
@@ -238,15 +238,33 @@ class NumericStats:
     #: Per bin, the sum of each value's distance from the bin's left edge (bin 0: from edges[0], so <= 0);
     #: where inside its bin the mass sits, which makes Wasserstein exact (mlmon.metrics.distances).
     #: Empty: not known (profiles stored before it existed), and values are taken as spread over their bins.
-    offset_sums: tuple[float, ...] = ()
+    offset_sums: tuple[float, ...] = field(default_factory=tuple)  # no class attribute: see lazy_tuples
 
     def __post_init__(self) -> None:
-        if len(self.counts) != len(self.edges) + 1:
-            raise ValueError(f"{len(self.edges)} edges need {len(self.edges) + 1} counts, got {len(self.counts)}")
-        if self.offset_sums and len(self.offset_sums) != len(self.counts):
-            raise ValueError(f"{len(self.counts)} bins need {len(self.counts)} offset sums, got {len(self.offset_sums)}")
-        if self.missing < 0 or min(self.counts) < 0:  # min: one C loop (a window has ~1000 bins)
+        counts, offsets = self.counts, self.offset_sums
+        if len(counts) != len(self.edges) + 1:
+            raise ValueError(f"{len(self.edges)} edges need {len(self.edges) + 1} counts, got {len(counts)}")
+        if len(offsets) and len(offsets) != len(counts):
+            raise ValueError(f"{len(counts)} bins need {len(counts)} offset sums, got {len(offsets)}")
+        given: object = counts  # the annotation says tuple; the accumulator hands its array
+        lowest = given.min() if isinstance(given, np.ndarray) else min(counts)  # one C loop either way (~1000 bins)
+        if self.missing < 0 or lowest < 0:
             raise ValueError("counts must be non-negative")
+        if isinstance(given, np.ndarray):
+            kept = self.__dict__
+            ints = read_only_copy(kept.pop("counts"), np.int64)
+            # Counts are below 2**53: exact as float64.
+            kept.update(_counts_int=ints, _counts_array=read_only_copy(ints, np.float64), present=int(ints.sum()))
+            if len(offsets):
+                kept["offset_sums_array"] = read_only_copy(kept.pop("offset_sums"), np.float64)
+            else:
+                kept["offset_sums"] = ()
+
+    def _tuple_source(self, name: str) -> np.ndarray | None:
+        kept = self.__dict__
+        if name == "counts":
+            return kept.get("_counts_int")
+        return kept.get("offset_sums_array") if name == "offset_sums" else None
 
     def __getstate__(self) -> dict[str, Any]:
         """The fields only: the cached arrays below are derived, and a pickle need not carry them."""
@@ -293,6 +311,17 @@ class NumericStats:
     @property
     def n(self) -> int:
         return self.present + self.missing
+
+    @property
+    def outer_counts(self) -> tuple[int, int]:
+        """Values below ``edges[0]`` and at or above ``edges[-1]`` (the open outer bins)."""
+        counts = self.counts_array()
+        return int(counts[0]), int(counts[-1])
+
+    @property
+    def has_offsets(self) -> bool:
+        """Whether ``offset_sums`` are known (profiles stored before them have none)."""
+        return self.offset_sums_array.size > 0
 
     @property
     def mean(self) -> float | None:

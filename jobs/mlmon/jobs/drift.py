@@ -183,12 +183,13 @@ class DriftWindowJob:
                                   lambda metric: METHOD_COARSE if registry.binning(metric, "numeric") == registry.COARSE
                                   else METHOD_FINE)
         out.append(self._missing_share(name, ref, cur, rows, p_values))
-        oor = cur.counts[0] + cur.counts[-1]
+        below, above = cur.outer_counts
+        oor = below + above
         # Under no drift a new value falls outside the range of n reference values with probability 2/(n+1).
         op = _push(p_values, self._share_pvalue(oor, cur.present, 2.0 / (ref.present + 1)))
         out.append(_Measure("data_quality", "out_of_range_share", name, dm.out_of_range_share(cur), cur.present,
                             "count", op, cur.present >= policy.min_rows, policy.rule("out_of_range_share", name),
-                            details={"below": cur.counts[0], "above": cur.counts[-1], "reference_min": ref.minimum,
+                            details={"below": below, "above": above, "reference_min": ref.minimum,
                                      "reference_max": ref.maximum, "current_min": cur.minimum,
                                      "current_max": cur.maximum}))
         return out

@@ -130,9 +130,9 @@ class NumericSamples:
     @classmethod
     def of(cls, stats: Sequence[NumericStats]) -> NumericSamples:
         group = tuple(stats)
-        bins = len(group[0].counts) if group else 0
+        bins = len(group[0].edges) + 1 if group else 0
         offsets = np.zeros((len(group), bins))
-        has = np.array([bool(s.offset_sums) for s in group], dtype=bool)
+        has = np.array([s.has_offsets for s in group], dtype=bool)
         for i in np.flatnonzero(has):
             offsets[i] = group[i].offset_sums_array
         counts = np.array([s.counts_array() for s in group]).reshape(len(group), bins)
@@ -448,12 +448,14 @@ def _smooth_variance(t: np.ndarray) -> np.ndarray:
 def _tail_excess(ref: NumericSamples, cur: NumericSamples, below: bool) -> tuple[np.ndarray, np.ndarray]:
     """Each side's integral of its CDF below ``edges[0]`` (or of 1 - CDF above ``edges[-1]``), one per row."""
     def excess(s: NumericStats) -> float:
-        if s.offset_sums:  # offsets from the outer edges: no cancellation far from zero
-            return (-s.offset_sums[0] if below else s.offset_sums[-1]) / s.present
+        if s.has_offsets:  # offsets from the outer edges: no cancellation far from zero
+            offsets = s.offset_sums_array
+            return float(-offsets[0] if below else offsets[-1]) / s.present
         edge = s.edges[0] if below else s.edges[-1]
+        n_below, n_above = s.outer_counts
         if below:
-            return (s.counts[0] * edge - s.below_sum) / s.present
-        return (s.above_sum - s.counts[-1] * edge) / s.present
+            return (n_below * edge - s.below_sum) / s.present
+        return (s.above_sum - n_above * edge) / s.present
     return (np.array([excess(s) for s in ref.stats]), np.array([excess(s) for s in cur.stats]))
 
 

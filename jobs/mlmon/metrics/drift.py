@@ -191,7 +191,7 @@ def out_of_range_share(current: NumericStats) -> float | None:
     """Share of present values outside the reference range (the open outer bins)."""
     if current.present == 0:
         return None
-    return (current.counts[0] + current.counts[-1]) / current.present
+    return sum(current.outer_counts) / current.present
 
 
 def unseen_categories(reference: CategoryStats, current: CategoryStats) -> tuple[float | None, list[str]]:
