@@ -88,6 +88,8 @@ class EdgeIndex:
 
     def __init__(self, edges: Iterable[float]) -> None:
         self.edges = np.asarray(tuple(edges), dtype=np.float64)
+        #: :func:`bin_anchors` of the edges, for the accumulators sharing this index (one per window and segment).
+        self.anchors = np.concatenate((self.edges[:1], self.edges))
         k = self.edges.size
         self._lo = float(self.edges[0])
         span = float(self.edges[-1] - self.edges[0])
@@ -161,7 +163,7 @@ class NumericAccumulator:
         self.total_sq = 0.0
         self.below_sum = 0.0
         self.above_sum = 0.0
-        self.anchors = bin_anchors(edges)
+        self.anchors = self.index.anchors
         self.offset_sums = np.zeros(len(edges) + 1, dtype=np.float64)
 
     def add(self, values: np.ndarray, missing: int = 0) -> None:
