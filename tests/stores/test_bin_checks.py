@@ -69,7 +69,7 @@ def test_the_edge_memory_stays_bounded() -> None:
     (((1.0,) * 5, (0.0,) * 5, (0.0,) * 5), "positives has 5 bins, edges define 4"),
     (((1.0,) * 4, ((0.0,) * 4,) * 2, (0.0,) * 4), r"negatives must be one value per bin, got shape \(2, 4\)"),
 ])
-def test_the_columns_checked_together_still_name_the_bad_one(columns: tuple[object, ...], message: str) -> None:
+def test_a_bad_column_is_named_with_what_is_wrong(columns: tuple[object, ...], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ScoreBins(uniform_edges(4), *columns)  # type: ignore[arg-type]
 

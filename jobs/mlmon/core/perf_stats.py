@@ -27,7 +27,7 @@ from typing import ClassVar, Self
 
 import numpy as np
 
-from mlmon.core.lazy_tuples import LazyTuples
+from mlmon.core.lazy_tuples import LazyTuples, read_only_copy
 
 #: sklearn.metrics.log_loss clips probabilities into [eps, 1 - eps] with the
 #: machine epsilon of float64; stores clip the same way before taking -log(p).
@@ -138,7 +138,7 @@ class _LazyBinTuples(LazyTuples):
 
 def _bin_values(raw: object, name: str) -> np.ndarray:
     """One column of bins as a read-only float64 copy (the caller's array may change later), each finite and >= 0."""
-    values = np.array(raw, dtype=np.float64)  # a copy even of a float64 array: it must not change with the caller's
+    values = read_only_copy(raw, np.float64)
     if values.ndim != 1:
         raise ValueError(f"{name} must be one value per bin, got shape {values.shape}")
     finite = np.isfinite(values)
@@ -146,7 +146,6 @@ def _bin_values(raw: object, name: str) -> np.ndarray:
         raise ValueError(f"{name} contains a non-finite value: {float(values[~finite][0])!r}")
     if values.size and values.min() < 0:
         raise ValueError(f"{name} must be >= 0, got {float(values.min())}")
-    values.flags.writeable = False
     return values
 
 

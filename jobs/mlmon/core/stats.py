@@ -89,7 +89,7 @@ class EdgeIndex:
     def __init__(self, edges: Iterable[float]) -> None:
         self.edges = np.asarray(tuple(edges), dtype=np.float64)
         #: :func:`bin_anchors` of the edges, for the accumulators sharing this index (one per window and segment).
-        self.anchors = np.concatenate((self.edges[:1], self.edges))
+        self.anchors = bin_anchors(self.edges)
         k = self.edges.size
         self._lo = float(self.edges[0])
         span = float(self.edges[-1] - self.edges[0])
