@@ -22,7 +22,7 @@ import pytest
 
 from benchmarks.rounds import T0, build_store, config
 from mlmon.config.model import Config
-from mlmon.core.labels import LabelQuery
+from mlmon.core.labels import LabelQuery, OrphanFeedback
 from mlmon.core.queries import WindowBatch, WindowQuery
 from mlmon.jobs import base
 from mlmon.schedule.runner import Runner
@@ -167,6 +167,87 @@ def test_label_join_cut_into_bounded_passes_equals_single_windows(store: DuckDBS
             assert b[seg].delay == a[seg].delay
     orphans = labels.orphan_feedback_batch("bench", WindowBatch(windows))
     assert orphans == [labels.orphan_feedback("bench", s, e) for s, e in windows]
+
+
+def _add_orphans(store: DuckDBStore) -> None:
+    """Copies of a seventh of the feedback naming predictions the store does not have."""
+    pid, eid = '"mlmon.prediction.id"', '"event.id"'
+    store.con.execute(f"INSERT INTO feedback SELECT * REPLACE ('ghost-' || {pid} AS {pid}, 'ghost-' || {eid} AS {eid}) "
+                      f"FROM feedback WHERE hash({eid}) % 7 = 0")
+
+
+@pytest.mark.parametrize("version", [None, "1"])
+def test_window_inputs_count_the_orphan_feedback_as_each_window_alone(store: DuckDBStore, version: str | None) -> None:
+    _add_orphans(store)
+    labels = store.labels()
+    assert isinstance(labels, duckdb_labels.DuckDBLabels)
+    # A gap, and a last window past the data.
+    windows = tuple((T0 + h * HOUR, T0 + (h + 1) * HOUR) for h in (0, 1, 3, 4, 24 * 60))
+    alone = [labels.orphan_feedback("bench", s, e, version) for s, e in windows]
+    inputs = labels.window_inputs("bench", WindowBatch(windows), version)
+    assert [i.orphans for i in inputs] == alone
+    assert sum(o.orphans for o in alone) >= 10 and alone[-1] == OrphanFeedback(0, 0)
+    assert any(len(o.example_ids) == 5 < o.orphans for o in alone)  # the examples are a few, not all
+
+
+def test_label_passes_are_cut_by_the_window_inputs_counts(store: DuckDBStore,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(duckdb_labels, "MAX_JOIN_ROWS", 250)
+    labels = store.labels()
+    assert isinstance(labels, duckdb_labels.DuckDBLabels)
+    batch = WindowBatch(tuple((T0 + h * HOUR, T0 + (h + 1) * HOUR) for h in (0, 1, 2, 4, 5, 6, 7)))
+    counted = labels._bounded("bench", "1", batch)   # by its own count of the predictions
+    assert len(counted) >= 3
+    labels.window_inputs("bench", batch, "1")
+    asked: list[str] = []
+    con = labels.con
+
+    class Spy:
+        def execute(self, sql: str, *args: Any) -> Any:
+            asked.append(sql)
+            return con.execute(sql, *args)
+
+    monkeypatch.setattr(labels, "con", Spy())
+    assert labels._bounded("bench", "1", batch) == counted
+    assert not asked   # the window inputs of the round counted them
+    other = WindowBatch(batch.windows[:-1] + ((T0 + 9 * HOUR, T0 + 10 * HOUR),))
+    labels._bounded("bench", "1", other)
+    assert len(asked) == 1   # a window the inputs did not count: counted again
+
+
+def test_performance_documents_take_the_orphans_counted_with_the_inputs(built: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = config(lookback="5h", maturity_age="4h")
+    asked: list[WindowBatch] = []
+    counting = duckdb_labels.DuckDBLabels.orphan_feedback_batch
+
+    def spy(self: duckdb_labels.DuckDBLabels, model: str, batch: WindowBatch,
+            version: str | None = None) -> list[OrphanFeedback]:
+        asked.append(batch)
+        return counting(self, model, batch, version)
+
+    monkeypatch.setattr(duckdb_labels.DuckDBLabels, "orphan_feedback_batch", spy)
+    found = []
+    for strip in (False, True):
+        path = tmp_path / f"{strip}.duckdb"
+        shutil.copy(built, path)
+        store = DuckDBStore(path)
+        _add_orphans(store)
+        if strip:   # as a store that does not count them with the inputs: the job asks for them
+            inputs = duckdb_labels.DuckDBLabels.window_inputs
+            monkeypatch.setattr(duckdb_labels.DuckDBLabels, "window_inputs",
+                                lambda *a, **k: [replace(i, orphans=None) for i in inputs(*a, **k)])
+        try:
+            Runner(cfg, store, clock=lambda: AT).backfill(T0, T0 + SPAN, progress=False)
+            found.append(_rows(store, "metrics", "metric.id"))
+        finally:
+            store.close()
+        assert bool(asked) == strip
+    counted, queried = found
+    orphans = {k: d for k, d in counted.items() if d["metric.name"] == "orphan_feedback"}
+    assert len(orphans) == 6 and sum(d["metric.value"] for d in orphans.values()) >= 10
+    assert counted.keys() == queried.keys()
+    assert all(_same(counted[k], queried[k]) for k in counted)
 
 
 def test_attribution_sums_of_a_batch_with_a_segment_equal_single_windows(store: DuckDBStore) -> None:

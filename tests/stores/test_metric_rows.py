@@ -87,3 +87,21 @@ def test_a_naive_computed_time_is_refused() -> None:
                            code_version="c", computed_at=datetime(2025, 3, 2))
     with pytest.raises(ValueError, match="naive datetime"):
         metric_table([naive])
+
+
+def test_the_id_is_made_with_the_document_and_again_by_replace() -> None:
+    doc = MetricDocument(model="m", model_version="1", family="drift", metric="psi", window_start=T0,
+                         window_end=T0 + timedelta(hours=1), value=1.0, status="ok", n_current=1, run_id="r",
+                         code_version="c", feature="f1")
+    assert "id" in vars(doc)  # made once, with the document: no lazy first read per document in a write
+    moved = replace(doc, window_start=T0 + timedelta(hours=1), window_end=T0 + timedelta(hours=2))
+    assert moved.id != doc.id
+    assert moved.id == replace(moved, value=2.0, status="alert", details={"p": 0.1}).id  # not what identifies it
+    assert doc == replace(doc)  # the id is derived, not compared
+
+
+def test_a_naive_window_time_is_refused_when_the_document_is_made() -> None:
+    with pytest.raises(ValueError, match="naive datetime"):
+        MetricDocument(model="m", model_version="1", family="drift", metric="psi", window_start=datetime(2025, 3, 1),
+                       window_end=datetime(2025, 3, 1, 1), value=1.0, status="ok", n_current=1, run_id="r",
+                       code_version="c")

@@ -17,7 +17,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -82,8 +82,13 @@ class MetricDocument:
     maturity: Maturity | None = None  # performance only: provisional until labels mature
     details: dict[str, Any] = field(default_factory=dict)  # p-values, coverage, estimation error ...
     computed_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    #: Made from what identifies the measurement (``metric_id``); a ``replace`` makes it again.
+    id: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "id", metric_id(self.model, self.model_version, self.family, self.metric,
+                                                 self.feature, self.class_label, self.segment_field,
+                                                 self.segment_value, self.window_start, self.window_end))
         # Every job hands over numpy scalars and NaN/inf now and then; the document makes
         # itself storable (JSON, Elasticsearch doubles) once, here, instead of in each job.
         value = self.value
@@ -98,12 +103,6 @@ class MetricDocument:
                 object.__setattr__(self, "details", {k: _json_safe(v) for k, v in details.items()})
                 return
         object.__setattr__(self, "details", dict(details))
-
-    @cached_property  # a store write, the alert engine and the source each ask; hashing once is enough
-    def id(self) -> str:
-        return metric_id(self.model, self.model_version, self.family, self.metric, self.feature,
-                         self.class_label, self.segment_field, self.segment_value,
-                         self.window_start, self.window_end)
 
     def to_source(self) -> dict[str, Any]:
         """The document as stored (nested, ECS-style names; see METRIC_FIELDS)."""

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from mlmon.core.labels import OrphanFeedback
+
 #: Unseen categories named per field per window (the rest are counted together).
 DEFAULT_MAX_UNSEEN = 20
 
@@ -99,6 +101,9 @@ class WindowInputs:
 
     predictions: int
     digest: str
+    #: The window's orphan-feedback count, when the store counted it while reading the inputs (it reads the
+    #: same events): the job need not count again. Not part of the digest.
+    orphans: OrphanFeedback | None = None
 
 
 def flatten_source(source: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -27,7 +27,7 @@ from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 from mlmon.config.model import ModelConfig
 from mlmon.core.documents import Family, Maturity, MetricDocument, Status, Threshold
 from mlmon.core.windows import floor_time
-from mlmon.core.labels import LabelQuery, SegmentedWindows
+from mlmon.core.labels import LabelQuery, OrphanFeedback, SegmentedWindows
 from mlmon.core.queries import WindowBatch, WindowInputs
 from mlmon.stores.protocols import BatchLabelledStore, LabelledStore, Store, WindowFingerprints
 
@@ -238,6 +238,8 @@ class WindowPlan:
     #: Predictions in the window (None: not asked).
     predictions: int | None = None
     unchanged: bool = False
+    #: The window's orphan feedback, when the store counted it with the inputs.
+    orphans: OrphanFeedback | None = None
 
 
 #: Window inputs asked in one label round or backfill, shared by its jobs (the data does not change meanwhile).
@@ -261,7 +263,7 @@ def plan_windows(labels: object, key: str, model: ModelConfig, batch: WindowBatc
     plans = []
     for (start, _), found, salt in zip(batch.windows, inputs, salts):
         fingerprint = digest(salt, found.digest)
-        plans.append(WindowPlan(fingerprint, found.predictions, stored.get(start) == fingerprint))
+        plans.append(WindowPlan(fingerprint, found.predictions, stored.get(start) == fingerprint, found.orphans))
     return plans
 
 

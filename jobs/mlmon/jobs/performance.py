@@ -284,6 +284,9 @@ class PerformanceJob:
     inputs_cache: InputsCache | None = None
     #: Where to leave this round's label joins for the fairness job (set by the runner when there is one).
     shared_joins: JoinCache | None = None
+    #: (version, window) -> its orphan feedback as the store counted it with the window inputs of the batch
+    #: being computed (a per-version view asks its own: its version differs).
+    _orphans_counted: dict[tuple[str | None, Window], OrphanFeedback] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -374,6 +377,9 @@ class PerformanceJob:
             salts = [digest(base, at - end >= self.cfg.maturity_age) for _, end in chunk]
             plans = plan_windows(self.labels, self.schedule.computed_checkpoint, self.model, WindowBatch.of(chunk),
                                  salts, self.reuse_unchanged, self.inputs_cache)
+            self._orphans_counted.clear()
+            self._orphans_counted.update(((self.model.version, w), p.orphans) for w, p in zip(chunk, plans)
+                                         if p.orphans is not None)
             results = reuse_or_compute(plans, chunk, lambda todo: self.windows(todo, at))
             yield from zip(chunk, results, plans)
 
@@ -437,6 +443,9 @@ class PerformanceJob:
                 {value: counts_only(part) for value, part in found.items()} for found in windows]
 
     def _orphans(self, batch: WindowBatch) -> list[OrphanFeedback]:
+        counted = [self._orphans_counted.get((self.model.version, w)) for w in batch.windows]
+        if all(c is not None for c in counted):
+            return [c for c in counted if c is not None]
         if isinstance(self.labels, BatchLabelledStore):
             return self.labels.orphan_feedback_batch(self.model.name, batch, self.model.version)
         return [self.labels.orphan_feedback(self.model.name, s, e, self.model.version) for s, e in batch.windows]
