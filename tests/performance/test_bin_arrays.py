@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
 from mlmon.core.labels import histogram_quantile, histogram_quantiles
-from mlmon.core.perf_stats import CbpeStats, Histogram, PredictedScoreBins, ScoreBins, uniform_edges
-from mlmon.metrics.cbpe import IsotonicCalibration, _binary_estimates, expected_confusion
-from mlmon.metrics.performance import calibration_error
+from mlmon.core.perf_stats import (CbpeStats, ClassificationStats, ConfusionCounts, Histogram, PredictedScoreBins,
+                                   ScoreBins, uniform_edges)
+from mlmon.metrics.cbpe import IsotonicCalibration, estimate_binary, estimate_binary_of, expected_confusion
+from mlmon.metrics import cbpe as cbpe_metrics, performance as performance_metrics
+from mlmon.metrics.performance import (calibration_error, calibration_errors, classification_metrics,
+                                       classification_metrics_of)
 
 
 def test_arrays_hold_the_tuples_values_read_only_and_apart_from_the_callers_array() -> None:
@@ -50,13 +51,47 @@ def test_quantiles_of_one_pass_equal_each_quantile_alone() -> None:
         histogram_quantiles(hist, (0.5, 1.5))
 
 
-def test_cbpe_auc_from_the_expected_bins_equals_the_auc_from_their_tuples() -> None:
+def _windows(rng: np.random.Generator, edges: tuple[float, ...]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Scores, actual positives and weights of awkward windows: empty, one row, one class only, all in one bin,
+    integer-valued weights, and ordinary ones."""
+    out = [(np.array([]), np.array([], bool), np.array([])), (np.array([0.3]), np.array([True]), np.array([2.0])),
+           (rng.uniform(size=40), np.zeros(40, bool), np.ones(40)), (np.full(30, 0.55), rng.random(30) < 0.5, np.ones(30))]
+    for n in (200, 3_000):
+        s = rng.uniform(size=n)
+        out.append((s, rng.random(n) < s, rng.choice([1.0, 4.0, 10.0], n)))
+    return out
+
+
+@pytest.mark.parametrize("rows_per_pass", [64, 4])
+def test_score_metrics_of_many_windows_equal_each_window_alone(rows_per_pass: int,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(performance_metrics, "ROWS_PER_PASS", rows_per_pass)  # 4: the windows take two passes
+    monkeypatch.setattr(cbpe_metrics, "ROWS_PER_PASS", rows_per_pass)
     rng = np.random.default_rng(9)
-    scores = rng.uniform(size=3_000)
-    edges = uniform_edges(100)
-    stats = CbpeStats.from_scores(scores, scores > 0.5, edges)
+    edges = uniform_edges(1000)
+    windows = _windows(rng, edges)
+    stats = [ClassificationStats(ConfusionCounts.from_pairs({("1", "1"): float(len(s))}) if len(s) else
+                                 ConfusionCounts.from_pairs({}), float(len(s)),
+                                 {"1": ScoreBins.from_scores(s, y, edges, w)}) for s, y, w in windows]
+    together = classification_metrics_of(stats)
+    assert together == [classification_metrics(st) for st in stats]
+    assert {mv.missing for ms in together for mv in ms if mv.metric == "roc_auc"} == {"", "insufficient_data",
+                                                                                      "undefined"}
+    cbpe = [CbpeStats.from_scores(s, s > 0.5, edges) for s, _, _ in windows]
     calibration = IsotonicCalibration((0.0, 0.5, 1.0), (0.05, 0.4, 0.97))
-    e = expected_confusion(stats, calibration)
-    assert e.expected_bins is not None and e.expected_bins.positives == e.positives_by_bin
-    from_tuples = _binary_estimates(replace(e, expected_bins=None), edges, 1.96, "1")
-    assert _binary_estimates(e, edges, 1.96, "1") == from_tuples
+    assert estimate_binary_of(cbpe, calibration, "1") == [estimate_binary(c, calibration, "1") for c in cbpe]
+    # The expected bins are what the confusion's per-bin tuples say.
+    e = expected_confusion(cbpe[-1], calibration)
+    assert e.positives_by_bin == e.expected_bins.positives and len(e.negatives_by_bin) == 1000
+
+
+def test_score_metrics_of_many_windows_keep_each_layout_of_bins_apart() -> None:
+    rng = np.random.default_rng(4)
+    s = rng.uniform(size=500)
+    y = rng.random(500) < s
+    fine, coarse = (ClassificationStats(ConfusionCounts.from_pairs({("1", "1"): 500.0}), 500.0,
+                                        {"1": ScoreBins.from_scores(s, y, uniform_edges(k))}) for k in (1000, 100))
+    assert classification_metrics_of([fine, coarse]) == [classification_metrics(fine), classification_metrics(coarse)]
+    with pytest.raises(ValueError, match="one layout"):
+        calibration_errors([fine.scores["1"], ScoreBins.from_scores(s, y, uniform_edges(1000, 0.0, 2.0))], 10,
+                           ["1", "1"])

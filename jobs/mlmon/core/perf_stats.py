@@ -156,7 +156,7 @@ def _arrays(obj: object) -> tuple[np.ndarray, ...]:
 
 
 @functools.lru_cache(maxsize=64)
-def _coarse_cuts(own_edges: tuple[float, ...], edges: tuple[float, ...]) -> tuple[np.ndarray, tuple[float, ...]]:
+def coarse_cuts(own_edges: tuple[float, ...], edges: tuple[float, ...]) -> tuple[np.ndarray, tuple[float, ...]]:
     """Index of each coarse edge among the fine ones, and those fine edges (one tuple for every window of a
     round: they all coarsen the same two layouts, and a reused tuple skips the edge checks)."""
     _check_edges(edges)
@@ -291,7 +291,7 @@ class ScoreBins(_LazyBinTuples):
 
     def coarsen(self, edges: tuple[float, ...]) -> ScoreBins:
         """Re-bin onto coarser ``edges``, each of which must be one of ours (e.g. 1000 bins -> 10)."""
-        cuts, coarse = _coarse_cuts(self.edges, tuple(edges))
+        cuts, coarse = coarse_cuts(self.edges, tuple(edges))
         pos, neg, ssum = (np.add.reduceat(v, cuts[:-1]) for v in self.arrays)
         # Arrays are taken as bins and converted by the checks (_validate_bins).
         return ScoreBins(coarse, pos, neg, ssum)  # type: ignore[arg-type]

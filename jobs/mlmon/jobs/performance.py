@@ -43,9 +43,9 @@ import numpy as np
 from mlmon import __version__
 from mlmon.config.model import ModelConfig
 from mlmon.core.documents import Family, Maturity, MetricDocument, Status, Threshold, iso
-from mlmon.metrics.cbpe import IsotonicCalibration, estimate_binary, estimate_multiclass, estimation_error
-from mlmon.metrics.performance import (MetricSet, MetricValue, classification_metrics, confusion_matrix,
-                                       regression_metrics)
+from mlmon.metrics.cbpe import IsotonicCalibration, estimate_binary_of, estimate_multiclass, estimation_error
+from mlmon.metrics.performance import (MetricSet, MetricValue, classification_metrics, classification_metrics_of,
+                                       confusion_matrix, regression_metrics)
 from mlmon.core.perf_stats import ClassificationStats, RegressionSums, ScoreBins, uniform_edges
 from mlmon.config.performance import MAX_SEGMENT_VALUES, PER_CLASS, MetricRule, PerformanceConfig
 from mlmon.stores.protocols import Store
@@ -409,20 +409,28 @@ class PerformanceJob:
         overall = by_segment[None]
         self._share(batch, by_segment)
         orphans = self._orphans(batch)
-        out = []
+        # Each window's parts (all traffic, then each segment value) with their documents' context; the metrics
+        # of all parts of the batch are computed together.
+        parts: list[tuple[DocumentContext, Maturity, list[tuple[LabelledWindow, DocumentContext]]]] = []
         for i, (start, end) in enumerate(batch.windows):
             window = overall[i].get("") or next(iter(overall[i].values()), None)
             maturity = self.maturity(window, end, at)
             ctx = self._context(start, end, maturity, reference)
-            docs = self.documents(window, ctx, reference) if window else []
+            mine = [(window, ctx)] if window else []
             for segment, values in self.cfg.segments.items():
                 chosen = sorted(by_segment[segment][i].items(), key=lambda kv: (-kv[1].rows, kv[0]))
                 if values is None and len(chosen) > MAX_SEGMENT_VALUES:
                     log.warning("model %s: segment %s has %d values in [%s, %s); reporting the %d most frequent",
                                 self.model.name, segment, len(chosen), iso(start), iso(end), MAX_SEGMENT_VALUES)
                     chosen = chosen[:MAX_SEGMENT_VALUES]
-                for value, part in chosen:
-                    docs += self.documents(part, replace(ctx, segment=(segment, value)), reference)
+                mine += [(part, replace(ctx, segment=(segment, value))) for value, part in chosen]
+            parts.append((ctx, maturity, mine))
+        metrics = iter(self._metrics([part for _, _, mine in parts for part, _ in mine], reference))
+        out = []
+        for i, (ctx, maturity, mine) in enumerate(parts):
+            docs = []
+            for part, part_ctx in mine:
+                docs += self.documents(part, part_ctx, reference, *next(metrics))
             docs.append(self._doc(replace(ctx, maturity=None), "label_coverage", "orphan_feedback",
                                   float(orphans[i].orphans), "no_threshold", None, orphans[i].feedback, reference,
                                   method="anti-join:feedback-by-time",
@@ -432,6 +440,39 @@ class PerformanceJob:
                                                    "yet; it joins when the prediction arrives"}))
             out.append((docs, maturity))
         return out
+
+    def _metrics(self, windows: Sequence[LabelledWindow], reference: PerformanceReference | None
+                 ) -> list[tuple[MetricSet, MetricSet | None]]:
+        """Realised and (None: not estimated) CBPE-estimated metrics of each of ``windows``, each kind computed
+        for all of them at once."""
+        realised = [MetricSet(())] * len(windows)
+        scored = [(i, w.classification) for i, w in enumerate(windows) if w.rows > 0 and w.classification is not None]
+        for (i, _), found in zip(scored, classification_metrics_of([st for _, st in scored],
+                                                                   calibration_bins=self.cfg.calibration_bins)):
+            realised[i] = found
+        for i, w in enumerate(windows):
+            if w.rows > 0 and w.classification is None:
+                realised[i] = self._realised(w)
+        estimated: list[MetricSet | None] = [None] * len(windows)
+        if reference is not None and reference.calibrations:
+            if self.cfg.classes:
+                for i, w in enumerate(windows):
+                    estimated[i] = self._estimate_multiclass(w, reference) if w.rows > 0 else None
+            else:
+                pos = self.cfg.positive_label
+                calibration = reference.calibrations.get(pos)
+                binary = [i for i, w in enumerate(windows) if w.rows > 0 and pos in w.cbpe]
+                if calibration is not None:
+                    for i, found in zip(binary, estimate_binary_of([windows[i].cbpe[pos] for i in binary],
+                                                                   calibration, pos)):
+                        estimated[i] = found
+        return list(zip(realised, estimated))
+
+    def _estimate_multiclass(self, window: LabelledWindow, reference: PerformanceReference) -> MetricSet | None:
+        usable = {c: s for c, s in window.cbpe.items() if c in reference.calibrations}
+        if len(usable) < 3 or len(usable) != len(window.cbpe):
+            return None  # a class without calibration: the one-vs-rest sum would be biased
+        return estimate_multiclass(usable, {c: reference.calibrations[c] for c in usable})
 
     def _share(self, batch: WindowBatch, joined: Mapping[str | None, list[SegmentedWindows]]) -> None:
         """Keep the group counts of this batch's joins for the round's fairness job (``shared_joins``)."""
@@ -476,10 +517,13 @@ class PerformanceJob:
         coverage = window.coverage if window else None
         return "final" if coverage is not None and coverage >= self.cfg.maturity_coverage else "provisional"
 
-    def documents(self, window: LabelledWindow, ctx: DocumentContext,
-                  reference: PerformanceReference | None) -> list[MetricDocument]:
+    def documents(self, window: LabelledWindow, ctx: DocumentContext, reference: PerformanceReference | None,
+                  realised: MetricSet | None = None, estimated: MetricSet | None = None) -> list[MetricDocument]:
         """The documents of one window's part (all traffic, or the segment of ``ctx``), with ``ctx``'s window,
-        maturity and time; each notes the labelled reference's coverage."""
+        maturity and time; each notes the labelled reference's coverage. ``realised`` and ``estimated``: its
+        metrics when computed with other parts' (:meth:`_metrics`), else computed here."""
+        if realised is None:
+            realised, estimated = self._metrics([window], reference)[0]
         assert ctx.maturity is not None, "a performance window's documents carry its maturity"
         enough = window.labelled_rows >= self.cfg.min_labelled
         delay = window.delay_quantiles()
@@ -500,7 +544,6 @@ class PerformanceJob:
         ]
         if window.rows == 0:
             return docs  # no traffic: coverage and delay say so; performance documents would be empty noise
-        realised = self._realised(window)
         for mv in realised:
             if mv.metric == "label_coverage":
                 continue
@@ -510,7 +553,7 @@ class PerformanceJob:
                                   details=details))
         if window.classification is not None:
             docs += self._confusion_rows(window, ctx, enough, reference)
-        docs += self._estimated(window, realised if enough else None, ctx, reference)
+        docs += self._estimated(window, estimated, realised if enough else None, ctx, reference)
         return docs
 
     def _confusion_rows(self, window: LabelledWindow, ctx: DocumentContext, enough: bool,
@@ -545,20 +588,10 @@ class PerformanceJob:
             return MetricSet(())
         return _realised(self.cfg, stats)
 
-    def _estimated(self, window: LabelledWindow, realised: MetricSet | None, ctx: DocumentContext,
-                   reference: PerformanceReference | None) -> list[MetricDocument]:
-        if reference is None or not window.cbpe or not reference.calibrations:
+    def _estimated(self, window: LabelledWindow, estimated: MetricSet | None, realised: MetricSet | None,
+                   ctx: DocumentContext, reference: PerformanceReference | None) -> list[MetricDocument]:
+        if estimated is None:
             return []
-        if self.cfg.classes:
-            usable = {c: s for c, s in window.cbpe.items() if c in reference.calibrations}
-            if len(usable) < 3 or len(usable) != len(window.cbpe):
-                return []  # a class without calibration: the one-vs-rest sum would be biased
-            estimated = estimate_multiclass(usable, {c: reference.calibrations[c] for c in usable})
-        else:
-            pos = self.cfg.positive_label
-            if pos not in window.cbpe or pos not in reference.calibrations:
-                return []
-            estimated = estimate_binary(window.cbpe[pos], reference.calibrations[pos], pos)
         # The estimate covers every row and its band the whole window; a provisional window's realised
         # value covers only the rows labelled so far (often not a random share), so the error is recorded
         # once the window is final, when the realised value is as complete as it will get.

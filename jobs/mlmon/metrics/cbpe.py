@@ -41,15 +41,15 @@ the reference calibration itself. ROC AUC gets no band.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
-from mlmon.metrics.performance import MetricSet, MetricValue, roc_auc
-from mlmon.core.perf_stats import CbpeStats, PredictedScoreBins, ScoreBins
+from mlmon.metrics.performance import ROWS_PER_PASS, MetricSet, MetricValue, roc_auc, roc_auc_rows
+from mlmon.core.perf_stats import CbpeStats, ScoreBins
 
 ASSUMPTION = "no concept drift: P(actual | score) as calibrated on the reference"
 
@@ -113,36 +113,46 @@ class ExpectedConfusion:
     tn: float
     var_tp: float
     var_fn: float
-    #: Expected positives / negatives per score bin (low to high), for the AUC estimate.
-    positives_by_bin: tuple[float, ...]
-    negatives_by_bin: tuple[float, ...]
-    #: The same as score bins over the CBPE edges (built from the arrays they came from), when known.
-    expected_bins: ScoreBins | None = field(default=None, compare=False, repr=False)
+    #: Expected positives / negatives per score bin over the CBPE edges, for the AUC estimate.
+    expected_bins: ScoreBins = field(compare=False, repr=False)
 
     @property
     def n(self) -> float:
         return self.tp + self.fp + self.fn + self.tn
 
+    @property
+    def positives_by_bin(self) -> tuple[float, ...]:
+        return self.expected_bins.positives
 
-def _calibrated_bins(bins: PredictedScoreBins, calibration: IsotonicCalibration) -> tuple[np.ndarray, np.ndarray]:
-    """Per bin: count and calibrated probability of its mean raw score."""
-    counts, score_sum = bins.arrays
-    mean = np.divide(score_sum, counts, out=np.zeros_like(counts), where=counts > 0)
-    return counts, calibration.apply(mean)
+    @property
+    def negatives_by_bin(self) -> tuple[float, ...]:
+        return self.expected_bins.negatives
 
 
 def expected_confusion(stats: CbpeStats, calibration: IsotonicCalibration) -> ExpectedConfusion:
-    n_pp, p_pp = _calibrated_bins(stats.predicted_positive, calibration)
-    n_pn, p_pn = _calibrated_bins(stats.predicted_negative, calibration)
-    tp, fn = float((n_pp * p_pp).sum()), float((n_pn * p_pn).sum())
+    return expected_confusions([stats], calibration)[0]
+
+
+def expected_confusions(stats: Sequence[CbpeStats], calibration: IsotonicCalibration) -> list[ExpectedConfusion]:
+    """:func:`expected_confusion` of each of ``stats`` (of equally many bins), computed for all at once: the
+    calibration is applied to each bin's mean raw score."""
+    if not stats:
+        return []
+    predicted = [(st.predicted_positive.arrays, st.predicted_negative.arrays) for st in stats]
+    n_pp, s_pp, n_pn, s_pn = (np.stack([p[side][col] for p in predicted]) for side in (0, 1) for col in (0, 1))
+    p_pp = calibration.apply(np.divide(s_pp, n_pp, out=np.zeros_like(n_pp), where=n_pp > 0))
+    p_pn = calibration.apply(np.divide(s_pn, n_pn, out=np.zeros_like(n_pn), where=n_pn > 0))
+    tp, fn = (n_pp * p_pp).sum(axis=1), (n_pn * p_pn).sum(axis=1)
+    fp, tn = n_pp.sum(axis=1) - tp, n_pn.sum(axis=1) - fn
+    var_tp, var_fn = (n_pp * p_pp * (1 - p_pp)).sum(axis=1), (n_pn * p_pn * (1 - p_pn)).sum(axis=1)
     exp_pos = n_pp * p_pp + n_pn * p_pn
     exp_neg = np.maximum(n_pp + n_pn - exp_pos, 0.0)
+    zeros = np.zeros(exp_pos.shape[1])
     # Arrays are taken as bins and converted by their checks.
-    bins = ScoreBins(stats.predicted_positive.edges, exp_pos, exp_neg, np.zeros_like(exp_pos))
-    return ExpectedConfusion(
-        tp=tp, fp=float(n_pp.sum()) - tp, fn=fn, tn=float(n_pn.sum()) - fn,
-        var_tp=float((n_pp * p_pp * (1 - p_pp)).sum()), var_fn=float((n_pn * p_pn * (1 - p_pn)).sum()),
-        positives_by_bin=bins.positives, negatives_by_bin=bins.negatives, expected_bins=bins)
+    return [ExpectedConfusion(tp=float(tp[i]), fp=float(fp[i]), fn=float(fn[i]), tn=float(tn[i]),
+                              var_tp=float(var_tp[i]), var_fn=float(var_fn[i]),
+                              expected_bins=ScoreBins(st.predicted_positive.edges, exp_pos[i], exp_neg[i], zeros))  # type: ignore[arg-type]
+            for i, st in enumerate(stats)]
 
 
 def _estimate(metric: str, value: float | None, var: float, n: float, z: float, class_label: str,
@@ -156,7 +166,9 @@ def _estimate(metric: str, value: float | None, var: float, n: float, z: float, 
         "assumption": ASSUMPTION})
 
 
-def _binary_estimates(e: ExpectedConfusion, edges: tuple[float, ...], z: float, class_label: str) -> list[MetricValue]:
+def _binary_estimates(e: ExpectedConfusion, z: float, class_label: str, auc: MetricValue | None = None
+                      ) -> list[MetricValue]:
+    """Accuracy, precision, recall, F1 and ROC AUC of ``e`` (``auc``: the AUC of its expected bins, when known)."""
     n = e.n
     if n <= 0:
         return [MetricValue(m, None, 0.0, "" if m == "accuracy" else class_label, missing="insufficient_data",
@@ -179,9 +191,7 @@ def _binary_estimates(e: ExpectedConfusion, edges: tuple[float, ...], z: float, 
         out.append(_estimate("f1", 2 * e.tp / f1_den, f1_var, n, z, class_label))
     else:
         out.append(_estimate("f1", None, 0.0, n, z, class_label, note="nothing predicted or expected positive"))
-    bins = e.expected_bins if e.expected_bins is not None and e.expected_bins.edges == edges else \
-        ScoreBins(edges, e.positives_by_bin, e.negatives_by_bin, (0.0,) * len(e.positives_by_bin))
-    auc = roc_auc(bins, class_label)
+    auc = auc or roc_auc(e.expected_bins, class_label)
     out.append(MetricValue("roc_auc", auc.value, auc.n, class_label, missing=auc.missing, note=auc.note,
                            details={**auc.details, "assumption": ASSUMPTION}))
     return out
@@ -194,12 +204,29 @@ def estimate_binary(stats: CbpeStats, calibration: IsotonicCalibration, positive
     Also ``expected_positive_rate`` (expected share of actual positives) with
     the expected confusion cells in its details.
     """
-    e = expected_confusion(stats, calibration)
-    out = _binary_estimates(e, stats.predicted_positive.edges, z, positive_label)
-    if e.n > 0:
-        out.append(MetricValue("expected_positive_rate", (e.tp + e.fn) / e.n, e.n, positive_label, details={
-            "tp": e.tp, "fp": e.fp, "fn": e.fn, "tn": e.tn, "assumption": ASSUMPTION}))
-    return MetricSet(tuple(out))
+    return estimate_binary_of([stats], calibration, positive_label, z)[0]
+
+
+def estimate_binary_of(stats: Sequence[CbpeStats], calibration: IsotonicCalibration, positive_label: str,
+                       z: float = 1.96) -> list[MetricSet]:
+    """:func:`estimate_binary` of each of ``stats`` (of equally many bins), the binned parts of up to
+    ``ROWS_PER_PASS`` of them at once."""
+    if len(stats) > ROWS_PER_PASS:
+        return [found for i in range(0, len(stats), ROWS_PER_PASS)
+                for found in estimate_binary_of(stats[i:i + ROWS_PER_PASS], calibration, positive_label, z)]
+    expected = expected_confusions(stats, calibration)
+    if not expected:
+        return []
+    aucs = roc_auc_rows(np.stack([e.expected_bins.arrays[0] for e in expected]),
+                        np.stack([e.expected_bins.arrays[1] for e in expected]), [positive_label] * len(expected))
+    out = []
+    for e, auc in zip(expected, aucs):
+        values = _binary_estimates(e, z, positive_label, auc)
+        if e.n > 0:
+            values.append(MetricValue("expected_positive_rate", (e.tp + e.fn) / e.n, e.n, positive_label, details={
+                "tp": e.tp, "fp": e.fp, "fn": e.fn, "tn": e.tn, "assumption": ASSUMPTION}))
+        out.append(MetricSet(tuple(values)))
+    return out
 
 
 def estimate_multiclass(stats: Mapping[str, CbpeStats], calibrations: Mapping[str, IsotonicCalibration],
@@ -224,7 +251,7 @@ def estimate_multiclass(stats: Mapping[str, CbpeStats], calibrations: Mapping[st
         raise ValueError(f"per-class statistics cover different numbers of predictions: {sorted(totals)}")
     per_class: dict[str, list[MetricValue]] = {}
     for c, e in expected.items():
-        for mv in _binary_estimates(e, stats[c].predicted_positive.edges, z, c):
+        for mv in _binary_estimates(e, z, c):
             if mv.metric != "accuracy":  # one-vs-rest accuracy is not the multiclass accuracy
                 per_class.setdefault(mv.metric, []).append(mv)
                 out.append(mv)
