@@ -228,7 +228,9 @@ def test_performance_documents_take_the_orphans_counted_with_the_inputs(built: P
 
     monkeypatch.setattr(duckdb_labels.DuckDBLabels, "orphan_feedback_batch", spy)
     found = []
+    windows = [(T0 + h * HOUR, T0 + (h + 1) * HOUR) for h in range(6)]
     for strip in (False, True):
+        asked.clear()
         path = tmp_path / f"{strip}.duckdb"
         shutil.copy(built, path)
         store = DuckDBStore(path)
@@ -242,12 +244,37 @@ def test_performance_documents_take_the_orphans_counted_with_the_inputs(built: P
             found.append(_rows(store, "metrics", "metric.id"))
         finally:
             store.close()
-        assert bool(asked) == strip
+        # Counted with the inputs, but for the windows the backfill settles (older than the maturity age,
+        # from the look-back's start), which need no inputs: their orphans are asked.
+        assert [w for batch in asked for w in batch.windows] == (windows if strip else windows[:4])
     counted, queried = found
     orphans = {k: d for k, d in counted.items() if d["metric.name"] == "orphan_feedback"}
     assert len(orphans) == 6 and sum(d["metric.value"] for d in orphans.values()) >= 10
     assert counted.keys() == queried.keys()
     assert all(_same(counted[k], queried[k]) for k in counted)
+
+
+def test_a_first_label_round_reads_no_inputs_of_the_windows_it_settles(store: DuckDBStore,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = config(lookback="5h", maturity_age="4h")
+    read: list[tuple[str, tuple[base.Window, ...]]] = []
+    inputs = duckdb_labels.DuckDBLabels.window_inputs
+
+    def spy(self: duckdb_labels.DuckDBLabels, model: str, batch: WindowBatch, version: str | None = None) -> Any:
+        read.append((model, batch.windows))
+        return inputs(self, model, batch, version)
+
+    monkeypatch.setattr(duckdb_labels.DuckDBLabels, "window_inputs", spy)
+    first = Runner(cfg, store, clock=lambda: AT).label_round(cfg.models[0], AT, "first")
+    # The look-back starts at 03:00; windows ending 4 h before the round (04:00) settle: 03:00-04:00.
+    assert first.windows == 5 and first.final == 1
+    young = tuple((T0 + h * HOUR, T0 + (h + 1) * HOUR) for h in range(4, 8))
+    assert read == [("bench", young)]   # once for both jobs: fairness plans from the round's cache
+    stored = store.con.execute("SELECT key, window_start FROM mlmon_window_fingerprints").fetchall()
+    assert sorted(stored) == sorted((k, s) for k in ("performance:bench:1", "fairness:bench:1") for s, _ in young)
+    read.clear()
+    again = Runner(cfg, store, clock=lambda: AT).label_round(cfg.models[0], AT, "again")
+    assert (again.windows, again.unchanged) == (4, 4) and read == [("bench", young)]
 
 
 def test_attribution_sums_of_a_batch_with_a_segment_equal_single_windows(store: DuckDBStore) -> None:

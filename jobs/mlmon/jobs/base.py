@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
@@ -242,26 +242,38 @@ class WindowPlan:
     orphans: OrphanFeedback | None = None
 
 
-#: Window inputs asked in one label round or backfill, shared by its jobs (the data does not change meanwhile).
-InputsCache = dict[tuple[str, str | None, WindowBatch], list[WindowInputs]]
+#: Window inputs asked in one label round or backfill, shared by its jobs (the data does not change meanwhile);
+#: None for a window asked without (one the round settles: see ``plan_windows``).
+InputsCache = dict[tuple[str, str | None, WindowBatch], list[WindowInputs | None]]
 
 
 def plan_windows(labels: object, key: str, model: ModelConfig, batch: WindowBatch, salts: Sequence[str],
-                 reuse: bool, cache: InputsCache | None = None) -> list[WindowPlan]:
+                 reuse: bool, cache: InputsCache | None = None,
+                 settling: Collection[Window] = ()) -> list[WindowPlan]:
     """Per window of ``batch``: its fingerprint (the store's digest of the window's inputs and ``salts``, the
     job's own inputs for that window: config, reference, maturity) and, when ``reuse``, whether the stored
-    fingerprint equals it, so its stored documents are what a computation would give again."""
+    fingerprint equals it, so its stored documents are what a computation would give again.
+
+    A window of ``settling`` without a stored fingerprint to compare gets none, and its inputs are not read:
+    it settles in this pass (the final checkpoint moves past it), so no round computes it again and reads its
+    fingerprint. A job of the same round finding the batch in ``cache`` plans as the first one did."""
     if not isinstance(labels, WindowFingerprints):
         return [WindowPlan() for _ in batch.windows]
+    stored = labels.stored_fingerprints(key, batch) if reuse else {}
     asked = (model.name, model.version, batch)
     inputs = cache.get(asked) if cache is not None else None
     if inputs is None:
-        inputs = labels.window_inputs(model.name, batch, model.version)
+        skipped = {w for w in batch.windows if w in settling and w[0] not in stored}
+        wanted = [w for w in batch.windows if w not in skipped]
+        read = iter(labels.window_inputs(model.name, WindowBatch.of(wanted), model.version) if wanted else [])
+        inputs = [None if w in skipped else next(read) for w in batch.windows]
         if cache is not None:
             cache[asked] = inputs
-    stored = labels.stored_fingerprints(key, batch) if reuse else {}
     plans = []
     for (start, _), found, salt in zip(batch.windows, inputs, salts):
+        if found is None:
+            plans.append(WindowPlan())
+            continue
         fingerprint = digest(salt, found.digest)
         plans.append(WindowPlan(fingerprint, found.predictions, stored.get(start) == fingerprint, found.orphans))
     return plans

@@ -340,7 +340,8 @@ class PerformanceJob:
         settled = lookback_start if final_front is None else max(final_front, lookback_start)
         contiguous = True
         key = schedule.computed_checkpoint
-        for (start, end), result, plan in self._planned(windows, at, reference):
+        settling = self._settling(windows, at, settled) if reference_settled else frozenset()
+        for (start, end), result, plan in self._planned(windows, at, reference, settling):
             docs = result[0] if result else []
             recomputed = computed_before is not None and end <= computed_before and not plan.unchanged
             coverage = next((d for d in docs if d.metric == "label_coverage" and not d.segment_field), None)
@@ -365,18 +366,32 @@ class PerformanceJob:
                                fingerprint=(key, plan.fingerprint) if plan.fingerprint else None,
                                unchanged=plan.unchanged)
 
-    def _planned(self, windows: Sequence[Window], at: datetime, reference: PerformanceReference | None
+    def _settling(self, windows: Sequence[Window], at: datetime, settled: datetime) -> frozenset[Window]:
+        """The windows (sorted) certain to settle in this pass, the labelled reference being settled: those
+        older than the maturity age, contiguous from ``settled`` (what :meth:`run_windows` walks, without the
+        empty windows it learns about only from their joins)."""
+        found = []
+        for start, end in windows:
+            if at - end < self.cfg.maturity_age or start > settled:
+                break
+            found.append((start, end))
+            settled = max(settled, end)
+        return frozenset(found)
+
+    def _planned(self, windows: Sequence[Window], at: datetime, reference: PerformanceReference | None,
+                 settling: frozenset[Window] = frozenset()
                  ) -> Iterator[tuple[Window, tuple[list[MetricDocument], Maturity] | None, WindowPlan]]:
         """Each window with its documents and maturity (None when unchanged) and its plan, a batch at a time.
 
         A window's documents depend on its label join, the config, the labelled reference and whether it is
-        older than the maturity age at ``at`` (coverage is the join's): that is its fingerprint.
+        older than the maturity age at ``at`` (coverage is the join's): that is its fingerprint. A window of
+        ``settling`` needs none (see ``plan_windows``).
         """
         base = digest("performance", self.model, self.cfg, self.code_version, _reference_digest(reference))
         for chunk in window_chunks(windows):
             salts = [digest(base, at - end >= self.cfg.maturity_age) for _, end in chunk]
             plans = plan_windows(self.labels, self.schedule.computed_checkpoint, self.model, WindowBatch.of(chunk),
-                                 salts, self.reuse_unchanged, self.inputs_cache)
+                                 salts, self.reuse_unchanged, self.inputs_cache, settling)
             self._orphans_counted.clear()
             self._orphans_counted.update(((self.model.version, w), p.orphans) for w, p in zip(chunk, plans)
                                          if p.orphans is not None)
@@ -484,12 +499,16 @@ class PerformanceJob:
                 {value: counts_only(part) for value, part in found.items()} for found in windows]
 
     def _orphans(self, batch: WindowBatch) -> list[OrphanFeedback]:
+        """Each window's orphan feedback: as counted with its inputs, else asked (the rest in one batch)."""
         counted = [self._orphans_counted.get((self.model.version, w)) for w in batch.windows]
-        if all(c is not None for c in counted):
-            return [c for c in counted if c is not None]
-        if isinstance(self.labels, BatchLabelledStore):
-            return self.labels.orphan_feedback_batch(self.model.name, batch, self.model.version)
-        return [self.labels.orphan_feedback(self.model.name, s, e, self.model.version) for s, e in batch.windows]
+        rest = [w for w, c in zip(batch.windows, counted) if c is None]
+        if not rest:
+            asked: Iterator[OrphanFeedback] = iter(())
+        elif isinstance(self.labels, BatchLabelledStore):
+            asked = iter(self.labels.orphan_feedback_batch(self.model.name, WindowBatch.of(rest), self.model.version))
+        else:
+            asked = iter([self.labels.orphan_feedback(self.model.name, s, e, self.model.version) for s, e in rest])
+        return [c if c is not None else next(asked) for c in counted]
 
     def _per_version(self, versions: Mapping[Window, Sequence[str | None]],
                      at: datetime) -> list[tuple[list[MetricDocument], Maturity]]:
