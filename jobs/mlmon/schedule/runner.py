@@ -34,6 +34,7 @@ from mlmon.jobs.drift import DriftJob
 from mlmon.jobs.explainability import ExplainabilityJob, explainability_job
 from mlmon.jobs.fairness import FairnessJob, fairness_job
 from mlmon.jobs.performance import performance_job
+from mlmon.schedule.collector import collector_paused
 from mlmon.schedule.summary import JobFailure, ModelSummary, explain_idle, explain_nothing
 from mlmon.stores.protocols import AlertStore, CachingStore, Store, StoreError, WindowFingerprints
 
@@ -398,10 +399,11 @@ class Runner:
             return RoundReport()
         failed = {f.job for f in summary.failures}
         jobs = [j for j in jobs if j.name not in failed]
-        report = run_jobs(self.store, jobs, due, at, stop,
-                          on_error=lambda job, window, err: self._failed(summary, job.name, err, window))
-        summary.observe(model, report.docs)
-        alerts = self._alerts(report.docs)
+        with collector_paused():
+            report = run_jobs(self.store, jobs, due, at, stop,
+                              on_error=lambda job, window, err: self._failed(summary, job.name, err, window))
+            summary.observe(model, report.docs)
+            alerts = self._alerts(report.docs)
         report.alerts = len(alerts)
         report.statuses.update(a.metric.status for a in alerts if a.action != "recovered")
         report.docs = []
