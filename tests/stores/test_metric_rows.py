@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from mlmon.core.documents import METRIC_FIELDS, MetricDocument, Threshold
+from mlmon.core.documents import METRIC_FIELDS, MetricDocument, Threshold, assembled, shared_fields
 from mlmon.core.queries import flatten_source
 from mlmon.stores.duckdb.store import metric_table
 
@@ -105,3 +105,22 @@ def test_a_naive_window_time_is_refused_when_the_document_is_made() -> None:
         MetricDocument(model="m", model_version="1", family="drift", metric="psi", window_start=datetime(2025, 3, 1),
                        window_end=datetime(2025, 3, 1, 1), value=1.0, status="ok", n_current=1, run_id="r",
                        code_version="c")
+
+
+def test_a_document_assembled_from_its_windows_shared_fields_equals_one_made_whole() -> None:
+    shared = shared_fields(model="m", model_version="1", window_start=T0, window_end=T0 + timedelta(hours=1),
+                           run_id="r", code_version="c", maturity="final", reference_id="ref", n_reference=9,
+                           computed_at=datetime(2025, 3, 2, 1, 2, 3, tzinfo=timezone.utc))
+    given = {"p": np.float32(0.5), "nan": float("nan"), "bins": (1, 2)}
+    own = dict(family="performance", metric="f1", value=np.float64(0.25), status="ok", n_current=10, method="x",
+               feature="", class_label="1", threshold=Threshold(0.1, 0.2, "below", "config"), details=given,
+               segment_field="region", segment_value="urban")
+    made = assembled(shared, **own)  # type: ignore[arg-type]
+    whole = MetricDocument(**{**shared, **own})
+    assert made == whole and made.id == whole.id and vars(made) == vars(whole)
+    assert made.value == 0.25 and type(made.value) is float and made.details == {"p": 0.5, "nan": None, "bins": [1, 2]}
+    given["p"] = 9.0
+    assert made.details["p"] == 0.5  # the document keeps its own copy
+    with pytest.raises(TypeError, match=r"unknown \['colour'\], missing \['run_id'\]"):
+        shared_fields(model="m", model_version="1", window_start=T0, window_end=T0, code_version="c",
+                      computed_at=T0, colour="red")

@@ -22,10 +22,11 @@ import os
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 from mlmon.config.model import ModelConfig
-from mlmon.core.documents import Family, Maturity, MetricDocument, Status, Threshold
+from mlmon.core.documents import Family, Maturity, MetricDocument, Status, Threshold, assembled, shared_fields
 from mlmon.core.windows import floor_time
 from mlmon.core.labels import LabelQuery, OrphanFeedback, SegmentedWindows
 from mlmon.core.queries import WindowBatch, WindowInputs
@@ -113,13 +114,16 @@ class DocumentContext:
                  details: Mapping[str, Any] | None = None,
                  segment: tuple[str, str] | None = None) -> MetricDocument:
         segment_field, segment_value = segment or self.segment or ("", "")
-        return MetricDocument(
-            model=self.model, model_version=self.version, family=family, metric=metric, window_start=self.start,
-            window_end=self.end, value=value, status=status, n_current=n_current, run_id=self.run_id,
-            code_version=self.code_version, method=method, feature=feature, class_label=class_label,
-            segment_field=segment_field, segment_value=segment_value, threshold=threshold, n_reference=self.n_reference,
-            reference_id=self.reference_id, maturity=self.maturity, details=cast(dict[str, Any], details or {}),  # the document copies it
-            computed_at=self.computed_at)
+        return assembled(self._shared, family, metric, value, status, n_current, method, feature, class_label,
+                         threshold, cast(dict[str, Any], details or {}),  # the document copies it
+                         segment_field, segment_value)
+
+    @cached_property
+    def _shared(self) -> dict[str, Any]:
+        return shared_fields(model=self.model, model_version=self.version, window_start=self.start,
+                             window_end=self.end, run_id=self.run_id, code_version=self.code_version,
+                             n_reference=self.n_reference, reference_id=self.reference_id, maturity=self.maturity,
+                             computed_at=self.computed_at)
 
 
 class Schedule(Protocol):

@@ -145,8 +145,7 @@ def _drop_metrics_primary_key(con: duckdb.DuckDBPyConnection) -> None:
 def ensure_family_columns(con: duckdb.DuckDBPyConnection, kind: contract.Kind, names: list[str]) -> None:
     """Add columns for user-named family fields not seen before (e.g. a new feature)."""
     table = EVENT_TABLES[kind]
-    existing = {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+    existing = set(table_columns(con, table))
     for name in names:
         if name in existing:
             continue
@@ -158,9 +157,10 @@ def ensure_family_columns(con: duckdb.DuckDBPyConnection, kind: contract.Kind, n
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
-    """Column name -> DuckDB type of ``table`` as it is in the file now."""
+    """Column name -> DuckDB type of ``table`` as it is in the file now (``duckdb_columns()``: the same rows as
+    ``information_schema.columns``, in half its time; a round asks a dozen times)."""
     return {r[0]: r[1] for r in con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index",
         [table]).fetchall()}
 
 

@@ -43,7 +43,7 @@ from mlmon.stores.duckdb import job_runs
 from mlmon.stores.duckdb.connect import connect
 from mlmon.stores.duckdb.labels import batch_is_contiguous, window_slot_sql
 from mlmon.stores.duckdb.schema import (EVENT_TABLES, METRICS_TABLE, ensure_schema, newest_reference_document,
-                                        put_reference_document, quote, reference_table_ddl)
+                                        put_reference_document, quote, reference_table_ddl, table_columns)
 
 PREDICTIONS = EVENT_TABLES["prediction"]
 REFERENCES_TABLE = "reference_profiles"
@@ -101,9 +101,7 @@ class DuckDBStore:
     # --- statistics ------------------------------------------------------------------
 
     def _columns(self) -> set[str]:
-        rows = self.con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
-                                [PREDICTIONS]).fetchall()
-        return {r[0] for r in rows}
+        return set(table_columns(self.con, PREDICTIONS))
 
     def _where(self, model: str, start: datetime, end: datetime, version: str | None,
                segment: tuple[str, str] | None, columns: set[str]) -> tuple[str, list[Any]]:
