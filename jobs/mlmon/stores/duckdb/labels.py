@@ -369,12 +369,11 @@ class DuckDBLabels:
                 SELECT slot, part, seg, pp, b, fsum(w) AS v0, fsum(w * s) AS v1
                 FROM x GROUP BY slot, part, seg, pp, b ORDER BY slot, part, seg""",
                                     {**parts.params, "cls": cls}).fetchnumpy()
-            # One pass per side: a cell present on one side only gets empty bins on the other.
-            sides = [_binned({c: v[rows["pp"] == flag] for c, v in rows.items() if c != "pp"}, k, 2)
-                     for flag in (True, False)]
-            zeros = np.zeros((2, k))
-            for key in sorted({*sides[0], *sides[1]}):
-                (n1, t1), (n0, t0) = sides[0].get(key, zeros), sides[1].get(key, zeros)
+            # Both sides in one pass: predicted positive in bins [0, k), negative in [k, 2k) (a cell present on
+            # one side only gets empty bins on the other).
+            both = {**rows, "b": np.where(rows["pp"], rows["b"], rows["b"] + k)}
+            for key, bins in _binned(both, 2 * k, 2).items():
+                (n1, t1), (n0, t0) = bins[:, :k], bins[:, k:]
                 out.setdefault(key, {})[cls] = CbpeStats(PredictedScoreBins(edges, n1, t1),
                                                          PredictedScoreBins(edges, n0, t0))
         return out
