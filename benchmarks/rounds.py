@@ -17,10 +17,12 @@ month, several):
   (``MLMON_BATCH_WINDOWS=1`` is the switch, measured on the first day when the
   month would take too long);
 * cost per window at the start vs the end of the history (first day vs last day,
-  each a backfill of 24 windows into a copy of the same store);
+  each a backfill of 24 windows into a copy of the same store, just after its day
+  ended: windows of one age do the same work, so the ratio is the history's);
 * a re-run of the first day on the store holding the whole month (deterministic ids:
   overwrites), against its first pass;
-* the first ``mlmon run`` on the store (the performance look-back, 14 days, all due);
+* the first ``mlmon run`` on the store (the performance look-back, 14 days, all due;
+  the median of ``--repeats``, each on a fresh copy in a child);
 * a steady round at the end of the month (one new window, all four families, alerts);
 
 then each of the issue's targets with the measured value and whether it is met.
@@ -256,21 +258,24 @@ class Bench:
         os.sync()  # the copy's writes land before the clock starts, not in the measurement
         return DuckDBStore(path)
 
-    def backfill(self, start: datetime, end: datetime, batch: int, store: DuckDBStore | None = None) -> float:
+    def backfill(self, start: datetime, end: datetime, batch: int, store: DuckDBStore | None = None,
+                 at: datetime | None = None) -> float:
+        """Seconds of a backfill of [start, end) at round time ``at`` (default: the end of the history)."""
         own = store is None
         s = store or self.store()
+        clock = at or self.end
         try:
             with batch_windows(batch):
-                return timed(lambda: Runner(self.cfg, s, clock=lambda: self.end).backfill(start, end, progress=False))
+                return timed(lambda: Runner(self.cfg, s, clock=lambda: clock).backfill(start, end, progress=False))
         finally:
             if own:
                 s.close()
 
     def figure(self, name: str, start: datetime, end: datetime, batch: int, baseline: float | None = None,
-               repeats: int = 1) -> Figure:
-        """A backfill of [start, end) on a fresh copy, in a child process (its own peak memory); the median
-        of ``repeats`` such runs (the highest peak)."""
-        runs = [in_child(lambda: self.backfill(start, end, batch)) for _ in range(repeats)]
+               repeats: int = 1, at: datetime | None = None) -> Figure:
+        """A backfill of [start, end) at ``at`` on a fresh copy, in a child process (its own peak memory); the
+        median of ``repeats`` such runs (the highest peak)."""
+        runs = [in_child(lambda: self.backfill(start, end, batch, at=at)) for _ in range(repeats)]
         return Figure(f"{name} (median of {repeats})" if repeats > 1 else name,
                       statistics.median(s for s, _ in runs), round((end - start) / HOUR), baseline,
                       max(p for _, p in runs))
@@ -307,20 +312,22 @@ def measure(per_hour: int, days: int, repeats: int, baseline_days: int, root: Pa
     week = min(7, days)
     first_day = (T0, T0 + DAY)
     last_day = (T0 + (days - 1) * DAY, T0 + days * DAY)
-    # Cost per window at the start vs the end of the history: one day of windows each, both paths.
-    start_w = in_child(lambda: bench.backfill(*first_day, 1))[0] if baseline_days else None
-    end_w = in_child(lambda: bench.backfill(*last_day, 1))[0] if baseline_days else None
+    # Cost per window at the start vs the end of the history: one day of windows each, both paths, each
+    # backfilled just after its day ends. Windows of the same age do the same work (one older than the
+    # maturity age settles in its pass and needs no fingerprint of its inputs), so the ratio is history's.
+    first_at, last_at = first_day[1] + timedelta(minutes=2), end
+    start_w = in_child(lambda: bench.backfill(*first_day, 1, at=first_at))[0] if baseline_days else None
+    end_w = in_child(lambda: bench.backfill(*last_day, 1, at=last_at))[0] if baseline_days else None
     # A day is a few seconds: the median of `repeats` runs each, so the ratio below is not one noisy pair.
-    start_b = bench.figure("backfill, first day", *first_day, BATCH_WINDOWS, start_w, repeats)
-    end_b = bench.figure("backfill, last day", *last_day, BATCH_WINDOWS, end_w, repeats)
+    start_b = bench.figure("backfill, first day", *first_day, BATCH_WINDOWS, start_w, repeats, at=first_at)
+    end_b = bench.figure("backfill, last day", *last_day, BATCH_WINDOWS, end_w, repeats, at=last_at)
     out.figures += [start_b, end_b]
     # A week: the per-window baseline measured on `baseline_days` days and scaled per window.
     base_week = None
     if baseline_days:
         span = min(baseline_days, week)
-        # One day of per-window windows is the first day's figure: measured once.
-        sample = start_w if span == 1 and start_w is not None else \
-            in_child(lambda: bench.backfill(T0, T0 + span * DAY, 1))[0]
+        # At the end of the history, as the week itself (the first day's figure was taken just after that day).
+        sample = in_child(lambda: bench.backfill(T0, T0 + span * DAY, 1))[0]
         base_week = sample * week / span
         print(f"(per-window baseline of longer spans: {span} day(s) measured, scaled per window)")
     week_b = bench.figure(f"backfill, {week} days", T0, T0 + week * DAY, BATCH_WINDOWS, base_week)
