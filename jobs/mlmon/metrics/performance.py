@@ -118,7 +118,7 @@ def count_metrics(confusion: ConfusionCounts, group: str = "") -> list[MetricVal
 # The single-bins functions are the same code over one row.
 
 #: Rows of score bins per numpy pass: with ~10^3 bins a row, each temporary array stays in a core's cache
-#: (passes over all ~500 parts of a batch at once were slower; see benchmarks/rounds.py).
+#: (a batch's ~500 parts in one pass ran slower, out of cache).
 ROWS_PER_PASS = 64
 
 
