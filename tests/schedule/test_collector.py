@@ -13,7 +13,7 @@ from mlmon.config.model import parse
 from mlmon.core.reference import build_from_frame
 from mlmon.jobs.drift import DriftJob
 from mlmon.jobs.base import Window, WindowOutput
-from mlmon.schedule.collector import collector_paused
+from mlmon.core.collector import collector_paused
 from mlmon.schedule.runner import Runner
 from mlmon.stores.duckdb.store import DuckDBStore
 from tests.schedule.conftest import HOUR, T0

@@ -139,23 +139,27 @@ _OWN_FIELDS = frozenset({"family", "metric", "value", "status", "n_current", "me
                          "threshold", "details", "segment_field", "segment_value"})
 
 
+#: The fields a document is made with: their plain defaults, and those without one (a default factory too).
+_DEFAULTS = {f.name: f.default for f in fields(MetricDocument) if f.init and f.default is not MISSING}
+_REQUIRED = frozenset(f.name for f in fields(MetricDocument) if f.init and f.default is MISSING)
+
+
 def shared_fields(**values: Any) -> dict[str, Any]:
     """The fields the documents of one window share, with every other field's plain default: what
     :func:`assembled` completes. Each field outside ``_OWN_FIELDS`` without a plain default must be given."""
-    init = {f.name: f for f in fields(MetricDocument) if f.init}
-    unknown = values.keys() - init.keys()
-    missing = {n for n, f in init.items() if f.default is MISSING} - values.keys() - _OWN_FIELDS
+    unknown = values.keys() - _DEFAULTS.keys() - _REQUIRED
+    missing = _REQUIRED - values.keys() - _OWN_FIELDS
     if unknown or missing:
         raise TypeError(f"shared_fields: unknown {sorted(unknown)}, missing {sorted(missing)}")
-    return {**{n: f.default for n, f in init.items() if f.default is not MISSING}, **values}
+    return {**_DEFAULTS, **values}
 
 
 def assembled(shared: dict[str, Any], family: Family, metric: str, value: float | None, status: Status,
               n_current: int, method: str, feature: str, class_label: str, threshold: Threshold | None,
               details: dict[str, Any], segment_field: str, segment_value: str) -> MetricDocument:
     """``MetricDocument(**shared, family=family, ...)``, checked the same way (``__post_init__``), without the
-    generated ``__init__``: a frozen dataclass sets each of its fields through ``object.__setattr__``, a
-    quarter of what making a document costs, and a round makes ~10^4 of them."""
+    generated ``__init__``: a frozen dataclass sets each of its fields through ``object.__setattr__``, and
+    without that a document is made in ~0.6 of the time; a round makes ~10^4 of them."""
     doc: MetricDocument = object.__new__(MetricDocument)
     state = doc.__dict__
     state.update(shared)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from weakref import WeakKeyDictionary
 import duckdb
 import pyarrow as pa
 
+from mlmon.core.collector import collector_paused
 from mlmon.ingest.duckdb_sink import DuckDBSink, accepted_table
 from mlmon.ingest.fast_path import FastPath
 from mlmon.ingest.report import IngestReport
@@ -147,19 +147,6 @@ def fast_path_for(validator: Validator) -> FastPath:
     return fast
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic GC while a batch's objects pile up: they are acyclic, and the collector
-    rescanning tens of thousands of fresh dicts tripled the per-line checker's time."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def ingest_batch(batch: Sequence[bytes | str], sink: DuckDBSink, validator: Validator, now: Instant,
                  source_path: str | None = None, *, columnar: bool = True,
                  also: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> IngestReport:
@@ -191,7 +178,7 @@ def prepare_batch(batch: Sequence[bytes | str], validator: Validator, now: Insta
     accepted: dict[str, tuple[list[Accepted], list[int]]] = {}
     rejected: list[Rejected] = []
     process = validator.process
-    with gc_paused():
+    with collector_paused():  # a batch's parsed events are acyclic
         for position in per_line:
             result = process(without_newline(texts[position]), now, source_path)
             if type(result) is Accepted:

@@ -284,9 +284,6 @@ class PerformanceJob:
     inputs_cache: InputsCache | None = None
     #: Where to leave this round's label joins for the fairness job (set by the runner when there is one).
     shared_joins: JoinCache | None = None
-    #: (version, window) -> its orphan feedback as the store counted it with the window inputs of the batch
-    #: being computed (a per-version view asks its own: its version differs).
-    _orphans_counted: dict[tuple[str | None, Window], OrphanFeedback] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -392,10 +389,8 @@ class PerformanceJob:
             salts = [digest(base, at - end >= self.cfg.maturity_age) for _, end in chunk]
             plans = plan_windows(self.labels, self.schedule.computed_checkpoint, self.model, WindowBatch.of(chunk),
                                  salts, self.reuse_unchanged, self.inputs_cache, settling)
-            self._orphans_counted.clear()
-            self._orphans_counted.update(((self.model.version, w), p.orphans) for w, p in zip(chunk, plans)
-                                         if p.orphans is not None)
-            results = reuse_or_compute(plans, chunk, lambda todo: self.windows(todo, at))
+            counted = {w: p.orphans for w, p in zip(chunk, plans) if p.orphans is not None}
+            results = reuse_or_compute(plans, chunk, lambda todo: self.windows(todo, at, counted))
             yield from zip(chunk, results, plans)
 
     # --- windows -------------------------------------------------------------------------------
@@ -404,15 +399,20 @@ class PerformanceJob:
         """Documents of one window (all traffic and configured segments) and its maturity."""
         return self.windows([(start, end)], at)[0]
 
-    def windows(self, windows: Sequence[Window], at: datetime) -> list[tuple[list[MetricDocument], Maturity]]:
-        """Documents and maturity of each window (sorted, aligned), from one label join per segment for all."""
+    def windows(self, windows: Sequence[Window], at: datetime,
+                orphans: Mapping[Window, OrphanFeedback] | None = None
+                ) -> list[tuple[list[MetricDocument], Maturity]]:
+        """Documents and maturity of each window (sorted, aligned), from one label join per segment for all.
+        ``orphans``: windows' orphan feedback the store already counted with their inputs (traffic of several
+        versions is split by version, and each part counts its own)."""
         if self.model.version is None:
             versions = versions_by_window(self.store, self.model, windows)
             if any(found != [None] for found in versions.values()):
                 return self._per_version(versions, at)
-        return self._windows(WindowBatch.of(windows), at)
+        return self._windows(WindowBatch.of(windows), at, orphans or {})
 
-    def _windows(self, batch: WindowBatch, at: datetime) -> list[tuple[list[MetricDocument], Maturity]]:
+    def _windows(self, batch: WindowBatch, at: datetime, counted: Mapping[Window, OrphanFeedback] | None = None
+                 ) -> list[tuple[list[MetricDocument], Maturity]]:
         reference = self.reference(at)
         shift = reference.actual_mean if reference else 0.0
         eh = self.cfg.error_histogram
@@ -423,7 +423,7 @@ class PerformanceJob:
         by_segment = segmented_windows(self.labels, query, batch, self.cfg.segments)
         overall = by_segment[None]
         self._share(batch, by_segment)
-        orphans = self._orphans(batch)
+        orphans = self._orphans(batch, counted or {})
         # Each window's parts (all traffic, then each segment value) with their documents' context; the metrics
         # of all parts of the batch are computed together.
         parts: list[tuple[DocumentContext, Maturity, list[tuple[LabelledWindow, DocumentContext]]]] = []
@@ -498,17 +498,17 @@ class PerformanceJob:
             self.shared_joins[(self.model.name, self.model.version, batch, segment, values)] = [
                 {value: counts_only(part) for value, part in found.items()} for found in windows]
 
-    def _orphans(self, batch: WindowBatch) -> list[OrphanFeedback]:
-        """Each window's orphan feedback: as counted with its inputs, else asked (the rest in one batch)."""
-        counted = [self._orphans_counted.get((self.model.version, w)) for w in batch.windows]
-        rest = [w for w, c in zip(batch.windows, counted) if c is None]
+    def _orphans(self, batch: WindowBatch, counted: Mapping[Window, OrphanFeedback]) -> list[OrphanFeedback]:
+        """Each window's orphan feedback: as ``counted`` with its inputs, else asked (the rest in one batch)."""
+        known = [counted.get(w) for w in batch.windows]
+        rest = [w for w, c in zip(batch.windows, known) if c is None]
         if not rest:
             asked: Iterator[OrphanFeedback] = iter(())
         elif isinstance(self.labels, BatchLabelledStore):
             asked = iter(self.labels.orphan_feedback_batch(self.model.name, WindowBatch.of(rest), self.model.version))
         else:
             asked = iter([self.labels.orphan_feedback(self.model.name, s, e, self.model.version) for s, e in rest])
-        return [c if c is not None else next(asked) for c in counted]
+        return [c if c is not None else next(asked) for c in known]
 
     def _per_version(self, versions: Mapping[Window, Sequence[str | None]],
                      at: datetime) -> list[tuple[list[MetricDocument], Maturity]]:

@@ -120,14 +120,6 @@ class ExpectedConfusion:
     def n(self) -> float:
         return self.tp + self.fp + self.fn + self.tn
 
-    @property
-    def positives_by_bin(self) -> tuple[float, ...]:
-        return self.expected_bins.positives
-
-    @property
-    def negatives_by_bin(self) -> tuple[float, ...]:
-        return self.expected_bins.negatives
-
 
 def expected_confusion(stats: CbpeStats, calibration: IsotonicCalibration) -> ExpectedConfusion:
     return expected_confusions([stats], calibration)[0]
@@ -136,8 +128,13 @@ def expected_confusion(stats: CbpeStats, calibration: IsotonicCalibration) -> Ex
 def expected_confusions(stats: Sequence[CbpeStats], calibration: IsotonicCalibration) -> list[ExpectedConfusion]:
     """:func:`expected_confusion` of each of ``stats`` (of equally many bins), computed for all at once: the
     calibration is applied to each bin's mean raw score."""
-    if not stats:
-        return []
+    return _expected(stats, calibration)[0] if stats else []
+
+
+def _expected(stats: Sequence[CbpeStats], calibration: IsotonicCalibration
+              ) -> tuple[list[ExpectedConfusion], np.ndarray, np.ndarray]:
+    """:func:`expected_confusions` of (non-empty) ``stats``, with their expected positives and negatives per
+    bin as rows (the ROC AUC estimate reads them)."""
     predicted = [(st.predicted_positive.arrays, st.predicted_negative.arrays) for st in stats]
     n_pp, s_pp, n_pn, s_pn = (np.stack([p[side][col] for p in predicted]) for side in (0, 1) for col in (0, 1))
     p_pp = calibration.apply(np.divide(s_pp, n_pp, out=np.zeros_like(n_pp), where=n_pp > 0))
@@ -149,10 +146,11 @@ def expected_confusions(stats: Sequence[CbpeStats], calibration: IsotonicCalibra
     exp_neg = np.maximum(n_pp + n_pn - exp_pos, 0.0)
     zeros = np.zeros(exp_pos.shape[1])
     # Arrays are taken as bins and converted by their checks.
-    return [ExpectedConfusion(tp=float(tp[i]), fp=float(fp[i]), fn=float(fn[i]), tn=float(tn[i]),
-                              var_tp=float(var_tp[i]), var_fn=float(var_fn[i]),
-                              expected_bins=ScoreBins(st.predicted_positive.edges, exp_pos[i], exp_neg[i], zeros))  # type: ignore[arg-type]
-            for i, st in enumerate(stats)]
+    found = [ExpectedConfusion(tp=float(tp[i]), fp=float(fp[i]), fn=float(fn[i]), tn=float(tn[i]),
+                               var_tp=float(var_tp[i]), var_fn=float(var_fn[i]),
+                               expected_bins=ScoreBins(st.predicted_positive.edges, exp_pos[i], exp_neg[i], zeros))  # type: ignore[arg-type]
+             for i, st in enumerate(stats)]
+    return found, exp_pos, exp_neg
 
 
 def _estimate(metric: str, value: float | None, var: float, n: float, z: float, class_label: str,
@@ -214,11 +212,10 @@ def estimate_binary_of(stats: Sequence[CbpeStats], calibration: IsotonicCalibrat
     if len(stats) > ROWS_PER_PASS:
         return [found for i in range(0, len(stats), ROWS_PER_PASS)
                 for found in estimate_binary_of(stats[i:i + ROWS_PER_PASS], calibration, positive_label, z)]
-    expected = expected_confusions(stats, calibration)
-    if not expected:
+    if not stats:
         return []
-    aucs = roc_auc_rows(np.stack([e.expected_bins.arrays[0] for e in expected]),
-                        np.stack([e.expected_bins.arrays[1] for e in expected]), [positive_label] * len(expected))
+    expected, exp_pos, exp_neg = _expected(stats, calibration)
+    aucs = roc_auc_rows(exp_pos, exp_neg, [positive_label] * len(expected))
     out = []
     for e, auc in zip(expected, aucs):
         values = _binary_estimates(e, z, positive_label, auc)

@@ -79,7 +79,7 @@ def count_metrics(confusion: ConfusionCounts, group: str = "") -> list[MetricVal
     if n <= 0:
         return [MetricValue("accuracy", None, 0.0, group=group, missing="insufficient_data",
                             note="no labelled predictions in the window")]
-    # Python floats: the per-class arithmetic below is scalar, where numpy scalars cost ~10x.
+    # Python floats: the per-class arithmetic below is scalar, where numpy scalars are slower.
     tp: list[float] = np.diag(m).tolist()
     predicted: list[float] = m.sum(axis=0).tolist()
     actual: list[float] = m.sum(axis=1).tolist()

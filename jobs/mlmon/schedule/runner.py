@@ -23,6 +23,7 @@ from mlmon.alerts.local import alert_round
 from mlmon.alerts.outbox import DeliveryReport, alert_store_of, deliver_outbox
 from mlmon.config.alerts import AlertsConfig
 from mlmon.config.model import Config, ModelConfig
+from mlmon.core.collector import collector_paused
 from mlmon.core.alerts import Alert
 from mlmon.core.documents import SEVERITY, MetricDocument
 from mlmon.core.job_runs import JobRun
@@ -34,7 +35,6 @@ from mlmon.jobs.drift import DriftJob
 from mlmon.jobs.explainability import ExplainabilityJob, explainability_job
 from mlmon.jobs.fairness import FairnessJob, fairness_job
 from mlmon.jobs.performance import performance_job
-from mlmon.schedule.collector import collector_paused
 from mlmon.schedule.summary import JobFailure, ModelSummary, explain_idle, explain_nothing
 from mlmon.stores.protocols import AlertStore, CachingStore, Store, StoreError, WindowFingerprints
 
