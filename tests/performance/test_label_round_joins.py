@@ -142,14 +142,14 @@ def _round(bench: Path, path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[di
     """The label documents of a first round (30 hourly windows of look-back, in two batches) and the joins made."""
     shutil.copy(bench, path)
     joins = 0
-    join = DuckDBLabels._join
+    join = DuckDBLabels._joined
 
-    def counted(self: DuckDBLabels, *args: Any) -> None:
+    def counted(self: DuckDBLabels, *args: Any) -> Any:
         nonlocal joins
         joins += 1
-        join(self, *args)
+        return join(self, *args)
 
-    monkeypatch.setattr(DuckDBLabels, "_join", counted)
+    monkeypatch.setattr(DuckDBLabels, "_joined", counted)
     monkeypatch.setattr(base, "BATCH_WINDOWS", 24)
     store = DuckDBStore(path)
     try:

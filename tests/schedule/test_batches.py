@@ -169,6 +169,21 @@ def test_label_join_cut_into_bounded_passes_equals_single_windows(store: DuckDBS
     assert orphans == [labels.orphan_feedback("bench", s, e) for s, e in windows]
 
 
+def test_a_window_alone_and_in_a_batch_gets_the_same_bits(store: DuckDBStore) -> None:
+    # The joined rows are summed in one order (their event ids' hashes) whatever the batch and the join's
+    # threads: a window's statistics are equal, not close, however it is asked.
+    labels = store.labels()
+    windows = tuple((T0 + h * HOUR, T0 + (h + 1) * HOUR) for h in range(8))
+    query = LabelQuery("bench", T0, T0 + 8 * HOUR, "classification", cbpe=True)
+    batched = labels.labelled_windows_by_segment(query, WindowBatch(windows), {"region": None})
+    assert batched == labels.labelled_windows_by_segment(query, WindowBatch(windows), {"region": None})
+    for i, (s, e) in enumerate(windows):
+        alone = labels.labelled_windows_by_segment(replace(query, start=s, end=e), WindowBatch(((s, e),)),
+                                                   {"region": None})
+        assert {part: found[0] for part, found in alone.items()} == {part: found[i] for part, found in batched.items()}
+        assert batched[None][i][""].labelled_rows > 0 and batched["region"][i].keys() == {"urban", "rural"}
+
+
 def _add_orphans(store: DuckDBStore) -> None:
     """Copies of a seventh of the feedback naming predictions the store does not have."""
     pid, eid = '"mlmon.prediction.id"', '"event.id"'

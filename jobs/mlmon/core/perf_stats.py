@@ -18,12 +18,13 @@ stores clip them into ``[edges[0], edges[-1]]`` before binning.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Self
+from typing import ClassVar, Self, TypeVar
 
 import numpy as np
 
@@ -53,6 +54,19 @@ def bin_index(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
     edges_arr = np.asarray(edges)
     idx = np.searchsorted(edges_arr, values, side="right") - 1
     return np.clip(idx, 0, len(edges) - 2)
+
+
+def uniform_bin_index(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
+    """:func:`bin_index` for equal-width ``edges`` (as :func:`uniform_edges` makes them) of values that are not
+    NaN, in constant time per value: the scaled value's floor, moved one bin where rounding put it across an edge (the
+    edges themselves decide, so the bins are exactly ``bin_index``'s)."""
+    e = np.asarray(edges, dtype=np.float64)
+    k = len(edges) - 1
+    v = np.asarray(values, dtype=np.float64)
+    guess = np.clip(np.floor((v - e[0]) * (k / (e[-1] - e[0]))), 0, k - 1).astype(np.int64)
+    up = (guess < k - 1) & (v >= e[np.minimum(guess + 1, k)])
+    down = (guess > 0) & (v < e[guess])
+    return guess + up - down
 
 
 # Small groups of numbers (counts, sums, edges) are converted by ``map(float)`` and checked by one sum (finite
@@ -136,10 +150,16 @@ class _LazyBinTuples(LazyTuples):
         return arrays[self._BIN_COLUMNS.index(name)] if arrays is not None and name in self._BIN_COLUMNS else None
 
 
-def _bin_values(raw: object, name: str) -> np.ndarray:
-    """One column of bins as a read-only float64 copy (the caller's array may change later), each finite and >= 0."""
-    values = read_only_copy(raw, np.float64)
-    if values.ndim != 1:
+def _bin_values(raw: object, name: str, ndim: int = 1, copy: bool = True) -> np.ndarray:
+    """One column of bins (``ndim`` 2: one row of bins per object) as a read-only float64 copy (the caller's
+    array may change later; ``copy=False``: a read-only view, for an array made for these bins), each finite
+    and >= 0."""
+    if copy:
+        values = read_only_copy(raw, np.float64)
+    else:
+        values = np.asarray(raw, dtype=np.float64).view()
+        values.flags.writeable = False
+    if values.ndim != ndim:
         raise ValueError(f"{name} must be one value per bin, got shape {values.shape}")
     finite = np.isfinite(values)
     if not finite.all():
@@ -147,6 +167,40 @@ def _bin_values(raw: object, name: str) -> np.ndarray:
     if values.size and values.min() < 0:
         raise ValueError(f"{name} must be >= 0, got {float(values.min())}")
     return values
+
+
+_Binned = TypeVar("_Binned", bound="_LazyBinTuples")
+
+
+def bins_by_row(cls: type[_Binned], edges: tuple[float, ...], tables: Sequence[np.ndarray], copy: bool = True,
+                **scalars: np.ndarray | Sequence[float]) -> list[_Binned]:
+    """One ``cls`` per row of ``tables`` (a (rows, bins) table per bin column, in ``cls._BIN_COLUMNS`` order;
+    ``scalars``: its other fields, non-negative numbers, one per row), checked as ``__post_init__`` checks one
+    object but once per table: a batch of windows makes thousands of them. Each keeps read-only rows of the
+    checked copies (``copy=False``: of the tables themselves, for tables made for these objects and never
+    written again)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    if names != {"edges", *cls._BIN_COLUMNS, *scalars}:
+        raise TypeError(f"{cls.__name__} has fields {sorted(names)}, got edges, {cls._BIN_COLUMNS} and {sorted(scalars)}")
+    edges = _checked_edges(edges)
+    arrays = []
+    for name, table in zip(cls._BIN_COLUMNS, tables, strict=True):
+        values = _bin_values(table, name, ndim=2, copy=copy)
+        if values.shape[1] != len(edges) - 1:
+            raise ValueError(f"{name} has {values.shape[1]} bins, edges define {len(edges) - 1}")
+        arrays.append(values)
+    rows = {len(a) for a in arrays} | {len(v) for v in scalars.values()}
+    if len(rows) > 1:
+        raise ValueError(f"{cls.__name__} rows differ in number: {sorted(rows)}")
+    others = {name: _floats(column, name) for name, column in scalars.items()}
+    for name, checked in others.items():
+        _non_negative(checked, name)
+    out = []
+    for i in range(rows.pop() if rows else 0):
+        obj = cls.__new__(cls)
+        obj.__dict__.update(edges=edges, _arrays=tuple(a[i] for a in arrays), **{k: v[i] for k, v in others.items()})
+        out.append(obj)
+    return out
 
 
 def _arrays(obj: object) -> tuple[np.ndarray, ...]:
@@ -407,6 +461,10 @@ class Histogram(_LazyBinTuples):
     def __post_init__(self) -> None:
         _validate_bins(self, *self._BIN_COLUMNS)
         _non_negative(_floats((self.underflow, self.overflow), "histogram counts"), "histogram counts")
+
+    @classmethod
+    def empty(cls, edges: tuple[float, ...]) -> Self:
+        return cls(edges, (0.0,) * (len(edges) - 1))
 
     @classmethod
     def from_values(cls, values: np.ndarray, edges: tuple[float, ...]) -> Self:

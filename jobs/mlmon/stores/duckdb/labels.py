@@ -1,11 +1,14 @@
 """Label join on the embedded store: SQL over the ``predictions`` and ``feedback`` tables.
 
-One pass joins the window's predictions to the latest feedback of each
+One query per pass joins the windows' predictions to the latest feedback of each
 (``arg_max`` by feedback time, a hash join on the prediction id, restricted to
-the window's ids) into a temporary table; small GROUP BY queries then turn it
-into ``mlmon.core.perf_stats`` objects. Nothing but those statistics reaches Python.
-The same join answers all traffic and every segment a job asks together
-(``labelled_windows_by_segment``): its statistics group by (window, part, value).
+the windows' ids) and hands the joined rows over as Arrow columns: the columns
+the metrics read (window slot, segments, weight, prediction, scores, actual,
+delay, feedback count), never the features. ``mlmon.core.label_folds`` turns
+them into ``perf_stats`` objects with one weighted ``bincount`` per statistic
+over (window, segment value, bin), so the same pass answers all traffic and
+every segment a job asks together (``labelled_windows_by_segment``): one pass
+over the rows, not a GROUP BY query per statistic.
 """
 
 from __future__ import annotations
@@ -19,23 +22,21 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from mlmon.core.perf_stats import (LOG_LOSS_EPS, CbpeStats, ClassificationStats, ConfusionCounts, Histogram, LogLossSums,
-                              PredictedScoreBins, RegressionSums, ScoreBins)
 from mlmon.stores.protocols import StoreError
 from mlmon.stores.duckdb.schema import EVENT_TABLES, quote, table_columns
-from mlmon.core.labels import (DELAY_EDGES_S, LabelledWindow, LabelQuery, OrphanFeedback, SegmentedWindows)
+from mlmon.core.label_folds import Coded, JoinedRows, empty_window, fold_cells, score_columns
+from mlmon.core.labels import LabelledWindow, LabelQuery, OrphanFeedback, SegmentedWindows
 from mlmon.core.queries import WindowBatch, WindowInputs
 
 PREDICTIONS = EVENT_TABLES["prediction"]
 FEEDBACK = EVENT_TABLES["feedback"]
 PERFORMANCE_REFERENCES_TABLE = "performance_references"
-_JOINED = "_mlmon_perf_joined"
 _ORPHAN_EXAMPLES = 5
-#: Predictions joined in one pass at most (a window above it is joined alone): bounds the joined table's memory.
-MAX_JOIN_ROWS = 2_000_000
-#: (window slot, part, segment value): the key of every grouped answer of the join (see ``_Parts``).
-Cell = tuple[int, int, str]
+#: Predictions joined in one pass at most (a window above it is joined alone): bounds the memory of the joined
+#: rows, which come into Python as columns (~350 bytes a row at the peak of a pass, the statistics' bins apart).
+MAX_JOIN_ROWS = 1_000_000
 #: Answer of ``labelled_windows_by_segment``: None (all traffic) or a segment -> per window, its values.
 SegmentedBatches = dict[str | None, list[SegmentedWindows]]
 
@@ -65,30 +66,6 @@ def window_slot_sql(batch: WindowBatch, column: str = "@timestamp") -> str:
 def batch_is_contiguous(batch: WindowBatch) -> bool:
     """No gap between the windows: the time range alone selects their events."""
     return batch.slots[-1] == len(batch) - 1
-
-
-def bin_sql(x: str, edges_param: str, k: int, guess: str) -> str:
-    """0-based bin of ``x`` (already inside [edges[0], edges[-1]]) under perf_stats' convention.
-
-    ``guess`` is an arithmetic estimate (floor of the scaled value) that rounding
-    can put one bin off at an exact edge; comparing with the edges themselves
-    fixes it, so SQL bins equal numpy's ``searchsorted`` bins exactly.
-    """
-    g = f"least(greatest(CAST(floor({guess}) AS BIGINT), 0), {k - 1})"
-    return (f"(CASE WHEN {g} < {k - 1} AND {x} >= list_extract({edges_param}, {g} + 2) THEN {g} + 1 "
-            f"WHEN {g} > 0 AND {x} < list_extract({edges_param}, {g} + 1) THEN {g} - 1 ELSE {g} END)")
-
-
-def _uniform_guess(x: str, edges: tuple[float, ...]) -> str:
-    lo, hi = edges[0], edges[-1]
-    return f"(({x}) - {lo!r}) * {(len(edges) - 1) / (hi - lo)!r}"
-
-
-def _delay_guess(x: str) -> str:
-    # DELAY_EDGES_S: [0, e1) then geometric; bin i >= 1 starts at e1 * r^(i-1).
-    first, last, k = DELAY_EDGES_S[1], DELAY_EDGES_S[-1], len(DELAY_EDGES_S) - 1
-    ratio = (last / first) ** (1.0 / (k - 1))
-    return f"(CASE WHEN {x} < {first!r} THEN 0 ELSE 1 + ln({x} / {first!r}) / ln({ratio!r}) END)"
 
 
 class DuckDBLabels:
@@ -138,13 +115,9 @@ class DuckDBLabels:
             out[name] = []
         try:
             for piece in self._bounded(query.model, query.version, batch):
-                params: dict[str, Any] = {"model": query.model, "start": piece.start, "end": piece.end}
-                try:
-                    self._join(query, piece, pcols, parts, params)
-                    for name, found in zip(parts.names, self._statistics(query, piece, parts)):
-                        out[name] += found
-                finally:
-                    self.con.execute(f"DROP TABLE IF EXISTS {_JOINED}")
+                slots, segs, rows = self._joined(query, piece, pcols, parts)
+                for name, found in zip(parts.names, parts.answers(query, piece, slots, segs, rows)):
+                    out[name] += found
         except duckdb.Error as err:
             raise StoreError(f"label join of {query.model} [{batch.start}, {batch.end}) failed: {err}") from err
         return out
@@ -175,11 +148,14 @@ class DuckDBLabels:
         pieces.append(WindowBatch(tuple(current)))
         return pieces
 
-    def _join(self, query: LabelQuery, batch: WindowBatch, pcols: Mapping[str, str], parts: _Parts,
-              params: dict[str, Any]) -> None:
+    def _joined(self, query: LabelQuery, batch: WindowBatch, pcols: Mapping[str, str],
+                parts: _Parts) -> tuple[np.ndarray, list[Coded], JoinedRows]:
+        """The batch's predictions joined to their latest feedback, as columns: each row's window slot, its
+        value of each segment of ``parts`` and the rows ``mlmon.core.label_folds`` folds into statistics."""
         def col(name: str) -> str:
             return quote(name) if name in pcols else "NULL"
 
+        params: dict[str, Any] = {"model": query.model, "start": batch.start, "end": batch.end}
         where = [f"{quote('mlmon.model.name')} = $model", f"{quote('@timestamp')} >= $start",
                  f"{quote('@timestamp')} < $end"]
         slot = window_slot_sql(batch)
@@ -196,26 +172,27 @@ class DuckDBLabels:
             if values is not None:
                 where.append(f"list_contains($segment_values, {quote(f'mlmon.segment.{segment}')})")
                 params["segment_values"] = list(values)
+        segs = [f"seg{i}" for i in range(len(parts.segments))]
         select = [f"{slot} AS slot", f"{quote('mlmon.prediction.id')} AS pid", f"{quote('@timestamp')} AS pts",
-                  *(f"{quote(f'mlmon.segment.{s}')} AS seg{i}" for i, (s, _) in enumerate(parts.segments)),
+                  f"hash({quote('event.id')}) AS eid",
+                  *(f"CAST({quote(f'mlmon.segment.{s}')} AS VARCHAR) AS {seg}" for (s, _), seg in zip(parts.segments, segs)),
                   f"1.0 / coalesce({quote('mlmon.sample_rate')}, 1.0) AS w"]
         if query.task == "classification":
-            select.append(f"{col('mlmon.prediction.label')} AS pred")
+            scores = [f"s{i}" for i in range(len(score_columns(query)))]
+            select.append(f"CAST({col('mlmon.prediction.label')} AS VARCHAR) AS pred")
             if query.multiclass:
                 select += [f"CAST({col(f'mlmon.prediction.scores.{c}')} AS DOUBLE) AS s{i}"
                            for i, c in enumerate(query.classes)]
             else:
                 select.append(f"CAST({col('mlmon.prediction.score')} AS DOUBLE) AS s0")
-            actual = quote("mlmon.feedback.actual")
+            actual = f"CAST({quote('mlmon.feedback.actual')} AS VARCHAR)"
+            joined = ["pred", "actual", *scores]
         else:
-            select.append(f"{col('mlmon.prediction.value')} AS pval")
-            actual = quote("mlmon.feedback.actual_value")
+            select.append(f"CAST({col('mlmon.prediction.value')} AS DOUBLE) AS pred")
+            actual = f"CAST({quote('mlmon.feedback.actual_value')} AS DOUBLE)"
+            joined = ["pred", "actual"]
         latest = f"struct_pack(t := {quote('@timestamp')}, e := {quote('event.id')})"
-        lo, hi = query.score_edges[0], query.score_edges[-1]
-        clipped = "".join(f", least(greatest(p.{column}, {lo!r}), {hi!r}) AS {column}_clipped"
-                          for _, column in self._score_columns(query)) if query.task == "classification" else ""
-        self.con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {_JOINED} AS
+        table = self.con.sql(f"""
             WITH p AS (SELECT {', '.join(select)} FROM {PREDICTIONS} WHERE {' AND '.join(where)}),
             f AS (
                 SELECT {quote('mlmon.prediction.id')} AS pid,
@@ -226,193 +203,29 @@ class DuckDBLabels:
                 FROM {FEEDBACK}
                 WHERE {quote('mlmon.model.name')} = $model
                   AND {quote('mlmon.prediction.id')} IN (SELECT pid FROM p)
-                GROUP BY ALL),
-            j AS (
-                SELECT p.*, f.actual, f.fts, coalesce(f.n_feedback, 0) AS n_feedback,
-                       (epoch_ms(f.fts) - epoch_ms(p.pts)) / 1000.0 AS delay{clipped}
-                FROM p LEFT JOIN f USING (pid))
-            SELECT *, {', '.join(self._bins(query, params))} FROM j""", params)
+                GROUP BY ALL)
+            SELECT slot, eid, {', '.join([*segs, 'w', *joined])}, (epoch_ms(f.fts) - epoch_ms(p.pts)) / 1000.0 AS delay,
+                   coalesce(f.n_feedback, 0) AS n_feedback
+            FROM p LEFT JOIN f USING (pid)""", params=params).to_arrow_table()
+        # Rows in the order of their event ids' hashes: the statistics sum a window's rows in this order, so a
+        # window gets the same bits alone and in any batch, from run to run (a parallel join hands its rows in
+        # any order). Sorting the hashes alone costs a fraction of an ORDER BY of the joined rows. Columns are
+        # made one at a time: one column's copy at most beside the Arrow table.
+        order = np.argsort(_numpy(table.column("eid"), np.uint64), kind="stable")
 
-    def _bins(self, query: LabelQuery, params: dict[str, Any]) -> list[str]:
-        """Bins the statistics group by, computed once per joined row (every part and query reads them): the
-        label delay's (-1: underflow, feedback stamped before its prediction; ``len(DELAY_EDGES_S) - 1``: past
-        the last edge) and, for classification, each clipped score's (columns ``s<i>_clipped``)."""
-        edges = DELAY_EDGES_S
-        k = len(edges) - 1
-        params["delay_edges"] = list(edges)
-        bins = [f"CASE WHEN delay < 0 THEN -1 WHEN delay > {edges[-1]!r} THEN {k} "
-                f"ELSE {bin_sql('delay', '$delay_edges', k, _delay_guess('delay'))} END AS delay_bin"]
+        def floats(name: str) -> np.ndarray:
+            return _numpy(table.column(name), np.float64)[order]
+
+        def coded(name: str) -> Coded:
+            return _coded(table.column(name), order)
+
+        rows = JoinedRows(floats("w"), floats("delay"), _numpy(table.column("n_feedback"), np.int64)[order])
         if query.task == "classification":
-            score_edges = query.score_edges
-            params["score_edges"] = list(score_edges)
-            for _, column in self._score_columns(query):
-                clipped = f"{column}_clipped"
-                guess = _uniform_guess(clipped, score_edges)
-                bins.append(f"{bin_sql(clipped, '$score_edges', len(score_edges) - 1, guess)} AS {column}_bin")
-        return bins
-
-    def _statistics(self, query: LabelQuery, batch: WindowBatch,
-                    parts: _Parts) -> list[list[dict[str, LabelledWindow]]]:
-        """Per part (all traffic, then each segment) and window of ``batch`` (in order): segment value -> its
-        statistics. Every query below groups by the cells of ``parts``; their answers are keyed the same way."""
-        lab = "actual IS NOT NULL AND pred IS NOT NULL" if query.task == "classification" \
-            else "actual IS NOT NULL AND pval IS NOT NULL"
-        totals = self._rows(f"""
-            SELECT slot, part, seg, count(*), fsum(w), count(*) FILTER (WHERE {lab}),
-                   coalesce(fsum(w) FILTER (WHERE {lab}), 0), CAST(sum(greatest(n_feedback - 1, 0)) AS BIGINT)
-            FROM {parts.source} GROUP BY slot, part, seg ORDER BY slot, part, seg""", parts)
-        if parts.overall:
-            seen = {r[0] for r in totals if r[1] == 0}
-            totals += [(s, 0, "", 0, 0.0, 0, 0.0, 0) for s in batch.slots if s not in seen]
-        delays = self._delays(lab, parts)
-        if query.task == "classification":
-            per_seg = self._classification(query, lab, parts, {(r[0], r[1], r[2]): float(r[4] or 0.0) for r in totals})
-            predicted = self._predicted(parts)
-            cbpe = self._cbpe(query, parts) if query.cbpe else {}
+            rows = replace(rows, pred=coded("pred"), actual=coded("actual"),
+                           scores=np.stack([floats(s) for s in scores], axis=1))
         else:
-            sums = self._regression(query, lab, parts)
-        found: dict[tuple[int, int], dict[str, LabelledWindow]] = {}
-        for slot, part, seg, rows, n, lrows, nlab, dupes in totals:
-            key = (slot, part, seg)
-            common: dict[str, Any] = dict(rows=int(rows), n_predictions=float(n or 0.0), labelled_rows=int(lrows),
-                                          n_labelled=float(nlab), duplicate_feedback=int(dupes or 0),
-                                          delay=delays.get(key) or _empty_delay())
-            if query.task == "classification":
-                window = LabelledWindow(**common, classification=per_seg[key], cbpe=cbpe.get(key, {}),
-                                        predicted=predicted.get(key, {}))
-            else:
-                window = LabelledWindow(**common, regression=sums.get(key, RegressionSums.empty(query.shift)))
-            found.setdefault((part, slot), {})[seg] = window
-        return [[found.get((part, s), {}) for s in batch.slots] for part in range(len(parts.names))]
-
-    def _rows(self, sql: str, parts: _Parts, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        """Rows of a grouped query whose first columns are the cell (slot, part, seg), typed (int, int, str)."""
-        rows = self.con.execute(sql, {**parts.params, **(params or {})}).fetchall()
-        return [(int(r[0]), int(r[1]), str(r[2]), *r[3:]) for r in rows]
-
-    def _predicted(self, parts: _Parts) -> dict[Cell, dict[str, float]]:
-        """Weighted predictions per predicted label, labelled or not, per cell."""
-        out: dict[Cell, dict[str, float]] = {}
-        for slot, part, seg, pred, n in self._rows(
-                f"SELECT slot, part, seg, pred, fsum(w) FROM {parts.source} WHERE pred IS NOT NULL "
-                "GROUP BY slot, part, seg, pred ORDER BY slot, part, seg, pred", parts):
-            out.setdefault((slot, part, seg), {})[str(pred)] = float(n)
-        return out
-
-    def _delays(self, lab: str, parts: _Parts) -> dict[Cell, Histogram]:
-        rows = self.con.execute(f"""
-            SELECT slot, part, seg, delay_bin AS b, fsum(w) AS v0 FROM {parts.source}
-            WHERE {lab} AND fts IS NOT NULL GROUP BY slot, part, seg, b ORDER BY slot, part, seg""",
-                                parts.params).fetchnumpy()
-        return _histograms(DELAY_EDGES_S, rows)
-
-    def _score_columns(self, query: LabelQuery) -> list[tuple[str, str]]:
-        """(class, column of its score in the joined table)."""
-        if query.multiclass:
-            return [(c, f"s{i}") for i, c in enumerate(query.classes)]
-        return [(query.positive_label, "s0")]
-
-    def _classification(self, query: LabelQuery, lab: str, parts: _Parts,
-                        segments: Mapping[Cell, float]) -> dict[Cell, ClassificationStats]:
-        """Per cell -> its weighted prediction count: confusion, score bins, log loss."""
-        pairs: dict[Cell, dict[tuple[str, str], float]] = {s: {} for s in segments}
-        for slot, part, seg, actual, pred, n in self._rows(
-                f"SELECT slot, part, seg, actual, pred, fsum(w) FROM {parts.source} WHERE {lab} "
-                f"GROUP BY slot, part, seg, actual, pred", parts):
-            pairs.setdefault((slot, part, seg), {})[(str(actual), str(pred))] = float(n)
-        edges = query.score_edges
-        k = len(edges) - 1
-        scores: dict[Cell, dict[str, ScoreBins]] = {s: {} for s in segments}
-        for cls, column in self._score_columns(query):
-            rows = self.con.execute(f"""
-                WITH x AS (SELECT *, {column}_clipped AS s, {column}_bin AS b, actual = $cls AS pos FROM {parts.source}
-                           WHERE {lab} AND {column} IS NOT NULL)
-                SELECT slot, part, seg, b,
-                       coalesce(fsum(w) FILTER (WHERE pos), 0) AS v0, coalesce(fsum(w) FILTER (WHERE NOT pos), 0) AS v1,
-                       fsum(w * s) AS v2
-                FROM x GROUP BY slot, part, seg, b ORDER BY slot, part, seg""",
-                                    {**parts.params, "cls": cls}).fetchnumpy()
-            for key, (pos, neg, ssum) in _binned(rows, k, 3).items():
-                scores.setdefault(key, {})[cls] = ScoreBins(edges, pos, neg, ssum)
-        log_loss = self._log_loss(query, lab, parts)
-        return {key: ClassificationStats(ConfusionCounts.from_pairs(pairs.get(key, {})), n,
-                                         scores.get(key, {}), log_loss.get(key))
-                for key, n in segments.items()}
-
-    def _log_loss(self, query: LabelQuery, lab: str, parts: _Parts) -> dict[Cell, LogLossSums]:
-        if query.multiclass:
-            cases = " ".join(f"WHEN $c{i} THEN s{i}" for i in range(len(query.classes)))
-            # An actual class without a score column gets probability 0 (clipped to eps), as a model that never
-            # scored it deserves; a row missing its scores is left out.
-            p_actual = f"CASE actual {cases} ELSE 0.0 END"
-            present = " AND ".join(f"s{i} IS NOT NULL" for i in range(len(query.classes)))
-            params: dict[str, Any] = {f"c{i}": c for i, c in enumerate(query.classes)}
-        else:
-            p_actual = "CASE WHEN actual = $pos THEN s0 ELSE 1.0 - s0 END"
-            present = "s0 IS NOT NULL"
-            params = {"pos": query.positive_label}
-        rows = self._rows(f"""
-            SELECT slot, part, seg,
-                   fsum(w * -ln(least(greatest({p_actual}, {LOG_LOSS_EPS!r}), {1.0 - LOG_LOSS_EPS!r}))), fsum(w)
-            FROM {parts.source} WHERE {lab} AND {present} GROUP BY slot, part, seg""", parts, params)
-        return {(slot, part, seg): LogLossSums(float(nll), float(n)) for slot, part, seg, nll, n in rows}
-
-    def _cbpe(self, query: LabelQuery, parts: _Parts) -> dict[Cell, dict[str, CbpeStats]]:
-        """Raw-score bins of every prediction (labelled or not), split by predicted class, per class."""
-        edges = query.score_edges
-        k = len(edges) - 1
-        out: dict[Cell, dict[str, CbpeStats]] = {}
-        for cls, column in self._score_columns(query):
-            rows = self.con.execute(f"""
-                WITH x AS (SELECT *, {column}_clipped AS s, {column}_bin AS b, coalesce(pred = $cls, FALSE) AS pp
-                           FROM {parts.source} WHERE {column} IS NOT NULL)
-                SELECT slot, part, seg, pp, b, fsum(w) AS v0, fsum(w * s) AS v1
-                FROM x GROUP BY slot, part, seg, pp, b ORDER BY slot, part, seg""",
-                                    {**parts.params, "cls": cls}).fetchnumpy()
-            # Both sides in one pass: predicted positive in bins [0, k), negative in [k, 2k) (a cell present on
-            # one side only gets empty bins on the other).
-            both = {**rows, "b": np.where(rows["pp"], rows["b"], rows["b"] + k)}
-            for key, bins in _binned(both, 2 * k, 2).items():
-                (n1, t1), (n0, t0) = bins[:, :k], bins[:, k:]
-                out.setdefault(key, {})[cls] = CbpeStats(PredictedScoreBins(edges, n1, t1),
-                                                         PredictedScoreBins(edges, n0, t0))
-        return out
-
-    def _regression(self, query: LabelQuery, lab: str, parts: _Parts) -> dict[Cell, RegressionSums]:
-        # Actuals' sums are centred on each cell's own mean (k), whatever query.shift says: with
-        # actuals like 1e6 + N(0, 1), sums around a far shift (0, when there is no reference) lose R².
-        rows = self._rows(f"""
-            WITH x AS (SELECT slot, part, seg, w, pval - actual AS e, actual AS y FROM {parts.source} WHERE {lab}),
-                 c AS (SELECT slot, part, seg, coalesce(fsum(w * y) / nullif(fsum(w), 0), $shift) AS k FROM x
-                       GROUP BY slot, part, seg)
-            SELECT slot, part, seg, fsum(w), fsum(w * e), fsum(w * abs(e)), fsum(w * e * e), fsum(w * (y - k)),
-                   fsum(w * (y - k) * (y - k)),
-                   coalesce(fsum(w * abs(e) / abs(y)) FILTER (WHERE y <> 0), 0),
-                   coalesce(fsum(w) FILTER (WHERE y <> 0), 0), any_value(k)
-            FROM x JOIN c USING (slot, part, seg) GROUP BY slot, part, seg""", parts, {"shift": query.shift})
-        hists = self._error_histograms(query, lab, parts)
-        out: dict[Cell, RegressionSums] = {}
-        for slot, part, seg, *sums in rows:
-            n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape, k = (float(v) for v in sums)
-            key = (slot, part, seg)
-            out[key] = RegressionSums(n, s_e, s_abs, s_sq, s_y, s_yy, s_ape, n_ape, shift=k,
-                                      error_histogram=hists.get(key) if query.error_edges else None)
-        return out
-
-    def _error_histograms(self, query: LabelQuery, lab: str, parts: _Parts) -> dict[Cell, Histogram]:
-        edges = query.error_edges
-        if edges is None:
-            return {}
-        k = len(edges) - 1
-        # Bin -1 is underflow, k overflow.
-        rows = self.con.execute(f"""
-            WITH x AS (SELECT slot, part, seg, w, pval - actual AS e FROM {parts.source} WHERE {lab})
-            SELECT slot, part, seg, CASE WHEN e < {edges[0]!r} THEN -1 WHEN e > {edges[-1]!r} THEN {k}
-                                         ELSE {bin_sql('e', '$edges', k, _uniform_guess('e', edges))} END AS b,
-                   fsum(w) AS v0
-            FROM x GROUP BY slot, part, seg, b ORDER BY slot, part, seg""",
-                                {**parts.params, "edges": list(edges)}).fetchnumpy()
-        return _histograms(edges, rows)
+            rows = replace(rows, value=floats("pred"), actual_value=floats("actual"))
+        return _numpy(table.column("slot"), np.int64)[order], [coded(s) for s in segs], rows
 
     # --- feedback without a prediction ---------------------------------------------------------
 
@@ -541,9 +354,8 @@ class DuckDBLabels:
 class _Parts:
     """What one join answers: all traffic (segment value ``""``) and/or segments (by value), as parts 0, 1, ...
 
-    ``source`` is the joined table once per part (a row of a segment part only when the row carries the
-    segment, one of the values asked if any), with columns ``part`` and ``seg``: every statistic groups by
-    (slot, part, seg), so one join answers each part as if it had been asked alone.
+    A row of a segment part is a row carrying the segment (one of the values asked, if any): every part's
+    cells are (window slot, segment value), so one join answers each part as if it had been asked alone.
     """
 
     overall: bool
@@ -553,47 +365,35 @@ class _Parts:
     def names(self) -> list[str | None]:
         return [*([None] if self.overall else []), *(s for s, _ in self.segments)]
 
-    @property
-    def source(self) -> str:
-        branches = [f"SELECT 0 AS part, '' AS seg, * FROM {_JOINED}"] if self.overall else []
-        for i, (_, values) in enumerate(self.segments):
-            asked = f" AND list_contains($segment_values{i}, seg{i})" if values is not None else ""
-            branches.append(f"SELECT {i + self.overall:d} AS part, CAST(seg{i} AS VARCHAR) AS seg, * FROM {_JOINED} "
-                            f"WHERE seg{i} IS NOT NULL{asked}")
-        return f"({' UNION ALL '.join(branches)})"
-
-    @property
-    def params(self) -> dict[str, list[str]]:
-        return {f"segment_values{i}": list(values) for i, (_, values) in enumerate(self.segments)
-                if values is not None}
-
-
-def _binned(rows: Mapping[str, np.ndarray], k: int, values: int) -> dict[Cell, np.ndarray]:
-    """Per cell: ``values`` rows of ``k`` bins (0.0 where no row), from the columns ``slot, part, seg, b``
-    and ``v0``, ``v1`` ... of rows ordered by cell: numpy per cell instead of Python per row."""
-    slot, part, seg, b = rows["slot"], rows["part"], rows["seg"], rows["b"]
-    cols = [np.asarray(rows[f"v{i}"], dtype=np.float64) for i in range(values)]
-    if len(slot) == 0:
-        return {}
-    first = np.concatenate(([True], (slot[1:] != slot[:-1]) | (part[1:] != part[:-1]) | (seg[1:] != seg[:-1])))
-    starts = np.flatnonzero(first)
-    # Every cell's bins filled in one assignment per value column, not one per cell.
-    cell = np.cumsum(first) - 1
-    bins = np.zeros((len(starts), values, k))
-    for i, c in enumerate(cols):
-        bins[cell, i, b] = c
-    keys = zip(slot[starts].tolist(), part[starts].tolist(), seg[starts].tolist())
-    return {(int(s), int(p), str(g)): bins[j] for j, (s, p, g) in enumerate(keys)}
+    def answers(self, query: LabelQuery, batch: WindowBatch, slots: np.ndarray, segs: Sequence[Coded],
+                rows: JoinedRows) -> list[list[SegmentedWindows]]:
+        """Per part (in ``names`` order) and window of ``batch``: segment value -> its statistics."""
+        out: list[list[SegmentedWindows]] = []
+        if self.overall:
+            found = fold_cells(query, rows, slots)
+            # A window without predictions is answered too: its coverage documents say so.
+            out.append([{"": found.get(s) or empty_window(query)} for s in batch.slots])
+        for (_, values), seg in zip(self.segments, segs):
+            asked = np.array([values is None or v in values for v in seg.names] + [False])
+            keep = np.flatnonzero(asked[seg.codes])   # code -1 (no value) reads the appended False
+            width = max(len(seg.names), 1)
+            found = fold_cells(query, rows.take(keep), slots[keep] * width + seg.codes[keep])
+            by_slot: dict[int, dict[str, LabelledWindow]] = {}
+            for cell, window in found.items():
+                by_slot.setdefault(cell // width, {})[seg.names[cell % width]] = window
+            out.append([by_slot.get(s, {}) for s in batch.slots])
+        return out
 
 
-def _histograms(edges: tuple[float, ...], rows: Mapping[str, np.ndarray]) -> dict[Cell, Histogram]:
-    """Histograms per cell from the columns ``slot, part, seg, b, v0`` (bin -1: underflow, ``len(edges) - 1``:
-    overflow) of rows ordered by cell."""
-    k = len(edges) - 1
-    shifted = {**rows, "b": np.asarray(rows["b"]) + 1}  # underflow, the bins, overflow: k + 2 bins from 0
-    return {key: Histogram(edges, counts[1:-1], counts[0], counts[-1])
-            for key, (counts,) in _binned(shifted, k + 2, 1).items()}
+def _numpy(column: pa.Array | pa.ChunkedArray, dtype: type) -> np.ndarray:
+    """A numeric column as numpy (NULL: NaN for floats)."""
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=dtype)
 
 
-def _empty_delay() -> Histogram:
-    return Histogram(DELAY_EDGES_S, (0.0,) * (len(DELAY_EDGES_S) - 1))
+def _coded(column: pa.Array | pa.ChunkedArray, order: np.ndarray) -> Coded:
+    """A text column as codes into its distinct values (-1: NULL), by Arrow's hash encoding, rows in ``order``
+    (one dictionary for all chunks: they are joined first)."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    encoded = pc.dictionary_encode(array)
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False)[order].astype(np.int64)
+    return Coded(codes, tuple(str(v) for v in encoded.dictionary.to_pylist()))
