@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from mlmon.core import label_folds
 from mlmon.core.label_folds import Coded, JoinedRows, empty_window, fold_cells
 from mlmon.core.labels import DELAY_EDGES_S, LabelQuery
 from mlmon.core.perf_stats import (Histogram, PredictedScoreBins, RegressionSums, ScoreBins, bin_index, bins_by_row,
@@ -186,6 +187,16 @@ def test_uniform_bin_index_is_bin_index() -> None:
         values = np.concatenate([rng.uniform(e[0] - 1, e[-1] + 1, 20_000), e, np.nextafter(e, np.inf),
                                  np.nextafter(e, -np.inf), [np.inf, -np.inf, 1e300, -1e300]])
         assert (uniform_bin_index(values, edges) == bin_index(values, edges)).all()
+
+
+def test_delay_slots_are_bin_index_with_underflow_and_overflow() -> None:
+    e = np.array(DELAY_EDGES_S)
+    rng = np.random.default_rng(1)
+    delays = np.concatenate([rng.exponential(3600.0, 50_000), rng.uniform(-10, e[-1] * 1.5, 50_000), e,
+                             np.nextafter(e, np.inf), np.nextafter(e, -np.inf), [-1e9, 1e12, np.inf]])
+    k = len(e) - 1
+    want = np.where(delays < 0, 0, np.where(delays > e[-1], k + 1, bin_index(delays, DELAY_EDGES_S) + 1))
+    assert (label_folds._delay_slots(delays) == want).all()
 
 
 def test_bins_by_row_equal_bins_made_one_by_one_and_are_checked() -> None:

@@ -21,6 +21,7 @@ same bits for a window asked alone and in a batch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +29,8 @@ import numpy as np
 
 from mlmon.core.labels import DELAY_EDGES_S, LabelledWindow, LabelQuery
 from mlmon.core.perf_stats import (LOG_LOSS_EPS, CbpeStats, ClassificationStats, ConfusionCounts, Histogram,
-                                   LogLossSums, PredictedScoreBins, RegressionSums, ScoreBins, bin_index,
-                                   bins_by_row, uniform_bin_index)
+                                   LogLossSums, PredictedScoreBins, RegressionSums, ScoreBins, bins_by_row,
+                                   corrected_bin_index, uniform_bin_index)
 
 
 @dataclass(frozen=True)
@@ -134,16 +135,14 @@ class _Folder:
         """Per cell: rows and weights, labelled and all, duplicate feedback and the delay histogram."""
         r = self.rows
         w, cell = r.w, self.dense
-        timed = labelled & ~np.isnan(r.delay_s)
-        k = len(DELAY_EDGES_S) - 1
-        d = r.delay_s[timed]
-        # Underflow (feedback stamped before its prediction) at 0, the bins 1 .. k, overflow at k + 1.
-        bins = np.where(d < DELAY_EDGES_S[0], 0, np.where(d > DELAY_EDGES_S[-1], k + 1, bin_index(d, DELAY_EDGES_S) + 1))
-        delays = _histograms(DELAY_EDGES_S, self.table(cell[timed], w[timed], bins, k + 2))
+        lab = _picked(labelled)
+        timed = _picked(labelled & ~np.isnan(r.delay_s))
+        delays = _histograms(DELAY_EDGES_S, self.table(cell[timed], w[timed], _delay_slots(r.delay_s[timed]),
+                                                       len(DELAY_EDGES_S) + 1))
         rows = self.table(cell, None).tolist()
         n = self.table(cell, w).tolist()
-        lrows = self.table(cell[labelled], None).tolist()
-        nlab = self.table(cell[labelled], w[labelled]).tolist()
+        lrows = self.table(cell[lab], None).tolist()
+        nlab = self.table(cell[lab], w[lab]).tolist()
         dupes = self.table(cell, np.maximum(r.n_feedback - 1, 0).astype(np.float64)).tolist()
         return [dict(rows=int(rows[i]), n_predictions=float(n[i]), labelled_rows=int(lrows[i]),
                      n_labelled=float(nlab[i]), duplicate_feedback=int(dupes[i]),
@@ -175,13 +174,15 @@ class _Folder:
         assert r.pred is not None and r.actual is not None and r.scores is not None
         edges = q.score_edges
         k = len(edges) - 1
-        present = ~np.isnan(r.scores[:, j])
-        s = np.clip(r.scores[present, j], edges[0], edges[-1])
+        column = r.scores[:, j]
+        present = ~np.isnan(column)
+        scored = _picked(present)
+        s = np.clip(column[scored], edges[0], edges[-1])
         b = uniform_bin_index(s, edges)
-        w, cell = r.w[present], self.dense[present]
-        ok = labelled[present]
+        w, cell = r.w[scored], self.dense[scored]
+        ok = _picked(labelled[scored])
         wl, sl, cl, bl = w[ok], s[ok], cell[ok], b[ok]
-        pos = r.actual.codes[present][ok] == r.actual.code(cls)
+        pos = r.actual.codes[scored][ok] == r.actual.code(cls)
         positives, negatives = self.table(cl, wl * pos, bl, k), self.table(cl, wl * ~pos, bl, k)
         totals = self.table(cl, wl * sl, bl, k)
         has = np.flatnonzero(self.table(cl, None))
@@ -191,7 +192,7 @@ class _Folder:
         if not q.cbpe:
             return
         # Both predicted sides in one pass: predicted positive in bins [0, k), negative in [k, 2k).
-        side = np.where(r.pred.codes[present] == r.pred.code(cls), b, b + k)
+        side = np.where(r.pred.codes[scored] == r.pred.code(cls), b, b + k)
         counts, sums = self.table(cell, w, side, 2 * k), self.table(cell, w * s, side, 2 * k)
         has = np.flatnonzero(self.table(cell, None))
         counts, sums = _rows(counts, has), _rows(sums, has)
@@ -204,11 +205,12 @@ class _Folder:
         """Per cell: (actual, predicted) -> weight, for the pairs that occur."""
         r = self.rows
         assert r.pred is not None and r.actual is not None
+        lab = _picked(labelled)
         width = len(r.pred.names)
-        pair = r.actual.codes[labelled] * width + r.pred.codes[labelled]
+        pair = r.actual.codes[lab] * width + r.pred.codes[lab]
         k = max(len(r.actual.names) * width, 1)
-        cell = self.dense[labelled]
-        counts, weights = self.table(cell, None, pair, k), self.table(cell, r.w[labelled], pair, k)
+        cell = self.dense[lab]
+        counts, weights = self.table(cell, None, pair, k), self.table(cell, r.w[lab], pair, k)
         out: list[dict[tuple[str, str], float]] = [{} for _ in range(self.m)]
         for i, p in zip(*(a.tolist() for a in np.nonzero(counts))):
             out[i][(r.actual.names[p // width], r.pred.names[p % width])] = float(weights[i, p])
@@ -217,7 +219,7 @@ class _Folder:
     def _log_loss(self, labelled: np.ndarray) -> list[LogLossSums | None]:
         q, r = self.query, self.rows
         assert r.actual is not None and r.scores is not None
-        ok = labelled & ~np.isnan(r.scores).any(axis=1)
+        ok = _picked(labelled & ~np.isnan(r.scores).any(axis=1))
         codes = r.actual.codes[ok]
         s = r.scores[ok]
         if q.multiclass:
@@ -240,7 +242,7 @@ class _Folder:
         names = r.pred.names
         if not names:
             return [{} for _ in range(self.m)]
-        some = r.pred.codes >= 0
+        some = _picked(r.pred.codes >= 0)
         cell, codes = self.dense[some], r.pred.codes[some]
         counts, weights = self.table(cell, None, codes, len(names)), self.table(cell, r.w[some], codes, len(names))
         order = sorted(range(len(names)), key=names.__getitem__)
@@ -292,6 +294,28 @@ class _Folder:
 def _histograms(edges: tuple[float, ...], counts: np.ndarray) -> list[Histogram]:
     """A histogram per row of ``counts``: underflow, the bins, overflow."""
     return bins_by_row(Histogram, edges, [counts[:, 1:-1]], copy=False, underflow=counts[:, 0], overflow=counts[:, -1])
+
+
+def _picked(mask: np.ndarray) -> np.ndarray | slice:
+    """The rows ``mask`` selects: every row as a slice (a view, no copy), else their indices (gathering by
+    index is cheaper than by mask when several columns are read)."""
+    return slice(None) if mask.all() else np.flatnonzero(mask)
+
+
+#: DELAY_EDGES_S is geometric past its first bin (``delay_edges``): a delay's bin is a logarithm away.
+_DELAY_LOG_STEP = math.log(DELAY_EDGES_S[-1] / DELAY_EDGES_S[1]) / (len(DELAY_EDGES_S) - 2)
+
+
+def _delay_slots(delay: np.ndarray) -> np.ndarray:
+    """Histogram slot of each delay (seconds, not NaN): 0 underflow (feedback stamped before its prediction),
+    1 .. k the bins of DELAY_EDGES_S, k + 1 overflow; the bins exactly ``bin_index``'s."""
+    edges, k = DELAY_EDGES_S, len(DELAY_EDGES_S) - 1
+    first = edges[1]
+    guess = np.where(delay < first, 0.0, 1.0 + np.floor(np.log(np.maximum(delay, first) / first) / _DELAY_LOG_STEP))
+    slots = corrected_bin_index(delay, edges, np.clip(guess, 0, k - 1)) + 1
+    slots[delay < edges[0]] = 0
+    slots[delay > edges[-1]] = k + 1
+    return slots
 
 
 def _rows(table: np.ndarray, rows: np.ndarray) -> np.ndarray:

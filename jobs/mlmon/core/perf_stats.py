@@ -58,15 +58,23 @@ def bin_index(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
 
 def uniform_bin_index(values: np.ndarray, edges: tuple[float, ...]) -> np.ndarray:
     """:func:`bin_index` for equal-width ``edges`` (as :func:`uniform_edges` makes them) of values that are not
-    NaN, in constant time per value: the scaled value's floor, moved one bin where rounding put it across an edge (the
-    edges themselves decide, so the bins are exactly ``bin_index``'s)."""
+    NaN, in constant time per value: the scaled value's floor, corrected by the edges (:func:`corrected_bin_index`)."""
+    e = np.asarray(edges, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    k = len(edges) - 1
+    return corrected_bin_index(v, edges, np.clip(np.floor((v - e[0]) * (k / (e[-1] - e[0]))), 0, k - 1))
+
+
+def corrected_bin_index(values: np.ndarray, edges: tuple[float, ...], guess: np.ndarray) -> np.ndarray:
+    """:func:`bin_index` of ``values`` (not NaN) from a ``guess`` in [0, len(edges) - 2] that rounding may have
+    put one bin off (an arithmetic estimate near an edge): the edges themselves move it, so the bins are exactly
+    ``bin_index``'s without a binary search per value."""
     e = np.asarray(edges, dtype=np.float64)
     k = len(edges) - 1
-    v = np.asarray(values, dtype=np.float64)
-    guess = np.clip(np.floor((v - e[0]) * (k / (e[-1] - e[0]))), 0, k - 1).astype(np.int64)
-    up = (guess < k - 1) & (v >= e[np.minimum(guess + 1, k)])
-    down = (guess > 0) & (v < e[guess])
-    return guess + up - down
+    g = np.asarray(guess).astype(np.int64)
+    up = (g < k - 1) & (values >= e[np.minimum(g + 1, k)])
+    down = (g > 0) & (values < e[g])
+    return g + up - down
 
 
 # Small groups of numbers (counts, sums, edges) are converted by ``map(float)`` and checked by one sum (finite

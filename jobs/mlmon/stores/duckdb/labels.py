@@ -174,7 +174,7 @@ class DuckDBLabels:
                 params["segment_values"] = list(values)
         segs = [f"seg{i}" for i in range(len(parts.segments))]
         select = [f"{slot} AS slot", f"{quote('mlmon.prediction.id')} AS pid", f"{quote('@timestamp')} AS pts",
-                  f"hash({quote('event.id')}) AS eid",
+                  f"{PREDICTIONS}.rowid AS rid",
                   *(f"CAST({quote(f'mlmon.segment.{s}')} AS VARCHAR) AS {seg}" for (s, _), seg in zip(parts.segments, segs)),
                   f"1.0 / coalesce({quote('mlmon.sample_rate')}, 1.0) AS w"]
         if query.task == "classification":
@@ -204,14 +204,15 @@ class DuckDBLabels:
                 WHERE {quote('mlmon.model.name')} = $model
                   AND {quote('mlmon.prediction.id')} IN (SELECT pid FROM p)
                 GROUP BY ALL)
-            SELECT slot, eid, {', '.join([*segs, 'w', *joined])}, (epoch_ms(f.fts) - epoch_ms(p.pts)) / 1000.0 AS delay,
+            SELECT slot, rid, {', '.join([*segs, 'w', *joined])}, (epoch_ms(f.fts) - epoch_ms(p.pts)) / 1000.0 AS delay,
                    coalesce(f.n_feedback, 0) AS n_feedback
             FROM p LEFT JOIN f USING (pid)""", params=params).to_arrow_table()
-        # Rows in the order of their event ids' hashes: the statistics sum a window's rows in this order, so a
-        # window gets the same bits alone and in any batch, from run to run (a parallel join hands its rows in
-        # any order). Sorting the hashes alone costs a fraction of an ORDER BY of the joined rows. Columns are
-        # made one at a time: one column's copy at most beside the Arrow table.
-        order = np.argsort(_numpy(table.column("eid"), np.uint64), kind="stable")
+        # Rows in the predictions table's order (its row ids): the statistics sum a window's rows in this order, so
+        # a window gets the same bits alone and in any batch, and again on the same table (a parallel join hands
+        # its rows in any order). The join keeps runs of rows in table order, which a stable
+        # sort merges in a few milliseconds; an ORDER BY would sort the joined rows. Columns are made one at a
+        # time: one column's copy at most beside the Arrow table.
+        order = np.argsort(_numpy(table.column("rid"), np.int64), kind="stable")
 
         def floats(name: str) -> np.ndarray:
             return _numpy(table.column(name), np.float64)[order]
