@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from benchmarks.rounds import T0, build_store, config
@@ -28,6 +29,7 @@ from mlmon.jobs import base
 from mlmon.schedule.runner import Runner
 from mlmon.stores.duckdb import labels as duckdb_labels
 from mlmon.stores.duckdb.store import DuckDBStore
+from mlmon.stores.protocols import StoreError
 
 HOUR = timedelta(hours=1)
 AT = T0 + 8 * HOUR + timedelta(minutes=2)   # windows of the first hours: labels of the last ones still arriving
@@ -169,19 +171,50 @@ def test_label_join_cut_into_bounded_passes_equals_single_windows(store: DuckDBS
     assert orphans == [labels.orphan_feedback("bench", s, e) for s, e in windows]
 
 
-def test_a_window_alone_and_in_a_batch_gets_the_same_bits(store: DuckDBStore) -> None:
-    # The joined rows are summed in one order (their event ids' hashes) whatever the batch and the join's
-    # threads: a window's statistics are equal, not close, however it is asked.
+def test_a_window_alone_and_in_a_batch_gets_the_same_bits(store: DuckDBStore,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # The joined rows are summed in one order (the predictions table's) whatever the batch, the passes and the
+    # join's threads: a window's statistics are equal, not close, however it is asked.
     labels = store.labels()
+    assert isinstance(labels, duckdb_labels.DuckDBLabels)
     windows = tuple((T0 + h * HOUR, T0 + (h + 1) * HOUR) for h in range(8))
     query = LabelQuery("bench", T0, T0 + 8 * HOUR, "classification", cbpe=True)
     batched = labels.labelled_windows_by_segment(query, WindowBatch(windows), {"region": None})
     assert batched == labels.labelled_windows_by_segment(query, WindowBatch(windows), {"region": None})
+    # in passes of about two windows, each joined while the one before is folded
+    monkeypatch.setattr(duckdb_labels, "MAX_JOIN_ROWS", 250)
+    assert len(labels._bounded("bench", None, WindowBatch(windows))) >= 3
+    assert labels.labelled_windows_by_segment(query, WindowBatch(windows), {"region": None}) == batched
+    monkeypatch.undo()
     for i, (s, e) in enumerate(windows):
         alone = labels.labelled_windows_by_segment(replace(query, start=s, end=e), WindowBatch(((s, e),)),
                                                    {"region": None})
         assert {part: found[0] for part, found in alone.items()} == {part: found[i] for part, found in batched.items()}
         assert batched[None][i][""].labelled_rows > 0 and batched["region"][i].keys() == {"urban", "rural"}
+
+
+def test_a_failing_pass_is_a_store_error_and_stops_the_join(store: DuckDBStore,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    labels = store.labels()
+    assert isinstance(labels, duckdb_labels.DuckDBLabels)
+    monkeypatch.setattr(duckdb_labels, "MAX_JOIN_ROWS", 250)
+    joined = labels._joined
+    passes = 0
+
+    def second_fails(*args: Any) -> Any:
+        nonlocal passes
+        passes += 1
+        if passes == 2:
+            raise duckdb.IOException("disk gone")
+        return joined(*args)
+
+    monkeypatch.setattr(labels, "_joined", second_fails)
+    query = LabelQuery("bench", T0, T0 + 8 * HOUR, "classification")
+    with pytest.raises(StoreError, match="label join of bench .*disk gone"):
+        labels.labelled_windows(query, WindowBatch(tuple((T0 + h * HOUR, T0 + (h + 1) * HOUR) for h in range(8))))
+    assert passes == 2   # no pass joined after the failure
+    monkeypatch.undo()
+    assert labels.labelled_window(query)[""].rows > 0   # the connection still answers
 
 
 def _add_orphans(store: DuckDBStore) -> None:

@@ -14,7 +14,8 @@ over the rows, not a GROUP BY query per statistic.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -35,10 +36,13 @@ FEEDBACK = EVENT_TABLES["feedback"]
 PERFORMANCE_REFERENCES_TABLE = "performance_references"
 _ORPHAN_EXAMPLES = 5
 #: Predictions joined in one pass at most (a window above it is joined alone): bounds the memory of the joined
-#: rows, which come into Python as columns (~350 bytes a row at the peak of a pass, the statistics' bins apart).
+#: rows, which come into Python as columns (~350 bytes a row at the peak of a pass, the statistics' bins apart;
+#: two passes are held while one is folded and the next joined).
 MAX_JOIN_ROWS = 1_000_000
 #: Answer of ``labelled_windows_by_segment``: None (all traffic) or a segment -> per window, its values.
 SegmentedBatches = dict[str | None, list[SegmentedWindows]]
+#: One pass of the join: each row's window slot, its value of each segment asked, the rows folded.
+_Joined = tuple[np.ndarray, list[Coded], JoinedRows]
 
 #: Per (job key, window start): the fingerprint of the inputs its stored documents were computed from.
 FINGERPRINTS_TABLE = "mlmon_window_fingerprints"
@@ -113,9 +117,9 @@ class DuckDBLabels:
             return out
         for name in parts.names:
             out[name] = []
+        pieces = self._bounded(query.model, query.version, batch)
         try:
-            for piece in self._bounded(query.model, query.version, batch):
-                slots, segs, rows = self._joined(query, piece, pcols, parts)
+            for piece, (slots, segs, rows) in zip(pieces, self._joins(query, pieces, pcols, parts)):
                 for name, found in zip(parts.names, parts.answers(query, piece, slots, segs, rows)):
                     out[name] += found
         except duckdb.Error as err:
@@ -148,8 +152,28 @@ class DuckDBLabels:
         pieces.append(WindowBatch(tuple(current)))
         return pieces
 
-    def _joined(self, query: LabelQuery, batch: WindowBatch, pcols: Mapping[str, str],
-                parts: _Parts) -> tuple[np.ndarray, list[Coded], JoinedRows]:
+    def _joins(self, query: LabelQuery, pieces: Sequence[WindowBatch], pcols: Mapping[str, str],
+               parts: _Parts) -> Iterator[_Joined]:
+        """Each pass's joined rows, in order. With several passes (big windows), the next one is joined (DuckDB,
+        which releases the GIL) while the caller folds the one it was handed (numpy, one core): the fold hides
+        behind the join. Memory then holds two passes."""
+        if len(pieces) == 1:
+            yield self._joined(self.con, query, pieces[0], pcols, parts)
+            return
+        cursor = self.con.cursor()  # a connection of its own: only the pool's thread uses it
+        try:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                ahead = pool.submit(self._joined, cursor, query, pieces[0], pcols, parts)
+                for following in [*pieces[1:], None]:
+                    current = ahead.result()
+                    if following is not None:
+                        ahead = pool.submit(self._joined, cursor, query, following, pcols, parts)
+                    yield current
+        finally:
+            cursor.close()
+
+    def _joined(self, con: duckdb.DuckDBPyConnection, query: LabelQuery, batch: WindowBatch,
+                pcols: Mapping[str, str], parts: _Parts) -> _Joined:
         """The batch's predictions joined to their latest feedback, as columns: each row's window slot, its
         value of each segment of ``parts`` and the rows ``mlmon.core.label_folds`` folds into statistics."""
         def col(name: str) -> str:
@@ -192,7 +216,7 @@ class DuckDBLabels:
             actual = f"CAST({quote('mlmon.feedback.actual_value')} AS DOUBLE)"
             joined = ["pred", "actual"]
         latest = f"struct_pack(t := {quote('@timestamp')}, e := {quote('event.id')})"
-        table = self.con.sql(f"""
+        table = con.sql(f"""
             WITH p AS (SELECT {', '.join(select)} FROM {PREDICTIONS} WHERE {' AND '.join(where)}),
             f AS (
                 SELECT {quote('mlmon.prediction.id')} AS pid,
