@@ -160,7 +160,9 @@ class DuckDBLabels:
         if len(pieces) == 1:
             yield self._joined(self.con, query, pieces[0], pcols, parts)
             return
-        cursor = self.con.cursor()  # a connection of its own: only the pool's thread uses it
+        # A connection of its own, used by the pool's thread alone; it reads what is committed (a round's jobs
+        # read committed events: ingest writes them apart).
+        cursor = self.con.cursor()
         try:
             with ThreadPoolExecutor(max_workers=1) as pool:
                 ahead = pool.submit(self._joined, cursor, query, pieces[0], pcols, parts)
