@@ -92,3 +92,7 @@ def test_score_metrics_of_many_windows_keep_each_layout_of_bins_apart() -> None:
     with pytest.raises(ValueError, match="one layout"):
         calibration_errors([fine.scores["1"], ScoreBins.from_scores(s, y, uniform_edges(1000, 0.0, 2.0))], 10,
                            ["1", "1"])
+    calibration = IsotonicCalibration((0.0, 0.5, 1.0), (0.05, 0.4, 0.97))
+    apart = [CbpeStats.from_scores(s, s > 0.5, uniform_edges(100, 0.0, high)) for high in (1.0, 2.0)]
+    with pytest.raises(ValueError, match="one layout"):   # equally many bins, other edges: not one estimate pass
+        estimate_binary_of(apart, calibration, "1")

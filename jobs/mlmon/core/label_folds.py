@@ -78,11 +78,6 @@ class JoinedRows:
                           part(self.actual), part(self.scores), part(self.value), part(self.actual_value))
 
 
-def score_columns(query: LabelQuery) -> list[str]:
-    """The class of each score column: the positive class's (binary), or every class (multiclass)."""
-    return list(query.classes) if query.multiclass else [query.positive_label]
-
-
 def empty_window(query: LabelQuery) -> LabelledWindow:
     """The answer for a window without predictions (its coverage documents still say so)."""
     if query.task == "classification":
@@ -158,7 +153,7 @@ class _Folder:
         pairs = self._pairs(labelled)
         by_class: list[dict[str, ScoreBins]] = [{} for _ in range(self.m)]
         cbpe: list[dict[str, CbpeStats]] = [{} for _ in range(self.m)]
-        for j, cls in enumerate(score_columns(q)):
+        for j, cls in enumerate(q.score_classes):
             self._scores(j, cls, labelled, by_class, cbpe)
         log_loss = self._log_loss(labelled)
         predicted = self._predicted()

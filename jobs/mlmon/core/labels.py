@@ -113,6 +113,11 @@ class LabelQuery:
     def multiclass(self) -> bool:
         return len(self.classes) >= 3
 
+    @property
+    def score_classes(self) -> list[str]:
+        """The class of each logged score: the positive class's (binary), or every class's (multiclass)."""
+        return list(self.classes) if self.multiclass else [self.positive_label]
+
 
 @dataclass(frozen=True)
 class LabelledWindow:

@@ -49,7 +49,7 @@ import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
 from mlmon.metrics.performance import ROWS_PER_PASS, MetricSet, MetricValue, roc_auc, roc_auc_rows
-from mlmon.core.perf_stats import CbpeStats, ScoreBins
+from mlmon.core.perf_stats import CbpeStats, ScoreBins, bins_by_row
 
 ASSUMPTION = "no concept drift: P(actual | score) as calibrated on the reference"
 
@@ -122,19 +122,17 @@ class ExpectedConfusion:
 
 
 def expected_confusion(stats: CbpeStats, calibration: IsotonicCalibration) -> ExpectedConfusion:
-    return expected_confusions([stats], calibration)[0]
-
-
-def expected_confusions(stats: Sequence[CbpeStats], calibration: IsotonicCalibration) -> list[ExpectedConfusion]:
-    """:func:`expected_confusion` of each of ``stats`` (of equally many bins), computed for all at once: the
-    calibration is applied to each bin's mean raw score."""
-    return _expected(stats, calibration)[0] if stats else []
+    return _expected([stats], calibration)[0][0]
 
 
 def _expected(stats: Sequence[CbpeStats], calibration: IsotonicCalibration
               ) -> tuple[list[ExpectedConfusion], np.ndarray, np.ndarray]:
-    """:func:`expected_confusions` of (non-empty) ``stats``, with their expected positives and negatives per
+    """:func:`expected_confusion` of each of (non-empty) ``stats``, over one layout of edges, computed for all at
+    once (the calibration applied to each bin's mean raw score), with their expected positives and negatives per
     bin as rows (the ROC AUC estimate reads them)."""
+    edges = stats[0].predicted_positive.edges
+    if any(st.predicted_positive.edges is not edges and st.predicted_positive.edges != edges for st in stats):
+        raise ValueError("CBPE statistics estimated together must share one layout of score edges")
     predicted = [(st.predicted_positive.arrays, st.predicted_negative.arrays) for st in stats]
     n_pp, s_pp, n_pn, s_pn = (np.stack([p[side][col] for p in predicted]) for side in (0, 1) for col in (0, 1))
     p_pp = calibration.apply(np.divide(s_pp, n_pp, out=np.zeros_like(n_pp), where=n_pp > 0))
@@ -144,12 +142,10 @@ def _expected(stats: Sequence[CbpeStats], calibration: IsotonicCalibration
     var_tp, var_fn = (n_pp * p_pp * (1 - p_pp)).sum(axis=1), (n_pn * p_pn * (1 - p_pn)).sum(axis=1)
     exp_pos = n_pp * p_pp + n_pn * p_pn
     exp_neg = np.maximum(n_pp + n_pn - exp_pos, 0.0)
-    zeros = np.zeros(exp_pos.shape[1])
-    # Arrays are taken as bins and converted by their checks.
+    bins = bins_by_row(ScoreBins, edges, [exp_pos, exp_neg, np.zeros_like(exp_pos)])
     found = [ExpectedConfusion(tp=float(tp[i]), fp=float(fp[i]), fn=float(fn[i]), tn=float(tn[i]),
-                               var_tp=float(var_tp[i]), var_fn=float(var_fn[i]),
-                               expected_bins=ScoreBins(st.predicted_positive.edges, exp_pos[i], exp_neg[i], zeros))  # type: ignore[arg-type]
-             for i, st in enumerate(stats)]
+                               var_tp=float(var_tp[i]), var_fn=float(var_fn[i]), expected_bins=bins[i])
+             for i in range(len(stats))]
     return found, exp_pos, exp_neg
 
 
@@ -189,7 +185,8 @@ def _binary_estimates(e: ExpectedConfusion, z: float, class_label: str, auc: Met
         out.append(_estimate("f1", 2 * e.tp / f1_den, f1_var, n, z, class_label))
     else:
         out.append(_estimate("f1", None, 0.0, n, z, class_label, note="nothing predicted or expected positive"))
-    auc = auc or roc_auc(e.expected_bins, class_label)
+    if auc is None:
+        auc = roc_auc(e.expected_bins, class_label)
     out.append(MetricValue("roc_auc", auc.value, auc.n, class_label, missing=auc.missing, note=auc.note,
                            details={**auc.details, "assumption": ASSUMPTION}))
     return out

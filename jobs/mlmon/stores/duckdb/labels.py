@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from mlmon.stores.protocols import StoreError
 from mlmon.stores.duckdb.schema import EVENT_TABLES, quote, table_columns
-from mlmon.core.label_folds import Coded, JoinedRows, empty_window, fold_cells, score_columns
+from mlmon.core.label_folds import Coded, JoinedRows, empty_window, fold_cells
 from mlmon.core.labels import LabelledWindow, LabelQuery, OrphanFeedback, SegmentedWindows
 from mlmon.core.queries import WindowBatch, WindowInputs
 
@@ -204,7 +204,7 @@ class DuckDBLabels:
                   *(f"CAST({quote(f'mlmon.segment.{s}')} AS VARCHAR) AS {seg}" for (s, _), seg in zip(parts.segments, segs)),
                   f"1.0 / coalesce({quote('mlmon.sample_rate')}, 1.0) AS w"]
         if query.task == "classification":
-            scores = [f"s{i}" for i in range(len(score_columns(query)))]
+            scores = [f"s{i}" for i in range(len(query.score_classes))]
             select.append(f"CAST({col('mlmon.prediction.label')} AS VARCHAR) AS pred")
             if query.multiclass:
                 select += [f"CAST({col(f'mlmon.prediction.scores.{c}')} AS DOUBLE) AS s{i}"

@@ -152,7 +152,7 @@ def fold(query: LabelQuery, page: Page) -> LabelledWindow:
     pairs: dict[tuple[str, str], float] = {}
     for a, p, wi in zip(act.tolist(), prd.tolist(), w[lab].tolist()):
         pairs[(a, p)] = pairs.get((a, p), 0.0) + wi
-    columns = list(query.classes) if query.multiclass else [query.positive_label]
+    columns = query.score_classes
     scores: dict[str, ScoreBins] = {}
     cbpe: dict[str, CbpeStats] = {}
     for j, c in enumerate(columns):
